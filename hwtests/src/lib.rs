@@ -1,0 +1,3 @@
+//! The IAA conformance suite, generic over the device.
+//!
+//! Not implemented yet: filled by the accel issue.

@@ -1,0 +1,111 @@
+//! zstd, one frame per page, at a configurable level (negative "fast" levels included).
+
+use zstd::bulk::{Compressor, Decompressor};
+
+use crate::codec::check_page;
+use crate::{crc32, CodecError, CodecId, Compressed, Decompressed, PageCodec, PAGE_SIZE};
+
+/// Default level: 1, the reference the design figures use.
+pub const DEFAULT_LEVEL: i32 = 1;
+
+/// A zstd context: a compression context at one level and a decompression context, both
+/// reused for every page.
+pub struct Zstd {
+    level: i32,
+    compressor: Compressor<'static>,
+    decompressor: Decompressor<'static>,
+}
+
+impl Zstd {
+    /// A context compressing at `level`, anywhere in the library's range (negative levels
+    /// trade ratio for speed).
+    pub fn new(level: i32) -> Result<Self, CodecError> {
+        let range = zstd::compression_level_range();
+        let invalid = |reason: Option<String>| match reason {
+            Some(reason) => CodecError::Backend {
+                codec: CodecId::Zstd,
+                reason,
+            },
+            None => CodecError::InvalidLevel {
+                codec: CodecId::Zstd,
+                level,
+                min: *range.start(),
+                max: *range.end(),
+            },
+        };
+        if !range.contains(&level) {
+            return Err(invalid(None));
+        }
+        let compressor = Compressor::new(level).map_err(|e| invalid(Some(e.to_string())))?;
+        let decompressor = Decompressor::new().map_err(|e| invalid(Some(e.to_string())))?;
+        Ok(Zstd {
+            level,
+            compressor,
+            decompressor,
+        })
+    }
+
+    /// The compression level.
+    pub fn level(&self) -> i32 {
+        self.level
+    }
+}
+
+impl std::fmt::Debug for Zstd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zstd").field("level", &self.level).finish()
+    }
+}
+
+/// zstd's error code for "destination buffer is too small".
+fn is_dst_too_small(err: &std::io::Error) -> bool {
+    // The bulk API maps every ZSTD error to io::Error with the library's message.
+    err.to_string().contains("Destination buffer is too small")
+}
+
+impl PageCodec for Zstd {
+    fn id(&self) -> CodecId {
+        CodecId::Zstd
+    }
+
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        check_page(page.len())?;
+        let crc = crc32(page);
+        let len = match self.compressor.compress_to_buffer(page, dst) {
+            Ok(n) => Some(n),
+            Err(e) if is_dst_too_small(&e) => None,
+            Err(e) => {
+                return Err(CodecError::Backend {
+                    codec: CodecId::Zstd,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        Ok(Compressed { len, crc32: crc })
+    }
+
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        check_page(page.len())?;
+        if src.is_empty() {
+            return Err(CodecError::Empty {
+                codec: CodecId::Zstd,
+            });
+        }
+        match self.decompressor.decompress_to_buffer(src, page) {
+            Ok(PAGE_SIZE) => Ok(Decompressed {
+                crc32: crc32(page),
+            }),
+            Ok(got) => Err(CodecError::WrongLength {
+                codec: CodecId::Zstd,
+                got,
+            }),
+            Err(e) if is_dst_too_small(&e) => Err(CodecError::Oversized {
+                codec: CodecId::Zstd,
+            }),
+            Err(e) => Err(CodecError::Corrupt {
+                codec: CodecId::Zstd,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

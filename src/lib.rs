@@ -1,0 +1,10 @@
+//! swapaccel: hardware-accelerated (Intel IAA) page compression for userspace swap daemons.
+//!
+//! This is the facade a swap daemon depends on. It re-exports the layers:
+//! [`codec`] (the page-codec interface and software backends), [`accel`] (IAA),
+//! [`pool`] and [`batching`].
+
+pub use accel;
+pub use batching;
+pub use pool;
+pub use software_fallback as codec;
