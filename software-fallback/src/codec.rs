@@ -119,7 +119,10 @@ impl<T> BatchResults<T> {
     /// Panics if more than [`MAX_BATCH`] results are pushed; codecs validate the batch size
     /// before they push.
     pub fn push(&mut self, result: Result<T, CodecError>) {
-        assert!(self.len < MAX_BATCH, "BatchResults holds at most MAX_BATCH results");
+        assert!(
+            self.len < MAX_BATCH,
+            "BatchResults holds at most MAX_BATCH results"
+        );
         self.slots[self.len] = Some(result);
         self.len += 1;
     }
@@ -153,7 +156,8 @@ impl<T> Default for BatchResults<T> {
 
 impl<T> IntoIterator for BatchResults<T> {
     type Item = Result<T, CodecError>;
-    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<Result<T, CodecError>>, MAX_BATCH>>;
+    type IntoIter =
+        std::iter::Flatten<std::array::IntoIter<Option<Result<T, CodecError>>, MAX_BATCH>>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.slots.into_iter().flatten()

@@ -53,7 +53,9 @@ impl Deflate {
 
 impl std::fmt::Debug for Deflate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deflate").field("level", &self.level).finish()
+        f.debug_struct("Deflate")
+            .field("level", &self.level)
+            .finish()
     }
 }
 
@@ -65,10 +67,12 @@ impl PageCodec for Deflate {
     fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
         check_page(page.len())?;
         let crc = crc32(page);
-        let len = match self.compressor.deflate_compress(page, dst) {
-            Ok(n) => Some(n),
-            Err(CompressionError::InsufficientSpace) => None,
-        };
+        // libdeflate's only compression failure is "does not fit": the page is incompressible.
+        let len = self
+            .compressor
+            .deflate_compress(page, dst)
+            .map_err(|CompressionError::InsufficientSpace| ())
+            .ok();
         Ok(Compressed { len, crc32: crc })
     }
 
@@ -80,9 +84,7 @@ impl PageCodec for Deflate {
             });
         }
         match self.decompressor.deflate_decompress(src, page) {
-            Ok(PAGE_SIZE) => Ok(Decompressed {
-                crc32: crc32(page),
-            }),
+            Ok(PAGE_SIZE) => Ok(Decompressed { crc32: crc32(page) }),
             Ok(got) => Err(CodecError::WrongLength {
                 codec: CodecId::RawDeflate,
                 got,

@@ -10,6 +10,7 @@
 //!   on IAA is read back by [`Deflate`] and the reverse.
 //! * [`corpus`] provides the built-in synthetic page set and a reader for `*.pages.zst` files.
 
+mod bounded;
 pub mod codec;
 pub mod corpus;
 mod crc;
@@ -20,8 +21,8 @@ mod software;
 mod zstd_codec;
 
 pub use codec::{
-    BatchResults, CodecId, Compressed, Decompressed, PageCodec, DEFAULT_COMPRESS_LIMIT,
-    MAX_BATCH, PAGE_SIZE,
+    BatchResults, CodecId, Compressed, Decompressed, PageCodec, DEFAULT_COMPRESS_LIMIT, MAX_BATCH,
+    PAGE_SIZE,
 };
 pub use crc::crc32;
 pub use deflate::{first_block_header, BlockType, Deflate, DeflateBlockHeader};

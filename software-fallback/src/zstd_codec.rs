@@ -2,6 +2,7 @@
 
 use zstd::bulk::{Compressor, Decompressor};
 
+use crate::bounded::compress_limited;
 use crate::codec::check_page;
 use crate::{crc32, CodecError, CodecId, Compressed, Decompressed, PageCodec, PAGE_SIZE};
 
@@ -9,9 +10,11 @@ use crate::{crc32, CodecError, CodecId, Compressed, Decompressed, PageCodec, PAG
 pub const DEFAULT_LEVEL: i32 = 1;
 
 /// A zstd context: a compression context at one level and a decompression context, both
-/// reused for every page.
+/// reused for every page, and a scratch buffer of zstd's worst-case output size so that a
+/// page that fits under the limit is never refused for lack of working room.
 pub struct Zstd {
     level: i32,
+    scratch: Box<[u8]>,
     compressor: Compressor<'static>,
     decompressor: Decompressor<'static>,
 }
@@ -40,6 +43,7 @@ impl Zstd {
         let decompressor = Decompressor::new().map_err(|e| invalid(Some(e.to_string())))?;
         Ok(Zstd {
             level,
+            scratch: vec![0u8; zstd::zstd_safe::compress_bound(PAGE_SIZE)].into_boxed_slice(),
             compressor,
             decompressor,
         })
@@ -71,16 +75,14 @@ impl PageCodec for Zstd {
     fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
         check_page(page.len())?;
         let crc = crc32(page);
-        let len = match self.compressor.compress_to_buffer(page, dst) {
-            Ok(n) => Some(n),
-            Err(e) if is_dst_too_small(&e) => None,
-            Err(e) => {
-                return Err(CodecError::Backend {
-                    codec: CodecId::Zstd,
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let compressor = &mut self.compressor;
+        let len = compress_limited(dst, &mut self.scratch, |out| {
+            compressor.compress_to_buffer(page, out)
+        })
+        .map_err(|e| CodecError::Backend {
+            codec: CodecId::Zstd,
+            reason: e.to_string(),
+        })?;
         Ok(Compressed { len, crc32: crc })
     }
 
@@ -92,9 +94,7 @@ impl PageCodec for Zstd {
             });
         }
         match self.decompressor.decompress_to_buffer(src, page) {
-            Ok(PAGE_SIZE) => Ok(Decompressed {
-                crc32: crc32(page),
-            }),
+            Ok(PAGE_SIZE) => Ok(Decompressed { crc32: crc32(page) }),
             Ok(got) => Err(CodecError::WrongLength {
                 codec: CodecId::Zstd,
                 got,

@@ -54,12 +54,13 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CorpusError> {
     let file = File::open(path).map_err(io_err(path))?;
     let mut data = Vec::new();
     if path.extension().is_some_and(|e| e == "zst") {
-        let mut dec = zstd::stream::read::Decoder::with_buffer(BufReader::new(file)).map_err(
-            |e| CorpusError::BadZstd {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            },
-        )?;
+        let mut dec =
+            zstd::stream::read::Decoder::with_buffer(BufReader::new(file)).map_err(|e| {
+                CorpusError::BadZstd {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
         dec.read_to_end(&mut data)
             .map_err(|e| CorpusError::BadZstd {
                 path: path.to_path_buf(),

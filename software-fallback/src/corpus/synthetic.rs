@@ -29,10 +29,47 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "page", "swap", "memory", "compress", "kernel", "folio", "entry", "pool", "cold",
-    "reclaim", "writeback", "accelerator", "queue", "descriptor", "completion", "of", "and", "to",
-    "a", "in", "is", "that", "for", "with", "as", "on", "user", "request", "{\"id\":", "\"name\":",
-    "\"value\":", "null", "true", "false", "error", "record", "index", "\n", ", ", ". ",
+    "the",
+    "page",
+    "swap",
+    "memory",
+    "compress",
+    "kernel",
+    "folio",
+    "entry",
+    "pool",
+    "cold",
+    "reclaim",
+    "writeback",
+    "accelerator",
+    "queue",
+    "descriptor",
+    "completion",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "is",
+    "that",
+    "for",
+    "with",
+    "as",
+    "on",
+    "user",
+    "request",
+    "{\"id\":",
+    "\"name\":",
+    "\"value\":",
+    "null",
+    "true",
+    "false",
+    "error",
+    "record",
+    "index",
+    "\n",
+    ", ",
+    ". ",
 ];
 
 fn text_page(rng: &mut Rng, page: &mut [u8]) {
@@ -51,7 +88,11 @@ fn text_page(rng: &mut Rng, page: &mut [u8]) {
 
 fn heap_page(rng: &mut Rng, page: &mut [u8]) {
     // Objects of 2..8 words: a header, pointers into a few arenas, small integers, padding.
-    let arenas = [0x0000_7f3a_2c00_0000u64, 0x0000_5581_9e40_0000, 0x0000_7ffd_1200_0000];
+    let arenas = [
+        0x0000_7f3a_2c00_0000u64,
+        0x0000_5581_9e40_0000,
+        0x0000_7ffd_1200_0000,
+    ];
     let mut words = page.chunks_exact_mut(8);
     loop {
         let len = 2 + rng.below(7) as usize;
