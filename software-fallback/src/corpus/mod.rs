@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(a.as_bytes(), b.as_bytes());
         assert_eq!(a.len(), synthetic::BUILTIN_PAGES);
         let kinds: Vec<PageKind> = a.pages().map(classify).collect();
-        assert!(kinds.iter().any(|k| *k == PageKind::Zero));
+        assert!(kinds.contains(&PageKind::Zero));
         assert!(kinds.iter().any(|k| matches!(k, PageKind::SameFilled(_))));
         assert!(kinds.iter().filter(|k| **k == PageKind::Other).count() > a.len() / 2);
     }
