@@ -1,5 +1,63 @@
-//! Intel IAA through the idxd driver's user work queues.
+//! Intel IAA (In-Memory Analytics Accelerator) through the idxd driver's user work queues,
+//! and a device emulator for machines without one.
 //!
-//! Not implemented yet: this crate is filled by the accel issue (discovery, submission,
-//! descriptors, completions, batches, the device emulator). Until then nothing here claims to
-//! drive hardware; the software codecs in `software-fallback` are the only engines.
+//! Modules follow the hardware objects:
+//! [`discovery`] (sysfs: devices and work queues, and why each queue is or is not usable) →
+//! [`wq`] (an open queue: portal MOVDIR64B/ENQCMD or `write(2)`, in-flight budget) →
+//! [`descriptor`] (the 64-byte work descriptor, built safely and cheaply) →
+//! [`completion`] (64-byte records, typed [`Status`] and [`AccelError`]).
+//! [`context::IaaContext`] owns everything the device writes (eight slots and the AECS) and
+//! runs submit-then-poll batches; [`IaaCodec`] puts it behind
+//! `software_fallback::PageCodec` for raw DEFLATE. [`emu`] is **the device emulator**, a test
+//! and benchmark aid that takes the same descriptors through the same submission code.
+//!
+//! Typical use:
+//! ```no_run
+//! use accel::{open_first_usable, ContextConfig, IaaCodec};
+//! let cfg = accel::discovery::DiscoveryConfig::system();
+//! match open_first_usable(&cfg) {
+//!     Ok(wq) => { let _codec = IaaCodec::new(wq, ContextConfig::default()); }
+//!     Err(why) => eprintln!("no IAA: {why}"),
+//! }
+//! ```
+
+pub mod aecs;
+pub mod codec;
+pub mod completion;
+pub mod context;
+pub mod cpu;
+pub mod descriptor;
+pub mod discovery;
+mod dma;
+pub mod emu;
+pub mod error;
+pub mod huffman;
+mod portal;
+pub mod stats;
+pub mod status;
+pub mod wq;
+mod write_path;
+
+pub use codec::{IaaCodec, PageError};
+pub use context::{ContextConfig, IaaContext};
+pub use error::{AccelError, Op};
+pub use status::Status;
+pub use wq::WorkQueue;
+
+/// Pages per batch (one descriptor each), as the page-codec interface.
+pub const MAX_BATCH: usize = software_fallback::MAX_BATCH;
+
+/// Opens the first usable IAA work queue that discovery finds, or says why there is none.
+pub fn open_first_usable(
+    cfg: &discovery::DiscoveryConfig,
+) -> Result<std::sync::Arc<WorkQueue>, AccelError> {
+    let report = discovery::discover(cfg);
+    let Some(info) = report.usable().next() else {
+        return Err(AccelError::DeviceGone {
+            reason: report
+                .why_none()
+                .unwrap_or_else(|| "no usable IAA work queue".into()),
+        });
+    };
+    WorkQueue::open(info, cfg.cpu)
+}

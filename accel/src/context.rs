@@ -1,0 +1,781 @@
+//! The long-lived submission context: eight slots of device-owned memory, the compress AECS,
+//! and the submit-then-poll loop.
+//!
+//! # Lifetime and ordering rules (enforced here and nowhere else)
+//!
+//! 1. **The device only ever touches memory this context owns.** Every descriptor names the
+//!    slot's own completion record, source copy and destination buffer, and the context's
+//!    AECS — never a caller's buffer. Caller data is copied in before submission and copied
+//!    out after completion. So no safe code outside (not even `mem::forget` of anything)
+//!    can free memory the device is still using.
+//! 2. **A slot is `Idle`, `InFlight` or `Quarantined`.** Only an `Idle` slot's memory is read
+//!    or written by the host as plain memory. A slot becomes `InFlight` when its descriptor
+//!    is accepted, and `Idle` again only after its status byte was seen non-zero with an
+//!    acquire load (completion.rs), which orders the device's writes before our reads.
+//! 3. **A deadline that passes quarantines the slot.** The device may still write it, so it
+//!    stays out of use — its queue entry still counted as in flight — until its status byte
+//!    turns non-zero; each later call checks and releases such slots.
+//! 4. **Dropping the context** waits (bounded) for quarantined slots; memory of any slot still
+//!    not complete then is leaked on purpose, never freed (and the AECS with it).
+//! 5. **Before submission** the record is cleared and the source copied while the slot is
+//!    `Idle`; `WorkQueue::submit` then fences and submits (wq.rs).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use software_fallback::PAGE_SIZE;
+
+use crate::aecs::CompressAecs;
+use crate::completion::{Backoff, Completion, RecordPtr};
+use crate::descriptor::{CompressJob, DecompressJob, Descriptor};
+use crate::dma::DmaBox;
+use crate::error::Op;
+use crate::stats::ContextStats;
+use crate::status::{Status, ERROR_COMP_BUF_OVERFLOW};
+use crate::wq::WorkQueue;
+use crate::{AccelError, MAX_BATCH};
+
+/// Largest compressed input a slot takes (two pages: room for stored-block overhead).
+pub const MAX_COMPRESSED_INPUT: usize = 2 * PAGE_SIZE;
+
+/// Per-context settings.
+#[derive(Clone, Debug)]
+pub struct ContextConfig {
+    /// Decompress every compressed page again (output suppressed) and compare CRCs, as the
+    /// kernel driver does by default.
+    pub verify: bool,
+    /// How long to wait for a batch's completions before declaring the device unresponsive.
+    pub timeout: Duration,
+    /// How many times a page-faulting descriptor is touched and resubmitted.
+    pub page_fault_retries: u32,
+    /// How long `Drop` waits for quarantined slots before leaking them.
+    pub drain_on_drop: Duration,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        ContextConfig {
+            verify: true,
+            timeout: Duration::from_millis(100),
+            page_fault_retries: 3,
+            drain_on_drop: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One slot's device memory: completion record, source copy, destination.
+#[repr(C, align(4096))]
+struct SlotMem {
+    record: [u8; 64],
+    _pad: [u8; 4096 - 64],
+    src: [u8; MAX_COMPRESSED_INPUT],
+    dst: [u8; PAGE_SIZE],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    Idle,
+    InFlight,
+    Quarantined,
+}
+
+struct Slot {
+    mem: DmaBox<SlotMem>,
+    state: SlotState,
+}
+
+impl Slot {
+    fn record(&self) -> RecordPtr {
+        // SAFETY: `record` is the first field of a 4096-aligned `SlotMem` (so 64-aligned),
+        // 64 bytes, owned by this slot for as long as the context lives (or leaked).
+        unsafe { RecordPtr::new(std::ptr::addr_of_mut!((*self.mem.as_ptr()).record) as *mut u8) }
+    }
+    fn src_addr(&self) -> u64 {
+        // SAFETY: computing a field address of the live allocation; no access.
+        unsafe { std::ptr::addr_of_mut!((*self.mem.as_ptr()).src) as usize as u64 }
+    }
+    fn dst_addr(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { std::ptr::addr_of_mut!((*self.mem.as_ptr()).dst) as usize as u64 }
+    }
+    fn base(&self) -> u64 {
+        self.mem.addr()
+    }
+    /// Copies `data` into the source buffer. Only for an `Idle` slot.
+    fn fill_src(&mut self, data: &[u8]) {
+        assert_eq!(self.state, SlotState::Idle);
+        assert!(data.len() <= MAX_COMPRESSED_INPUT);
+        // SAFETY: the slot is Idle (rule 2): no descriptor names its memory, so we are the only
+        // accessor; the copy stays inside `src` (length checked).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                std::ptr::addr_of_mut!((*self.mem.as_ptr()).src) as *mut u8,
+                data.len(),
+            )
+        }
+    }
+    /// Copies `out.len()` bytes out of the destination buffer. Only for an `Idle` slot.
+    fn read_dst(&self, out: &mut [u8]) {
+        assert_eq!(self.state, SlotState::Idle);
+        assert!(out.len() <= PAGE_SIZE);
+        // SAFETY: Idle slot (rule 2): the device finished with it and the acquire load that
+        // observed completion orders its writes before this read.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::addr_of!((*self.mem.as_ptr()).dst) as *const u8,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        }
+    }
+    fn contains(&self, addr: u64, len: u64) -> bool {
+        let base = self.base();
+        let size = std::mem::size_of::<SlotMem>() as u64;
+        addr >= base && addr.saturating_add(len) <= base + size
+    }
+}
+
+/// Addresses of an idle slot, for building a raw descriptor ([`IaaContext::run_raw`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SlotAddrs {
+    /// The 64-byte aligned completion record.
+    pub record: u64,
+    /// The source buffer (holds the input passed to `run_raw`).
+    pub src: u64,
+    /// Capacity of the source buffer.
+    pub src_cap: u32,
+    /// The destination buffer.
+    pub dst: u64,
+    /// Capacity of the destination buffer.
+    pub dst_cap: u32,
+    /// The context's fixed-mode AECS.
+    pub aecs: u64,
+}
+
+/// Result of compressing one page on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceCompressed {
+    /// Compressed length, or `None` when the page did not fit under the limit.
+    pub len: Option<usize>,
+    /// CRC-32 of the page, from the completion record.
+    pub crc32: u32,
+}
+
+/// A context: eight slots on one work queue (real or emulated).
+pub struct IaaContext {
+    wq: Arc<WorkQueue>,
+    aecs: Option<Box<CompressAecs>>,
+    slots: Vec<Slot>,
+    cfg: ContextConfig,
+    stats: ContextStats,
+}
+
+// A pending descriptor in one submission round.
+struct Pending {
+    slot: usize,
+    desc: Descriptor,
+    op: Op,
+    attempts: u32,
+    done: Option<Result<Completion, AccelError>>,
+}
+
+impl IaaContext {
+    /// A context on `wq` with eight slots.
+    pub fn new(wq: Arc<WorkQueue>, cfg: ContextConfig) -> IaaContext {
+        let slots = (0..MAX_BATCH)
+            .map(|_| Slot {
+                mem: DmaBox::zeroed(),
+                state: SlotState::Idle,
+            })
+            .collect();
+        IaaContext {
+            wq,
+            aecs: Some(CompressAecs::fixed()),
+            slots,
+            cfg,
+            stats: ContextStats::default(),
+        }
+    }
+
+    /// The queue.
+    pub fn work_queue(&self) -> &Arc<WorkQueue> {
+        &self.wq
+    }
+    /// Settings.
+    pub fn config(&self) -> &ContextConfig {
+        &self.cfg
+    }
+    /// Turns verification on or off.
+    pub fn set_verify(&mut self, on: bool) {
+        self.cfg.verify = on;
+    }
+    /// Counters.
+    pub fn stats(&self) -> &ContextStats {
+        &self.stats
+    }
+    /// Slots now quarantined (their descriptor passed its deadline and has not completed).
+    pub fn quarantined(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state == SlotState::Quarantined)
+            .count()
+    }
+
+    fn aecs_addr(&self) -> u64 {
+        self.aecs
+            .as_deref()
+            .map_or(0, |a| a as *const CompressAecs as usize as u64)
+    }
+
+    /// Releases quarantined slots whose descriptor has completed since (rule 3).
+    pub fn reclaim(&mut self) -> usize {
+        let mut n = 0;
+        for s in &mut self.slots {
+            if s.state == SlotState::Quarantined && s.record().status_acquire() != 0 {
+                s.state = SlotState::Idle;
+                self.wq.release(1);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            tracing::info!(
+                released = n,
+                "quarantined IAA slots completed late; released"
+            );
+            self.stats.quarantine_released += n as u64;
+        }
+        n
+    }
+
+    fn idle_slots(&self) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].state == SlotState::Idle)
+            .collect()
+    }
+
+    /// Compresses up to eight pages; `limits[i]` is page i's output limit. Results keep
+    /// the compressed bytes in the slot: `out[i]` receives them.
+    pub fn compress_batch(
+        &mut self,
+        pages: &[&[u8]],
+        out: &mut [&mut [u8]],
+    ) -> Vec<Result<DeviceCompressed, AccelError>> {
+        assert!(pages.len() <= MAX_BATCH && pages.len() == out.len());
+        self.reclaim();
+        let idle = self.idle_slots();
+        let aecs = self.aecs_addr();
+        let mut results: Vec<Option<Result<DeviceCompressed, AccelError>>> =
+            (0..pages.len()).map(|_| None).collect();
+        let mut pending = Vec::with_capacity(pages.len());
+        let mut idle_iter = idle.into_iter();
+        for (i, page) in pages.iter().enumerate() {
+            assert_eq!(page.len(), PAGE_SIZE, "callers check the page size");
+            let limit = out[i].len().min(PAGE_SIZE);
+            if limit == 0 {
+                results[i] = Some(Ok(DeviceCompressed {
+                    len: None,
+                    crc32: software_fallback::crc32(page),
+                }));
+                continue;
+            }
+            let Some(si) = idle_iter.next() else {
+                results[i] = Some(Err(self.no_slot()));
+                continue;
+            };
+            let slot = &mut self.slots[si];
+            slot.fill_src(page);
+            let desc = Descriptor::compress(&CompressJob {
+                src: slot.src_addr(),
+                src_len: PAGE_SIZE as u32,
+                dst: slot.dst_addr(),
+                max_dst: limit as u32,
+                aecs,
+                completion: slot.record().addr(),
+            });
+            pending.push((i, Pending::new(si, desc, Op::Compress)));
+        }
+        self.run_round(&mut pending);
+        // Collect compress results; build verify jobs.
+        let mut verify = Vec::new();
+        for (i, p) in pending {
+            let r = match p.done {
+                Some(Ok(c)) => match c.status() {
+                    Status::Success => Ok(DeviceCompressed {
+                        len: Some(c.output_size as usize),
+                        crc32: c.crc,
+                    }),
+                    _ => unreachable!("run_round turns non-success into errors"),
+                },
+                Some(Err(AccelError::Analytics {
+                    op: Op::Compress,
+                    code: ERROR_COMP_BUF_OVERFLOW,
+                }))
+                | Some(Err(AccelError::OutputOverflow { op: Op::Compress })) => {
+                    self.stats.incompressible += 1;
+                    Ok(DeviceCompressed {
+                        len: None,
+                        crc32: software_fallback::crc32(pages[i]),
+                    })
+                }
+                Some(Err(e)) => Err(e),
+                None => unreachable!("run_round completes every pending entry"),
+            };
+            if let Ok(DeviceCompressed {
+                len: Some(len),
+                crc32,
+            }) = r
+            {
+                if len > out[i].len() || len > PAGE_SIZE {
+                    results[i] = Some(Err(AccelError::InvalidDescriptor {
+                        op: Op::Compress,
+                        status: Status::Success,
+                        invalid_flags: 0,
+                    }));
+                    continue;
+                }
+                if self.cfg.verify {
+                    let slot = &self.slots[p.slot];
+                    let desc = Descriptor::verify(&DecompressJob {
+                        src: slot.dst_addr(),
+                        src_len: len as u32,
+                        dst: slot.src_addr(),
+                        max_dst: PAGE_SIZE as u32,
+                        completion: slot.record().addr(),
+                    });
+                    verify.push((i, crc32, len, Pending::new(p.slot, desc, Op::Verify)));
+                    continue;
+                }
+                self.slots[p.slot].read_dst(&mut out[i][..len]);
+            }
+            results[i] = Some(r);
+        }
+        if !verify.is_empty() {
+            let mut round: Vec<(usize, Pending)> = verify
+                .iter_mut()
+                .map(|(i, _, _, p)| (*i, std::mem::replace(p, Pending::empty())))
+                .collect();
+            self.run_round(&mut round);
+            for ((i, crc, len, _), (_, p)) in verify.into_iter().zip(round) {
+                results[i] = Some(match p.done {
+                    Some(Ok(c)) if c.crc == crc => {
+                        self.slots[p.slot].read_dst(&mut out[i][..len]);
+                        Ok(DeviceCompressed {
+                            len: Some(len),
+                            crc32: crc,
+                        })
+                    }
+                    Some(Ok(c)) => {
+                        self.stats.verify_mismatches += 1;
+                        Err(AccelError::VerifyMismatch {
+                            compress_crc: crc,
+                            verify_crc: c.crc,
+                        })
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => unreachable!("run_round completes every pending entry"),
+                });
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.no_slot())))
+            .collect()
+    }
+
+    /// Decompresses up to eight pages; `pages[i]` (one page each) receives page i.
+    /// Returns each page's CRC-32 from the completion record.
+    pub fn decompress_batch(
+        &mut self,
+        srcs: &[&[u8]],
+        pages: &mut [&mut [u8]],
+    ) -> Vec<Result<u32, AccelError>> {
+        assert!(srcs.len() <= MAX_BATCH && srcs.len() == pages.len());
+        self.reclaim();
+        let idle = self.idle_slots();
+        let mut results: Vec<Option<Result<u32, AccelError>>> =
+            (0..srcs.len()).map(|_| None).collect();
+        let mut pending = Vec::with_capacity(srcs.len());
+        let mut idle_iter = idle.into_iter();
+        for (i, src) in srcs.iter().enumerate() {
+            assert_eq!(pages[i].len(), PAGE_SIZE, "callers check the page size");
+            if src.len() > MAX_COMPRESSED_INPUT {
+                results[i] = Some(Err(AccelError::InputTooLarge {
+                    len: src.len(),
+                    max: MAX_COMPRESSED_INPUT,
+                }));
+                continue;
+            }
+            let Some(si) = idle_iter.next() else {
+                results[i] = Some(Err(self.no_slot()));
+                continue;
+            };
+            let slot = &mut self.slots[si];
+            slot.fill_src(src);
+            let desc = Descriptor::decompress(&DecompressJob {
+                src: slot.src_addr(),
+                src_len: src.len() as u32,
+                dst: slot.dst_addr(),
+                max_dst: PAGE_SIZE as u32,
+                completion: slot.record().addr(),
+            });
+            pending.push((i, Pending::new(si, desc, Op::Decompress)));
+        }
+        self.run_round(&mut pending);
+        for (i, p) in pending {
+            results[i] = Some(match p.done {
+                Some(Ok(c)) if c.output_size as usize == PAGE_SIZE => {
+                    self.slots[p.slot].read_dst(&mut pages[i][..]);
+                    Ok(c.crc)
+                }
+                Some(Ok(c)) => Err(AccelError::WrongOutputSize { got: c.output_size }),
+                Some(Err(e)) => Err(e),
+                None => unreachable!("run_round completes every pending entry"),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.no_slot())))
+            .collect()
+    }
+
+    /// Runs one hand-built descriptor on an idle slot and returns its raw completion and
+    /// the slot's destination bytes (up to `output_size`, at most one page). `input` is
+    /// copied into the slot's source buffer first. Page faults are not retried.
+    ///
+    /// Safe because every address in the descriptor is checked to lie inside this
+    /// context's own memory (the slot or the AECS) before submission; a descriptor naming
+    /// anything else is refused with [`AccelError::InvalidDescriptor`] without submitting.
+    pub fn run_raw(
+        &mut self,
+        input: &[u8],
+        build: impl FnOnce(&SlotAddrs) -> Descriptor,
+    ) -> Result<(Completion, Vec<u8>), AccelError> {
+        self.reclaim();
+        let Some(si) = self.idle_slots().first().copied() else {
+            return Err(self.no_slot());
+        };
+        if input.len() > MAX_COMPRESSED_INPUT {
+            return Err(AccelError::InputTooLarge {
+                len: input.len(),
+                max: MAX_COMPRESSED_INPUT,
+            });
+        }
+        self.slots[si].fill_src(input);
+        let aecs = self.aecs_addr();
+        let slot = &self.slots[si];
+        let addrs = SlotAddrs {
+            record: slot.record().addr(),
+            src: slot.src_addr(),
+            src_cap: MAX_COMPRESSED_INPUT as u32,
+            dst: slot.dst_addr(),
+            dst_cap: PAGE_SIZE as u32,
+            aecs,
+        };
+        let desc = build(&addrs);
+        let aecs_len = crate::aecs::AECS_COMP_SIZE as u64;
+        let in_aecs = |a: u64, l: u64| a >= aecs && a.saturating_add(l) <= aecs + aecs_len;
+        let ok_read = |a: u64, l: u64| l == 0 || slot.contains(a, l) || in_aecs(a, l);
+        let ok_write = |a: u64, l: u64| l == 0 || slot.contains(a, l);
+        let bad = AccelError::InvalidDescriptor {
+            op: Op::Compress,
+            status: Status::None,
+            invalid_flags: 0,
+        };
+        if !ok_write(desc.completion_addr(), 64)
+            || !ok_read(desc.src1_addr(), u64::from(desc.src1_size()))
+            || !ok_read(desc.src2_addr(), u64::from(desc.src2_size()))
+            || !ok_write(desc.dst_addr(), u64::from(desc.max_dst_size()))
+        {
+            return Err(bad);
+        }
+        let op = if desc.opcode() == crate::descriptor::opcode::COMPRESS {
+            Op::Compress
+        } else {
+            Op::Decompress
+        };
+        let mut round = vec![(0usize, Pending::new(si, desc, op))];
+        round[0].1.attempts = self.cfg.page_fault_retries; // no fault retries for raw runs
+        self.run_round_raw(&mut round);
+        let (_, p) = round.remove(0);
+        let c = p.done.unwrap_or(Err(bad))?;
+        let n = (c.output_size as usize).min(PAGE_SIZE);
+        let mut out = vec![0u8; n];
+        self.slots[si].read_dst(&mut out);
+        Ok((c, out))
+    }
+
+    fn no_slot(&mut self) -> AccelError {
+        self.stats.busy += 1;
+        AccelError::QueueBusy {
+            reason: format!(
+                "no idle slot: {} of {} quarantined awaiting the device",
+                self.quarantined(),
+                self.slots.len()
+            ),
+        }
+    }
+
+    /// Submits every pending descriptor, polls until all complete or the deadline passes,
+    /// retries page faults. Every entry ends with `done` set; non-success statuses become
+    /// errors.
+    fn run_round(&mut self, round: &mut [(usize, Pending)]) {
+        self.run_round_raw(round);
+        for (_, p) in round.iter_mut() {
+            if let Some(Ok(c)) = &p.done {
+                if c.status() != Status::Success {
+                    let err = AccelError::from_completion(p.op, c);
+                    p.done = Some(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Like `run_round`, but a completed descriptor's record is returned whatever its status
+    /// (page faults are still retried while attempts remain).
+    fn run_round_raw(&mut self, round: &mut [(usize, Pending)]) {
+        let mut to_submit: Vec<usize> = (0..round.len()).collect();
+        let mut resubmits_left = self.cfg.page_fault_retries.saturating_add(1);
+        while !to_submit.is_empty() && resubmits_left > 0 {
+            resubmits_left -= 1;
+            self.submit_some(round, &to_submit);
+            self.poll(round, &to_submit);
+            // Page faults: touch and resubmit, bounded.
+            let mut again = Vec::new();
+            for &k in &to_submit {
+                let p = &mut round[k].1;
+                let Some(Ok(c)) = &p.done else { continue };
+                if c.status() != Status::PageFault {
+                    continue;
+                }
+                if p.attempts > self.cfg.page_fault_retries {
+                    p.done = Some(Err(AccelError::PageFault {
+                        op: p.op,
+                        addr: c.fault_addr,
+                        write: c.fault_was_write(),
+                        attempts: p.attempts,
+                    }));
+                    continue;
+                }
+                let (addr, write) = (c.fault_addr, c.fault_was_write());
+                if self.touch(p.slot, addr, write) {
+                    tracing::debug!(
+                        addr = format_args!("0x{addr:x}"),
+                        write,
+                        "IAA page fault; touched, resubmitting"
+                    );
+                    self.stats.page_faults_resolved += 1;
+                    p.done = None;
+                    again.push(k);
+                } else {
+                    p.done = Some(Err(AccelError::PageFault {
+                        op: p.op,
+                        addr,
+                        write,
+                        attempts: p.attempts,
+                    }));
+                }
+            }
+            to_submit = again;
+        }
+        for (_, p) in round.iter_mut() {
+            if p.done.is_none() {
+                p.done = Some(Err(AccelError::PageFault {
+                    op: p.op,
+                    addr: 0,
+                    write: false,
+                    attempts: p.attempts,
+                }));
+            }
+        }
+    }
+
+    /// Touches a faulting address inside our own memory (reading it, or rewriting the byte
+    /// it holds for a write fault). Refuses addresses we do not own.
+    fn touch(&mut self, slot: usize, addr: u64, write: bool) -> bool {
+        let aecs = self.aecs_addr();
+        let in_aecs = addr >= aecs && addr < aecs + crate::aecs::AECS_COMP_SIZE as u64;
+        let readable_aecs = in_aecs && !write;
+        if !self.slots[slot].contains(addr, 1) && !readable_aecs {
+            tracing::warn!(
+                addr = format_args!("0x{addr:x}"),
+                "IAA fault outside context memory"
+            );
+            return false;
+        }
+        let p = addr as usize as *mut u8;
+        // SAFETY: `addr` lies inside this slot's allocation or the AECS (checked above), both
+        // live; the slot's descriptor has completed (its record reported the fault), so the
+        // device is not writing it now; writing back the byte just read changes nothing.
+        unsafe {
+            let v = std::ptr::read_volatile(p);
+            if write {
+                std::ptr::write_volatile(p, v);
+            }
+        }
+        true
+    }
+
+    fn submit_some(&mut self, round: &mut [(usize, Pending)], which: &[usize]) {
+        let mut batch = Vec::with_capacity(which.len());
+        let mut idx = Vec::with_capacity(which.len());
+        for &k in which {
+            let p = &mut round[k].1;
+            if !self.wq.reserve(1) {
+                self.stats.busy += 1;
+                p.done = Some(Err(AccelError::QueueBusy {
+                    reason: format!(
+                        "{}: in-flight budget of {} entries spent",
+                        self.wq.name(),
+                        self.wq.size()
+                    ),
+                }));
+                continue;
+            }
+            let slot = &mut self.slots[p.slot];
+            // SAFETY: the slot is Idle (rule 2): no descriptor names its record.
+            unsafe { slot.record().clear() };
+            p.attempts += 1;
+            batch.push(p.desc);
+            idx.push(k);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        // SAFETY: every descriptor names only slot memory and the AECS owned by `self`
+        // (rule 1), which stays allocated until the completion is observed or is leaked
+        // (rules 3, 4); each slot is marked InFlight below before anything else can touch it,
+        // and one queue entry per descriptor was reserved above.
+        let (accepted, err) = unsafe { self.wq.submit(&batch) };
+        self.stats.submitted += accepted as u64;
+        self.stats.in_flight.record(accepted);
+        for (n, &k) in idx.iter().enumerate() {
+            let p = &mut round[k].1;
+            if n < accepted {
+                self.slots[p.slot].state = SlotState::InFlight;
+            } else {
+                self.wq.release(1);
+                if err.as_ref().is_some_and(|e| e.is_busy()) {
+                    self.stats.busy += 1;
+                }
+                p.done = Some(Err(match &err {
+                    Some(e) => clone_err(e),
+                    None => AccelError::Rejected(std::io::Error::other("not submitted")),
+                }));
+            }
+        }
+    }
+
+    fn poll(&mut self, round: &mut [(usize, Pending)], which: &[usize]) {
+        let start = Instant::now();
+        let deadline = start + self.cfg.timeout;
+        let mut backoff = Backoff::new(self.wq.cpu().waitpkg);
+        let mut checks = 0u32;
+        loop {
+            let mut waiting: Option<RecordPtr> = None;
+            for &k in which {
+                let p = &mut round[k].1;
+                let slot = &mut self.slots[p.slot];
+                if slot.state != SlotState::InFlight {
+                    continue;
+                }
+                let rec = slot.record();
+                if rec.status_acquire() != 0 {
+                    let c = rec.snapshot();
+                    slot.state = SlotState::Idle;
+                    self.wq.release(1);
+                    self.stats.completed += 1;
+                    p.done = Some(Ok(c));
+                } else if waiting.is_none() {
+                    waiting = Some(rec);
+                }
+            }
+            let Some(rec) = waiting else { return };
+            checks = checks.wrapping_add(1);
+            if checks % 16 == 0 && Instant::now() >= deadline {
+                break;
+            }
+            backoff.snooze(&rec);
+        }
+        // Deadline passed: quarantine what is still in flight (rule 3).
+        let gone = self.wq.check_health().err();
+        for &k in which {
+            let p = &mut round[k].1;
+            let slot = &mut self.slots[p.slot];
+            if slot.state != SlotState::InFlight {
+                continue;
+            }
+            slot.state = SlotState::Quarantined;
+            self.stats.timeouts += 1;
+            p.done = Some(Err(match &gone {
+                Some(reason) => AccelError::DeviceGone {
+                    reason: reason.clone(),
+                },
+                None => AccelError::DeviceUnresponsive {
+                    waited: start.elapsed(),
+                },
+            }));
+        }
+        tracing::warn!(
+            quarantined = self.quarantined(),
+            gone = ?gone,
+            "IAA completions missed their deadline"
+        );
+    }
+}
+
+impl Pending {
+    fn new(slot: usize, desc: Descriptor, op: Op) -> Pending {
+        Pending {
+            slot,
+            desc,
+            op,
+            attempts: 0,
+            done: None,
+        }
+    }
+    fn empty() -> Pending {
+        Pending::new(0, Descriptor::zeroed(), Op::Verify)
+    }
+}
+
+fn clone_err(e: &AccelError) -> AccelError {
+    match e {
+        AccelError::QueueBusy { reason } => AccelError::QueueBusy {
+            reason: reason.clone(),
+        },
+        AccelError::DeviceGone { reason } => AccelError::DeviceGone {
+            reason: reason.clone(),
+        },
+        AccelError::Rejected(io) => {
+            AccelError::Rejected(std::io::Error::new(io.kind(), io.to_string()))
+        }
+        other => AccelError::Rejected(std::io::Error::other(other.to_string())),
+    }
+}
+
+impl Drop for IaaContext {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + self.cfg.drain_on_drop;
+        while self.quarantined() > 0 && Instant::now() < deadline {
+            self.reclaim();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let stuck = self.quarantined();
+        if stuck == 0 {
+            return;
+        }
+        tracing::error!(
+            stuck,
+            "IAA context dropped with descriptors the device never completed; leaking their memory"
+        );
+        for s in std::mem::take(&mut self.slots) {
+            if s.state == SlotState::Quarantined {
+                s.mem.leak();
+            }
+        }
+        if let Some(a) = self.aecs.take() {
+            Box::leak(a);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The emulator's engines: threads that take accepted descriptors off the emulated queue,
+//! validate them as the device does, execute them, and write completion records
+//! asynchronously (status byte last, with release ordering: completion.rs).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::faults::{Fault, Target};
+use super::{crc, deflate, inflate, mem, Shared};
+use crate::aecs::{CompressAecs, AECS_ALIGN, AECS_COMP_SIZE};
+use crate::completion::{device_write_record, Completion, COMPLETION_ALIGN};
+use crate::descriptor::{compr_flags, decompr_flags, flags, opcode, Descriptor};
+use crate::status::{error_code as ec, Status, STATUS_FAULT_WRITE};
+
+/// Engine thread body: runs until the emulator stops.
+pub(crate) fn run(shared: Arc<Shared>) {
+    while let Some(d) = shared.next_descriptor() {
+        execute(&shared, &d);
+        shared.occupancy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn status(s: Status) -> Completion {
+    Completion {
+        status_byte: s.code(),
+        ..Default::default()
+    }
+}
+
+fn analytics(code: u8) -> Completion {
+    Completion {
+        status_byte: Status::AnalyticsError.code(),
+        error_code: code,
+        ..Default::default()
+    }
+}
+
+/// Executes one descriptor and writes its record (unless the hardware would not).
+fn execute(shared: &Shared, d: &Descriptor) {
+    if shared.unplugged.load(Ordering::Acquire) {
+        return; // a device that is gone completes nothing
+    }
+    let cr = d.completion_addr();
+    // Without a valid, aligned completion address the device has nowhere to report: the
+    // descriptor produces no record at all (its error goes to the device's SWERR log).
+    if d.flags() & flags::CRAV == 0 || cr % COMPLETION_ALIGN as u64 != 0 || cr == 0 {
+        shared.counters.no_record.fetch_add(1, Ordering::AcqRel);
+        tracing::debug!("emulator: descriptor without a usable completion record dropped");
+        return;
+    }
+    let kind = match (
+        d.opcode(),
+        d.op_flags() & decompr_flags::SUPPRESS_OUTPUT != 0,
+    ) {
+        (opcode::COMPRESS, _) => Target::Compress,
+        (_, true) => Target::Verify,
+        _ => Target::Decompress,
+    };
+    let mut corrupt = false;
+    if let Some(f) = shared.faults.take(kind) {
+        tracing::debug!(?f, "emulator: injecting fault");
+        let rec = match f {
+            Fault::Lose => return,
+            Fault::SlowCompletion(t) => {
+                std::thread::sleep(t);
+                None
+            }
+            Fault::CorruptOutput => {
+                corrupt = true;
+                None
+            }
+            Fault::Watchdog => Some(status(Status::Watchdog)),
+            Fault::HardwareError => Some(status(Status::HwError1)),
+            Fault::OutputOverflow => Some(status(Status::OutputOverflow)),
+            Fault::PageFault { write } => {
+                let (base, size) = if write {
+                    (d.dst_addr(), d.max_dst_size())
+                } else {
+                    (d.src1_addr(), d.src1_size())
+                };
+                let off = size / 2;
+                Some(Completion {
+                    status_byte: Status::PageFault.code()
+                        | if write { STATUS_FAULT_WRITE } else { 0 },
+                    bytes_completed: if write { 0 } else { off },
+                    fault_addr: base + u64::from(off),
+                    ..Default::default()
+                })
+            }
+        };
+        if let Some(rec) = rec {
+            finish(shared, cr, &rec);
+            return;
+        }
+    }
+    let rec = match d.opcode() {
+        opcode::COMPRESS => compress(shared, d, corrupt),
+        opcode::DECOMPRESS => decompress(shared, d),
+        _ => status(Status::BadOpcode),
+    };
+    finish(shared, cr, &rec);
+}
+
+fn finish(shared: &Shared, cr: u64, rec: &Completion) {
+    // SAFETY: `cr` is non-zero and 64-byte aligned (checked in `execute`) and, by the
+    // submission contract (wq.rs), names a 64-byte record that only the device writes until
+    // its status is set — which this call does, last.
+    unsafe { device_write_record(cr as usize as *mut u8, rec) };
+    shared.counters.completed.fetch_add(1, Ordering::AcqRel);
+}
+
+fn check_sizes(shared: &Shared, d: &Descriptor) -> Option<Completion> {
+    if d.src1_size() == 0 || d.src1_size() > shared.max_transfer || d.max_dst_size() == 0 {
+        return Some(status(Status::InvalidSize));
+    }
+    None
+}
+
+fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> Completion {
+    let known = compr_flags::FLUSH_OUTPUT | compr_flags::APPEND_EOB;
+    if d.op_flags() & !known != 0 {
+        return status(Status::InvalidCompFlag);
+    }
+    if d.flags() & flags::RD_SRC2_AECS == 0 {
+        return Completion {
+            invalid_flags: flags::RD_SRC2_AECS,
+            ..status(Status::InvalidFlags)
+        };
+    }
+    if d.src2_addr() % AECS_ALIGN as u64 != 0 || d.src2_size() as usize != AECS_COMP_SIZE {
+        return status(Status::AddrAlign);
+    }
+    if let Some(bad) = check_sizes(shared, d) {
+        return bad;
+    }
+    // SAFETY: submission contract: src1 (src1_size bytes) and src2 (the AECS, whose size
+    // was checked to be 1568) are readable until completion.
+    let (src, aecs_bytes) = unsafe {
+        (
+            mem::read(d.src1_addr(), d.src1_size() as usize),
+            mem::read(d.src2_addr(), AECS_COMP_SIZE),
+        )
+    };
+    let mut aecs_arr = [0u8; AECS_COMP_SIZE];
+    aecs_arr.copy_from_slice(&aecs_bytes);
+    let aecs = CompressAecs::from_bytes(aecs_arr);
+    let append_eob = d.op_flags() & compr_flags::APPEND_EOB != 0;
+    let flush = d.op_flags() & compr_flags::FLUSH_OUTPUT != 0;
+    match deflate::compress(&src, &aecs, d.max_dst_size() as usize, append_eob, flush) {
+        Ok(mut enc) => {
+            if corrupt && !enc.bytes.is_empty() {
+                let mid = enc.bytes.len() / 2;
+                enc.bytes[mid] ^= 0x10;
+            }
+            // SAFETY: submission contract: dst is writable for max_dst_size bytes, and the
+            // encoder never produces more than that.
+            unsafe { mem::write(d.dst_addr(), &enc.bytes) };
+            Completion {
+                status_byte: Status::Success.code(),
+                output_size: enc.bytes.len() as u32,
+                output_bits: enc.last_bits,
+                crc: crc::crc32(&src),
+                ..Default::default()
+            }
+        }
+        Err(deflate::EncodeError::Overflow) => analytics(ec::COMP_BUF_OVERFLOW),
+        Err(deflate::EncodeError::MissingCode) => analytics(ec::INVALID_HUFFCODE),
+        Err(deflate::EncodeError::BadAccumulator) => analytics(ec::AECS_ERROR),
+    }
+}
+
+fn decompress(shared: &Shared, d: &Descriptor) -> Completion {
+    let f = d.op_flags();
+    let known = decompr_flags::ENABLE
+        | decompr_flags::FLUSH_OUTPUT
+        | decompr_flags::CHECK_FOR_EOB
+        | decompr_flags::STOP_ON_EOB
+        | decompr_flags::SUPPRESS_OUTPUT;
+    if f & !known != 0 || f & decompr_flags::ENABLE == 0 {
+        return status(Status::InvalidCompFlag);
+    }
+    if let Some(bad) = check_sizes(shared, d) {
+        return bad;
+    }
+    // SAFETY: submission contract: src1 is readable for src1_size bytes until completion.
+    let src = unsafe { mem::read(d.src1_addr(), d.src1_size() as usize) };
+    let mode = inflate::InflateMode {
+        stop_on_eob: f & decompr_flags::STOP_ON_EOB != 0,
+        check_for_eob: f & decompr_flags::CHECK_FOR_EOB != 0,
+    };
+    match inflate::inflate(&src, d.max_dst_size() as usize, mode) {
+        Ok(out) => {
+            let suppress = f & decompr_flags::SUPPRESS_OUTPUT != 0;
+            if !suppress {
+                // SAFETY: submission contract: dst is writable for max_dst_size bytes and
+                // `inflate` never returns more than that.
+                unsafe { mem::write(d.dst_addr(), &out) };
+            }
+            Completion {
+                status_byte: Status::Success.code(),
+                output_size: if suppress { 0 } else { out.len() as u32 },
+                bytes_completed: d.src1_size(),
+                crc: crc::crc32(&out),
+                ..Default::default()
+            }
+        }
+        Err(inflate::InflateError::Overflow) => status(Status::OutputOverflow),
+        Err(inflate::InflateError::Analytics(code)) => analytics(code),
+    }
+}

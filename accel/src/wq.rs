@@ -1,0 +1,306 @@
+//! A work queue opened for submission, over its portal or its char device's `write(2)`.
+//!
+//! # The submission contract
+//!
+//! [`WorkQueue::submit`] is `unsafe`: once a descriptor is submitted, the device reads its
+//! source addresses and writes its destination and completion record at any time until the
+//! completion record's status byte becomes non-zero — or, for a descriptor that never
+//! completes, for as long as the device lives. The caller guarantees that this memory stays
+//! allocated and is not otherwise accessed until then. [`crate::context::IaaContext`] is the
+//! safe owner that keeps that promise; nothing else in the crate submits.
+//!
+//! # In-flight budget
+//!
+//! A dedicated queue gives no back-pressure: descriptors beyond its `size` are dropped
+//! without a word, on both paths. So every submitter first reserves entries
+//! ([`WorkQueue::reserve`]) and gives them back when it has seen the completion; when the
+//! budget is spent the caller gets [`AccelError::QueueBusy`]. A shared queue answers for
+//! itself (ENQCMD's ZF, the kernel's EAGAIN), retried a bounded number of times.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::cpu::CpuFeatures;
+use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
+use crate::discovery::{SubmitMethod, WqInfo, WqMode};
+use crate::portal::Doorbell;
+use crate::write_path::DescriptorWriter;
+use crate::AccelError;
+
+/// How many times an ENQCMD not accepted is retried before the queue is reported busy
+/// (the kernel's `enqcmds_retries` default is 32, capped at 64: sysfs ABI).
+pub const DEFAULT_ENQCMD_RETRIES: u32 = 32;
+
+/// Tells whether the device behind a queue is still there.
+pub(crate) trait Health: Send + Sync {
+    /// `Err(what changed)` when the device or queue is gone.
+    fn check(&self) -> Result<(), String>;
+}
+
+struct SysfsHealth(WqInfo);
+
+impl Health for SysfsHealth {
+    fn check(&self) -> Result<(), String> {
+        crate::discovery::recheck_state(&self.0)
+    }
+}
+
+pub(crate) enum Path {
+    Portal(Box<dyn Doorbell>),
+    Write(Box<dyn DescriptorWriter>),
+}
+
+/// Which way descriptors reach the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    /// MOVDIR64B / ENQCMD to the mapped portal.
+    Portal,
+    /// `write(2)` to the char device.
+    Write,
+}
+
+/// An open work queue.
+pub struct WorkQueue {
+    name: String,
+    mode: WqMode,
+    size: u32,
+    path: Path,
+    enqcmd_retries: u32,
+    reserved: AtomicU32,
+    health: Box<dyn Health>,
+    cpu: CpuFeatures,
+    is_emulator: bool,
+}
+
+impl std::fmt::Debug for WorkQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkQueue")
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .field("size", &self.size)
+            .field("path", &self.path_kind())
+            .field("emulator", &self.is_emulator)
+            .finish()
+    }
+}
+
+impl WorkQueue {
+    /// Opens a queue that discovery found usable, over the path discovery chose (a portal
+    /// whose mmap is refused falls back to `write(2)`, logged).
+    pub fn open(info: &WqInfo, cpu: CpuFeatures) -> Result<Arc<WorkQueue>, AccelError> {
+        let method = info.verdict.clone().map_err(|why| AccelError::Unusable {
+            name: info.name.clone(),
+            reason: why
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        let mode = info.mode.unwrap_or(WqMode::Dedicated);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&info.cdev)
+            .map_err(|source| AccelError::Open {
+                path: info.cdev.clone(),
+                source,
+            })?;
+        let path = match method {
+            SubmitMethod::Portal(_) => match Self::map_portal(file, info) {
+                Ok(p) => p,
+                Err(file) => Path::Write(Box::new(crate::write_path::CharDevWriter { file })),
+            },
+            SubmitMethod::Write(_) => {
+                Path::Write(Box::new(crate::write_path::CharDevWriter { file }))
+            }
+        };
+        let size = info.size.unwrap_or(1).max(1);
+        tracing::info!(wq = %info.name, ?mode, size, "opened IAA work queue");
+        Ok(Arc::new(WorkQueue {
+            name: info.name.clone(),
+            mode,
+            size,
+            path,
+            enqcmd_retries: DEFAULT_ENQCMD_RETRIES,
+            reserved: AtomicU32::new(0),
+            health: Box::new(SysfsHealth(info.clone())),
+            cpu,
+            is_emulator: false,
+        }))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn map_portal(file: std::fs::File, info: &WqInfo) -> Result<Path, std::fs::File> {
+        match crate::portal::MmioPortal::map(file) {
+            Ok(p) => Ok(Path::Portal(Box::new(p))),
+            Err((file, e)) => {
+                tracing::warn!(wq = %info.name, "portal mmap failed ({e}); using write(2)");
+                Err(file)
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn map_portal(file: std::fs::File, _info: &WqInfo) -> Result<Path, std::fs::File> {
+        Err(file)
+    }
+
+    /// Assembles a queue from parts (the emulator's constructor).
+    pub(crate) fn from_parts(
+        name: String,
+        mode: WqMode,
+        size: u32,
+        path: Path,
+        health: Box<dyn Health>,
+        enqcmd_retries: u32,
+    ) -> WorkQueue {
+        WorkQueue {
+            name,
+            mode,
+            size: size.max(1),
+            path,
+            enqcmd_retries,
+            reserved: AtomicU32::new(0),
+            health,
+            cpu: CpuFeatures::detect(),
+            is_emulator: true,
+        }
+    }
+
+    /// Queue name (`wqN.M`, or the emulator's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Dedicated or shared.
+    pub fn mode(&self) -> WqMode {
+        self.mode
+    }
+    /// Entries in the queue (the in-flight budget).
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+    /// Portal or write path.
+    pub fn path_kind(&self) -> PathKind {
+        match self.path {
+            Path::Portal(_) => PathKind::Portal,
+            Path::Write(_) => PathKind::Write,
+        }
+    }
+    /// True when this queue is the device emulator, not hardware.
+    pub fn is_emulator(&self) -> bool {
+        self.is_emulator
+    }
+    /// CPU features used for waiting (WAITPKG).
+    pub fn cpu(&self) -> CpuFeatures {
+        self.cpu
+    }
+    /// Entries currently reserved by submitters.
+    pub fn reserved(&self) -> u32 {
+        self.reserved.load(Ordering::Relaxed)
+    }
+
+    /// Reserves `n` queue entries; `false` if that would exceed the queue size.
+    pub fn reserve(&self, n: u32) -> bool {
+        self.reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                cur.checked_add(n).filter(|&t| t <= self.size)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` entries whose descriptors are known to be complete.
+    pub fn release(&self, n: u32) {
+        let prev = self.reserved.fetch_sub(n, Ordering::AcqRel);
+        debug_assert!(prev >= n, "released more queue entries than reserved");
+    }
+
+    /// Whether the device is still there (`Err` says what changed).
+    pub fn check_health(&self) -> Result<(), String> {
+        self.health.check()
+    }
+
+    /// Submits descriptors in order; returns how many were accepted before the first
+    /// failure, and that failure.
+    ///
+    /// # Safety
+    /// For every accepted descriptor, all memory it names (source 1, source 2, destination,
+    /// completion record) must stay allocated, and must not be written by anyone but the
+    /// device (sources: not written at all), until its completion record's status byte is
+    /// observed non-zero with acquire ordering; if that never happens, forever. The caller
+    /// must also hold [`WorkQueue::reserve`]d entries for them.
+    pub unsafe fn submit(&self, ds: &[Descriptor]) -> (usize, Option<AccelError>) {
+        // Make the host's stores (sources, cleared records) visible before the device can
+        // see the descriptor; the portal additionally issues SFENCE (portal.rs).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        match &self.path {
+            Path::Portal(bell) => {
+                for (i, d) in ds.iter().enumerate() {
+                    match self.mode {
+                        WqMode::Dedicated => bell.movdir64b(d),
+                        WqMode::Shared => {
+                            let mut accepted = false;
+                            for _ in 0..=self.enqcmd_retries {
+                                if bell.enqcmd(d) {
+                                    accepted = true;
+                                    break;
+                                }
+                                std::hint::spin_loop();
+                            }
+                            if !accepted {
+                                return (
+                                    i,
+                                    Some(AccelError::QueueBusy {
+                                        reason: format!(
+                                            "{}: ENQCMD not accepted after {} retries",
+                                            self.name, self.enqcmd_retries
+                                        ),
+                                    }),
+                                );
+                            }
+                        }
+                    }
+                }
+                (ds.len(), None)
+            }
+            Path::Write(w) => {
+                // SAFETY: `Descriptor` is 64 plain bytes, 64-byte aligned, no padding
+                // (descriptor.rs); a slice of n of them is n*64 contiguous initialised bytes.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(ds.as_ptr() as *const u8, ds.len() * DESCRIPTOR_SIZE)
+                };
+                let mut done = 0usize;
+                while done < ds.len() {
+                    match w.write_descriptors(&bytes[done * DESCRIPTOR_SIZE..]) {
+                        Ok(0) => {
+                            return (
+                                done,
+                                Some(AccelError::Rejected(std::io::Error::new(
+                                    std::io::ErrorKind::WriteZero,
+                                    "write(2) accepted no descriptor",
+                                ))),
+                            )
+                        }
+                        Ok(n) => done += n / DESCRIPTOR_SIZE,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return (done, Some(self.classify_write_error(e))),
+                    }
+                }
+                (done, None)
+            }
+        }
+    }
+
+    fn classify_write_error(&self, e: std::io::Error) -> AccelError {
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EBUSY) => AccelError::QueueBusy {
+                reason: format!("{}: write(2): {e}", self.name),
+            },
+            Some(libc::ENODEV) | Some(libc::ENXIO) | Some(libc::EIO) | Some(libc::EPIPE) => {
+                AccelError::DeviceGone {
+                    reason: format!("{}: write(2): {e}", self.name),
+                }
+            }
+            _ => AccelError::Rejected(e),
+        }
+    }
+}
