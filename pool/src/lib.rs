@@ -1,3 +1,35 @@
-//! A zswap-style compressed page pool.
+//! A zswap-style compressed page pool for userspace swap daemons.
 //!
-//! Not implemented yet: this crate is filled by the pool issue.
+//! * [`Pool`] — swap areas ([`Pool::swapon`] / [`Pool::swapoff`]), folio stores, exclusive or
+//!   keep-copy loads ([`LoadMode`]), invalidation (optionally conditional on a
+//!   [`Generation`]), reclaim to a backing file, compressor switch, compaction, [`PoolStats`].
+//! * One compression context per possible CPU ([`CpuTopology`]), whose codec comes from the
+//!   configuration's [`CodecFactory`] (software by default; a device plugs in there).
+//! * Entries are 16 bytes and keep the codec id and the CRC-32 of the page; loads verify it.
+//! * The allocator ([`alloc`]) packs objects into spans by 16-byte size class and hands out
+//!   handles, so compaction can move objects while loads and frees run.
+//!
+//! Locking and lifetime rules are written at the top of the file that enforces them:
+//! `pool.rs` (overall order), `context.rs`, `area.rs`, `index.rs`, `alloc.rs`, `reclaim.rs`.
+
+pub mod alloc;
+mod area;
+mod config;
+mod context;
+mod error;
+mod index;
+mod pool;
+mod reclaim;
+mod stats;
+pub mod topology;
+
+pub use config::{CodecFactory, PoolConfig, SoftwareFactory};
+pub use error::{PoolError, Result};
+pub use index::GEN_BITS;
+pub use pool::{Generation, LoadMode, Pool, MAX_AREA_SLOTS, MAX_FOLIO_PAGES, MAX_SWAP_TYPES};
+pub use reclaim::ReclaimerHandle;
+pub use stats::PoolStats;
+pub use topology::{CpuTopology, SysfsTopology, TestTopology};
+
+/// Bytes of index metadata per stored page (one entry).
+pub const ENTRY_BYTES: usize = std::mem::size_of::<index::Entry>();

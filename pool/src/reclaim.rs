@@ -1,0 +1,289 @@
+//! Reclaim: writing cold entries back to their area's backing file.
+//!
+//! **Finding candidates.** A clock hand sweeps the areas' indexes slot by slot (the index is
+//! the LRU: no per-entry list links). An in-memory object entry whose referenced bit is set
+//! (a keep-copy load touched it) loses the bit and is skipped — its second chance; one whose
+//! bit is clear is a candidate. Only the slot and the entry's generation are copied out, under
+//! the chunk lock.
+//!
+//! **Pin, then re-validate.** Writeback of a candidate first pins the slot: it enters the
+//! area's gate (so swapoff waits for it, and a swapped-off area is skipped) and takes the
+//! area's file lock for writing (so no other writeback or file load of the area runs). Then
+//! it re-validates under the chunk lock that the slot still holds that generation's object,
+//! copies the object out, and drops the chunk lock for the decode and the write. It publishes
+//! the written-back state only if, under the chunk lock again, the entry is still the same; if
+//! a store, invalidate or exclusive load changed it meanwhile, the file copy is simply unused.
+//! An I/O error leaves the entry in memory, untouched. Reclaimers are serialised by
+//! `reclaim_state`'s lock, which also owns their buffers and decoders.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use software_fallback::{crc32, CodecId, CodecSpec, PageCodec, PAGE_SIZE};
+
+use crate::area::Area;
+use crate::context::decoder_slot;
+use crate::error::{PoolError, Result};
+use crate::index::{Entry, Payload, CHUNK_SLOTS};
+use crate::pool::{alloc_err, Pool, MAX_SWAP_TYPES};
+use crate::stats::add;
+
+/// The reclaimer's own state, behind one lock.
+pub(crate) struct ReclaimState {
+    hand_ty: u32,
+    hand_slot: u64,
+    obj: Box<[u8]>,
+    page: Box<[u8]>,
+    decoders: [Option<Box<dyn PageCodec>>; 3],
+}
+
+impl ReclaimState {
+    pub fn new() -> ReclaimState {
+        ReclaimState {
+            hand_ty: 0,
+            hand_slot: 0,
+            obj: vec![0u8; PAGE_SIZE].into_boxed_slice(),
+            page: vec![0u8; PAGE_SIZE].into_boxed_slice(),
+            decoders: Default::default(),
+        }
+    }
+}
+
+impl Pool {
+    /// Writes back up to `n` cold entries to their areas' backing files (areas without one
+    /// are skipped) and returns how many were written. Scans at most two sweeps of the
+    /// indexes (second chance). Blocks on file I/O and on other reclaimers. On an I/O error
+    /// the entry stays in memory and the error is returned.
+    pub fn reclaim(&self, n: usize) -> Result<usize> {
+        let mut rs = self
+            .reclaim_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let areas: Vec<Arc<Area>> = self
+            .areas_snapshot()
+            .into_iter()
+            .filter(|a| a.has_file())
+            .collect();
+        let total: u64 = areas.iter().map(|a| a.slots).sum();
+        let mut budget = total.saturating_mul(2);
+        let mut written = 0;
+        while written < n && budget > 0 {
+            let Some(area) = areas.iter().find(|a| a.ty == rs.hand_ty) else {
+                rs.hand_ty = (rs.hand_ty + 1) % MAX_SWAP_TYPES;
+                rs.hand_slot = 0;
+                continue;
+            };
+            if rs.hand_slot >= area.slots {
+                rs.hand_ty = (rs.hand_ty + 1) % MAX_SWAP_TYPES;
+                rs.hand_slot = 0;
+                continue;
+            }
+            let (cand, scanned) = next_candidate(area, rs.hand_slot);
+            budget = budget.saturating_sub(scanned);
+            rs.hand_slot += scanned;
+            let Some((slot, gen)) = cand else {
+                continue;
+            };
+            if self.write_back(&mut rs, area, slot, gen)? {
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes one entry back, re-validating it first. `Ok(false)`: it changed or went.
+    fn write_back(&self, rs: &mut ReclaimState, area: &Area, slot: u64, gen: u32) -> Result<bool> {
+        #[cfg(not(feature = "unprotected-writeback"))]
+        let Ok(_in) = area.enter() else {
+            return Ok(false);
+        };
+        let _file = area.file_write_lock();
+        let (chunk, pos) = area.index.lock(slot);
+        let e = chunk.get(pos);
+        let Some(Payload::Object { handle, len, codec }) = e.payload() else {
+            return Ok(false);
+        };
+        if e.gen() != gen {
+            return Ok(false);
+        }
+        let read = self.alloc.read(handle, &mut rs.obj[..len]);
+        drop(chunk);
+        read.map_err(alloc_err)?;
+        let ty = area.ty;
+        let got = match codec {
+            None => {
+                rs.page.copy_from_slice(&rs.obj[..PAGE_SIZE]);
+                crc32(&rs.page)
+            }
+            Some(id) => self.decode_for_writeback(rs, id, len).map_err(|source| {
+                add(&self.counters.decompress_failures, 1);
+                PoolError::CorruptEntry {
+                    ty,
+                    slot,
+                    codec: id,
+                    source: match source {
+                        PoolError::Codec(c) => c,
+                        other => software_fallback::CodecError::Backend {
+                            codec: id,
+                            reason: other.to_string(),
+                        },
+                    },
+                }
+            })?,
+        };
+        if got != e.crc() {
+            add(&self.counters.checksum_failures, 1);
+            return Err(PoolError::ChecksumMismatch {
+                ty,
+                slot,
+                stored: e.crc(),
+                got,
+            });
+        }
+        if let Err(err) = area.write_page(slot, &rs.page) {
+            add(&self.counters.writeback_io_errors, 1);
+            tracing::warn!(ty, slot, error = %err, "writeback failed; entry kept");
+            return Err(err);
+        }
+        let on_disk = Entry::new(Payload::OnDisk, e.crc(), u64::from(gen));
+        let (mut chunk, pos) = area.index.lock(slot);
+        let now = chunk.get(pos);
+        #[cfg(not(feature = "unprotected-writeback"))]
+        if !(now.gen() == e.gen() && now.payload() == e.payload()) {
+            return Ok(false); // changed during the write: the file copy is unused
+        }
+        #[cfg(feature = "unprotected-writeback")]
+        let now = e; // broken on purpose: trusts the stale snapshot
+        if chunk.get_mut(pos).is_none() {
+            return Ok(false);
+        }
+        chunk.put(pos, on_disk);
+        drop(chunk);
+        self.account(&on_disk, true);
+        self.release(now);
+        add(&self.counters.written_back, 1);
+        Ok(true)
+    }
+
+    fn decode_for_writeback(&self, rs: &mut ReclaimState, id: CodecId, len: usize) -> Result<u32> {
+        let i = decoder_slot(id);
+        if rs.decoders[i].is_none() {
+            rs.decoders[i] = Some(self.factory.build(CodecSpec::default_for(id))?);
+        }
+        let ReclaimState {
+            obj,
+            page,
+            decoders,
+            ..
+        } = rs;
+        let d = decoders[i].as_mut().ok_or(PoolError::Codec(
+            software_fallback::CodecError::UnknownCodecId(id.as_u8()),
+        ))?;
+        Ok(d.decompress(&obj[..len], page)?.crc32)
+    }
+
+    /// Starts a background reclaimer thread: whenever a store finds the pool at its limit
+    /// (and every `period`), it writes back and compacts until usage is at or below the
+    /// accept threshold. It holds only a weak reference; dropping the returned handle stops
+    /// and joins it (blocks until its current writeback finishes).
+    pub fn spawn_reclaimer(pool: &Arc<Pool>, period: Duration) -> ReclaimerHandle {
+        let weak: Weak<Pool> = Arc::downgrade(pool);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("swapaccel-reclaim".into())
+            .spawn(move || background(weak, stop2, period))
+            .ok();
+        if thread.is_none() {
+            tracing::error!("cannot spawn the background reclaimer");
+        }
+        ReclaimerHandle {
+            pool: Arc::downgrade(pool),
+            stop,
+            thread,
+        }
+    }
+}
+
+fn background(weak: Weak<Pool>, stop: Arc<AtomicBool>, period: Duration) {
+    while !stop.load(Ordering::Acquire) {
+        let Some(pool) = weak.upgrade() else {
+            return;
+        };
+        while pool.above_accept() && !stop.load(Ordering::Acquire) {
+            match pool.reclaim(32) {
+                Ok(0) => {
+                    pool.compact();
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "background reclaim");
+                    break;
+                }
+            }
+        }
+        let (m, cv) = &pool.wake;
+        let mut woken = m.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*woken && !stop.load(Ordering::Acquire) {
+            woken = cv
+                .wait_timeout(woken, period)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *woken = false;
+    }
+}
+
+/// Owns a background reclaimer thread; dropping it stops the thread.
+#[derive(Debug)]
+pub struct ReclaimerHandle {
+    pool: Weak<Pool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for ReclaimerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(p) = self.pool.upgrade() {
+            let (m, cv) = &p.wake;
+            *m.lock().unwrap_or_else(PoisonError::into_inner) = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Scans the chunk holding `from`, from `from` to the chunk's end. Returns a candidate
+/// (slot, generation bits) and how many slots were passed (the candidate's included).
+fn next_candidate(area: &Area, from: u64) -> (Option<(u64, u32)>, u64) {
+    let start = from as usize % CHUNK_SLOTS;
+    let end = (CHUNK_SLOTS as u64).min(area.slots - (from - start as u64)) as usize;
+    let (mut chunk, _) = area.index.lock(from);
+    if !chunk.has_array() {
+        return (None, (end - start) as u64);
+    }
+    for i in start..end {
+        let Some(e) = chunk.get_mut(i) else {
+            continue;
+        };
+        if !matches!(e.payload(), Some(Payload::Object { .. })) {
+            continue;
+        }
+        if e.referenced() {
+            e.set_referenced(false);
+            continue;
+        }
+        let gen = e.gen();
+        return (
+            Some((from - start as u64 + i as u64, gen)),
+            (i - start + 1) as u64,
+        );
+    }
+    (None, (end - start) as u64)
+}
