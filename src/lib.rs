@@ -8,3 +8,5 @@ pub use accel;
 pub use batching;
 pub use pool;
 pub use software_fallback as codec;
+
+pub mod bench;

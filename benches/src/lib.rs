@@ -1,1 +1,43 @@
-//! Shared helpers for the criterion benchmarks in `benches/`.
+//! Shared helpers for the criterion benchmarks in `benches/`: the pages they run on and the
+//! ratios they print after criterion has measured.
+
+use std::path::PathBuf;
+
+use software_fallback::corpus::Corpus;
+
+/// Pages the benchmarks run on: an even sample of `n` pages of the real py-heap corpus
+/// (`../shared/corpus/py-heap.pages.zst`), or the built-in synthetic corpus when the real one
+/// is not beside the checkout (the choice is printed).
+pub fn bench_corpus(n: usize) -> Corpus {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/py-heap.pages.zst");
+    match Corpus::load(&path) {
+        Ok(c) => {
+            let c = c.sample(n);
+            eprintln!("bench corpus: {} ({} pages)", c.name(), c.len());
+            c
+        }
+        Err(e) => {
+            eprintln!("bench corpus: builtin ({e})");
+            Corpus::builtin()
+        }
+    }
+}
+
+/// The mean time criterion estimated for `group/function`, in nanoseconds, read from its
+/// `target/criterion/<group>/<function>/new/estimates.json`; `None` if criterion has not
+/// written it (e.g. the benchmark was filtered out).
+pub fn criterion_mean_ns(group: &str, function: &str) -> Option<f64> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let sanitize = |s: &str| s.replace([':', '/', ' '], "_");
+    let path = target
+        .join("criterion")
+        .join(sanitize(group))
+        .join(sanitize(function))
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("mean")?.get("point_estimate")?.as_f64()
+}

@@ -32,7 +32,11 @@ fn main() -> ExitCode {
     if check {
         let committed = std::fs::read_to_string(&out).unwrap_or_default();
         if committed == fresh {
-            println!("{} is up to date (Linux uapi {})", out.display(), info.kernel);
+            println!(
+                "{} is up to date (Linux uapi {})",
+                out.display(),
+                info.kernel
+            );
             return ExitCode::SUCCESS;
         }
         eprintln!("{} differs from what bindgen makes now", out.display());

@@ -63,8 +63,11 @@ fn main() {
         }),
         Some(reason) => {
             eprintln!("skipped bindings_match_regenerated: {reason}");
-            Trial::test(format!("bindings_match_regenerated (skipped: {reason})"), || Ok(()))
-                .with_ignored_flag(true)
+            Trial::test(
+                format!("bindings_match_regenerated (skipped: {reason})"),
+                || Ok(()),
+            )
+            .with_ignored_flag(true)
         }
     };
     libtest_mimic::run(&args, vec![trial]).exit();

@@ -1,5 +1,6 @@
 //! Command-line front end.
 
+mod bench;
 mod probe;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure every codec on a corpus of pages and print them side by side.
+    Bench(bench::BenchArgs),
     /// Say whether this machine has usable IAA work queues, and why not if it has none.
     Probe(probe::ProbeArgs),
 }
@@ -34,6 +37,7 @@ pub fn init_tracing() {
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Bench(args) => bench::run(&args),
         Command::Probe(args) => probe::run(&args),
     }
 }

@@ -1,0 +1,187 @@
+//! Each software codec through our `PageCodec` interface against the same library called
+//! directly on the same pages, the direct call reusing its context and a preallocated output
+//! buffer as a careful user would. The CRC-32 our interface computes is measured on its own.
+//!
+//! After criterion runs, prints per codec and direction:
+//!   overhead = ours / (direct + crc) - 1   (goal: ≤ 3 %)
+//!   crc share = crc / direct
+//!
+//! Run: `cargo bench -p benches --bench codecs`.
+
+use criterion::{criterion_group, Criterion, Throughput};
+use software_fallback::corpus::Corpus;
+use software_fallback::{crc32, CodecSpec, PageCodec, DEFAULT_COMPRESS_LIMIT, PAGE_SIZE};
+use std::hint::black_box;
+use std::sync::OnceLock;
+
+const PAGES: usize = 256;
+const SPECS: [&str; 4] = ["deflate:1", "zstd:1", "zstd:-1", "lz4"];
+
+fn corpus() -> &'static Corpus {
+    static C: OnceLock<Corpus> = OnceLock::new();
+    C.get_or_init(|| benches::bench_corpus(PAGES))
+}
+
+/// The bare library, set up once like our context: (compress, decompress) closures.
+struct Direct {
+    compress: Box<dyn FnMut(&[u8], &mut [u8]) -> usize>,
+    decompress: Box<dyn FnMut(&[u8], &mut [u8]) -> usize>,
+    out_room: usize,
+}
+
+fn direct(spec: &CodecSpec) -> Direct {
+    match spec.id {
+        software_fallback::CodecId::RawDeflate => {
+            let mut c = libdeflater::Compressor::new(
+                libdeflater::CompressionLvl::new(spec.level).expect("level"),
+            );
+            let mut d = libdeflater::Decompressor::new();
+            Direct {
+                compress: Box::new(move |p, o| c.deflate_compress(p, o).unwrap_or(0)),
+                decompress: Box::new(move |s, o| d.deflate_decompress(s, o).unwrap_or(0)),
+                out_room: DEFAULT_COMPRESS_LIMIT,
+            }
+        }
+        software_fallback::CodecId::Zstd => {
+            let mut c = zstd::bulk::Compressor::new(spec.level).expect("zstd level");
+            let mut d = zstd::bulk::Decompressor::new().expect("zstd dctx");
+            Direct {
+                compress: Box::new(move |p, o| c.compress_to_buffer(p, o).unwrap_or(0)),
+                decompress: Box::new(move |s, o| d.decompress_to_buffer(s, o).unwrap_or(0)),
+                out_room: zstd::zstd_safe::compress_bound(PAGE_SIZE),
+            }
+        }
+        software_fallback::CodecId::Lz4 => Direct {
+            compress: Box::new(|p, o| lz4_flex::block::compress_into(p, o).unwrap_or(0)),
+            decompress: Box::new(|s, o| lz4_flex::block::decompress_into(s, o).unwrap_or(0)),
+            out_room: lz4_flex::block::get_maximum_output_size(PAGE_SIZE),
+        },
+    }
+}
+
+fn bench_codecs(c: &mut Criterion) {
+    let corpus = corpus();
+    let n = corpus.len();
+
+    let mut g = c.benchmark_group("crc32");
+    g.throughput(Throughput::Bytes((n * PAGE_SIZE) as u64));
+    g.bench_function("pages", |b| {
+        b.iter(|| {
+            for p in corpus.pages() {
+                black_box(crc32(black_box(p)));
+            }
+        })
+    });
+    g.finish();
+
+    for name in SPECS {
+        let spec: CodecSpec = name.parse().expect("valid spec");
+        let mut ours = spec.build().expect("codec");
+        let mut bare = direct(&spec);
+        // Compressed forms for the decompression benchmarks (incompressible pages skipped).
+        let mut compressed: Vec<Vec<u8>> = Vec::new();
+        let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+        for p in corpus.pages() {
+            if let Ok(c) = ours.compress(p, &mut dst) {
+                if let Some(len) = c.len {
+                    compressed.push(dst[..len].to_vec());
+                }
+            }
+        }
+
+        let mut g = c.benchmark_group(format!("compress/{name}"));
+        g.throughput(Throughput::Bytes((n * PAGE_SIZE) as u64));
+        let mut out = vec![0u8; bare.out_room];
+        g.bench_function("direct", |b| {
+            b.iter(|| {
+                for p in corpus.pages() {
+                    black_box((bare.compress)(black_box(p), &mut out));
+                }
+            })
+        });
+        g.bench_function("direct+crc", |b| {
+            b.iter(|| {
+                for p in corpus.pages() {
+                    black_box(crc32(p));
+                    black_box((bare.compress)(black_box(p), &mut out));
+                }
+            })
+        });
+        let mut limit = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+        g.bench_function("ours", |b| {
+            b.iter(|| {
+                for p in corpus.pages() {
+                    let _ = black_box(ours.compress(black_box(p), &mut limit));
+                }
+            })
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("decompress/{name}"));
+        g.throughput(Throughput::Bytes((compressed.len() * PAGE_SIZE) as u64));
+        let mut page = vec![0u8; PAGE_SIZE];
+        g.bench_function("direct", |b| {
+            b.iter(|| {
+                for s in &compressed {
+                    black_box((bare.decompress)(black_box(s), &mut page));
+                }
+            })
+        });
+        g.bench_function("direct+crc", |b| {
+            b.iter(|| {
+                for s in &compressed {
+                    black_box((bare.decompress)(black_box(s), &mut page));
+                    black_box(crc32(&page));
+                }
+            })
+        });
+        g.bench_function("ours", |b| {
+            b.iter(|| {
+                for s in &compressed {
+                    let _ = black_box(ours.decompress(black_box(s), &mut page));
+                }
+            })
+        });
+        g.finish();
+    }
+}
+
+fn print_ratios() {
+    println!(
+        "\nwrapper overhead (ours / (direct + crc) - 1; goal ≤ 3 %) and CRC share (crc / direct):"
+    );
+    println!(
+        "{:<22} {:>11} {:>11} {:>11} {:>10} {:>10}",
+        "", "direct µs", "+crc µs", "ours µs", "overhead", "crc share"
+    );
+    for dir in ["compress", "decompress"] {
+        for name in SPECS {
+            let group = format!("{dir}/{name}");
+            let get = |f| benches::criterion_mean_ns(&group, f);
+            if let (Some(d), Some(dc), Some(o)) = (get("direct"), get("direct+crc"), get("ours")) {
+                let per = |ns: f64| ns / 1000.0 / PAGES as f64;
+                println!(
+                    "{group:<22} {:>11.2} {:>11.2} {:>11.2} {:>+9.1}% {:>9.1}%",
+                    per(d),
+                    per(dc),
+                    per(o),
+                    (o / dc - 1.0) * 100.0,
+                    (dc / d - 1.0) * 100.0
+                );
+            }
+        }
+    }
+    println!("(per-page figures assume {PAGES} pages per iteration; decompression skips incompressible pages)");
+}
+
+criterion_group! {
+    name = codecs;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = bench_codecs
+}
+
+fn main() {
+    codecs();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratios();
+}
