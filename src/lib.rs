@@ -7,6 +7,7 @@
 pub use accel;
 pub use batching;
 pub use pool;
+pub use swapd;
 pub use software_fallback as codec;
 
 pub mod bench;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod probe;
+mod swapd_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Say whether this machine has usable IAA work queues, and why not if it has none.
     Probe(probe::ProbeArgs),
+    /// Run a key-value workload in a userfaultfd-managed region on the pool (or, with
+    /// `--kernel`, in a memory cgroup with kernel zswap) and report the figures.
+    SwapdBench(swapd_bench::SwapdBenchArgs),
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
@@ -39,5 +43,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Probe(args) => probe::run(&args),
+        Command::SwapdBench(args) => swapd_bench::run(&args),
     }
 }

@@ -1,0 +1,3 @@
+//! A userfaultfd swap daemon on the pool.
+//!
+//! Not implemented yet: filled by the swapd issue.
