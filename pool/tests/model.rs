@@ -1,0 +1,332 @@
+//! Model-based property test: random sequences of swapon, store, load (both modes and runs),
+//! invalidate (plain and conditional), reclaim, compaction, compressor switch and swapoff,
+//! checked against a plain map of what each slot should hold.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::{page_for, TempFile};
+use pool::{Generation, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
+use proptest::prelude::*;
+use software_fallback::{CodecSpec, PAGE_SIZE};
+
+const TYPES: u32 = 2;
+const SLOTS: u64 = 24;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Swapon(u32),
+    Swapoff(u32),
+    Store {
+        ty: u32,
+        slot: u64,
+        pages: usize,
+        version: u64,
+    },
+    Load {
+        ty: u32,
+        slot: u64,
+        exclusive: bool,
+    },
+    LoadRun {
+        ty: u32,
+        slot: u64,
+        pages: usize,
+        exclusive: bool,
+    },
+    Invalidate {
+        ty: u32,
+        slot: u64,
+    },
+    InvalidateIf {
+        ty: u32,
+        slot: u64,
+        stale: bool,
+    },
+    Reclaim(usize),
+    Compact,
+    Switch(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let ty = 0..TYPES + 1; // one type that is never on
+    let slot = 0..SLOTS + 2; // a little beyond the end
+    prop_oneof![
+        1 => ty.clone().prop_map(Op::Swapon),
+        1 => ty.clone().prop_map(Op::Swapoff),
+        8 => (ty.clone(), slot.clone(), 1..12usize, any::<u64>())
+            .prop_map(|(ty, slot, pages, version)| Op::Store { ty, slot, pages, version }),
+        5 => (ty.clone(), slot.clone(), any::<bool>())
+            .prop_map(|(ty, slot, exclusive)| Op::Load { ty, slot, exclusive }),
+        2 => (ty.clone(), slot.clone(), 1..4usize, any::<bool>())
+            .prop_map(|(ty, slot, pages, exclusive)| Op::LoadRun { ty, slot, pages, exclusive }),
+        2 => (ty.clone(), slot.clone()).prop_map(|(ty, slot)| Op::Invalidate { ty, slot }),
+        2 => (ty.clone(), slot.clone(), any::<bool>())
+            .prop_map(|(ty, slot, stale)| Op::InvalidateIf { ty, slot, stale }),
+        2 => (1..16usize).prop_map(Op::Reclaim),
+        1 => Just(Op::Compact),
+        1 => (0..3u8).prop_map(Op::Switch),
+    ]
+}
+
+/// Page contents for (slot, version): zero, same-filled, random (incompressible) or heap-like.
+fn content(slot: u64, version: u64) -> Vec<u8> {
+    match version % 4 {
+        0 => vec![0; PAGE_SIZE],
+        1 => (version | 1).to_ne_bytes().repeat(PAGE_SIZE / 8),
+        2 => {
+            let mut x = version | 1;
+            (0..PAGE_SIZE)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        }
+        _ => page_for(slot, version),
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    /// Per type that is on: slot → (contents, generation of its store).
+    areas: HashMap<u32, HashMap<u64, (Vec<u8>, Generation)>>,
+    /// Last generation seen per (type, slot), for conditional invalidates of stale ones.
+    last_gen: HashMap<(u32, u64), Generation>,
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let file = TempFile::new("model");
+    let pool = Pool::new(PoolConfig {
+        codec: CodecSpec::LZ4,
+        max_pool_bytes: 48 * 1024,
+        accept_threshold_percent: 75,
+        topology: Arc::new(TestTopology::new(&[0, 1, 3])),
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let mut m = Model::default();
+    let codecs = [CodecSpec::LZ4, CodecSpec::ZSTD, CodecSpec::DEFLATE];
+    for op in ops {
+        match op {
+            Op::Swapon(ty) => {
+                // (A fresh, truncated file only when the type is off: truncating a live area's file
+                // would be the test corrupting it.)
+                let backing = (ty == 0 && !m.areas.contains_key(&ty)).then(|| file.open_rw());
+                let r = pool.swapon(ty, SLOTS, backing);
+                if m.areas.contains_key(&ty) {
+                    prop_assert!(matches!(r, Err(PoolError::SwapTypeBusy { .. })), "{r:?}");
+                } else {
+                    r.unwrap();
+                    m.areas.insert(ty, HashMap::new());
+                }
+            }
+            Op::Swapoff(ty) => {
+                let r = pool.swapoff(ty);
+                if m.areas.remove(&ty).is_some() {
+                    r.unwrap();
+                } else {
+                    prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}");
+                }
+            }
+            Op::Store {
+                ty,
+                slot,
+                pages,
+                version,
+            } => {
+                let data: Vec<u8> = (0..pages as u64)
+                    .flat_map(|i| content(slot + i, version + i))
+                    .collect();
+                let r = pool.store(ty, slot, &data);
+                match (m.areas.get_mut(&ty), r) {
+                    (None, r) => {
+                        prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}")
+                    }
+                    (Some(_), Err(PoolError::SlotOutOfRange { .. })) => {
+                        prop_assert!(slot + pages as u64 > SLOTS)
+                    }
+                    (Some(area), Ok(gen)) => {
+                        prop_assert!(slot + pages as u64 <= SLOTS);
+                        for i in 0..pages {
+                            let s = slot + i as u64;
+                            area.insert(
+                                s,
+                                (data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE].to_vec(), gen),
+                            );
+                            m.last_gen.insert((ty, s), gen);
+                        }
+                    }
+                    (Some(area), Err(PoolError::LimitReached { .. })) => {
+                        for i in 0..pages as u64 {
+                            area.remove(&(slot + i));
+                        }
+                    }
+                    (Some(_), Err(e)) => prop_assert!(false, "unexpected store error {e}"),
+                }
+            }
+            Op::Load {
+                ty,
+                slot,
+                exclusive,
+            } => {
+                let mut page = vec![0u8; PAGE_SIZE];
+                let mode = if exclusive {
+                    LoadMode::Exclusive
+                } else {
+                    LoadMode::KeepCopy
+                };
+                let r = pool.load(ty, slot, &mut page, mode);
+                match (m.areas.get_mut(&ty), r) {
+                    (None, r) => {
+                        prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}")
+                    }
+                    (Some(_), Err(PoolError::SlotOutOfRange { .. })) => prop_assert!(slot >= SLOTS),
+                    (Some(area), Err(PoolError::AbsentSlot { .. })) => {
+                        prop_assert!(!area.contains_key(&slot), "slot {slot} should be present")
+                    }
+                    (Some(area), Ok(gen)) => {
+                        let Some((want, wgen)) = area.get(&slot) else {
+                            return Err(TestCaseError::fail(format!(
+                                "load of absent slot {slot} succeeded"
+                            )));
+                        };
+                        prop_assert!(page == *want, "type {ty} slot {slot}: wrong bytes");
+                        prop_assert_eq!(gen, *wgen);
+                        if exclusive {
+                            area.remove(&slot);
+                        }
+                    }
+                    (Some(_), Err(e)) => prop_assert!(false, "unexpected load error {e}"),
+                }
+            }
+            Op::LoadRun {
+                ty,
+                slot,
+                pages,
+                exclusive,
+            } => {
+                let mut buf = vec![0u8; pages * PAGE_SIZE];
+                let mode = if exclusive {
+                    LoadMode::Exclusive
+                } else {
+                    LoadMode::KeepCopy
+                };
+                let r = pool.load_run(ty, slot, &mut buf, mode);
+                match (m.areas.get_mut(&ty), r) {
+                    (None, r) => {
+                        prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}")
+                    }
+                    (Some(_), Err(PoolError::SlotOutOfRange { .. })) => {
+                        prop_assert!(slot + pages as u64 > SLOTS)
+                    }
+                    (Some(area), Err(PoolError::AbsentSlot { slot: s, .. })) => {
+                        prop_assert!(!area.contains_key(&s));
+                        prop_assert!((0..s - slot).all(|i| area.contains_key(&(slot + i))));
+                    }
+                    (Some(area), Ok(())) => {
+                        for i in 0..pages as u64 {
+                            let want = &area.get(&(slot + i)).expect("run slot present").0;
+                            let got = &buf[i as usize * PAGE_SIZE..(i as usize + 1) * PAGE_SIZE];
+                            prop_assert!(got == &want[..], "run slot {} wrong bytes", slot + i);
+                        }
+                        if exclusive {
+                            for i in 0..pages as u64 {
+                                area.remove(&(slot + i));
+                            }
+                        }
+                    }
+                    (Some(_), Err(e)) => prop_assert!(false, "unexpected load_run error {e}"),
+                }
+            }
+            Op::Invalidate { ty, slot } => {
+                let r = pool.invalidate(ty, slot);
+                match (m.areas.get_mut(&ty), r) {
+                    (None, r) => {
+                        prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}")
+                    }
+                    (Some(_), Err(PoolError::SlotOutOfRange { .. })) => prop_assert!(slot >= SLOTS),
+                    (Some(area), Ok(gen)) => {
+                        prop_assert_eq!(gen, area.remove(&slot).map(|(_, g)| g));
+                    }
+                    (Some(_), Err(e)) => prop_assert!(false, "unexpected invalidate error {e}"),
+                }
+            }
+            Op::InvalidateIf { ty, slot, stale } => {
+                let held = m.areas.get(&ty).and_then(|a| a.get(&slot)).map(|(_, g)| *g);
+                let gen = match (stale, held, m.last_gen.get(&(ty, slot))) {
+                    (false, Some(g), _) => g,
+                    (_, _, Some(g)) if Some(*g) != held => *g,
+                    _ => Generation(0),
+                };
+                let r = pool.invalidate_if(ty, slot, gen);
+                match (m.areas.get_mut(&ty), r) {
+                    (None, r) => {
+                        prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}")
+                    }
+                    (Some(_), Err(PoolError::SlotOutOfRange { .. })) => prop_assert!(slot >= SLOTS),
+                    (Some(area), Ok(())) => {
+                        prop_assert_eq!(area.remove(&slot).map(|(_, g)| g), Some(gen));
+                    }
+                    (Some(area), Err(PoolError::AbsentSlot { .. })) => {
+                        prop_assert!(!area.contains_key(&slot))
+                    }
+                    (Some(area), Err(PoolError::GenerationMismatch { .. })) => {
+                        prop_assert!(area.get(&slot).is_some_and(|(_, g)| *g != gen))
+                    }
+                    (Some(_), Err(e)) => prop_assert!(false, "unexpected invalidate_if error {e}"),
+                }
+            }
+            Op::Reclaim(n) => {
+                pool.reclaim(n).unwrap();
+            }
+            Op::Compact => {
+                pool.compact();
+            }
+            Op::Switch(i) => pool.set_compressor(codecs[i as usize]).unwrap(),
+        }
+        // Accounting follows the model.
+        let s = pool.stats();
+        let held: usize = m.areas.values().map(HashMap::len).sum();
+        prop_assert_eq!(s.stored_pages + s.on_disk_pages, held as u64);
+    }
+    // Everything still held reads back.
+    let mut page = vec![0u8; PAGE_SIZE];
+    for (ty, area) in &m.areas {
+        for (slot, (want, _)) in area {
+            pool.load(*ty, *slot, &mut page, LoadMode::KeepCopy)
+                .unwrap();
+            prop_assert!(page == *want);
+        }
+    }
+    for ty in m.areas.keys() {
+        pool.swapoff(*ty).unwrap();
+    }
+    let s = pool.stats();
+    prop_assert_eq!(
+        (
+            s.stored_pages,
+            s.on_disk_pages,
+            s.pool_bytes,
+            s.compressed_bytes
+        ),
+        (0, 0, 0, 0)
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("POOL_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn pool_matches_a_plain_map(ops in proptest::collection::vec(op(), 1..80)) {
+        run(ops)?;
+    }
+}
