@@ -149,6 +149,7 @@ impl Pool {
         }
         let on_disk = Entry::new(Payload::OnDisk, e.crc(), u64::from(gen));
         let (mut chunk, pos) = area.index.lock(slot);
+        #[cfg_attr(feature = "unprotected-writeback", allow(unused_variables))]
         let now = chunk.get(pos);
         #[cfg(not(feature = "unprotected-writeback"))]
         if !(now.gen() == e.gen() && now.payload() == e.payload()) {
@@ -156,6 +157,7 @@ impl Pool {
         }
         #[cfg(feature = "unprotected-writeback")]
         let now = e; // broken on purpose: trusts the stale snapshot
+        #[cfg(not(feature = "unprotected-writeback"))]
         if chunk.get_mut(pos).is_none() {
             return Ok(false);
         }

@@ -118,11 +118,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 // would be the test corrupting it.)
                 let backing = (ty == 0 && !m.areas.contains_key(&ty)).then(|| file.open_rw());
                 let r = pool.swapon(ty, SLOTS, backing);
-                if m.areas.contains_key(&ty) {
-                    prop_assert!(matches!(r, Err(PoolError::SwapTypeBusy { .. })), "{r:?}");
-                } else {
-                    r.unwrap();
-                    m.areas.insert(ty, HashMap::new());
+                match m.areas.entry(ty) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        prop_assert!(matches!(r, Err(PoolError::SwapTypeBusy { .. })), "{r:?}")
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        r.unwrap();
+                        v.insert(HashMap::new());
+                    }
                 }
             }
             Op::Swapoff(ty) => {

@@ -1,0 +1,291 @@
+//! Stress tests for the three lifetime protocols. Each runs briefly by default; set
+//! `POOL_STRESS_SECS` for a soak. Each has a test-only cargo feature that removes the
+//! protection it checks (`unprotected-hotplug`, `unprotected-writeback`,
+//! `unprotected-compaction`); with it, the matching test fails.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{page_for, TempFile};
+use pool::{CpuTopology, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
+use software_fallback::{CodecSpec, PAGE_SIZE};
+
+fn duration(default_ms: u64) -> Duration {
+    std::env::var("POOL_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(Duration::from_millis(default_ms), Duration::from_secs)
+}
+
+fn pool(topo: Arc<TestTopology>, max: u64) -> Arc<Pool> {
+    Arc::new(
+        Pool::new(PoolConfig {
+            codec: CodecSpec::LZ4,
+            max_pool_bytes: max,
+            accept_threshold_percent: 80,
+            topology: topo,
+            ..PoolConfig::default()
+        })
+        .unwrap(),
+    )
+}
+
+/// Stores by one writer per slot range, each checking that every load returns the last bytes
+/// it stored (or, after its own invalidate, nothing).
+fn writer(
+    p: &Pool,
+    topo: &TestTopology,
+    ty: u32,
+    slots: std::ops::Range<u64>,
+    until: Instant,
+    limit_ok: bool,
+) -> u64 {
+    let mut version = vec![0u64; slots.end as usize];
+    let mut present = vec![false; slots.end as usize];
+    let mut out = vec![0u8; PAGE_SIZE];
+    let mut ops = 0u64;
+    let mut r = slots.start.wrapping_mul(2654435761) | 1;
+    while Instant::now() < until {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        let slot = slots.start + r % (slots.end - slots.start);
+        let s = slot as usize;
+        match r % 7 {
+            0..=2 => {
+                let v = version[s] + 1;
+                match p.store_batch_on(topo.current(), ty, slot, &page_for(slot, v)) {
+                    Ok(_) => {
+                        version[s] = v;
+                        present[s] = true;
+                    }
+                    Err(PoolError::LimitReached { .. }) if limit_ok => present[s] = false,
+                    Err(e) => panic!("store slot {slot}: {e}"),
+                }
+            }
+            3 | 4 => match p.load(ty, slot, &mut out, LoadMode::KeepCopy) {
+                Ok(_) => {
+                    assert!(
+                        present[s],
+                        "slot {slot}: load of a slot that should be empty"
+                    );
+                    assert!(
+                        out == page_for(slot, version[s]),
+                        "slot {slot}: stale or wrong bytes (want version {})",
+                        version[s]
+                    );
+                }
+                Err(PoolError::AbsentSlot { .. }) => assert!(!present[s], "slot {slot} lost"),
+                Err(e) => panic!("load slot {slot}: {e}"),
+            },
+            5 => {
+                if present[s] {
+                    p.load(ty, slot, &mut out, LoadMode::Exclusive)
+                        .unwrap_or_else(|e| panic!("exclusive load slot {slot}: {e}"));
+                    assert!(
+                        out == page_for(slot, version[s]),
+                        "slot {slot}: stale or wrong bytes"
+                    );
+                    present[s] = false;
+                }
+            }
+            _ => {
+                p.invalidate(ty, slot).unwrap();
+                present[s] = false;
+            }
+        }
+        ops += 1;
+    }
+    // Final check of everything this writer holds.
+    for slot in slots {
+        let s = slot as usize;
+        match p.load(ty, slot, &mut out, LoadMode::KeepCopy) {
+            Ok(_) => assert!(
+                present[s] && out == page_for(slot, version[s]),
+                "slot {slot} wrong at end"
+            ),
+            Err(PoolError::AbsentSlot { .. }) => assert!(!present[s], "slot {slot} lost at end"),
+            Err(e) => panic!("final load slot {slot}: {e}"),
+        }
+    }
+    ops
+}
+
+/// Contexts vs CPU hotplug: CPUs go offline and come back while two threads store and load
+/// with hints that follow the (changing) online set. No context may be freed or rebuilt, and
+/// nothing may be lost.
+#[test]
+fn contexts_survive_cpu_hotplug() {
+    let topo = Arc::new(TestTopology::new(&[0, 1, 2, 3]));
+    let p = pool(topo.clone(), u64::MAX);
+    p.swapon(0, 512, None).unwrap();
+    let until = Instant::now() + duration(700);
+    let stop = Arc::new(AtomicBool::new(false));
+    let plug = {
+        let (topo, stop) = (topo.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let cpu = 1 + i % 3;
+                topo.offline(cpu);
+                thread::yield_now();
+                topo.online(cpu);
+                i += 1;
+            }
+        })
+    };
+    let workers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (p, topo) = (p.clone(), topo.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 256..(w + 1) * 256, until, false))
+        })
+        .collect();
+    let ops: u64 = workers.into_iter().map(|h| h.join().expect("worker")).sum();
+    stop.store(true, Ordering::Relaxed);
+    plug.join().unwrap();
+    let s = p.stats();
+    assert_eq!(
+        s.contexts_created, 4,
+        "a context was rebuilt after {ops} operations"
+    );
+    assert_eq!(p.context_cpus(), vec![0, 1, 2, 3]);
+}
+
+/// Writeback vs load, store, invalidate: a reclaimer writes entries back as fast as it can
+/// while writers overwrite, load and invalidate the same slots. Every load must return the
+/// last bytes stored.
+#[test]
+fn writeback_races_with_store_load_invalidate() {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let p = pool(topo.clone(), u64::MAX);
+    let f = TempFile::new("stress-wb");
+    p.swapon(0, 256, Some(f.open_rw())).unwrap();
+    let until = Instant::now() + duration(1000);
+    let reclaimer = {
+        let p = p.clone();
+        thread::spawn(move || {
+            let mut n = 0;
+            while Instant::now() < until {
+                n += p.reclaim(16).unwrap();
+            }
+            n
+        })
+    };
+    let workers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (p, topo) = (p.clone(), topo.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 128..(w + 1) * 128, until, false))
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("writer saw wrong data");
+    }
+    let written = reclaimer.join().unwrap();
+    assert!(written > 0, "the reclaimer never wrote anything back");
+    assert!(p.stats().file_loads > 0, "no load came from the file");
+}
+
+/// Writeback vs swapoff: swapoff while a reclaimer is writing the area back. Afterwards the
+/// pool must hold nothing of the area.
+#[test]
+fn writeback_races_with_swapoff() {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let p = pool(topo, u64::MAX);
+    let until = Instant::now() + duration(700);
+    let mut rounds = 0;
+    while Instant::now() < until {
+        let f = TempFile::new("stress-off");
+        p.swapon(3, 128, Some(f.open_rw())).unwrap();
+        for s in 0..128 {
+            p.store(3, s, &page_for(s, rounds)).unwrap();
+        }
+        let reclaimer = {
+            let p = p.clone();
+            thread::spawn(move || {
+                for _ in 0..64 {
+                    if p.reclaim(4).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        thread::yield_now();
+        p.swapoff(3).unwrap();
+        // Once swapoff has returned the daemon owns the file again: nothing may write to it.
+        let after_swapoff = std::fs::read(&f.path).unwrap();
+        reclaimer.join().unwrap();
+        assert!(
+            std::fs::read(&f.path).unwrap() == after_swapoff,
+            "round {rounds}: writeback wrote to the file after swapoff returned"
+        );
+        let s = p.stats();
+        assert_eq!(
+            (s.stored_pages, s.on_disk_pages, s.pool_bytes),
+            (0, 0, 0),
+            "round {rounds}: something of a swapped-off area is still held"
+        );
+        rounds += 1;
+    }
+}
+
+/// Writeback under a small memory limit with a background reclaimer: every load returns the
+/// last stored bytes, stores refused at the limit leave their slot empty.
+#[test]
+fn small_limit_with_background_writeback() {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let p = pool(topo.clone(), 96 * 1024);
+    let f = TempFile::new("stress-limit");
+    p.swapon(0, 512, Some(f.open_rw())).unwrap();
+    let bg = Pool::spawn_reclaimer(&p, Duration::from_millis(5));
+    let until = Instant::now() + duration(1000);
+    let workers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (p, topo) = (p.clone(), topo.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 256..(w + 1) * 256, until, true))
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("writer saw wrong data");
+    }
+    drop(bg);
+    let s = p.stats();
+    assert!(s.written_back > 0, "{s:?}");
+}
+
+/// Compaction vs load and free: a compactor moves objects while writers store, load and free
+/// objects of the same classes.
+#[test]
+fn compaction_races_with_load_and_free() {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let p = pool(topo.clone(), u64::MAX);
+    p.swapon(0, 256, None).unwrap();
+    let until = Instant::now() + duration(1000);
+    let compactor = {
+        let p = p.clone();
+        thread::spawn(move || {
+            let mut freed = 0;
+            while Instant::now() < until {
+                freed += p.compact();
+            }
+            freed
+        })
+    };
+    let workers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (p, topo) = (p.clone(), topo.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 128..(w + 1) * 128, until, false))
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("writer saw wrong data");
+    }
+    compactor.join().unwrap();
+    assert!(
+        p.stats().compaction_moves > 0,
+        "compaction never moved anything"
+    );
+}
