@@ -646,7 +646,7 @@ impl IaaContext {
         // (rule 1), which stays allocated until the completion is observed or is leaked
         // (rules 3, 4); each slot is marked InFlight below before anything else can touch it,
         // and one queue entry per descriptor was reserved above.
-        let (accepted, err) = unsafe { self.wq.submit(&batch) };
+        let (accepted, mut err) = unsafe { self.wq.submit(&batch) };
         self.stats.submitted += accepted as u64;
         self.stats.in_flight.record(accepted);
         for (n, &k) in idx.iter().enumerate() {
@@ -658,8 +658,12 @@ impl IaaContext {
                 if err.as_ref().is_some_and(|e| e.is_busy()) {
                     self.stats.busy += 1;
                 }
-                p.done = Some(Err(match &err {
-                    Some(e) => clone_err(e),
+                // The first refused descriptor gets the error itself; later ones a copy.
+                p.done = Some(Err(match err.take() {
+                    Some(e) => {
+                        err = Some(clone_err(&e));
+                        e
+                    }
                     None => AccelError::Rejected(std::io::Error::other("not submitted")),
                 }));
             }

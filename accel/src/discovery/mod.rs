@@ -534,3 +534,87 @@ pub fn recheck_state(wq: &WqInfo) -> Result<(), String> {
         None => Err(format!("queue {} disappeared from sysfs", wq.name)),
     }
 }
+
+impl fmt::Display for Report {
+    /// The human-readable report `swapaccel probe` prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "sysfs root: {}   device root: {}",
+            self.sysfs_root.display(),
+            self.dev_root.display()
+        )?;
+        writeln!(
+            f,
+            "CPU: MOVDIR64B {}, ENQCMD {}, WAITPKG {}; CAP_SYS_RAWIO {}",
+            yes_no(self.cpu.movdir64b),
+            yes_no(self.cpu.enqcmd),
+            yes_no(self.cpu.waitpkg),
+            yes_no(self.privileges.sys_rawio)
+        )?;
+        match &self.bus {
+            BusState::NotLoaded => {}
+            BusState::Loaded { drivers } => writeln!(
+                f,
+                "idxd bus: loaded, drivers: {}",
+                if drivers.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    drivers.join(", ")
+                }
+            )?,
+        }
+        for d in &self.devices {
+            writeln!(
+                f,
+                "device {}: state {}, compress {}, decompress {}, max_transfer_size {}",
+                d.name,
+                d.state.as_deref().unwrap_or("?"),
+                d.op_cap
+                    .map_or("?", |c| yes_no(c.supports(opcode::COMPRESS))),
+                d.op_cap
+                    .map_or("?", |c| yes_no(c.supports(opcode::DECOMPRESS))),
+                d.max_transfer_size
+                    .map_or("?".to_string(), |v| v.to_string())
+            )?;
+        }
+        for w in &self.wqs {
+            let mode = match w.mode {
+                Some(WqMode::Dedicated) => "dedicated",
+                Some(WqMode::Shared) => "shared",
+                None => "?",
+            };
+            writeln!(
+                f,
+                "  {} ({}, {}, size {}, type {}, driver {}, state {}):",
+                w.name,
+                w.device,
+                mode,
+                w.size.map_or("?".to_string(), |v| v.to_string()),
+                w.wq_type.as_deref().unwrap_or("?"),
+                w.driver_name.as_deref().unwrap_or("?"),
+                w.state.as_deref().unwrap_or("?"),
+            )?;
+            match &w.verdict {
+                Ok(m) => writeln!(f, "    usable: {m}")?,
+                Err(why) => {
+                    for r in why {
+                        writeln!(f, "    unusable: {r}")?;
+                    }
+                }
+            }
+        }
+        match self.why_none() {
+            Some(why) => writeln!(f, "no usable IAA work queue: {why}"),
+            None => writeln!(f, "{} usable IAA work queue(s)", self.usable().count()),
+        }
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}

@@ -332,6 +332,25 @@ impl Emulator {
         Arc::clone(&self.wq)
     }
 
+    /// Opens the emulated queue a second time, as another process would: a new
+    /// [`WorkQueue`] with its own in-flight budget (portal path only). On a dedicated queue
+    /// two such handles can together exceed the queue size, and the excess is dropped.
+    pub fn open_again(&self) -> Result<Arc<WorkQueue>, AccelError> {
+        if self.wq.path_kind() != PathKind::Portal {
+            return Err(AccelError::Emulator(
+                "open_again supports the portal path only".into(),
+            ));
+        }
+        Ok(Arc::new(WorkQueue::from_parts(
+            format!("{}#2", self.wq.name()),
+            self.wq.mode(),
+            self.wq.size(),
+            Path::Portal(Box::new(EmuPortal(Arc::clone(&self.shared)))),
+            Box::new(EmuHealth(Arc::clone(&self.shared))),
+            crate::wq::DEFAULT_ENQCMD_RETRIES,
+        )))
+    }
+
     /// The fault plan.
     pub fn faults(&self) -> &FaultInjector {
         &self.shared.faults

@@ -1,0 +1,612 @@
+//! Every fault the emulator injects, and the recovery it calls for. Emulator only: each case
+//! starts its own emulator so that armed faults cannot hit another case's descriptors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use accel::discovery::WqMode;
+use accel::emu::{Emulator, EmulatorConfig, Fault, Target};
+use accel::wq::PathKind;
+use accel::{AccelError, ContextConfig, IaaCodec, PageError};
+use software_fallback::corpus::Corpus;
+use software_fallback::{CodecError, PageCodec, DEFAULT_COMPRESS_LIMIT, PAGE_SIZE};
+
+use crate::cases::{compress_pages, decompress_streams};
+use crate::{ensure, CaseResult};
+
+/// An emulator-only case.
+pub type FaultCase = fn() -> CaseResult;
+
+/// Every fault case, by name.
+pub fn all() -> Vec<(&'static str, FaultCase)> {
+    vec![
+        (
+            "page_fault_on_read_is_touched_and_resubmitted",
+            page_fault_read as FaultCase,
+        ),
+        (
+            "page_fault_on_write_is_touched_and_resubmitted",
+            page_fault_write,
+        ),
+        (
+            "persistent_page_fault_gives_up_after_bounded_retries",
+            page_fault_persistent,
+        ),
+        ("output_overflow", output_overflow),
+        ("hardware_error_fails_one_page_only", hardware_error),
+        ("watchdog_fails_one_page_only", watchdog),
+        (
+            "slow_completion_quarantines_then_releases_slot",
+            slow_completion,
+        ),
+        ("lost_descriptor_stays_quarantined", lost_descriptor),
+        ("shared_queue_enqcmd_retry_then_busy", enqcmd_retry),
+        ("shared_queue_write_path_eagain_is_busy", write_path_eagain),
+        ("dedicated_queue_in_flight_budget", dedicated_budget),
+        ("dedicated_queue_drops_beyond_size", dedicated_drops),
+        ("unplugged_device_is_gone", unplugged),
+        ("verify_catches_corrupt_output", verify_catches_corruption),
+        (
+            "write_path_rejects_misaligned_record",
+            misaligned_record_write,
+        ),
+        (
+            "portal_misaligned_record_gets_no_record",
+            misaligned_record_portal,
+        ),
+        (
+            "stress_concurrent_contexts_with_quarantine",
+            stress_quarantine,
+        ),
+    ]
+}
+
+fn emu(mode: WqMode, path: PathKind, size: u32) -> Result<Emulator, String> {
+    Emulator::start(EmulatorConfig {
+        mode,
+        path,
+        size,
+        ..EmulatorConfig::default()
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn codec(e: &Emulator, timeout: Duration) -> IaaCodec {
+    IaaCodec::new(
+        e.work_queue(),
+        ContextConfig {
+            timeout,
+            drain_on_drop: Duration::from_millis(20),
+            ..ContextConfig::default()
+        },
+    )
+}
+
+fn test_page(seed: u8) -> Vec<u8> {
+    (0..PAGE_SIZE)
+        .map(|i| ((i / 8) as u8).wrapping_mul(seed) ^ (i % 13) as u8)
+        .collect()
+}
+
+fn device_err(r: Result<software_fallback::Compressed, PageError>) -> Result<AccelError, String> {
+    match r {
+        Err(PageError::Device(e)) => Ok(e),
+        other => Err(format!("expected a device error, got {other:?}")),
+    }
+}
+
+fn compress_one(
+    c: &mut IaaCodec,
+    page: &[u8],
+) -> Result<Result<software_fallback::Compressed, PageError>, String> {
+    let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+    let mut r = c
+        .try_compress_batch(&[page], &mut [&mut dst])
+        .map_err(|e| e.to_string())?;
+    r.pop().ok_or_else(|| "no result".to_string())
+}
+
+fn roundtrip_ok(c: &mut IaaCodec, page: &[u8]) -> CaseResult {
+    let comp = compress_pages(c, &[page], DEFAULT_COMPRESS_LIMIT)?;
+    let bytes = comp[0].0.clone().ok_or("page incompressible")?;
+    let (p, _) = decompress_streams(c, &[&bytes])?
+        .pop()
+        .ok_or("no result")?
+        .map_err(|e| e.to_string())?;
+    ensure!(p == page, "round trip returned other data");
+    Ok(())
+}
+
+fn page_fault_read() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    e.faults()
+        .inject(Target::Compress, Fault::PageFault { write: false }, 1);
+    roundtrip_ok(&mut c, &test_page(3))?;
+    ensure!(
+        c.context().stats().page_faults_resolved == 1,
+        "fault not resolved by touch+resubmit"
+    );
+    ensure!(e.faults().injected() == 1, "fault not injected");
+    Ok(())
+}
+
+fn page_fault_write() -> CaseResult {
+    let e = emu(WqMode::Shared, PathKind::Write, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    e.faults()
+        .inject(Target::Decompress, Fault::PageFault { write: true }, 2);
+    roundtrip_ok(&mut c, &test_page(5))?;
+    ensure!(
+        c.context().stats().page_faults_resolved == 2,
+        "write faults not resolved"
+    );
+    Ok(())
+}
+
+fn page_fault_persistent() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    let retries = c.context().config().page_fault_retries;
+    e.faults()
+        .inject(Target::Compress, Fault::PageFault { write: false }, 100);
+    let err = device_err(compress_one(&mut c, &test_page(7))?)?;
+    match err {
+        AccelError::PageFault {
+            attempts,
+            write: false,
+            ..
+        } => {
+            ensure!(
+                attempts == retries + 1,
+                "gave up after {attempts} attempts, want {}",
+                retries + 1
+            )
+        }
+        other => return Err(format!("expected PageFault, got {other}")),
+    }
+    ensure!(
+        !err_is_gone(&compress_one(&mut c, &test_page(7))?),
+        "context unusable after faults"
+    );
+    Ok(())
+}
+
+fn err_is_gone(r: &Result<software_fallback::Compressed, PageError>) -> bool {
+    matches!(r, Err(e) if e.is_device_gone())
+}
+
+fn output_overflow() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    let page = test_page(9);
+    e.faults()
+        .inject(Target::Compress, Fault::OutputOverflow, 1);
+    let r = compress_one(&mut c, &page)?.map_err(|e| e.to_string())?;
+    ensure!(
+        r.len.is_none(),
+        "compress overflow must read as incompressible"
+    );
+    let comp = compress_pages(&mut c, &[&page], DEFAULT_COMPRESS_LIMIT)?;
+    let bytes = comp[0].0.clone().ok_or("incompressible")?;
+    e.faults()
+        .inject(Target::Decompress, Fault::OutputOverflow, 1);
+    let mut out = vec![0u8; PAGE_SIZE];
+    ensure!(
+        matches!(
+            c.decompress(&bytes, &mut out),
+            Err(CodecError::Oversized { .. })
+        ),
+        "decompress overflow must be Oversized"
+    );
+    roundtrip_ok(&mut c, &page)
+}
+
+fn one_page_error(fault: Fault, check: fn(&AccelError) -> bool) -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Write, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    e.faults().inject(Target::Compress, fault, 1);
+    let err = device_err(compress_one(&mut c, &test_page(11))?)?;
+    ensure!(check(&err), "unexpected error {err}");
+    ensure!(
+        !err.is_device_gone() && !err.is_busy(),
+        "{err} misclassified"
+    );
+    roundtrip_ok(&mut c, &test_page(11))
+}
+
+fn hardware_error() -> CaseResult {
+    one_page_error(Fault::HardwareError, |e| {
+        matches!(
+            e,
+            AccelError::Hardware {
+                status: accel::Status::HwError1,
+                ..
+            }
+        )
+    })
+}
+
+fn watchdog() -> CaseResult {
+    one_page_error(Fault::Watchdog, |e| {
+        matches!(e, AccelError::Watchdog { .. })
+    })
+}
+
+fn slow_completion() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut c = codec(&e, Duration::from_millis(40));
+    e.faults().inject(
+        Target::Compress,
+        Fault::SlowCompletion(Duration::from_millis(300)),
+        1,
+    );
+    let pages = [test_page(13), test_page(17)];
+    let refs: Vec<&[u8]> = pages.iter().map(|p| p.as_slice()).collect();
+    let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 2];
+    let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let r = c
+        .try_compress_batch(&refs, &mut dsts)
+        .map_err(|e| e.to_string())?;
+    let slow: Vec<_> = r
+        .iter()
+        .filter(|x| matches!(x, Err(e) if e.is_device_gone()))
+        .collect();
+    ensure!(
+        slow.len() == 1,
+        "expected exactly one unresponsive page: {r:?}"
+    );
+    ensure!(
+        r.iter().filter(|x| x.is_ok()).count() == 1,
+        "the other page must succeed: {r:?}"
+    );
+    ensure!(c.context().quarantined() == 1, "slot not quarantined");
+    std::thread::sleep(Duration::from_millis(400));
+    let corpus = Corpus::builtin().sample(8);
+    let pages: Vec<&[u8]> = corpus.pages().collect();
+    compress_pages(&mut c, &pages, DEFAULT_COMPRESS_LIMIT)?;
+    ensure!(
+        c.context().quarantined() == 0,
+        "late completion did not release the slot"
+    );
+    ensure!(
+        c.context().stats().quarantine_released == 1,
+        "release not counted"
+    );
+    Ok(())
+}
+
+fn lost_descriptor() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let wq = e.work_queue();
+    {
+        let mut c = codec(&e, Duration::from_millis(30));
+        e.faults().inject(Target::Compress, Fault::Lose, 1);
+        let err = device_err(compress_one(&mut c, &test_page(19))?)?;
+        ensure!(
+            matches!(err, AccelError::DeviceUnresponsive { .. }),
+            "got {err}"
+        );
+        ensure!(c.context().quarantined() == 1, "lost slot not quarantined");
+        // Seven slots remain: a batch of eight gets seven results and one busy page.
+        let corpus = Corpus::builtin().sample(8);
+        let pages: Vec<&[u8]> = corpus.pages().collect();
+        let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
+        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let r = c
+            .try_compress_batch(&pages, &mut dsts)
+            .map_err(|e| e.to_string())?;
+        ensure!(r.iter().filter(|x| x.is_ok()).count() == 7, "{r:?}");
+        ensure!(
+            r.iter()
+                .filter(|x| matches!(x, Err(e) if e.is_busy()))
+                .count()
+                == 1,
+            "{r:?}"
+        );
+        ensure!(
+            c.context().quarantined() == 1,
+            "lost slot released without completion"
+        );
+    } // dropped with a quarantined slot: memory is leaked, not freed
+    ensure!(
+        wq.reserved() == 1,
+        "the lost descriptor's queue entry must stay counted"
+    );
+    Ok(())
+}
+
+fn enqcmd_retry() -> CaseResult {
+    let e = Emulator::start(EmulatorConfig {
+        mode: WqMode::Shared,
+        path: PathKind::Portal,
+        enqcmd_retries: 4,
+        ..EmulatorConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    e.faults().reject_enqcmd(3);
+    roundtrip_ok(&mut c, &test_page(23))?;
+    e.faults().reject_enqcmd(1000);
+    let err = device_err(compress_one(&mut c, &test_page(23))?)?;
+    ensure!(err.is_busy(), "expected QueueBusy, got {err}");
+    e.faults().clear();
+    roundtrip_ok(&mut c, &test_page(23))
+}
+
+fn write_path_eagain() -> CaseResult {
+    let e = emu(WqMode::Shared, PathKind::Write, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    e.faults().reject_enqcmd(10_000);
+    let err = device_err(compress_one(&mut c, &test_page(29))?)?;
+    ensure!(err.is_busy(), "expected QueueBusy from EAGAIN, got {err}");
+    e.faults().clear();
+    roundtrip_ok(&mut c, &test_page(29))
+}
+
+fn dedicated_budget() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 4)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    let corpus = Corpus::builtin().sample(8);
+    let pages: Vec<&[u8]> = corpus.pages().collect();
+    let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
+    let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let r = c
+        .try_compress_batch(&pages, &mut dsts)
+        .map_err(|e| e.to_string())?;
+    ensure!(r.iter().filter(|x| x.is_ok()).count() == 4, "{r:?}");
+    ensure!(
+        r.iter()
+            .filter(|x| matches!(x, Err(e) if e.is_busy()))
+            .count()
+            == 4,
+        "{r:?}"
+    );
+    let dropped = e
+        .counters()
+        .dropped_full
+        .load(std::sync::atomic::Ordering::Acquire);
+    ensure!(
+        dropped == 0,
+        "{dropped} descriptors dropped: the budget must prevent drops"
+    );
+    ensure!(
+        c.context().stats().in_flight.max() <= 4,
+        "more than 4 in flight"
+    );
+    Ok(())
+}
+
+fn dedicated_drops() -> CaseResult {
+    // Two contexts on two *separately opened* handles of one emulated dedicated queue do not
+    // share a budget: this is what happens when two processes misuse one dedicated queue,
+    // and the device drops silently — the victims see only a missed deadline.
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 2)?;
+    e.faults().inject(
+        Target::Any,
+        Fault::SlowCompletion(Duration::from_millis(150)),
+        2,
+    );
+    let mut a = codec(&e, Duration::from_secs(2));
+    let pages = [test_page(31), test_page(37)];
+    let probe = test_page(41);
+    let t = std::thread::spawn(move || {
+        let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 2];
+        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let refs: Vec<&[u8]> = pages.iter().map(|p| p.as_slice()).collect();
+        a.try_compress_batch(&refs, &mut dsts)
+            .map(|r| r.iter().all(|x| x.is_ok()))
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // A second, independent queue handle: bypasses the first one's budget.
+    let other = e.open_again().map_err(|e| e.to_string())?;
+    let mut b = IaaCodec::new(
+        other,
+        ContextConfig {
+            timeout: Duration::from_millis(50),
+            drain_on_drop: Duration::from_millis(10),
+            ..ContextConfig::default()
+        },
+    );
+    let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+    let r = b
+        .try_compress_batch(&[&probe], &mut [&mut dst])
+        .map_err(|e| e.to_string())?;
+    let dropped = e
+        .counters()
+        .dropped_full
+        .load(std::sync::atomic::Ordering::Acquire);
+    ensure!(
+        dropped == 1,
+        "emulated dedicated queue dropped {dropped}, want 1"
+    );
+    ensure!(
+        matches!(&r[0], Err(e) if e.is_device_gone()),
+        "dropped descriptor: {:?}",
+        r[0]
+    );
+    let ok = t
+        .join()
+        .map_err(|_| "thread panicked")?
+        .map_err(|e| e.to_string())?;
+    ensure!(ok, "first context's pages must complete");
+    Ok(())
+}
+
+fn unplugged() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Write, 32)?;
+    let mut c = codec(&e, Duration::from_millis(30));
+    roundtrip_ok(&mut c, &test_page(41))?;
+    e.unplug();
+    let err = device_err(compress_one(&mut c, &test_page(41))?)?;
+    ensure!(
+        matches!(err, AccelError::DeviceGone { .. }),
+        "expected DeviceGone, got {err}"
+    );
+    ensure!(err.is_device_gone(), "misclassified");
+    Ok(())
+}
+
+fn verify_catches_corruption() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let page = test_page(43);
+    let mut c = codec(&e, Duration::from_secs(2));
+    e.faults().inject(Target::Compress, Fault::CorruptOutput, 1);
+    let r = compress_one(&mut c, &page)?;
+    ensure!(r.is_err(), "verify let corrupt output through: {r:?}");
+    // With verification off the corruption is returned, and decoding shows it.
+    c.context_mut().set_verify(false);
+    e.faults().inject(Target::Compress, Fault::CorruptOutput, 1);
+    let comp = compress_pages(&mut c, &[&page], DEFAULT_COMPRESS_LIMIT)?;
+    let bytes = comp[0].0.clone().ok_or("incompressible")?;
+    let mut lib = libdeflater::Decompressor::new();
+    let mut out = vec![0u8; PAGE_SIZE];
+    let same = lib.deflate_decompress(&bytes, &mut out).ok() == Some(PAGE_SIZE) && out == page;
+    ensure!(!same, "injected corruption had no effect");
+    Ok(())
+}
+
+fn misaligned(kind: PathKind) -> Result<(Emulator, Result<(), AccelError>, usize), String> {
+    let e = emu(WqMode::Dedicated, kind, 32)?;
+    let mut ctx = accel::IaaContext::new(
+        e.work_queue(),
+        ContextConfig {
+            timeout: Duration::from_millis(30),
+            drain_on_drop: Duration::from_millis(10),
+            ..ContextConfig::default()
+        },
+    );
+    let page = test_page(47);
+    let r = ctx
+        .run_raw(&page, |a| {
+            accel::descriptor::Descriptor::compress(&accel::descriptor::CompressJob {
+                src: a.src,
+                src_len: PAGE_SIZE as u32,
+                dst: a.dst,
+                max_dst: a.dst_cap,
+                aecs: a.aecs,
+                completion: a.record + 8,
+            })
+        })
+        .map(|_| ());
+    let q = ctx.quarantined();
+    Ok((e, r, q))
+}
+
+fn misaligned_record_write() -> CaseResult {
+    let (e, r, q) = misaligned(PathKind::Write)?;
+    match r {
+        Err(AccelError::Rejected(io)) => {
+            ensure!(
+                io.raw_os_error() == Some(libc::EINVAL),
+                "expected EINVAL, got {io}"
+            )
+        }
+        other => return Err(format!("expected Rejected(EINVAL), got {other:?}")),
+    }
+    ensure!(q == 0, "a rejected descriptor must not quarantine its slot");
+    ensure!(
+        e.counters()
+            .write_rejected
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 1,
+        "emulated kernel did not count the rejection"
+    );
+    Ok(())
+}
+
+fn misaligned_record_portal() -> CaseResult {
+    let (e, r, q) = misaligned(PathKind::Portal)?;
+    ensure!(
+        matches!(r, Err(AccelError::DeviceUnresponsive { .. })),
+        "expected no record (unresponsive), got {r:?}"
+    );
+    ensure!(
+        q == 1,
+        "slot of a descriptor without record must stay quarantined"
+    );
+    ensure!(
+        e.counters()
+            .no_record
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 1,
+        "emulator did not drop the record"
+    );
+    Ok(())
+}
+
+fn stress_quarantine() -> CaseResult {
+    let e = Arc::new(emu(WqMode::Shared, PathKind::Portal, 64)?);
+    let corpus = Arc::new(Corpus::builtin().sample(64));
+    let stop = std::time::Instant::now() + Duration::from_millis(800);
+    let mut threads = Vec::new();
+    for t in 0..4u64 {
+        let e = Arc::clone(&e);
+        let corpus = Arc::clone(&corpus);
+        threads.push(std::thread::spawn(move || -> CaseResult {
+            let mut c = codec(&e, Duration::from_millis(5));
+            let mut round = 0u64;
+            while std::time::Instant::now() < stop {
+                round += 1;
+                if (round + t) % 3 == 0 {
+                    e.faults().inject(
+                        Target::Any,
+                        Fault::SlowCompletion(Duration::from_millis(8)),
+                        1,
+                    );
+                }
+                let start = ((round * 8 + t * 16) % 56) as usize;
+                let pages: Vec<&[u8]> = (start..start + 8).map(|i| corpus.page(i)).collect();
+                let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
+                let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+                let r = c
+                    .try_compress_batch(&pages, &mut dsts)
+                    .map_err(|e| e.to_string())?;
+                let mut srcs = Vec::new();
+                let mut idx = Vec::new();
+                for (k, x) in r.iter().enumerate() {
+                    match x {
+                        Ok(cmp) => {
+                            if let Some(l) = cmp.len {
+                                srcs.push(bufs[k][..l].to_vec());
+                                idx.push(k);
+                            }
+                        }
+                        Err(e) if e.is_device_gone() || e.is_busy() => {}
+                        Err(e) => return Err(format!("unexpected error {e}")),
+                    }
+                }
+                let refs: Vec<&[u8]> = srcs.iter().map(|s| s.as_slice()).collect();
+                for (j, x) in decompress_streams(&mut c, &refs)?.into_iter().enumerate() {
+                    match x {
+                        Ok((p, _)) => ensure!(p == pages[idx[j]], "thread {t}: wrong data"),
+                        Err(e) if e.is_device_gone() || e.is_busy() => {}
+                        Err(e) => return Err(format!("unexpected error {e}")),
+                    }
+                }
+            }
+            // Every late completion eventually arrives and releases its slot.
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while c.context().quarantined() > 0 && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+                c.context_mut().reclaim();
+            }
+            ensure!(
+                c.context().quarantined() == 0,
+                "thread {t}: slots left quarantined"
+            );
+            ensure!(round > 3, "thread {t}: only {round} rounds");
+            Ok(())
+        }));
+    }
+    for t in threads {
+        t.join().map_err(|_| "stress thread panicked")??;
+    }
+    e.faults().clear();
+    ensure!(
+        e.work_queue().reserved() == 0,
+        "queue entries leaked: {}",
+        e.work_queue().reserved()
+    );
+    Ok(())
+}
