@@ -21,6 +21,9 @@
 //! }
 //! ```
 
+#![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod aecs;
 pub mod codec;
 pub mod completion;
@@ -32,7 +35,7 @@ mod dma;
 pub mod emu;
 pub mod error;
 pub mod huffman;
-mod portal;
+pub mod portal;
 pub mod stats;
 pub mod status;
 pub mod wq;

@@ -22,6 +22,37 @@ pub(crate) trait Doorbell: Send + Sync {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::MmioPortal;
 
+/// Copies `src` over `dst` with the same MOVDIR64B instruction the portal uses, on ordinary
+/// memory (a direct store is allowed to write-back memory). Lets a test check the
+/// instruction's encoding and operand order on any CPU that has it. Returns `false`, having
+/// done nothing, where the CPU lacks MOVDIR64B (or off x86_64).
+pub fn movdir64b_to_memory(dst: &mut Descriptor, src: &Descriptor) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !crate::cpu::CpuFeatures::detect().movdir64b {
+            return false;
+        }
+        // SAFETY: CPUID reports MOVDIR64B; both operands are 64-byte aligned 64-byte objects
+        // (`Descriptor` is `align(64)`), `dst` is exclusively borrowed and written only by
+        // the instruction, `src` is only read.
+        unsafe {
+            std::arch::asm!(
+                "movdir64b {dst}, [{src}]",
+                dst = in(reg) dst as *mut Descriptor,
+                src = in(reg) src as *const Descriptor,
+                options(nostack, preserves_flags),
+            );
+            std::arch::x86_64::_mm_sfence();
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dst, src);
+        false
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::os::fd::AsRawFd;

@@ -182,3 +182,26 @@ pub fn aecs_layout() -> CaseResult {
     ensure!(b[1560..1568] == [0u8; 8], "padding");
     Ok(())
 }
+
+/// MOVDIR64B (the dedicated-portal instruction) writes exactly the descriptor's 64 bytes.
+pub fn movdir64b() -> CaseResult {
+    let src = Descriptor::compress(&CompressJob {
+        src: 0x1000,
+        src_len: 4096,
+        dst: 0x2000,
+        max_dst: 4095,
+        aecs: 0x3000,
+        completion: 0x4000,
+    });
+    let mut dst = Descriptor::zeroed();
+    ensure!(
+        accel::portal::movdir64b_to_memory(&mut dst, &src),
+        "CPU lacks MOVDIR64B"
+    );
+    ensure!(
+        dst.as_bytes() == src.as_bytes(),
+        "{}",
+        diff(dst.as_bytes(), src.as_bytes())
+    );
+    Ok(())
+}

@@ -14,6 +14,8 @@
 //! * [`faults`]: every injected fault and the recovery it calls for (emulator only);
 //! * [`discovery`]: discovery on fixture sysfs trees.
 
+#![deny(missing_docs)]
+
 pub mod cases;
 pub mod discovery;
 pub mod dut;

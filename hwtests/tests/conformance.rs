@@ -76,6 +76,20 @@ fn main() {
     for (name, f) in enc {
         trials.push(trial(format!("encoding::{name}"), f));
     }
+    let cpu = accel::cpu::CpuFeatures::detect();
+    let movdir = trial(
+        "cpu::movdir64b_stores_the_descriptor".into(),
+        encoding::movdir64b,
+    );
+    trials.push(if cpu.movdir64b {
+        movdir
+    } else {
+        Trial::test(
+            "cpu::movdir64b_stores_the_descriptor (skipped: CPU lacks MOVDIR64B)",
+            || Err(Failed::from("CPU lacks MOVDIR64B")),
+        )
+        .with_ignored_flag(true)
+    });
     for (name, f) in discovery::all() {
         trials.push(trial(format!("discovery::{name}"), f));
     }

@@ -201,4 +201,49 @@ mod tests {
             EncodeError::Overflow
         );
     }
+
+    #[test]
+    fn codes_come_from_the_aecs() {
+        use crate::huffman::fixed_ll_code;
+        let page: Vec<u8> = (0..4096)
+            .map(|i| {
+                if i % 7 < 3 {
+                    b'a'
+                } else {
+                    b'b' + (i % 5) as u8
+                }
+            })
+            .collect();
+        // Swap the codes of 'a' and 'b': a standard decoder then reads them swapped.
+        let mut aecs = CompressAecs::fixed();
+        aecs.set_ll(usize::from(b'a'), fixed_ll_code(u16::from(b'b')));
+        aecs.set_ll(usize::from(b'b'), fixed_ll_code(u16::from(b'a')));
+        let e = compress(&page, &aecs, 4096, true, true).unwrap();
+        let mut d = libdeflater::Decompressor::new();
+        let mut out = vec![0u8; 4096];
+        assert_eq!(d.deflate_decompress(&e.bytes, &mut out).unwrap(), 4096);
+        let swapped: Vec<u8> = page
+            .iter()
+            .map(|&b| match b {
+                b'a' => b'b',
+                b'b' => b'a',
+                o => o,
+            })
+            .collect();
+        assert_eq!(out, swapped);
+        // The header comes from the output accumulator: BFINAL=0 here.
+        let mut hdr = CompressAecs::fixed();
+        let mut bytes = *hdr.as_bytes();
+        bytes[crate::aecs::OFF_OUTPUT_ACCUM] = 0b010;
+        *hdr = CompressAecs::from_bytes(bytes);
+        let e = compress(&page, &hdr, 4096, true, true).unwrap();
+        assert_eq!(e.bytes[0] & 0b111, 0b010);
+        // A symbol without a code cannot be encoded.
+        let mut missing = CompressAecs::fixed();
+        missing.set_ll(usize::from(b'a'), HuffCode { code: 0, len: 0 });
+        assert_eq!(
+            compress(&page, &missing, 4096, true, true).unwrap_err(),
+            EncodeError::MissingCode
+        );
+    }
 }
