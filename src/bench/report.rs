@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use software_fallback::corpus::{classify, Corpus, PageKind};
 
-use super::BackendResult;
+use super::BenchReport;
 
 /// What the corpus holds, as a pool would see it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -39,50 +39,93 @@ impl CorpusSummary {
     }
 }
 
-/// Renders the backends side by side.
-pub fn render_table(corpus: &CorpusSummary, results: &[BackendResult]) -> String {
+fn throughput(s: &super::Spread) -> String {
+    if s.runs > 1 {
+        format!("{:.0}±{:.0}%", s.median, s.plus_minus_pct())
+    } else {
+        format!("{:.0}", s.median)
+    }
+}
+
+fn lat(p: &super::Percentiles) -> String {
+    format!("{:.1}/{:.1}/{:.1}", p.p50, p.p99, p.p999)
+}
+
+/// Renders the machine, the corpus and the backends side by side.
+pub fn render_table(r: &BenchReport) -> String {
     let mut s = String::new();
-    let pct = |n: usize| 100.0 * n as f64 / corpus.pages.max(1) as f64;
+    let m = &r.machine;
+    let c = &r.corpus;
+    let pct = |n: usize| 100.0 * n as f64 / c.pages.max(1) as f64;
     let _ = writeln!(
         s,
-        "corpus {}: {} pages ({} MiB), {} zero ({:.1} %), {} same-filled ({:.1} %)",
-        corpus.name,
-        corpus.pages,
-        corpus.pages * 4096 / (1 << 20),
-        corpus.zero_pages,
-        pct(corpus.zero_pages),
-        corpus.same_filled_pages,
-        pct(corpus.same_filled_pages),
+        "swapaccel {} ({}) on {}, {} CPUs, Linux {}",
+        m.version, m.commit, m.cpu_model, m.cores, m.kernel
     );
+    for line in &m.iaa {
+        let _ = writeln!(s, "  {line}");
+    }
     let _ = writeln!(
         s,
-        "{:<12} {:>7} {:>9} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "corpus {}: {} pages ({:.1} MiB), {} zero ({:.1} %), {} same-filled ({:.1} %); {} run(s) each",
+        c.name,
+        c.pages,
+        c.pages as f64 * 4096.0 / (1 << 20) as f64,
+        c.zero_pages,
+        pct(c.zero_pages),
+        c.same_filled_pages,
+        pct(c.same_filled_pages),
+        r.repeat
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{:<16} {:>3} {:>3} {:>6} {:>8} {:>6} {:>10} {:>10} {:>7} {:>7} {:>20} {:>20}",
         "backend",
+        "bat",
+        "thr",
         "ratio",
         "ratio-nz",
         "incomp",
         "comp MB/s",
         "dec MB/s",
-        "comp p50",
-        "comp p99",
-        "dec p50",
-        "dec p99"
+        "cpu c",
+        "cpu d",
+        "comp p50/p99/p999",
+        "dec p50/p99/p999"
     );
-    for r in results {
+    for x in &r.results {
+        let label = if x.emulator {
+            format!("{}*", x.backend)
+        } else {
+            x.backend.clone()
+        };
         let _ = writeln!(
             s,
-            "{:<12} {:>7.3} {:>9.3} {:>6.1}% {:>10.0} {:>10.0} {:>8.2}µ {:>8.2}µ {:>8.2}µ {:>8.2}µ",
-            r.backend,
-            r.ratio,
-            r.ratio_nonzero,
-            pct(r.incompressible),
-            r.compress_mb_s,
-            r.decompress_mb_s,
-            r.compress_us.p50,
-            r.compress_us.p99,
-            r.decompress_us.p50,
-            r.decompress_us.p99,
+            "{:<16} {:>3} {:>3} {:>6.2} {:>8.3} {:>5.1}% {:>10} {:>10} {:>7.2} {:>7.2} {:>20} {:>20}",
+            label,
+            x.batch,
+            x.threads,
+            x.ratio,
+            x.ratio_nonzero,
+            pct(x.incompressible),
+            throughput(&x.compress_mb_s),
+            throughput(&x.decompress_mb_s),
+            x.compress_cpu_us,
+            x.decompress_cpu_us,
+            lat(&x.compress_us),
+            lat(&x.decompress_us),
         );
+    }
+    let _ = writeln!(
+        s,
+        "\nratio: as a pool stores the pages (zero and same-filled pages take no space); \
+         ratio-nz: non-zero pages only, all through the codec.\n\
+         MB/s: 10^6 raw bytes per second over all threads; cpu c/d: CPU µs per page of the \
+         calling threads; latencies in µs per page (a page waits for its whole batch)."
+    );
+    for n in &r.notes {
+        let _ = writeln!(s, "{n}");
     }
     s
 }

@@ -1,4 +1,4 @@
-//! Latency percentiles.
+//! Latency percentiles and the spread of repeated runs.
 
 /// Per-page latency percentiles, in microseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
@@ -31,6 +31,51 @@ impl Percentiles {
     }
 }
 
+/// A figure measured over repeated runs: median and range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Spread {
+    /// Median of the runs.
+    pub median: f64,
+    /// Smallest run.
+    pub min: f64,
+    /// Largest run.
+    pub max: f64,
+    /// Number of runs.
+    pub runs: usize,
+}
+
+impl Spread {
+    /// The spread of `values` (empty → zeros).
+    pub fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread::default();
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[v.len() - 1],
+            runs: v.len(),
+        }
+    }
+
+    /// Half the range as a percentage of the median (0 for a single run).
+    pub fn plus_minus_pct(&self) -> f64 {
+        if self.median == 0.0 {
+            0.0
+        } else {
+            (self.max - self.min) / 2.0 / self.median * 100.0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +89,14 @@ mod tests {
         assert_eq!(p.p99, 990.0);
         assert_eq!(p.p999, 999.0);
         assert_eq!(Percentiles::from_nanos(&mut []), Percentiles::default());
+    }
+
+    #[test]
+    fn spread() {
+        let s = Spread::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max, s.runs), (2.0, 1.0, 3.0, 3));
+        assert_eq!(s.plus_minus_pct(), 50.0);
+        assert_eq!(Spread::of(&[1.0, 3.0]).median, 2.0);
+        assert_eq!(Spread::of(&[]).runs, 0);
     }
 }

@@ -1,52 +1,156 @@
-//! `swapaccel bench`: every codec over a corpus, side by side.
+//! `swapaccel bench`: backends side by side on a corpus of pages.
 
 use std::path::PathBuf;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use software_fallback::corpus::Corpus;
-use software_fallback::CodecSpec;
-use swapaccel::bench::{measure, render_table, Backend, CorpusSummary};
+use swapaccel::bench::{
+    discover, measure_backend, render_table, resolve, write_csv, write_json, write_svg,
+    BenchReport, CorpusSummary, MachineInfo, RunShape,
+};
 
 use super::CliError;
+
+/// Pages read from a live process when `--pages` is not given.
+const DEFAULT_PROCESS_PAGES: usize = 16384;
 
 /// Arguments of `swapaccel bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Backends to run, comma-separated: deflate[:LEVEL], zstd[:LEVEL], lz4.
-    #[arg(long, value_delimiter = ',', default_value = "deflate:1,zstd:1,zstd:-1,lz4")]
+    /// Backends, comma-separated: `all` (every real one: each usable IAA work queue, NUMA-local
+    /// first, then deflate:1, zstd:1, zstd:-1, lz4), `iaa`, `iaa-emu` (the device emulator,
+    /// never implied), `deflate[:LEVEL]`, `zstd[:LEVEL]`, `lz4`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
     pub backend: Vec<String>,
-    /// Pages to use: `builtin` (the default synthetic set), a `*.pages.zst` file, a raw page
-    /// file, or a folder of them.
+    /// Pages to use: `builtin` (synthetic, the default), a `*.pages.zst` file, a raw page file
+    /// or a folder of them, or `pid:PID` (the anonymous writable memory of a live process).
     #[arg(long, default_value = "builtin")]
     pub corpus: String,
-    /// Use at most this many pages, sampled evenly over the corpus.
+    /// Use at most this many pages, sampled evenly (default: all; 16384 for `pid:`).
     #[arg(long)]
     pub pages: Option<usize>,
+    /// Batch sizes to measure (pages per call, 1..=8).
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub batch: Vec<usize>,
+    /// Thread counts to measure (each thread has its own context).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub threads: Vec<usize>,
+    /// Runs of each configuration; the table shows the median and the spread.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Write every figure, with the machine, as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write every figure, with the machine, as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Draw ratio against throughput and latency percentiles as SVG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
-fn load_corpus(spec: &str) -> Result<Corpus, CliError> {
-    if spec == "builtin" {
-        return Ok(Corpus::builtin());
-    }
-    Ok(Corpus::load(&PathBuf::from(spec))?)
+fn load_corpus(spec: &str, pages: Option<usize>) -> Result<Corpus, CliError> {
+    let corpus = if spec == "builtin" {
+        Corpus::builtin()
+    } else if let Some(pid) = spec.strip_prefix("pid:") {
+        let pid = if pid == "self" {
+            std::process::id()
+        } else {
+            pid.parse()
+                .map_err(|_| format!("--corpus pid:PID needs a numeric pid, got `{pid}`"))?
+        };
+        return Ok(Corpus::from_process(
+            pid,
+            pages.unwrap_or(DEFAULT_PROCESS_PAGES),
+        )?);
+    } else {
+        Corpus::load(&PathBuf::from(spec))?
+    };
+    Ok(match pages {
+        Some(n) => corpus.sample(n),
+        None => corpus,
+    })
 }
 
-/// Runs the benchmark and prints the table.
+/// Runs the benchmark, prints the table, writes the files asked for.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
-    let backends: Vec<Backend> = args
-        .backend
+    if args.batch.iter().any(|b| !(1..=8).contains(b)) {
+        return Err("--batch sizes must be between 1 and 8".into());
+    }
+    if args.threads.contains(&0) || args.repeat == 0 {
+        return Err("--threads and --repeat must be at least 1".into());
+    }
+    let report_iaa = discover();
+    let backends = resolve(&args.backend, &report_iaa)?;
+    let corpus = load_corpus(&args.corpus, args.pages)?;
+    let shapes: Vec<RunShape> = args
+        .batch
         .iter()
-        .map(|b| b.parse::<CodecSpec>().map(Backend::Software))
-        .collect::<Result<_, _>>()?;
-    let mut corpus = load_corpus(&args.corpus)?;
-    if let Some(n) = args.pages {
-        corpus = corpus.sample(n);
-    }
-    let summary = CorpusSummary::of(&corpus);
+        .flat_map(|&batch| {
+            args.threads
+                .iter()
+                .map(move |&threads| RunShape { batch, threads })
+        })
+        .collect();
+
+    let total = (backends.len() * shapes.len() * args.repeat * corpus.len()) as u64;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<28} [{bar:30}] {pos}/{len} pages ({eta})")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+
     let mut results = Vec::new();
+    let mut notes = Vec::new();
     for b in &backends {
-        eprintln!("measuring {} on {} pages", b.label(), corpus.len());
-        results.push(measure(&corpus, b, |_| {})?);
+        let opened = b.open(&report_iaa)?;
+        for &shape in &shapes {
+            bar.set_message(format!("{} b{} t{}", b.label(), shape.batch, shape.threads));
+            let progress = |n: u64| bar.inc(n);
+            results.push(measure_backend(
+                &opened,
+                b,
+                &corpus,
+                shape,
+                args.repeat,
+                &progress,
+            )?);
+        }
+        if b.is_emulator() {
+            notes.push(
+                "* iaa-emu is the device emulator (accel::emu), not hardware: it models no device \
+                 latency, so its figures measure swapaccel's own overhead; its engine threads \
+                 stand in for the device and are not counted in CPU time."
+                    .to_string(),
+            );
+        }
     }
-    print!("{}", render_table(&summary, &results));
+    bar.finish_and_clear();
+
+    let report = BenchReport {
+        machine: MachineInfo::collect(&report_iaa),
+        corpus: CorpusSummary::of(&corpus),
+        repeat: args.repeat,
+        results,
+        notes,
+    };
+    print!("{}", render_table(&report));
+    if let Some(p) = &args.json {
+        write_json(&report, p).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &args.csv {
+        write_csv(&report, p).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &args.plot {
+        write_svg(&report, p).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
     Ok(())
 }

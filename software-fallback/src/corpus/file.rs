@@ -35,6 +35,24 @@ pub enum CorpusError {
         /// Its length in bytes.
         len: u64,
     },
+    /// The process does not exist.
+    #[error("no process with pid {pid}")]
+    NoSuchProcess {
+        /// The pid asked for.
+        pid: u32,
+    },
+    /// The process's memory may not be read by us.
+    #[error(
+        "no permission to read the memory of pid {pid} ({detail}): reading /proc/PID/mem needs \
+         ptrace access: run as root (CAP_SYS_PTRACE), or as the same user with \
+         kernel.yama.ptrace_scope=0"
+    )]
+    ProcessPermission {
+        /// The pid asked for.
+        pid: u32,
+        /// The refused operation and its error.
+        detail: String,
+    },
     /// No page at all.
     #[error("corpus {name} holds no pages")]
     Empty {

@@ -5,8 +5,10 @@
 //! * [`Corpus::load`] — real pages from a file: a `*.pages.zst` corpus (a zstd-compressed run
 //!   of pages, the format of `shared/corpus`), or a raw file whose length is a multiple of
 //!   4096, or a folder of such files.
+//! * [`Corpus::from_process`] — the anonymous writable memory of a live process.
 
 mod file;
+pub mod process;
 mod synthetic;
 
 use std::path::Path;
@@ -80,6 +82,12 @@ impl Corpus {
     /// Loads a corpus from a `*.pages.zst` file, a raw page file, or a folder of them.
     pub fn load(path: &Path) -> Result<Self, CorpusError> {
         file::load(path)
+    }
+
+    /// Reads up to `max_pages` pages, evenly spread, of the anonymous writable mappings of
+    /// process `pid` (see [`process`]).
+    pub fn from_process(pid: u32, max_pages: usize) -> Result<Self, CorpusError> {
+        process::load(pid, max_pages)
     }
 
     /// The corpus's name (`builtin`, or the file name).

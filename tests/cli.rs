@@ -1,0 +1,207 @@
+//! The `swapaccel` binary end to end: `bench` on the built-in corpus, a live process and the
+//! real corpus, with every output file; and the errors a user can cause.
+//!
+//! Runs under libtest-mimic so that the real-corpus check is reported as ignored, with the
+//! reason, when `../shared/corpus` is missing (`SWAPACCEL_REQUIRE_CORPUS=1` makes that a
+//! failure).
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn swapaccel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_swapaccel"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("swapaccel-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn bench_prints_table_and_writes_json_csv_svg() {
+    let (json, csv, svg) = (tmp("b.json"), tmp("b.csv"), tmp("b.svg"));
+    let out = swapaccel()
+        .args([
+            "bench",
+            "--quiet",
+            "--backend",
+            "deflate:1,zstd:-1,lz4,iaa-emu",
+            "--pages",
+            "48",
+        ])
+        .args(["--batch", "1,8", "--repeat", "2"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for b in ["deflate:1", "zstd:-1", "lz4", "iaa-emu*"] {
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with(b)).count(),
+            2,
+            "{b}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("device emulator"), "{stdout}");
+    assert!(stdout.contains("corpus builtin[48 of 256]"), "{stdout}");
+
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8);
+    for r in results {
+        assert!(r["ratio_nonzero"].as_f64().unwrap() > 1.0);
+        assert!(r["compress_mb_s"]["median"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["compress_mb_s"]["runs"].as_u64(), Some(2));
+        assert!(r["compress_us"]["p99"].as_f64().unwrap() > 0.0);
+    }
+    let emu: Vec<bool> = results
+        .iter()
+        .map(|r| r["emulator"].as_bool().unwrap())
+        .collect();
+    assert_eq!(emu.iter().filter(|e| **e).count(), 2);
+    assert!(v["machine"]["kernel"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty()));
+    assert!(v["machine"]["commit"].as_str().is_some());
+
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().count(), 9);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("backend,emulator,batch,threads"));
+
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<circle").count(), 4);
+    assert!(svg.contains("iaa-emu (emulator)"));
+}
+
+fn bench_reads_a_live_process() {
+    // This test process's own memory.
+    let pid = std::process::id().to_string();
+    let out = swapaccel()
+        .args([
+            "bench",
+            "--quiet",
+            "--backend",
+            "lz4",
+            "--batch",
+            "8",
+            "--pages",
+            "64",
+        ])
+        .arg("--corpus")
+        .arg(format!("pid:{pid}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("corpus pid:{pid}")), "{stdout}");
+}
+
+fn py_heap() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/py-heap.pages.zst")
+}
+
+fn bench_on_real_corpus_matches_reference_ratio() {
+    let path = py_heap();
+    let out = swapaccel()
+        .args(["bench", "--quiet", "--backend", "deflate:1", "--batch", "8"])
+        .arg("--corpus")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let row = stdout.lines().find(|l| l.starts_with("deflate:1")).unwrap();
+    let ratio_nz: f64 = row.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!((ratio_nz / 4.79 - 1.0).abs() < 0.02, "{row}");
+}
+
+fn user_errors_are_clear() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["bench", "--backend", "brotli"],
+            "unknown backend `brotli`",
+        ),
+        (&["bench", "--backend", "zstd:99"], "out of range"),
+        (
+            &["bench", "--backend", "iaa"],
+            "no IAA work queue is usable",
+        ),
+        (&["bench", "--batch", "9"], "between 1 and 8"),
+        (
+            &["bench", "--corpus", "/nonexistent/x.pages.zst"],
+            "cannot read corpus",
+        ),
+        (&["bench", "--corpus", "pid:abc"], "numeric pid"),
+        (
+            &["bench", "--corpus", "pid:4294967294"],
+            "no process with pid",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = swapaccel().args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+fn trial(name: &'static str, f: fn()) -> Trial {
+    Trial::test(name, move || {
+        std::panic::catch_unwind(f).map_err(|e| {
+            Failed::from(
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panicked".into()),
+            )
+        })
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = vec![
+        trial(
+            "bench_prints_table_and_writes_json_csv_svg",
+            bench_prints_table_and_writes_json_csv_svg,
+        ),
+        trial("bench_reads_a_live_process", bench_reads_a_live_process),
+        trial("user_errors_are_clear", user_errors_are_clear),
+    ];
+    let required = std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1");
+    let real = trial(
+        "bench_on_real_corpus_matches_reference_ratio",
+        bench_on_real_corpus_matches_reference_ratio,
+    );
+    if py_heap().exists() || required {
+        trials.push(real);
+    } else {
+        eprintln!(
+            "skipped bench_on_real_corpus_matches_reference_ratio: {} not found",
+            py_heap().display()
+        );
+        trials.push(real.with_ignored_flag(true));
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
