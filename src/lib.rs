@@ -2,12 +2,12 @@
 //!
 //! This is the facade a swap daemon depends on. It re-exports the layers:
 //! [`codec`] (the page-codec interface and software backends), [`accel`] (IAA),
-//! [`pool`] and [`batching`].
+//! [`pool`], [`batching`] and [`swapd`] (the userfaultfd swap daemon).
 
 pub use accel;
 pub use batching;
 pub use pool;
-pub use swapd;
 pub use software_fallback as codec;
+pub use swapd;
 
 pub mod bench;
