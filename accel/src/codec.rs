@@ -86,7 +86,10 @@ impl IaaCodec {
                 }
             }
         }
-        let res = self.ctx.compress_batch(&sel_pages, &mut sel_dsts);
+        let res = self
+            .ctx
+            .compress_batch(&sel_pages, &mut sel_dsts)
+            .map_err(|e| e.to_codec_error())?;
         for (k, r) in res.into_iter().enumerate() {
             out[idx[k]] = Some(
                 r.map(|c| Compressed {
@@ -135,7 +138,10 @@ impl IaaCodec {
                 }
             }
         }
-        let res = self.ctx.decompress_batch(&sel_srcs, &mut sel_pages);
+        let res = self
+            .ctx
+            .decompress_batch(&sel_srcs, &mut sel_pages)
+            .map_err(|e| e.to_codec_error())?;
         for (k, r) in res.into_iter().enumerate() {
             out[idx[k]] = Some(
                 r.map(|crc32| Decompressed { crc32 })

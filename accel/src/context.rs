@@ -260,8 +260,8 @@ impl IaaContext {
         &mut self,
         pages: &[&[u8]],
         out: &mut [&mut [u8]],
-    ) -> Vec<Result<DeviceCompressed, AccelError>> {
-        assert!(pages.len() <= MAX_BATCH && pages.len() == out.len());
+    ) -> Result<Vec<Result<DeviceCompressed, AccelError>>, AccelError> {
+        check_shape(pages.len(), out.len())?;
         self.reclaim();
         let idle = self.idle_slots();
         let aecs = self.aecs_addr();
@@ -270,7 +270,10 @@ impl IaaContext {
         let mut pending = Vec::with_capacity(pages.len());
         let mut idle_iter = idle.into_iter();
         for (i, page) in pages.iter().enumerate() {
-            assert_eq!(page.len(), PAGE_SIZE, "callers check the page size");
+            if page.len() != PAGE_SIZE {
+                results[i] = Some(Err(AccelError::WrongPageSize { len: page.len() }));
+                continue;
+            }
             let limit = out[i].len().min(PAGE_SIZE);
             if limit == 0 {
                 results[i] = Some(Ok(DeviceCompressed {
@@ -377,10 +380,10 @@ impl IaaContext {
                 });
             }
         }
-        results
+        Ok(results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(self.no_slot())))
-            .collect()
+            .collect())
     }
 
     /// Decompresses up to eight pages; `pages[i]` (one page each) receives page i.
@@ -389,8 +392,8 @@ impl IaaContext {
         &mut self,
         srcs: &[&[u8]],
         pages: &mut [&mut [u8]],
-    ) -> Vec<Result<u32, AccelError>> {
-        assert!(srcs.len() <= MAX_BATCH && srcs.len() == pages.len());
+    ) -> Result<Vec<Result<u32, AccelError>>, AccelError> {
+        check_shape(srcs.len(), pages.len())?;
         self.reclaim();
         let idle = self.idle_slots();
         let mut results: Vec<Option<Result<u32, AccelError>>> =
@@ -398,7 +401,12 @@ impl IaaContext {
         let mut pending = Vec::with_capacity(srcs.len());
         let mut idle_iter = idle.into_iter();
         for (i, src) in srcs.iter().enumerate() {
-            assert_eq!(pages[i].len(), PAGE_SIZE, "callers check the page size");
+            if pages[i].len() != PAGE_SIZE {
+                results[i] = Some(Err(AccelError::WrongPageSize {
+                    len: pages[i].len(),
+                }));
+                continue;
+            }
             if src.len() > MAX_COMPRESSED_INPUT {
                 results[i] = Some(Err(AccelError::InputTooLarge {
                     len: src.len(),
@@ -433,10 +441,10 @@ impl IaaContext {
                 None => unreachable!("run_round completes every pending entry"),
             });
         }
-        results
+        Ok(results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(self.no_slot())))
-            .collect()
+            .collect())
     }
 
     /// Runs one hand-built descriptor on an idle slot and returns its raw completion and
@@ -741,6 +749,13 @@ impl Pending {
     fn empty() -> Pending {
         Pending::new(0, Descriptor::zeroed(), Op::Verify)
     }
+}
+
+fn check_shape(pages: usize, buffers: usize) -> Result<(), AccelError> {
+    if pages > MAX_BATCH || pages != buffers {
+        return Err(AccelError::BatchShape { pages, buffers });
+    }
+    Ok(())
 }
 
 fn clone_err(e: &AccelError) -> AccelError {

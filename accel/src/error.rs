@@ -108,6 +108,20 @@ pub enum AccelError {
         /// CRC from the verify record.
         verify_crc: u32,
     },
+    /// A page buffer that is not exactly one 4096-byte page.
+    #[error("page buffer is {len} bytes; pages are exactly 4096 bytes")]
+    WrongPageSize {
+        /// Length passed.
+        len: usize,
+    },
+    /// More than eight pages, or not one buffer per page.
+    #[error("batch of {pages} pages with {buffers} buffers; at most 8, one buffer each")]
+    BatchShape {
+        /// Pages passed.
+        pages: usize,
+        /// Buffers passed.
+        buffers: usize,
+    },
     /// A compressed input larger than this context's source buffers.
     #[error("compressed input of {len} bytes exceeds the {max}-byte limit")]
     InputTooLarge {
@@ -240,6 +254,14 @@ impl AccelError {
             AccelError::WrongOutputSize { got } => CodecError::WrongLength {
                 codec,
                 got: *got as usize,
+            },
+            AccelError::WrongPageSize { len } => CodecError::WrongPageSize { len: *len },
+            AccelError::BatchShape { pages, .. } if *pages > crate::MAX_BATCH => {
+                CodecError::BatchTooLarge { pages: *pages }
+            }
+            AccelError::BatchShape { pages, buffers } => CodecError::BatchMismatch {
+                pages: *pages,
+                buffers: *buffers,
             },
             _ => CodecError::Backend {
                 codec,
