@@ -1,0 +1,538 @@
+//! Per-page fallback from the device (IAA) to software, and the device's health.
+//!
+//! [`DeviceBackend`] is handed to the pool as its [`CodecFactory`]: every per-CPU context of
+//! the pool gets a [`FallbackCodec`] — an `IaaCodec` context on the shared work queue plus a
+//! software raw-DEFLATE codec — so the pool's own batch calls (submit whole, then poll) go to
+//! the device, and each page that the device does not do goes to software *in the same
+//! call*, decided page by page:
+//!
+//! * queue busy (ENQCMD retries or the in-flight budget spent) → that page in software now,
+//!   counted [`FallbackReason::QueueBusy`]; the device stays up;
+//! * a device error on one page (hardware error, watchdog, page fault not resolved, …) →
+//!   that page redone in software, counted [`FallbackReason::DeviceError`];
+//! * the device gone or unresponsive → the backend is **marked down**, the page (and every
+//!   later page) goes to software, counted [`FallbackReason::DeviceGone`] for pages that hit
+//!   it and [`FallbackReason::DeviceDown`] for pages sent straight to software while down.
+//!   Every `probe_interval` one caller probes: a health check, then the device gets that
+//!   caller's batch again; success marks it up.
+//!
+//! Raw DEFLATE is interchangeable between IAA and software, so every entry stays readable
+//! whichever engine made it. Formats other than raw DEFLATE (zstd, lz4) have no device path
+//! and run in software without counting a fallback.
+//!
+//! **State and locking.** Health (`down`, next probe time) is atomics shared by all
+//! contexts; counters are relaxed atomics. A `FallbackCodec` is used under its pool
+//! context's lock (`&mut self`), so it needs no lock of its own. A thread-local tally counts
+//! the pages each engine did on the calling thread, so that a worker can attribute a pool
+//! call it just made ([`take_tally`]).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accel::{ContextConfig, IaaCodec, PageError, WorkQueue};
+use pool::{CodecFactory, PoolError};
+use software_fallback::codec::check_batch_shape;
+use software_fallback::{
+    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec,
+    SoftwareCodec, MAX_BATCH,
+};
+
+/// Why a page went to software although a device is configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FallbackReason {
+    /// The queue refused the descriptor (ENQCMD retries or in-flight budget spent).
+    QueueBusy,
+    /// The device reported an error for this page; redone in software.
+    DeviceError,
+    /// The device went away or stopped answering while this page was on it.
+    DeviceGone,
+    /// The device was marked down; the page went straight to software.
+    DeviceDown,
+}
+
+impl FallbackReason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [FallbackReason; 4] = [
+        FallbackReason::QueueBusy,
+        FallbackReason::DeviceError,
+        FallbackReason::DeviceGone,
+        FallbackReason::DeviceDown,
+    ];
+
+    /// Snake-case name, as used in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            FallbackReason::QueueBusy => "queue_busy",
+            FallbackReason::DeviceError => "device_error",
+            FallbackReason::DeviceGone => "device_gone",
+            FallbackReason::DeviceDown => "device_down",
+        }
+    }
+
+    fn ix(self) -> usize {
+        self as usize
+    }
+
+    fn of(e: &PageError) -> FallbackReason {
+        if e.is_busy() {
+            FallbackReason::QueueBusy
+        } else if e.is_device_gone() {
+            FallbackReason::DeviceGone
+        } else {
+            FallbackReason::DeviceError
+        }
+    }
+}
+
+/// Direction of a codec call (metrics index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Compression (stores).
+    Compress,
+    /// Decompression (loads).
+    Decompress,
+}
+
+impl Direction {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Compress => "compress",
+            Direction::Decompress => "decompress",
+        }
+    }
+    fn ix(self) -> usize {
+        self as usize
+    }
+}
+
+thread_local! {
+    static TALLY: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+fn tally(device: u64, software: u64) {
+    TALLY.with(|t| {
+        let (d, s) = t.get();
+        t.set((d + device, s + software));
+    });
+}
+
+/// Pages this thread ran on (device, software) since the last call, and resets the count.
+/// Never blocks.
+pub fn take_tally() -> (u64, u64) {
+    TALLY.with(|t| t.replace((0, 0)))
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    fallbacks: [[AtomicU64; 2]; 4],
+    device_pages: [AtomicU64; 2],
+    software_pages: [AtomicU64; 2],
+    in_flight: [AtomicU64; MAX_BATCH + 1],
+    marked_down: AtomicU64,
+    probes: AtomicU64,
+    recoveries: AtomicU64,
+}
+
+fn inc(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A device (IAA work queue, or the emulator's) shared by all of a pool's contexts, with
+/// per-page software fallback and health tracking. Hand [`DeviceBackend::factory`] to the
+/// pool ([`pool::PoolConfig::factory`]) and the backend itself to the engine
+/// ([`crate::EngineConfig::device`]) for its metrics.
+pub struct DeviceBackend {
+    wq: Arc<WorkQueue>,
+    ctx_cfg: ContextConfig,
+    probe_interval: Duration,
+    epoch: Instant,
+    down: AtomicBool,
+    /// Nanoseconds since `epoch` at which the next probe may run (while down).
+    next_probe_ns: AtomicU64,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for DeviceBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceBackend")
+            .field("wq", &self.wq.name())
+            .field("down", &self.is_down())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceBackend {
+    /// A backend on `wq`; each context built from it gets its own `IaaCodec` (eight slots)
+    /// configured with `ctx_cfg`. While the device is down, one caller probes it every
+    /// `probe_interval`. Does not block.
+    pub fn new(
+        wq: Arc<WorkQueue>,
+        ctx_cfg: ContextConfig,
+        probe_interval: Duration,
+    ) -> Arc<DeviceBackend> {
+        Arc::new(DeviceBackend {
+            wq,
+            ctx_cfg,
+            probe_interval,
+            epoch: Instant::now(),
+            down: AtomicBool::new(false),
+            next_probe_ns: AtomicU64::new(0),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The codec factory to put in the pool's configuration.
+    pub fn factory(self: &Arc<Self>) -> Arc<dyn CodecFactory> {
+        Arc::new(DeviceFactory(Arc::clone(self)))
+    }
+
+    /// True when running on the device emulator (its figures measure software only).
+    pub fn is_emulator(&self) -> bool {
+        self.wq.is_emulator()
+    }
+
+    /// True while the device is marked down (everything goes to software).
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// Marks the device down (as if it had been found gone). Never blocks.
+    pub fn mark_down(&self, why: &str) {
+        if !self.down.swap(true, Ordering::AcqRel) {
+            inc(&self.counters.marked_down, 1);
+            tracing::warn!(
+                wq = self.wq.name(),
+                why,
+                "IAA device marked down; using software"
+            );
+        }
+        self.next_probe_ns
+            .store(self.now_ns() + self.probe_ns(), Ordering::Release);
+    }
+
+    fn mark_up(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            inc(&self.counters.recoveries, 1);
+            tracing::info!(
+                wq = self.wq.name(),
+                "IAA device answered a probe; back in use"
+            );
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn probe_ns(&self) -> u64 {
+        u64::try_from(self.probe_interval.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// While down: claims the next probe if it is due (one caller per interval).
+    fn claim_probe(&self) -> bool {
+        let now = self.now_ns();
+        let due = self.next_probe_ns.load(Ordering::Acquire);
+        now >= due
+            && self
+                .next_probe_ns
+                .compare_exchange(
+                    due,
+                    now + self.probe_ns(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    fn count_fallback(&self, reason: FallbackReason, dir: Direction, n: u64) {
+        inc(&self.counters.fallbacks[reason.ix()][dir.ix()], n);
+    }
+
+    /// A snapshot of the backend's counters. Never blocks.
+    pub fn snapshot(&self) -> DeviceSnapshot {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DeviceSnapshot {
+            work_queue: self.wq.name().to_string(),
+            emulator: self.is_emulator(),
+            down: self.is_down(),
+            fallbacks: FallbackReason::ALL
+                .map(|r| (r, g(&c.fallbacks[r.ix()][0]), g(&c.fallbacks[r.ix()][1]))),
+            device_pages: [g(&c.device_pages[0]), g(&c.device_pages[1])],
+            software_pages: [g(&c.software_pages[0]), g(&c.software_pages[1])],
+            in_flight: std::array::from_fn(|i| g(&c.in_flight[i])),
+            marked_down: g(&c.marked_down),
+            probes: g(&c.probes),
+            recoveries: g(&c.recoveries),
+        }
+    }
+}
+
+/// A copy of a [`DeviceBackend`]'s counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceSnapshot {
+    /// The work queue's name (the emulator's says so).
+    pub work_queue: String,
+    /// True on the device emulator: timings then measure software only.
+    pub emulator: bool,
+    /// Marked down now.
+    pub down: bool,
+    /// Pages that fell back, by reason: `(reason, compress, decompress)`.
+    pub fallbacks: [(FallbackReason, u64, u64); 4],
+    /// Pages the device did: `[compress, decompress]`.
+    pub device_pages: [u64; 2],
+    /// Pages software did (fallbacks and non-DEFLATE formats): `[compress, decompress]`.
+    pub software_pages: [u64; 2],
+    /// `in_flight[n]`: submission rounds that had `n` descriptors in flight together (from
+    /// the accel contexts' own counters) — 8 means a whole batch was submitted before
+    /// polling.
+    pub in_flight: [u64; MAX_BATCH + 1],
+    /// Times the device was marked down.
+    pub marked_down: u64,
+    /// Probes made while down.
+    pub probes: u64,
+    /// Probes that found the device back.
+    pub recoveries: u64,
+}
+
+impl DeviceSnapshot {
+    /// Fallbacks of `reason`, both directions.
+    pub fn fallbacks_of(&self, reason: FallbackReason) -> u64 {
+        self.fallbacks
+            .iter()
+            .find(|(r, _, _)| *r == reason)
+            .map_or(0, |(_, c, d)| c + d)
+    }
+
+    /// Fallbacks of every reason, both directions.
+    pub fn fallbacks_total(&self) -> u64 {
+        self.fallbacks.iter().map(|(_, c, d)| c + d).sum()
+    }
+}
+
+struct DeviceFactory(Arc<DeviceBackend>);
+
+impl CodecFactory for DeviceFactory {
+    fn build(&self, spec: CodecSpec) -> pool::Result<Box<dyn PageCodec>> {
+        let software = spec.build().map_err(PoolError::Codec)?;
+        let device = (spec.id == CodecId::RawDeflate)
+            .then(|| IaaCodec::new(Arc::clone(&self.0.wq), self.0.ctx_cfg.clone()));
+        Ok(Box::new(FallbackCodec {
+            backend: Arc::clone(&self.0),
+            device,
+            software,
+            seen_in_flight: [0; MAX_BATCH + 1],
+            gone_in_call: false,
+        }))
+    }
+}
+
+/// A pool context's codec: the device first, software per page when the device does not do
+/// the page. Built by [`DeviceBackend::factory`]; used under the pool context's lock.
+pub struct FallbackCodec {
+    backend: Arc<DeviceBackend>,
+    device: Option<IaaCodec>,
+    software: SoftwareCodec,
+    /// The accel context's in-flight histogram as last copied into the backend's counters.
+    seen_in_flight: [u64; MAX_BATCH + 1],
+    /// Set when a page of the current call found the device gone.
+    gone_in_call: bool,
+}
+
+impl std::fmt::Debug for FallbackCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FallbackCodec")
+            .field("device", &self.device.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Route {
+    Device { probing: bool },
+    Software(Option<FallbackReason>),
+}
+
+impl FallbackCodec {
+    fn route(&self) -> Route {
+        if self.device.is_none() {
+            return Route::Software(None);
+        }
+        let b = &self.backend;
+        if !b.is_down() {
+            return Route::Device { probing: false };
+        }
+        if b.claim_probe() {
+            inc(&b.counters.probes, 1);
+            match b.wq.check_health() {
+                Ok(()) => return Route::Device { probing: true },
+                Err(why) => tracing::debug!(why, "IAA probe: still unhealthy"),
+            }
+        }
+        Route::Software(Some(FallbackReason::DeviceDown))
+    }
+
+    /// Copies new rounds of the accel context's in-flight histogram into the backend.
+    fn sync_in_flight(&mut self) {
+        let Some(dev) = &self.device else { return };
+        let now = dev.context().stats().in_flight.counts;
+        for (i, (&n, seen)) in now.iter().zip(self.seen_in_flight.iter_mut()).enumerate() {
+            if n > *seen {
+                inc(&self.backend.counters.in_flight[i], n - *seen);
+                *seen = n;
+            }
+        }
+    }
+
+    fn software_done(&self, dir: Direction, reason: Option<FallbackReason>, n: u64) {
+        let b = &self.backend;
+        inc(&b.counters.software_pages[dir.ix()], n);
+        if let Some(r) = reason {
+            b.count_fallback(r, dir, n);
+        }
+        tally(0, n);
+    }
+
+    fn device_done(&self, dir: Direction, n: u64) {
+        inc(&self.backend.counters.device_pages[dir.ix()], n);
+        tally(n, 0);
+    }
+
+    /// Handles one page the device did not do: marks the device down if it is gone, counts
+    /// the reason, and runs `redo` (software). A caller error (wrong page size, empty
+    /// input) is returned as it is: software would refuse it too.
+    fn fallback_page<T>(
+        &mut self,
+        dir: Direction,
+        err: PageError,
+        redo: impl FnOnce(&mut SoftwareCodec) -> Result<T, CodecError>,
+    ) -> Result<T, CodecError> {
+        if let PageError::Codec(e) = err {
+            return Err(e);
+        }
+        let reason = FallbackReason::of(&err);
+        if reason == FallbackReason::DeviceGone {
+            self.gone_in_call = true;
+            self.backend.mark_down(&err.to_string());
+        } else {
+            tracing::debug!(error = %err, reason = reason.name(), "page falls back to software");
+        }
+        self.software_done(dir, Some(reason), 1);
+        redo(&mut self.software)
+    }
+
+    /// After a probe's batch: the device is back unless this batch found it gone again.
+    fn after_probe(&mut self, probing: bool) {
+        if probing && !self.gone_in_call {
+            self.backend.mark_up();
+        }
+        self.gone_in_call = false;
+    }
+}
+
+impl PageCodec for FallbackCodec {
+    fn id(&self) -> CodecId {
+        self.software.id()
+    }
+
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        self.compress_batch(&[page], &mut [dst])?
+            .into_iter()
+            .next()
+            .unwrap_or(Err(CodecError::BatchMismatch {
+                pages: 1,
+                buffers: 1,
+            }))
+    }
+
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        self.decompress_batch(&[src], &mut [page])?
+            .into_iter()
+            .next()
+            .unwrap_or(Err(CodecError::BatchMismatch {
+                pages: 1,
+                buffers: 1,
+            }))
+    }
+
+    fn compress_batch(
+        &mut self,
+        pages: &[&[u8]],
+        dsts: &mut [&mut [u8]],
+    ) -> Result<BatchResults<Compressed>, CodecError> {
+        check_batch_shape(pages.len(), dsts.len())?;
+        let dir = Direction::Compress;
+        let probing = match self.route() {
+            Route::Software(reason) => {
+                self.software_done(dir, reason, pages.len() as u64);
+                return self.software.compress_batch(pages, dsts);
+            }
+            Route::Device { probing } => probing,
+        };
+        let per_page = match &mut self.device {
+            Some(dev) => dev.try_compress_batch(pages, dsts)?,
+            None => Vec::new(),
+        };
+        self.sync_in_flight();
+        let mut out = BatchResults::new();
+        let mut per_page = per_page.into_iter();
+        for (i, page) in pages.iter().enumerate() {
+            let r = match per_page.next() {
+                Some(Ok(c)) => {
+                    self.device_done(dir, 1);
+                    Ok(c)
+                }
+                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.compress(page, dsts[i])),
+                None => {
+                    // The device returned fewer results than pages: treat as a device error.
+                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
+                    self.software.compress(page, dsts[i])
+                }
+            };
+            out.push(r);
+        }
+        self.after_probe(probing);
+        Ok(out)
+    }
+
+    fn decompress_batch(
+        &mut self,
+        srcs: &[&[u8]],
+        pages: &mut [&mut [u8]],
+    ) -> Result<BatchResults<Decompressed>, CodecError> {
+        check_batch_shape(srcs.len(), pages.len())?;
+        let dir = Direction::Decompress;
+        let probing = match self.route() {
+            Route::Software(reason) => {
+                self.software_done(dir, reason, srcs.len() as u64);
+                return self.software.decompress_batch(srcs, pages);
+            }
+            Route::Device { probing } => probing,
+        };
+        let per_page = match &mut self.device {
+            Some(dev) => dev.try_decompress_batch(srcs, pages)?,
+            None => Vec::new(),
+        };
+        self.sync_in_flight();
+        let mut out = BatchResults::new();
+        let mut per_page = per_page.into_iter();
+        for (i, src) in srcs.iter().enumerate() {
+            let r = match per_page.next() {
+                Some(Ok(d)) => {
+                    self.device_done(dir, 1);
+                    Ok(d)
+                }
+                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.decompress(src, pages[i])),
+                None => {
+                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
+                    self.software.decompress(src, pages[i])
+                }
+            };
+            out.push(r);
+        }
+        self.after_probe(probing);
+        Ok(out)
+    }
+}

@@ -1,0 +1,606 @@
+//! Requests, their completions, and the tickets producers wait on.
+//!
+//! **Lifetime rules (enforced here).** A request accepted by the engine becomes one shared
+//! [`RequestState`] and one or more [`Item`]s (a store of N pages is cut into items of up to
+//! 8 pages; a load or an invalidate is one item). Every item is *finished exactly once*:
+//! explicitly by the worker that ran it ([`Item::finish`]), or — if it is dropped unfinished
+//! (a worker panicked, a queue was torn down with items in it) — by its `Drop`, with
+//! [`EngineError::Dropped`]. The item that brings the request's `remaining` count to zero
+//! builds the [`Completion`] and delivers it (to the ticket, or to the caller's channel), so
+//! nothing accepted is ever lost silently. A store's data is shared read-only by its items
+//! through an `Arc`; each item drops its reference *before* it decrements `remaining`
+//! (release), so the last item (acquire) gets the caller's buffer back without a copy.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use pool::{Generation, LoadMode, Pool};
+use software_fallback::PAGE_SIZE;
+
+use crate::error::EngineError;
+use crate::metrics::Metrics;
+
+/// What a request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Store a folio.
+    Store,
+    /// Load pages (exclusive or keep-copy).
+    Load,
+    /// Drop entries.
+    Invalidate,
+}
+
+impl Op {
+    /// Lower-case name, as used in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Store => "store",
+            Op::Load => "load",
+            Op::Invalidate => "invalidate",
+        }
+    }
+}
+
+/// Which engine did a request's (or a pool call's) codec work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Every page that needed a codec ran on the device.
+    Device,
+    /// Every page that needed a codec ran in software (no device, or fallback).
+    Software,
+    /// Some pages on the device, some in software.
+    Mixed,
+    /// No page needed a codec (invalidates, same-filled pages, written-back pages, errors
+    /// before any codec work).
+    NoCodec,
+}
+
+impl Backend {
+    /// Lower-case name, as used in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Device => "device",
+            Backend::Software => "software",
+            Backend::Mixed => "mixed",
+            Backend::NoCodec => "none",
+        }
+    }
+
+    /// Classifies from page counts.
+    pub fn from_counts(device: u64, software: u64) -> Backend {
+        match (device, software) {
+            (0, 0) => Backend::NoCodec,
+            (_, 0) => Backend::Device,
+            (0, _) => Backend::Software,
+            _ => Backend::Mixed,
+        }
+    }
+
+    /// The classification of two parts together.
+    pub fn merge(self, other: Backend) -> Backend {
+        match (self, other) {
+            (Backend::NoCodec, b) | (b, Backend::NoCodec) => b,
+            (a, b) if a == b => a,
+            _ => Backend::Mixed,
+        }
+    }
+}
+
+/// One pool call's worth of a stored folio: consecutive slots that share a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorePiece {
+    /// First slot.
+    pub first_slot: u64,
+    /// Pages (slots) in the piece.
+    pub pages: usize,
+    /// Generation the pool gave these entries.
+    pub generation: Generation,
+}
+
+/// Where a successful store's pages went: the generations, per run of slots. A folio of
+/// more than 8 pages is stored in several batches, each with its own generation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreReceipt {
+    /// The pieces, in slot order.
+    pub pieces: Vec<StorePiece>,
+}
+
+impl StoreReceipt {
+    /// The generation of the entry stored at `slot` by this request, for
+    /// [`pool::Pool::invalidate_if`]; `None` if the slot was not part of the request.
+    pub fn generation_of(&self, slot: u64) -> Option<Generation> {
+        self.pieces
+            .iter()
+            .find(|p| slot >= p.first_slot && slot < p.first_slot + p.pages as u64)
+            .map(|p| p.generation)
+    }
+}
+
+/// A successful request's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Every page of the folio is stored.
+    Stored(StoreReceipt),
+    /// Every page is in the completion's buffer, verified against its checksum.
+    Loaded,
+    /// Entries dropped: how many slots held one.
+    Invalidated {
+        /// Slots that held an entry (and now do not).
+        removed: u64,
+    },
+}
+
+/// A finished request: its outcome and the caller's buffer back.
+#[derive(Debug)]
+pub struct Completion {
+    /// The caller's tag (0 for ticket submissions unless set).
+    pub tag: u64,
+    /// What the request did.
+    pub op: Op,
+    /// Swap type of the request.
+    pub ty: u32,
+    /// First slot of the request.
+    pub slot: u64,
+    /// Pages in the request.
+    pub pages: usize,
+    /// The result. On a failed store the pool holds no entry for any of the request's slots
+    /// (older copies included); on a failed load the buffer holds nothing usable and, in
+    /// exclusive mode, no entry was dropped.
+    pub outcome: Result<Reply, EngineError>,
+    /// The caller's buffer: a store's data (always returned, so a failed store's data can go
+    /// elsewhere), a load's filled pages; empty for an invalidate.
+    pub buffer: Vec<u8>,
+    /// Which engines did the codec work.
+    pub backend: Backend,
+    /// Time from acceptance to completion.
+    pub latency: Duration,
+}
+
+impl Completion {
+    /// True when the request succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+/// The request-specific part of a submission.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Kind {
+    Store,
+    Load(LoadMode),
+    Invalidate { if_gen: Option<Generation> },
+}
+
+impl Kind {
+    pub(crate) fn op(self) -> Op {
+        match self {
+            Kind::Store => Op::Store,
+            Kind::Load(_) => Op::Load,
+            Kind::Invalidate { .. } => Op::Invalidate,
+        }
+    }
+}
+
+/// Where the completion goes.
+pub(crate) enum Sink {
+    /// Kept for a [`Ticket`].
+    Ticket,
+    /// Sent on the caller's channel.
+    Channel(Sender<Completion>),
+}
+
+struct Progress {
+    pieces: Vec<StorePiece>,
+    error: Option<EngineError>,
+    backend: Backend,
+    removed: u64,
+    /// The store's data, shared by its items; taken by the last one.
+    data: Option<Arc<Vec<u8>>>,
+    /// A load's buffer, put back by its item.
+    buffer: Vec<u8>,
+    done: Option<Completion>,
+}
+
+/// What every item of one request shares.
+pub(crate) struct RequestState {
+    pub tag: u64,
+    pub kind: Kind,
+    pub ty: u32,
+    pub slot: u64,
+    pub pages: usize,
+    pub accepted: Instant,
+    remaining: AtomicUsize,
+    progress: Mutex<Progress>,
+    ready: Condvar,
+    sink: Sink,
+    metrics: Arc<Metrics>,
+    pool: Arc<Pool>,
+}
+
+impl RequestState {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The work of one item.
+pub(crate) enum Work {
+    /// Pages `first_page..first_page + pages` of the request's data.
+    Store {
+        data: Arc<Vec<u8>>,
+        first_page: usize,
+        pages: usize,
+    },
+    /// The whole load request (its buffer).
+    Load { buf: Vec<u8> },
+    /// The whole invalidate request.
+    Invalidate,
+}
+
+/// One queued unit of work: at most 8 pages of a store, or a whole load/invalidate.
+pub(crate) struct Item {
+    req: Option<Arc<RequestState>>,
+    pub work: Work,
+}
+
+/// What a worker learned running an item.
+pub(crate) enum ItemResult {
+    Stored(Generation),
+    Loaded,
+    Invalidated(u64),
+}
+
+impl Item {
+    /// The request this item belongs to.
+    pub fn req(&self) -> &RequestState {
+        // `req` is only `None` after `finish`, which consumes the item.
+        self.req
+            .as_deref()
+            .expect("an item's request is present until it is finished")
+    }
+
+    /// Pages of codec work this item carries (1 for an invalidate, for batching purposes).
+    pub fn pages(&self) -> usize {
+        match &self.work {
+            Work::Store { pages, .. } => *pages,
+            Work::Load { buf } => (buf.len() / PAGE_SIZE).max(1),
+            Work::Invalidate => 1,
+        }
+    }
+
+    /// First slot this item covers.
+    pub fn first_slot(&self) -> u64 {
+        let r = self.req();
+        match &self.work {
+            Work::Store { first_page, .. } => r.slot + *first_page as u64,
+            _ => r.slot,
+        }
+    }
+
+    /// The pages this item stores (empty for other kinds).
+    pub fn store_bytes(&self) -> &[u8] {
+        match &self.work {
+            Work::Store {
+                data,
+                first_page,
+                pages,
+            } => &data[first_page * PAGE_SIZE..(first_page + pages) * PAGE_SIZE],
+            _ => &[],
+        }
+    }
+
+    /// Finishes this item with `result`, served by `backend`. The last item of its request
+    /// completes the request. Blocks briefly on the request's lock; the last item of a
+    /// partly failed store also calls into the pool to remove the pieces that did succeed.
+    pub fn finish(mut self, result: Result<ItemResult, EngineError>, backend: Backend) {
+        if let Some(req) = self.req.take() {
+            let work = std::mem::replace(&mut self.work, Work::Invalidate);
+            finish_item(req, work, result, backend);
+        }
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        if let Some(req) = self.req.take() {
+            tracing::error!(
+                op = req.kind.op().name(),
+                ty = req.ty,
+                slot = req.slot,
+                "request item dropped unfinished; completing it with an error"
+            );
+            let work = std::mem::replace(&mut self.work, Work::Invalidate);
+            finish_item(
+                req,
+                work,
+                Err(EngineError::Dropped("item dropped unfinished")),
+                Backend::NoCodec,
+            );
+        }
+    }
+}
+
+fn finish_item(
+    req: Arc<RequestState>,
+    work: Work,
+    result: Result<ItemResult, EngineError>,
+    backend: Backend,
+) {
+    let now = Instant::now();
+    let item_pages = match &work {
+        Work::Store { pages, .. } => *pages,
+        Work::Load { buf } => buf.len() / PAGE_SIZE,
+        Work::Invalidate => req.pages,
+    };
+    req.metrics.record_item(
+        req.kind.op(),
+        backend,
+        item_pages as u64,
+        now - req.accepted,
+    );
+    {
+        let mut p = req.progress();
+        p.backend = p.backend.merge(backend);
+        match (result, &work) {
+            (
+                Ok(ItemResult::Stored(generation)),
+                Work::Store {
+                    first_page, pages, ..
+                },
+            ) => {
+                p.pieces.push(StorePiece {
+                    first_slot: req.slot + *first_page as u64,
+                    pages: *pages,
+                    generation,
+                });
+            }
+            (Ok(ItemResult::Invalidated(n)), _) => p.removed += n,
+            (Ok(_), _) => {}
+            (Err(e), _) => {
+                if p.error.is_none() {
+                    p.error = Some(e);
+                }
+            }
+        }
+        if let Work::Load { buf } = work {
+            p.buffer = buf;
+        }
+        // `work` (and with it this item's reference to the store data) is gone before the
+        // count below drops.
+    }
+    if req.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        complete(&req, now);
+    }
+}
+
+/// Builds and delivers the completion. Runs once, on the thread of the last item.
+fn complete(req: &RequestState, now: Instant) {
+    let mut p = req.progress();
+    let mut error = p.error.take();
+    if matches!(req.kind, Kind::Store) && error.is_some() && !p.pieces.is_empty() {
+        // Invariant 5 across batches: a failed folio leaves no entry for any of its slots.
+        // Pieces that did succeed are removed if they are still the entries this request
+        // made (generation check), never a newer store's.
+        for piece in std::mem::take(&mut p.pieces) {
+            for s in piece.first_slot..piece.first_slot + piece.pages as u64 {
+                if let Err(e) = req.pool.invalidate_if(req.ty, s, piece.generation) {
+                    tracing::debug!(ty = req.ty, slot = s, error = %e, "cleanup of a failed folio");
+                }
+            }
+        }
+    }
+    let buffer = match p.data.take() {
+        Some(data) => Arc::try_unwrap(data).unwrap_or_else(|shared| {
+            tracing::error!("store data still shared at completion; returning a copy");
+            shared.as_ref().clone()
+        }),
+        None => std::mem::take(&mut p.buffer),
+    };
+    let outcome = match error.take() {
+        Some(e) => Err(e),
+        None => Ok(match req.kind {
+            Kind::Store => {
+                let mut pieces = std::mem::take(&mut p.pieces);
+                pieces.sort_by_key(|x| x.first_slot);
+                Reply::Stored(StoreReceipt { pieces })
+            }
+            Kind::Load(_) => Reply::Loaded,
+            Kind::Invalidate { .. } => Reply::Invalidated { removed: p.removed },
+        }),
+    };
+    let completion = Completion {
+        tag: req.tag,
+        op: req.kind.op(),
+        ty: req.ty,
+        slot: req.slot,
+        pages: req.pages,
+        outcome,
+        buffer,
+        backend: p.backend,
+        latency: now - req.accepted,
+    };
+    req.metrics
+        .record_request(req.kind.op(), p.backend, completion.is_ok());
+    match &req.sink {
+        Sink::Ticket => {
+            p.done = Some(completion);
+            drop(p);
+            req.ready.notify_all();
+        }
+        Sink::Channel(tx) => {
+            drop(p);
+            if let Err(e) = tx.send(completion) {
+                tracing::warn!(
+                    tag = e.0.tag,
+                    "completion channel disconnected; completion discarded by the receiver's choice"
+                );
+            }
+        }
+    }
+}
+
+/// A validated request's header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Head {
+    pub kind: Kind,
+    pub ty: u32,
+    pub slot: u64,
+    pub pages: usize,
+    pub tag: u64,
+}
+
+impl Head {
+    /// Queue items the request becomes.
+    pub fn items(&self) -> usize {
+        match self.kind {
+            Kind::Store => self.pages.div_ceil(software_fallback::MAX_BATCH),
+            _ => 1,
+        }
+    }
+}
+
+/// Builds a request's state and items. A store's buffer is shared by its items; a load's
+/// goes into its one item; an invalidate has none.
+pub(crate) fn make_items(
+    head: Head,
+    buffer: Vec<u8>,
+    sink: Sink,
+    metrics: Arc<Metrics>,
+    pool: Arc<Pool>,
+) -> (Arc<RequestState>, Vec<Item>) {
+    let Head {
+        kind,
+        ty,
+        slot,
+        pages,
+        tag,
+    } = head;
+    let (data, load_buf) = match kind {
+        Kind::Store => (Some(Arc::new(buffer)), Vec::new()),
+        _ => (None, buffer),
+    };
+    let state = Arc::new(RequestState {
+        tag,
+        kind,
+        ty,
+        slot,
+        pages,
+        accepted: Instant::now(),
+        remaining: AtomicUsize::new(head.items()),
+        progress: Mutex::new(Progress {
+            pieces: Vec::new(),
+            error: None,
+            backend: Backend::NoCodec,
+            removed: 0,
+            data: data.clone(),
+            buffer: Vec::new(),
+            done: None,
+        }),
+        ready: Condvar::new(),
+        sink,
+        metrics,
+        pool,
+    });
+    let items = match (kind, data) {
+        (Kind::Store, Some(data)) => (0..pages)
+            .step_by(software_fallback::MAX_BATCH)
+            .map(|first_page| Item {
+                req: Some(Arc::clone(&state)),
+                work: Work::Store {
+                    data: Arc::clone(&data),
+                    first_page,
+                    pages: (pages - first_page).min(software_fallback::MAX_BATCH),
+                },
+            })
+            .collect(),
+        (Kind::Load(_), _) => vec![Item {
+            req: Some(Arc::clone(&state)),
+            work: Work::Load { buf: load_buf },
+        }],
+        _ => vec![Item {
+            req: Some(Arc::clone(&state)),
+            work: Work::Invalidate,
+        }],
+    };
+    (state, items)
+}
+
+/// A handle on one accepted request: wait for it, poll it, or wait with a deadline.
+///
+/// Dropping a ticket does not cancel the request; the request still runs and its
+/// completion is discarded.
+pub struct Ticket {
+    state: Arc<RequestState>,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("op", &self.state.kind.op())
+            .field("ty", &self.state.ty)
+            .field("slot", &self.state.slot)
+            .field("pages", &self.state.pages)
+            .finish()
+    }
+}
+
+impl Ticket {
+    pub(crate) fn new(state: Arc<RequestState>) -> Ticket {
+        Ticket { state }
+    }
+
+    /// Blocks until the request completes.
+    pub fn wait(self) -> Completion {
+        let mut p = self.state.progress();
+        loop {
+            if let Some(c) = p.done.take() {
+                return c;
+            }
+            p = self
+                .state
+                .ready
+                .wait(p)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Blocks until the request completes or `timeout` passes; gives the ticket back on
+    /// timeout.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Completion, Ticket> {
+        let deadline = Instant::now() + timeout;
+        {
+            let mut p = self.state.progress();
+            loop {
+                if let Some(c) = p.done.take() {
+                    return Ok(c);
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                p = self
+                    .state
+                    .ready
+                    .wait_timeout(p, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        Err(self)
+    }
+
+    /// Never blocks (beyond the request's lock): the completion if it is there, else the
+    /// ticket back.
+    pub fn try_take(self) -> Result<Completion, Ticket> {
+        let done = self.state.progress().done.take();
+        done.ok_or(self)
+    }
+
+    /// True when the request has completed. Never blocks beyond the request's lock.
+    pub fn is_done(&self) -> bool {
+        self.state.progress().done.is_some()
+    }
+}

@@ -1,0 +1,211 @@
+//! A worker thread: takes a batch, runs it on the pool on its CPU's context, finishes the
+//! items.
+//!
+//! **Rules.** A worker owns nothing but a scratch buffer and a CPU *hint*: the contexts it
+//! runs on belong to the pool ([`pool::Pool::store_batch_on`] locks the hinted CPU's context
+//! for the call) and are never created or freed here. A worker finishes every item it takes
+//! — the items of a batch, and an item it carried over when told to retire — before it
+//! exits. It exits on a [`Msg::Stop`] (shutdown, after everything ahead of it in the queue
+//! was taken) or a [`Ctl::Retire`] from the supervisor (its CPU went offline; the shared
+//! queue's other items go to other workers). A panic inside a batch is caught; the batch's
+//! unfinished items complete with [`crate::EngineError::Dropped`] as they unwind.
+//!
+//! Blocks: waits on the queue when it is empty; pool calls block in the codec.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use crossbeam_channel::{select, Receiver, TryRecvError};
+use pool::{LoadMode, Pool};
+use software_fallback::{MAX_BATCH, PAGE_SIZE};
+
+use crate::coalesce::{gather, run_bytes, store_runs, Batch};
+use crate::error::EngineError;
+use crate::fallback::take_tally;
+use crate::metrics::Metrics;
+use crate::queue::{Msg, Queue};
+use crate::request::{Backend, Item, ItemResult, Kind, Work};
+
+/// What workers share.
+pub(crate) struct Core {
+    pub pool: Arc<Pool>,
+    pub metrics: Arc<Metrics>,
+    /// True when the pool's codecs come from a [`crate::DeviceBackend`] (they tally pages
+    /// by engine); otherwise every codec page is software.
+    pub has_device: bool,
+}
+
+/// Control messages from the supervisor to one worker.
+pub(crate) enum Ctl {
+    /// Finish the current batch and exit.
+    Retire,
+}
+
+/// The worker loop. Returns when stopped or retired.
+pub(crate) fn run(core: Arc<Core>, queue: Arc<Queue>, cpu: usize, ctl: Receiver<Ctl>) {
+    tracing::debug!(cpu, "worker started");
+    let mut scratch = Vec::with_capacity(MAX_BATCH * PAGE_SIZE);
+    let mut carry: Option<Msg> = None;
+    let mut retiring = false;
+    loop {
+        let msg = match carry.take() {
+            Some(m) => m,
+            None if retiring => break,
+            None => match queue.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => select! {
+                    recv(queue.receiver()) -> m => match m {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    },
+                    recv(ctl) -> _ => break,
+                },
+            },
+        };
+        let first = match msg {
+            Msg::Work(item) => {
+                queue.taken();
+                item
+            }
+            Msg::Stop => break,
+        };
+        let batch = if retiring {
+            let pages = first.pages();
+            Batch {
+                items: vec![first],
+                pages,
+            }
+        } else {
+            gather(first, &queue, &mut carry)
+        };
+        if std::panic::catch_unwind(AssertUnwindSafe(|| {
+            execute(&core, cpu, batch, &mut scratch)
+        }))
+        .is_err()
+        {
+            tracing::error!(cpu, "worker batch panicked; its unfinished items failed");
+        }
+        if !retiring && ctl.try_recv().is_ok() {
+            retiring = true;
+            // A carried stop is consumed here: shutdown sends one per worker, retiring ones
+            // included, so no other worker goes without.
+            if matches!(carry, Some(Msg::Stop)) {
+                carry = None;
+            }
+        }
+    }
+    tracing::debug!(cpu, "worker exiting");
+}
+
+/// Runs one batch: stores (merged into runs), then loads, then invalidates.
+pub(crate) fn execute(core: &Core, cpu: usize, batch: Batch, scratch: &mut Vec<u8>) {
+    core.metrics.record_batch(batch.pages, batch.items.len());
+    let mut stores = Vec::new();
+    let mut others = Vec::new();
+    for item in batch.items {
+        if matches!(item.work, Work::Store { .. }) {
+            stores.push(item);
+        } else {
+            others.push(item);
+        }
+    }
+    for run in store_runs(stores) {
+        store_run(core, cpu, run, scratch);
+    }
+    for item in others {
+        match item.req().kind {
+            Kind::Load(mode) => load(core, item, mode),
+            Kind::Invalidate { .. } => invalidate(core, item),
+            Kind::Store => item.finish(
+                Err(EngineError::Dropped("store item outside a run")),
+                Backend::NoCodec,
+            ),
+        }
+    }
+}
+
+fn backend(core: &Core) -> Backend {
+    let (device, software) = take_tally();
+    if core.has_device {
+        Backend::from_counts(device, software)
+    } else {
+        Backend::Software
+    }
+}
+
+fn store_run(core: &Core, cpu: usize, run: Vec<Item>, scratch: &mut Vec<u8>) {
+    let (ty, slot) = (run[0].req().ty, run[0].first_slot());
+    take_tally();
+    let res = core
+        .pool
+        .store_batch_on(cpu, ty, slot, run_bytes(&run, scratch));
+    core.metrics.record_pool_call();
+    let b = backend(core);
+    match res {
+        Ok(generation) => {
+            for item in run {
+                item.finish(Ok(ItemResult::Stored(generation)), b);
+            }
+        }
+        Err(e) if run.len() == 1 => {
+            if let Some(item) = run.into_iter().next() {
+                item.finish(Err(EngineError::Pool(e)), b);
+            }
+        }
+        Err(e) => {
+            // The pool emptied every slot of the merged call. Redo each item alone, so that
+            // only the request that caused the failure fails.
+            tracing::debug!(ty, slot, error = %e, items = run.len(), "merged store failed; redoing item by item");
+            core.metrics.record_split_retry();
+            for item in run {
+                store_run(core, cpu, vec![item], scratch);
+            }
+        }
+    }
+}
+
+fn load(core: &Core, mut item: Item, mode: LoadMode) {
+    let (ty, slot) = (item.req().ty, item.req().slot);
+    take_tally();
+    let res = match &mut item.work {
+        Work::Load { buf } => core.pool.load_run(ty, slot, buf, mode),
+        _ => Ok(()),
+    };
+    core.metrics.record_pool_call();
+    let b = backend(core);
+    item.finish(
+        res.map(|()| ItemResult::Loaded).map_err(EngineError::Pool),
+        b,
+    );
+}
+
+fn invalidate(core: &Core, item: Item) {
+    let r = item.req();
+    let (ty, slot, pages) = (r.ty, r.slot, r.pages as u64);
+    let res = match r.kind {
+        Kind::Invalidate {
+            if_gen: Some(generation),
+        } => core
+            .pool
+            .invalidate_if(ty, slot, generation)
+            .map(|()| ItemResult::Invalidated(1)),
+        _ => {
+            let mut removed = 0;
+            let mut res = Ok(());
+            for s in slot..slot + pages {
+                match core.pool.invalidate(ty, s) {
+                    Ok(Some(_)) => removed += 1,
+                    Ok(None) => {}
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
+            }
+            res.map(|()| ItemResult::Invalidated(removed))
+        }
+    };
+    core.metrics.record_pool_call();
+    item.finish(res.map_err(EngineError::Pool), Backend::NoCodec);
+}
