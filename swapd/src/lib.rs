@@ -1,3 +1,29 @@
-//! A userfaultfd swap daemon on the pool.
+//! A userfaultfd swap daemon on the swapaccel pool.
 //!
-//! Not implemented yet: filled by the swapd issue.
+//! * [`Region`] — an anonymous mapping registered with userfaultfd, with a resident budget.
+//!   A program reads and writes it from any number of threads ([`Region::words`]); past the
+//!   budget a clock picks cold pages, takes them out atomically (`UFFDIO_MOVE`), and stores
+//!   them in batches through a [`PageStore`]; a fault brings a page back with a keep-copy
+//!   load, `UFFDIO_COPY`, and a conditional invalidate of that generation.
+//! * [`PageStore`] — what the daemon needs from the pool; [`PoolStore`] calls the pool directly.
+//! * [`bench`] — the `swapaccel swapd-bench` workload, on the region or, as the peer, in a
+//!   memory cgroup with kernel zswap.
+//!
+//! Locking and lifetime rules are written once at the top of `pages.rs`.
+
+pub mod bench;
+mod error;
+mod evict;
+mod fault;
+mod pages;
+mod region;
+mod stats;
+mod store;
+pub mod sys;
+
+pub use error::{Result, SwapdError};
+pub use pages::PageState;
+pub use region::{Region, RegionConfig};
+pub use stats::{Histogram, RegionStats};
+pub use store::{PageStore, PoolStore};
+pub use sys::uffd::UffdSource;

@@ -1,0 +1,145 @@
+//! Eviction: a clock over the region picks unreferenced resident pages, takes them out
+//! atomically with `UFFDIO_MOVE` into staging, stores them in runs, and drops the staging
+//! copies. The protocol and its locking are described once in `pages.rs`.
+
+use software_fallback::PAGE_SIZE;
+
+use crate::error::{Result, SwapdError};
+use crate::pages::PageState;
+use crate::region::Shared;
+use crate::stats::bump;
+use crate::sys::mapping::Staging;
+
+/// Most pages in one store run (one codec batch).
+const RUN_PAGES: usize = 8;
+
+/// The clock hand and the staging area. One exists per region, behind a mutex: eviction
+/// runs one batch at a time (background thread or a fault thread's direct reclaim).
+#[derive(Debug)]
+pub(crate) struct Evictor {
+    staging: Staging,
+    hand: usize,
+}
+
+impl Evictor {
+    pub(crate) fn new(staging: Staging) -> Evictor {
+        Evictor { staging, hand: 0 }
+    }
+
+    /// Evicts up to `want` pages (at most one staging area's worth); returns how many were
+    /// evicted. Pages whose store fails are put back (still resident) and counted.
+    pub(crate) fn evict_batch(&mut self, sh: &Shared, want: usize) -> Result<usize> {
+        let npages = sh.pages.len();
+        let n = want.min(self.staging.pages());
+        let mut taken: Vec<usize> = Vec::with_capacity(n);
+        let mut scanned = 0usize;
+        let mut fatal = None;
+        // 1. Sweep: second chance for referenced pages, take the others.
+        while taken.len() < n && scanned < 2 * npages {
+            let p = self.hand;
+            self.hand = (self.hand + 1) % npages;
+            scanned += 1;
+            if !matches!(sh.pages.peek(p), PageState::Resident { .. }) {
+                continue;
+            }
+            let mut g = sh.pages.lock(p);
+            match g.state() {
+                PageState::Resident { referenced: true } => {
+                    g.set(PageState::Resident { referenced: false })
+                }
+                PageState::Resident { referenced: false } => {
+                    match self.staging.take(p, taken.len()) {
+                        Ok(()) => {
+                            g.set(PageState::Evicting);
+                            taken.push(p);
+                        }
+                        Err(e) => match e.errno() {
+                            Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                                bump(&sh.counters.evict_busy, 1);
+                                g.set(PageState::Resident { referenced: true });
+                            }
+                            Some(libc::ENOENT) => {
+                                // The program dropped the page itself (MADV_DONTNEED): it
+                                // reads back as zeros, as it would without the daemon.
+                                tracing::debug!(page = p, "resident page was absent");
+                                g.set(PageState::Empty);
+                            }
+                            _ => {
+                                fatal = Some(e);
+                                break;
+                            }
+                        },
+                    }
+                }
+                _ => {}
+            }
+        }
+        if taken.is_empty() {
+            return fatal.map_or(Ok(0), Err);
+        }
+        // 2. Store in runs of consecutive slots (staging index k holds taken[k]).
+        let mut bounds = Vec::new(); // (first k, len)
+        let mut k = 0;
+        while k < taken.len() {
+            let mut len = 1;
+            while k + len < taken.len() && len < RUN_PAGES && taken[k + len] == taken[k] + len {
+                len += 1;
+            }
+            bounds.push((k, len));
+            k += len;
+        }
+        let results = {
+            let mut runs = Vec::with_capacity(bounds.len());
+            for &(k, len) in &bounds {
+                runs.push((taken[k] as u64, self.staging.read(k, len)?));
+            }
+            sh.store.store_runs(&runs)
+        };
+        // 3. Publish: evicted, or put back.
+        let mut evicted = 0;
+        for (&(k0, len), res) in bounds.iter().zip(results) {
+            for (k, &p) in taken.iter().enumerate().skip(k0).take(len) {
+                let mut g = sh.pages.lock(p);
+                match &res {
+                    Ok(gen) => {
+                        g.set(PageState::Evicted(*gen));
+                        evicted += 1;
+                    }
+                    Err(e) => {
+                        bump(&sh.counters.store_failures, 1);
+                        tracing::debug!(page = p, error = %e, "store failed; page put back");
+                        match self.restore(sh, k, p) {
+                            Ok(()) => g.set(PageState::Resident { referenced: true }),
+                            Err(e) => {
+                                // The data is gone from both places: never hand out zeros.
+                                sh.poison(p, &e.to_string());
+                                g.set(PageState::Poisoned);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.staging.clear(0, taken.len())?;
+        bump(&sh.counters.evicted, evicted as u64);
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(evicted),
+        }
+    }
+
+    /// Returns staging page `k` to region page `p` (missing, locked by the caller).
+    fn restore(&mut self, sh: &Shared, k: usize, p: usize) -> Result<()> {
+        match self.staging.put_back(k, p) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(page = p, error = %e, "UFFDIO_MOVE back failed; copying");
+                let copy = self.staging.read(k, 1)?.to_vec();
+                debug_assert_eq!(copy.len(), PAGE_SIZE);
+                sh.map.install(p, &copy).map(|_| ()).map_err(|e2| {
+                    SwapdError::Daemon(format!("page {p} could not be put back: {e}; {e2}"))
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The fault-handling threads: read userfaultfd messages, bring the page in (zeros, or a
+//! keep-copy load from the store), install it with `UFFDIO_COPY` / `UFFDIO_ZEROPAGE`, and only
+//! then drop the store's entry if it is still the same generation. The protocol and its
+//! locking are described once in `pages.rs`.
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pool::{Generation, PoolError};
+use software_fallback::PAGE_SIZE;
+
+use crate::pages::{PageGuard, PageState, STRIPES};
+use crate::region::Shared;
+use crate::stats::bump;
+use crate::sys::abi::{UffdMsg, UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_WRITE};
+use crate::sys::mapping::Where;
+use crate::sys::uffd::Filled;
+
+static ZERO_PAGE: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+
+/// One fault thread: polls the userfaultfd and `stop_fd` until `stop_fd` is readable.
+pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
+    let uffd = sh.map.uffd().raw();
+    let mut msgs = [UffdMsg::default(); 16];
+    let mut buf = vec![0u8; (1 + sh.fault_around) * PAGE_SIZE];
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: uffd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd records.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            sh.fail(format!("poll(userfaultfd): {e}"));
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        if fds[0].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            sh.fail("userfaultfd reported an error condition".into());
+            return;
+        }
+        let n = match sh.map.uffd().read_msgs(&mut msgs) {
+            Ok(n) => n,
+            Err(e) => {
+                sh.fail(e.to_string());
+                return;
+            }
+        };
+        for m in &msgs[..n] {
+            if m.event != UFFD_EVENT_PAGEFAULT {
+                tracing::debug!(event = m.event, "ignored userfaultfd event");
+                continue;
+            }
+            let t0 = Instant::now();
+            if let Err(e) = handle(&sh, m, &mut buf) {
+                sh.fail(e.to_string());
+            }
+            sh.hist.record(t0.elapsed().as_nanos() as u64);
+        }
+    }
+}
+
+fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> {
+    let addr = m.pf_address as usize;
+    let p = match sh.map.locate(addr) {
+        Where::Region(p) => p,
+        Where::Staging(k) => {
+            tracing::warn!(k, "fault in the staging area");
+            return sh.map.install_zero_staging(k);
+        }
+        Where::Outside => {
+            tracing::warn!(addr, "fault outside the region");
+            return Ok(());
+        }
+    };
+    bump(&sh.counters.faults, 1);
+    // Budget: reclaim before taking any page lock (see pages.rs).
+    sh.make_room();
+    let mut g = sh.pages.lock(p);
+    if g.state() == PageState::Evicting {
+        bump(&sh.counters.faults_waited_eviction, 1);
+        g.wait_while_evicting();
+    }
+    match g.state() {
+        PageState::Resident { .. } | PageState::Poisoned => {
+            bump(&sh.counters.faults_already_present, 1);
+            sh.map.wake(p)
+        }
+        PageState::Empty => {
+            let filled = if m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0 {
+                sh.map.install(p, &ZERO_PAGE)?
+            } else {
+                sh.map.install_zero(p)?
+            };
+            if filled == Filled::Exists {
+                sh.map.wake(p)?;
+            }
+            g.set(PageState::Resident { referenced: true });
+            bump(&sh.counters.faults_zero, 1);
+            Ok(())
+        }
+        PageState::Evicted(gen) => {
+            let installed = bring_in(sh, g, p, gen, buf)?;
+            for (q, gen) in installed {
+                match sh.store.invalidate_if(q as u64, gen) {
+                    Ok(()) => {}
+                    Err(PoolError::GenerationMismatch { .. })
+                    | Err(PoolError::AbsentSlot { .. }) => bump(&sh.counters.stale_invalidates, 1),
+                    Err(e) => tracing::warn!(page = q, error = %e, "invalidate after fault-in"),
+                }
+            }
+            Ok(())
+        }
+        PageState::Evicting => Ok(()), // unreachable: waited above
+    }
+}
+
+/// Loads `p` (and, with fault-around, the evicted pages after it whose locks are free),
+/// installs them, marks them resident and unlocks; returns what to invalidate.
+fn bring_in(
+    sh: &Shared,
+    mut g: PageGuard<'_>,
+    p: usize,
+    gen: Generation,
+    buf: &mut [u8],
+) -> crate::error::Result<Vec<(usize, Generation)>> {
+    let mut extra: Vec<(PageGuard<'_>, Generation)> = Vec::new();
+    let limit = sh.fault_around.min(STRIPES - 1);
+    for q in p + 1..(p + 1 + limit).min(sh.pages.len()) {
+        if !matches!(sh.pages.peek(q), PageState::Evicted(_)) {
+            break;
+        }
+        let Some(gq) = sh.pages.try_lock(q) else {
+            break;
+        };
+        match gq.state() {
+            PageState::Evicted(genq) => extra.push((gq, genq)),
+            _ => break,
+        }
+    }
+    let n = 1 + extra.len();
+    if n > 1
+        && sh
+            .store
+            .load_run_keep(p as u64, &mut buf[..n * PAGE_SIZE])
+            .is_ok()
+    {
+        let filled = sh.map.install(p, &buf[..n * PAGE_SIZE])?;
+        if filled == Filled::Exists {
+            tracing::warn!(page = p, "fault-around run partly present");
+        }
+        g.set(PageState::Resident { referenced: true });
+        let mut out = vec![(p, gen)];
+        for (mut gq, genq) in extra {
+            let q = gq.page();
+            gq.set(PageState::Resident { referenced: false });
+            out.push((q, genq));
+        }
+        bump(&sh.counters.faults_loaded, 1);
+        bump(&sh.counters.fault_around_pages, (n - 1) as u64);
+        return Ok(out);
+    }
+    drop(extra);
+    let page = &mut buf[..PAGE_SIZE];
+    match sh.store.load_keep(p as u64, page) {
+        Ok(got) => {
+            if got != gen {
+                tracing::debug!(page = p, ?got, ?gen, "loaded generation differs from state");
+            }
+            if sh.map.install(p, page)? == Filled::Exists {
+                tracing::warn!(page = p, "evicted page was present at fault time");
+                sh.map.wake(p)?;
+            }
+            g.set(PageState::Resident { referenced: true });
+            bump(&sh.counters.faults_loaded, 1);
+            Ok(vec![(p, gen)])
+        }
+        Err(e) => {
+            // Never hand out wrong data: the faulting thread gets SIGBUS, as on a memory error.
+            tracing::error!(page = p, error = %e, "load failed; poisoning the page");
+            sh.poison(p, &e.to_string());
+            g.set(PageState::Poisoned);
+            Ok(Vec::new())
+        }
+    }
+}

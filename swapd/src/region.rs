@@ -1,0 +1,421 @@
+//! [`Region`]: the managed memory a program reads and writes, its fault threads and its
+//! background evictor. Locking and lifetime rules: see `pages.rs`.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pool::{Pool, PoolStats};
+use software_fallback::PAGE_SIZE;
+
+use crate::error::{Result, SwapdError};
+use crate::evict::Evictor;
+use crate::pages::PageTable;
+use crate::stats::{bump, Counters, Histogram, RegionStats};
+use crate::store::{PageStore, PoolStore};
+use crate::sys::abi::{UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON};
+use crate::sys::mapping::Mapping;
+use crate::sys::pagemap::Pagemap;
+use crate::sys::uffd::{Uffd, UffdSource};
+
+/// How a [`Region`] is set up.
+#[derive(Clone, Debug)]
+pub struct RegionConfig {
+    /// Size of the region in bytes (rounded up to whole pages).
+    pub bytes: usize,
+    /// Resident budget in bytes: past it, pages are evicted.
+    pub budget_bytes: usize,
+    /// Pages per eviction batch (staging area size), 1..=512.
+    pub evict_batch: usize,
+    /// Fault-handling threads (≥ 1).
+    pub fault_threads: usize,
+    /// Evicted pages after the faulting one to bring in with it in one load (0: none).
+    pub fault_around: usize,
+}
+
+impl Default for RegionConfig {
+    fn default() -> Self {
+        RegionConfig {
+            bytes: 64 << 20,
+            budget_bytes: 16 << 20,
+            evict_batch: 32,
+            fault_threads: 1,
+            fault_around: 0,
+        }
+    }
+}
+
+impl RegionConfig {
+    fn validate(&self) -> Result<(usize, usize)> {
+        let pages = self.bytes.div_ceil(PAGE_SIZE);
+        let budget = self.budget_bytes / PAGE_SIZE;
+        let bad = |m: String| Err(SwapdError::InvalidConfig(m));
+        if pages == 0 || pages > u32::MAX as usize {
+            return bad(format!(
+                "region of {} bytes: 1 page to 2^32 pages",
+                self.bytes
+            ));
+        }
+        if !(1..=512).contains(&self.evict_batch) {
+            return bad(format!("evict_batch {} not in 1..=512", self.evict_batch));
+        }
+        if budget < 2 * self.evict_batch + self.fault_threads * (1 + self.fault_around) {
+            return bad(format!(
+                "budget of {budget} pages is too small for batches of {} and {} fault \
+                 thread(s) with fault-around {}",
+                self.evict_batch, self.fault_threads, self.fault_around
+            ));
+        }
+        if !(1..=64).contains(&self.fault_threads) {
+            return bad(format!(
+                "fault_threads {} not in 1..=64",
+                self.fault_threads
+            ));
+        }
+        if self.fault_around > 64 {
+            return bad(format!("fault_around {} > 64", self.fault_around));
+        }
+        Ok((pages, budget))
+    }
+}
+
+/// What the threads share.
+pub(crate) struct Shared {
+    pub map: Arc<Mapping>,
+    pub pages: PageTable,
+    pub store: Arc<dyn PageStore>,
+    pub evictor: Mutex<Evictor>,
+    pub counters: Counters,
+    pub hist: Histogram,
+    pub budget: usize,
+    /// The background evictor works down to this.
+    pub low: usize,
+    pub batch: usize,
+    pub fault_around: usize,
+    kick: (Mutex<bool>, Condvar),
+    stop: AtomicBool,
+    error: Mutex<Option<String>>,
+    poison_first: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Records a background thread's error (the first one is kept) and logs it.
+    pub(crate) fn fail(&self, msg: String) {
+        tracing::error!(error = %msg, "swapd thread");
+        let mut e = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        e.get_or_insert(msg);
+    }
+
+    /// Poisons missing page `p` (its data could not be brought back) and records why.
+    pub(crate) fn poison(&self, p: usize, why: &str) {
+        if let Err(e) = self.map.poison(p) {
+            self.fail(format!("page {p}: UFFDIO_POISON failed ({e}) after: {why}"));
+        }
+        bump(&self.counters.poisoned, 1);
+        let mut f = self
+            .poison_first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f.get_or_insert_with(|| format!("page {p}: {why}"));
+    }
+
+    /// Called by a fault thread before it locks a page: wakes the background evictor when
+    /// above its low mark, and evicts here (direct reclaim) when at the budget.
+    pub(crate) fn make_room(&self) {
+        let resident = self.pages.resident();
+        if resident < self.low {
+            return;
+        }
+        self.kick();
+        if resident + 1 + self.fault_around < self.budget {
+            return;
+        }
+        bump(&self.counters.direct_reclaims, 1);
+        let mut ev = self.evictor.lock().unwrap_or_else(PoisonError::into_inner);
+        while self.pages.resident() + 1 + self.fault_around >= self.budget {
+            match ev.evict_batch(self, self.batch) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    self.fail(format!("eviction: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn kick(&self) {
+        let (m, cv) = &self.kick;
+        *m.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_one();
+    }
+
+    fn background_evictor(&self) {
+        let (m, cv) = &self.kick;
+        loop {
+            {
+                let mut kicked = m.lock().unwrap_or_else(PoisonError::into_inner);
+                while !*kicked && !self.stop.load(Ordering::Acquire) {
+                    kicked = cv
+                        .wait_timeout(kicked, Duration::from_millis(100))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    if self.pages.resident() > self.low {
+                        break;
+                    }
+                }
+                *kicked = false;
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            while self.pages.resident() > self.low && !self.stop.load(Ordering::Acquire) {
+                let want = (self.pages.resident() - self.low).min(self.batch);
+                let mut ev = self.evictor.lock().unwrap_or_else(PoisonError::into_inner);
+                match ev.evict_batch(self, want) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.fail(format!("eviction: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A userfaultfd-managed memory region with a resident budget, backed by a [`PageStore`].
+///
+/// Read and write it from any number of threads through [`Region::words`] (ordinary memory
+/// accessed as atomics). Pages past the budget are evicted to the store; touching one brings
+/// it back. Dropping the region stops its threads, unmaps it and releases the store.
+pub struct Region {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    stop_fd: OwnedFd,
+    source: UffdSource,
+    pagemap: Option<Pagemap>,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("pages", &self.shared.pages.len())
+            .field("budget", &self.shared.budget)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Region {
+    /// Creates a region on `store`. Fails with [`SwapdError::NoUserfaultfd`] (naming the
+    /// missing privilege) when no userfaultfd can be had, and
+    /// [`SwapdError::MissingFeature`] on kernels without `UFFDIO_MOVE` (6.8).
+    pub fn new(config: &RegionConfig, store: Arc<dyn PageStore>) -> Result<Region> {
+        let (pages, budget) = config.validate()?;
+        let uffd = Uffd::open(
+            UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON,
+            &[
+                (UFFD_FEATURE_MOVE, "UFFD_FEATURE_MOVE", "6.8"),
+                (UFFD_FEATURE_POISON, "UFFD_FEATURE_POISON", "6.6"),
+            ],
+        )?;
+        let source = uffd.source();
+        let (map, staging) = Mapping::new(uffd, pages, config.evict_batch)?;
+        // SAFETY: eventfd(2) returns a new fd or -1.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(SwapdError::last_os("eventfd"));
+        }
+        // SAFETY: a new fd nobody else owns.
+        let stop_fd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let shared = Arc::new(Shared {
+            map,
+            pages: PageTable::new(pages),
+            store,
+            evictor: Mutex::new(Evictor::new(staging)),
+            counters: Counters::default(),
+            hist: Histogram::default(),
+            budget,
+            low: budget.saturating_sub(config.evict_batch),
+            batch: config.evict_batch,
+            fault_around: config.fault_around,
+            kick: (Mutex::new(false), Condvar::new()),
+            stop: AtomicBool::new(false),
+            error: Mutex::new(None),
+            poison_first: Mutex::new(None),
+        });
+        let mut region = Region {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            stop_fd,
+            source,
+            pagemap: Pagemap::open().ok(),
+        };
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| SwapdError::Sys {
+                    op: "spawning a daemon thread",
+                    source: e,
+                })
+        };
+        for i in 0..config.fault_threads {
+            let sh = shared.clone();
+            let fd = region.stop_fd.as_raw_fd();
+            region.threads.push(spawn(
+                format!("swapd-fault-{i}"),
+                Box::new(move || crate::fault::run(sh, fd)),
+            )?);
+        }
+        let sh = shared.clone();
+        region.threads.push(spawn(
+            "swapd-evict".into(),
+            Box::new(move || sh.background_evictor()),
+        )?);
+        tracing::info!(pages, budget, ?source, "region up");
+        Ok(region)
+    }
+
+    /// Creates a region backed directly by `pool`, on swap type `ty` (turned on here, with
+    /// one slot per page, and off when the region is dropped).
+    pub fn with_pool(config: &RegionConfig, pool: Arc<Pool>, ty: u32) -> Result<Region> {
+        let pages = config.bytes.div_ceil(PAGE_SIZE) as u64;
+        let store = PoolStore::new(pool, ty, pages.max(1))?;
+        Region::new(config, Arc::new(store))
+    }
+
+    /// The region as 64-bit words: read and write them from any thread.
+    pub fn words(&self) -> &[AtomicU64] {
+        self.shared.map.words()
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.shared.pages.len() * PAGE_SIZE
+    }
+
+    /// True for an empty region (never: regions have at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.shared.pages.is_empty()
+    }
+
+    /// Start address of the region, for programs that manage the memory through raw
+    /// pointers. Accesses through it must tolerate pages being moved out and faulted back in
+    /// at any time (no references held across accesses that assume contents stay put, as with
+    /// any memory shared between threads); it is valid until the region is dropped.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.shared.map.base() as *mut u8
+    }
+
+    /// How the userfaultfd was obtained.
+    pub fn uffd_source(&self) -> UffdSource {
+        self.source
+    }
+
+    /// Pages resident by the daemon's count.
+    pub fn resident_pages(&self) -> usize {
+        self.shared.pages.resident()
+    }
+
+    /// Pages present in the region by the kernel's page tables (`PAGEMAP_SCAN`).
+    pub fn present_pages(&self) -> Result<usize> {
+        let pm = self.pagemap.as_ref().ok_or(SwapdError::MissingFeature {
+            feature: "/proc/self/pagemap",
+            since: "6.7",
+        })?;
+        let base = self.shared.map.base();
+        pm.present_pages(base, base + self.len())
+    }
+
+    /// Evicts up to `pages` pages now (beyond what the budget asks); returns how many.
+    pub fn reclaim(&self, pages: usize) -> Result<usize> {
+        let mut done = 0;
+        let mut ev = self
+            .shared
+            .evictor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while done < pages {
+            let n = ev.evict_batch(&self.shared, (pages - done).min(self.shared.batch))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// The daemon's statistics.
+    pub fn stats(&self) -> RegionStats {
+        let sh = &self.shared;
+        RegionStats {
+            pages: sh.pages.len() as u64,
+            resident_pages: sh.pages.resident() as u64,
+            budget_pages: sh.budget as u64,
+            ..sh.counters.snapshot(&sh.hist)
+        }
+    }
+
+    /// The store's statistics.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.shared.store.stats()
+    }
+
+    /// `Ok` unless a daemon thread failed or a page had to be poisoned.
+    pub fn health(&self) -> Result<()> {
+        let sh = &self.shared;
+        if let Some(e) = sh
+            .error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Err(SwapdError::Daemon(e));
+        }
+        let poisoned = sh.counters.poisoned.load(Ordering::Relaxed);
+        if poisoned > 0 {
+            let first = sh
+                .poison_first
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_default();
+            return Err(SwapdError::Poisoned {
+                pages: poisoned,
+                first,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // No borrow of the memory is left (`&self` accessors), so no access is in flight:
+        // stop the threads, then the mapping and the store go with the last `Arc<Shared>`.
+        self.shared.stop.store(true, Ordering::Release);
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+        let w = unsafe {
+            libc::write(
+                self.stop_fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        if w < 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "signalling fault threads");
+        }
+        self.shared.kick();
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a swapd thread panicked");
+            }
+        }
+    }
+}

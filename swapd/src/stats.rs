@@ -1,0 +1,181 @@
+//! The daemon's counters and its fault-latency histogram.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters (relaxed atomics; each is consistent on its own).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub faults: AtomicU64,
+    pub faults_zero: AtomicU64,
+    pub faults_loaded: AtomicU64,
+    pub faults_already_present: AtomicU64,
+    pub faults_waited_eviction: AtomicU64,
+    pub fault_around_pages: AtomicU64,
+    pub evicted: AtomicU64,
+    pub evict_busy: AtomicU64,
+    pub store_failures: AtomicU64,
+    pub stale_invalidates: AtomicU64,
+    pub direct_reclaims: AtomicU64,
+    pub poisoned: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// A snapshot of the daemon's statistics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegionStats {
+    /// Pages in the region.
+    pub pages: u64,
+    /// Pages resident now (daemon's count).
+    pub resident_pages: u64,
+    /// Resident budget in pages.
+    pub budget_pages: u64,
+    /// Page faults handled (including fault-around extra pages: no).
+    pub faults: u64,
+    /// Faults on never-populated pages (zeros installed).
+    pub faults_zero: u64,
+    /// Faults served by loading from the pool.
+    pub faults_loaded: u64,
+    /// Fault messages for pages already present (another handler or a retry got there first).
+    pub faults_already_present: u64,
+    /// Faults that had to wait for an in-flight eviction of their page.
+    pub faults_waited_eviction: u64,
+    /// Extra pages brought in by fault-around.
+    pub fault_around_pages: u64,
+    /// Pages evicted (stored and dropped).
+    pub evicted: u64,
+    /// Eviction attempts refused by the kernel (`EBUSY`: page pinned or shared).
+    pub evict_busy: u64,
+    /// Pages whose store failed (they were put back).
+    pub store_failures: u64,
+    /// Conditional invalidates that found a newer generation (re-evicted in between).
+    pub stale_invalidates: u64,
+    /// Evictions run by a fault thread because the budget was reached.
+    pub direct_reclaims: u64,
+    /// Pages poisoned because their entry could not be loaded.
+    pub poisoned: u64,
+    /// Fault service time (from reading the message to the page installed), 50th percentile.
+    pub fault_p50_ns: u64,
+    /// 99th percentile.
+    pub fault_p99_ns: u64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, hist: &Histogram) -> RegionStats {
+        RegionStats {
+            faults: get(&self.faults),
+            faults_zero: get(&self.faults_zero),
+            faults_loaded: get(&self.faults_loaded),
+            faults_already_present: get(&self.faults_already_present),
+            faults_waited_eviction: get(&self.faults_waited_eviction),
+            fault_around_pages: get(&self.fault_around_pages),
+            evicted: get(&self.evicted),
+            evict_busy: get(&self.evict_busy),
+            store_failures: get(&self.store_failures),
+            stale_invalidates: get(&self.stale_invalidates),
+            direct_reclaims: get(&self.direct_reclaims),
+            poisoned: get(&self.poisoned),
+            fault_p50_ns: hist.quantile(0.50),
+            fault_p99_ns: hist.quantile(0.99),
+            ..RegionStats::default()
+        }
+    }
+}
+
+const SUB: usize = 16;
+const GROUPS: usize = 48;
+
+/// A log-linear latency histogram (16 sub-buckets per power of two: ≤ 6.25 % error), lock-free.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: (0..SUB * GROUPS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Histogram {
+    fn index(v: u64) -> usize {
+        if v < SUB as u64 {
+            return v as usize;
+        }
+        let msb = 63 - v.leading_zeros() as usize; // ≥ 4
+        let group = msb - 3;
+        let sub = ((v >> (msb - 4)) as usize) & (SUB - 1);
+        (group * SUB + sub).min(SUB * GROUPS - 1)
+    }
+
+    fn lower_bound(i: usize) -> u64 {
+        let (group, sub) = (i / SUB, i % SUB);
+        if group == 0 {
+            return sub as u64;
+        }
+        let msb = group + 3;
+        (1u64 << msb) | ((sub as u64) << (msb - 4))
+    }
+
+    /// Records one value.
+    pub fn record(&self, v: u64) {
+        self.buckets[Self::index(v)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Number of values recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(get).sum()
+    }
+
+    /// The value below which a fraction `q` of the recorded values fall (bucket lower bound);
+    /// 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += get(b);
+            if seen >= rank {
+                return Self::lower_bound(i);
+            }
+        }
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_bucket_error() {
+        let h = Histogram::default();
+        for v in 1..=10_000u64 {
+            h.record(v * 100);
+        }
+        let p50 = h.quantile(0.5) as f64;
+        let p99 = h.quantile(0.99) as f64;
+        assert!((p50 - 500_000.0).abs() / 500_000.0 < 0.07, "{p50}");
+        assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.07, "{p99}");
+        assert_eq!(Histogram::default().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn index_and_bound_agree() {
+        for v in [0u64, 1, 15, 16, 17, 31, 32, 1000, 123_456, u64::MAX / 2] {
+            let i = Histogram::index(v);
+            assert!(Histogram::lower_bound(i) <= v, "{v}");
+        }
+    }
+}

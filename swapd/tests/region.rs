@@ -1,0 +1,354 @@
+//! The daemon end to end: a region of tens of MiB with a budget a fraction of it, through
+//! eviction and faults, every value checked; writes racing with eviction; fault-around;
+//! store failures. Needs userfaultfd (root here): where it cannot be had every test is
+//! reported ignored with the reason, unless `SWAPACCEL_REQUIRE_UFFD=1` makes that a failure.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use pool::{Pool, PoolConfig};
+use software_fallback::{CodecSpec, PAGE_SIZE};
+use swapd::{Region, RegionConfig, SwapdError};
+
+const WORDS_PER_PAGE: usize = PAGE_SIZE / 8;
+
+fn pool(codec: CodecSpec, max_pool_bytes: u64) -> Result<Arc<Pool>, Failed> {
+    Ok(Arc::new(Pool::new(PoolConfig {
+        codec,
+        max_pool_bytes,
+        ..PoolConfig::default()
+    })?))
+}
+
+fn region(cfg: &RegionConfig, codec: CodecSpec) -> Result<Region, Failed> {
+    Ok(Region::with_pool(cfg, pool(codec, u64::MAX)?, 0)?)
+}
+
+/// A compressible value for (word, version): half the words of a page are a counter.
+fn value(word: usize, version: u64) -> u64 {
+    if word % 2 == 0 {
+        (word as u64) << 20 | version
+    } else {
+        version
+    }
+}
+
+fn check_all(words: &[AtomicU64], version: &[u64]) -> Result<(), Failed> {
+    for (i, w) in words.iter().enumerate() {
+        let got = w.load(Ordering::Relaxed);
+        let want = value(i, version[i / WORDS_PER_PAGE]);
+        if got != want {
+            return Err(format!("word {i}: read {got:#x}, wrote {want:#x}").into());
+        }
+    }
+    Ok(())
+}
+
+fn fill_page(words: &[AtomicU64], page: usize, version: u64) {
+    for i in page * WORDS_PER_PAGE..(page + 1) * WORDS_PER_PAGE {
+        words[i].store(value(i, version), Ordering::Relaxed);
+    }
+}
+
+/// 32 MiB, budget 8 MiB: fill every page from two threads, check all, rewrite a pseudo-random
+/// half, check all again; the budget holds, pages went out and came back, nothing was lost.
+fn eviction_and_faults() -> Result<(), Failed> {
+    let cfg = RegionConfig {
+        bytes: 32 << 20,
+        budget_bytes: 8 << 20,
+        ..RegionConfig::default()
+    };
+    let r = region(&cfg, CodecSpec::LZ4)?;
+    let pages = r.len() / PAGE_SIZE;
+    let words = r.words();
+    let mut version = vec![1u64; pages];
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            s.spawn(move || {
+                for p in (t..pages).step_by(2) {
+                    fill_page(words, p, 1);
+                }
+            });
+        }
+    });
+    check_all(words, &version)?;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..pages / 2 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let p = (x % pages as u64) as usize;
+        version[p] += 1;
+        fill_page(words, p, version[p]);
+    }
+    check_all(words, &version)?;
+    r.health()?;
+    let st = r.stats();
+    let present = r.present_pages()?;
+    if st.evicted < pages as u64 || st.faults_loaded == 0 {
+        return Err(format!("too little traffic: {st:?}").into());
+    }
+    // The budget holds (the fault threads' direct reclaim keeps it; +1 page in flight).
+    if present > st.budget_pages as usize + 1 {
+        return Err(format!("{present} pages present, budget {}", st.budget_pages).into());
+    }
+    let ps = r.pool_stats();
+    if ps.checksum_failures != 0 || ps.stored_pages == 0 {
+        return Err(format!("pool: {ps:?}").into());
+    }
+    Ok(())
+}
+
+/// Writers hammer their own words on a few pages while another thread evicts those very
+/// pages over and over (until it has evicted `EVICTIONS` pages); every write is read back at
+/// once, and the last value of every word is checked at the end, after one more eviction.
+fn write_race() -> Result<(), Failed> {
+    let cfg = RegionConfig {
+        bytes: 4 << 20,
+        budget_bytes: 2 << 20,
+        evict_batch: 8,
+        ..RegionConfig::default()
+    };
+    let r = region(&cfg, CodecSpec::LZ4)?;
+    let words = r.words();
+    const WRITERS: usize = 3;
+    const HOT_PAGES: usize = 16;
+    const EVICTIONS: u64 = 3_000;
+    let done = AtomicBool::new(false);
+    let r_ref = &r;
+    let done_ref = &done;
+    let last: Result<Vec<u64>, String> = std::thread::scope(|s| {
+        let evictor = s.spawn(move || {
+            let mut res = Ok(());
+            while r_ref.stats().evicted < EVICTIONS {
+                // Evict everything resident (referenced pages go on the second pass).
+                if let Err(e) = r_ref.reclaim(r_ref.resident_pages() + 1) {
+                    res = Err(e.to_string());
+                    break;
+                }
+            }
+            done_ref.store(true, Ordering::Relaxed);
+            res
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut round = 0u64;
+                    while !done_ref.load(Ordering::Relaxed) {
+                        round += 1;
+                        for p in 0..HOT_PAGES {
+                            let w = &words[p * WORDS_PER_PAGE + t * 7];
+                            w.store(round, Ordering::Relaxed);
+                            let back = w.load(Ordering::Relaxed);
+                            if back != round {
+                                done_ref.store(true, Ordering::Relaxed);
+                                return Err(format!(
+                                    "writer {t} page {p}: wrote {round}, read {back}"
+                                ));
+                            }
+                        }
+                    }
+                    Ok(round)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut err = None;
+        for w in writers {
+            match w.join().unwrap_or_else(|_| Err("writer panicked".into())) {
+                Ok(n) => out.push(n),
+                Err(e) => err = Some(e),
+            }
+        }
+        if let Err(e) = evictor
+            .join()
+            .unwrap_or_else(|_| Err("evictor panicked".into()))
+        {
+            err = Some(e);
+        }
+        err.map_or(Ok(out), Err)
+    });
+    let last = last?;
+    // Evict once more so the final check reads everything back through the pool.
+    r.reclaim(r.resident_pages() * 2)?;
+    for (t, &n) in last.iter().enumerate() {
+        for p in 0..HOT_PAGES {
+            let got = words[p * WORDS_PER_PAGE + t * 7].load(Ordering::Relaxed);
+            if got != n {
+                return Err(
+                    format!("lost write: writer {t} page {p} holds {got}, wrote {n}").into(),
+                );
+            }
+        }
+    }
+    r.health()?;
+    let st = r.stats();
+    if st.evicted < EVICTIONS || st.faults_loaded < 100 {
+        return Err(format!("the race was not exercised: {st:?}").into());
+    }
+    eprintln!(
+        "write_race: rounds {last:?}; evicted {} faulted {} waited-on-eviction {} busy {} \
+         stale invalidates {}",
+        st.evicted,
+        st.faults_loaded,
+        st.faults_waited_eviction,
+        st.evict_busy,
+        st.stale_invalidates
+    );
+    Ok(())
+}
+
+/// Untouched pages read as zeros (zero page on read, zero-filled copy on write).
+fn zero_pages() -> Result<(), Failed> {
+    let r = region(&RegionConfig::default(), CodecSpec::LZ4)?;
+    let words = r.words();
+    for p in (0..r.len() / PAGE_SIZE).step_by(97) {
+        let w = &words[p * WORDS_PER_PAGE + 3];
+        if w.load(Ordering::Relaxed) != 0 {
+            return Err(format!("page {p} not zero").into());
+        }
+        w.store(p as u64 + 1, Ordering::Relaxed);
+    }
+    r.reclaim(usize::MAX / 2)?;
+    for p in (0..r.len() / PAGE_SIZE).step_by(97) {
+        if words[p * WORDS_PER_PAGE + 3].load(Ordering::Relaxed) != p as u64 + 1 {
+            return Err(format!("page {p} lost its write").into());
+        }
+    }
+    let st = r.stats();
+    if st.faults_zero == 0 {
+        return Err(format!("no zero faults: {st:?}").into());
+    }
+    r.health()?;
+    Ok(())
+}
+
+/// With fault-around, touching the first of a run of evicted pages brings the run in with
+/// one load, and every page of it holds its data.
+fn fault_around() -> Result<(), Failed> {
+    let cfg = RegionConfig {
+        bytes: 8 << 20,
+        budget_bytes: 4 << 20,
+        fault_around: 7,
+        ..RegionConfig::default()
+    };
+    let r = region(&cfg, CodecSpec::DEFLATE)?;
+    let pages = r.len() / PAGE_SIZE;
+    let words = r.words();
+    for p in 0..pages {
+        fill_page(words, p, 5);
+    }
+    r.reclaim(pages * 2)?;
+    check_all(words, &vec![5; pages])?;
+    let st = r.stats();
+    if st.fault_around_pages == 0 {
+        return Err(format!("no fault-around: {st:?}").into());
+    }
+    r.health()?;
+    Ok(())
+}
+
+/// A pool at its limit refuses stores: the pages are put back, resident, data intact.
+fn store_failures_put_pages_back() -> Result<(), Failed> {
+    let cfg = RegionConfig {
+        bytes: 8 << 20,
+        budget_bytes: 2 << 20,
+        ..RegionConfig::default()
+    };
+    // Random-looking pages do not compress; the limit fits a few hundred of them.
+    let r = Region::with_pool(&cfg, pool(CodecSpec::LZ4, 1 << 20)?, 0)?;
+    let pages = r.len() / PAGE_SIZE;
+    let words = r.words();
+    let mut x = 1u64;
+    let mut expect = vec![0u64; words.len()];
+    for (i, w) in words.iter().enumerate() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        w.store(x, Ordering::Relaxed);
+        expect[i] = x;
+    }
+    for (i, w) in words.iter().enumerate() {
+        if w.load(Ordering::Relaxed) != expect[i] {
+            return Err(format!("word {i} changed").into());
+        }
+    }
+    let st = r.stats();
+    if st.store_failures == 0 {
+        return Err(format!("the pool never refused: {st:?} over {pages} pages").into());
+    }
+    r.health()?;
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let tests: [(&str, fn() -> Result<(), Failed>); 5] = [
+        ("eviction_and_faults", eviction_and_faults),
+        ("write_race", write_race),
+        ("zero_pages", zero_pages),
+        ("fault_around", fault_around),
+        (
+            "store_failures_put_pages_back",
+            store_failures_put_pages_back,
+        ),
+    ];
+    // Can this process have a userfaultfd with UFFDIO_MOVE?
+    let unavailable = match Region::new(
+        &RegionConfig {
+            bytes: 1 << 20,
+            budget_bytes: 1 << 20,
+            evict_batch: 8,
+            ..RegionConfig::default()
+        },
+        Arc::new(NullStore),
+    ) {
+        Ok(_) => None,
+        Err(e @ (SwapdError::NoUserfaultfd { .. } | SwapdError::MissingFeature { .. })) => {
+            Some(e.to_string())
+        }
+        Err(e) => Some(format!("region setup failed: {e}")),
+    };
+    let require = std::env::var("SWAPACCEL_REQUIRE_UFFD").is_ok_and(|v| v == "1");
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| match &unavailable {
+            None => Trial::test(name, move || f()),
+            Some(why) if require => {
+                let why = why.clone();
+                Trial::test(name, move || {
+                    Err(format!("SWAPACCEL_REQUIRE_UFFD=1 but {why}").into())
+                })
+            }
+            Some(why) => {
+                eprintln!("skipped {name}: {why}");
+                Trial::test(name, || Ok(())).with_ignored_flag(true)
+            }
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// A store that holds nothing (for the availability probe, which never evicts).
+struct NullStore;
+
+impl swapd::PageStore for NullStore {
+    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<pool::Generation, pool::PoolError>> {
+        runs.iter()
+            .map(|_| Err(pool::PoolError::InvalidConfig("null store".into())))
+            .collect()
+    }
+    fn load_keep(&self, slot: u64, _: &mut [u8]) -> Result<pool::Generation, pool::PoolError> {
+        Err(pool::PoolError::AbsentSlot { ty: 0, slot })
+    }
+    fn load_run_keep(&self, slot: u64, _: &mut [u8]) -> Result<(), pool::PoolError> {
+        Err(pool::PoolError::AbsentSlot { ty: 0, slot })
+    }
+    fn invalidate_if(&self, _: u64, _: pool::Generation) -> Result<(), pool::PoolError> {
+        Ok(())
+    }
+    fn stats(&self) -> pool::PoolStats {
+        pool::PoolStats::default()
+    }
+}
