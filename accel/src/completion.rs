@@ -58,7 +58,10 @@ pub struct Completion {
     pub output_size: u32,
     /// Valid bits in the last output byte (0 = all).
     pub output_bits: u8,
-    /// CRC of the uncompressed data.
+    /// CRC of the uncompressed data: CRC-32 with polynomial 0x04C11DB7 (the gzip/V.42
+    /// CRC) unless the descriptor sets `IDXD_OP_FLAG_CRC_RFC3720` (then CRC-32C). Source:
+    /// Intel QPL documentation, "Checksums" (`QPL_FLAG_CRC32C` selects 0x1EDC6F41, mapped to
+    /// `hw_iaa_descriptor_set_crc_rfc3720`).
     pub crc: u32,
 }
 

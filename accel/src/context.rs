@@ -183,10 +183,14 @@ struct Pending {
 impl IaaContext {
     /// A context on `wq` with eight slots.
     pub fn new(wq: Arc<WorkQueue>, cfg: ContextConfig) -> IaaContext {
-        let slots = (0..MAX_BATCH)
-            .map(|_| Slot {
-                mem: DmaBox::zeroed(),
-                state: SlotState::Idle,
+        let slots: Vec<Slot> = (0..MAX_BATCH)
+            .map(|_| {
+                let mem = DmaBox::<SlotMem>::zeroed();
+                prefault(mem.as_ptr() as *mut u8, std::mem::size_of::<SlotMem>());
+                Slot {
+                    mem,
+                    state: SlotState::Idle,
+                }
             })
             .collect();
         IaaContext {
@@ -748,6 +752,21 @@ impl Pending {
     }
     fn empty() -> Pending {
         Pending::new(0, Descriptor::zeroed(), Op::Verify)
+    }
+}
+
+/// Writes every page of a fresh allocation so that it is backed by memory before the device
+/// first touches it (a zeroed allocation may still be unpopulated). With shared virtual
+/// memory the device could fault on it; a fault on the completion record itself cannot be
+/// reported in that record.
+fn prefault(p: *mut u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        // SAFETY: `p..p+len` is a live allocation just made by the caller, not yet named by
+        // any descriptor; a volatile write of zero keeps the (already zero) contents and
+        // cannot be elided by the compiler.
+        unsafe { std::ptr::write_volatile(p.add(off), 0) };
+        off += 4096;
     }
 }
 
