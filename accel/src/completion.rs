@@ -11,7 +11,7 @@
 //!   orders the reads of the rest of the record and of the destination buffer after it.
 //!   The emulator writes the status with a *release* store, pairing with that load.
 //! * The record is never accessed through a Rust reference while the device may write it:
-//!   only through [`RecordPtr`].
+//!   only through the crate-private `RecordPtr`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

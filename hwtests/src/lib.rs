@@ -13,6 +13,11 @@
 //!   incompressible pages, corrupt input, batch isolation — on any device;
 //! * [`faults`]: every injected fault and the recovery it calls for (emulator only);
 //! * [`discovery`]: discovery on fixture sysfs trees.
+//!
+//! Environment: `SWAPACCEL_REQUIRE_HW=1` fails the run when no IAA work queue is usable;
+//! `SWAPACCEL_HWTESTS_PAGES=N` sets how many pages of `../shared/corpus/py-heap.pages.zst`
+//! each device round-trips (default 256; the case is reported ignored if the file is missing).
+//! `RUST_LOG` is not read here (no subscriber is installed).
 
 #![deny(missing_docs)]
 
