@@ -241,7 +241,7 @@ impl AccelError {
 
     /// Converts to the page-codec error for callers that speak `PageCodec`.
     pub fn to_codec_error(&self) -> software_fallback::CodecError {
-        use software_fallback::{CodecError, CodecId};
+        use software_fallback::{CodecError, CodecId, EngineFailure};
         let codec = CodecId::RawDeflate;
         match self {
             AccelError::Analytics {
@@ -263,8 +263,19 @@ impl AccelError {
                 pages: *pages,
                 buffers: *buffers,
             },
-            _ => CodecError::Backend {
+            e if e.is_busy() => CodecError::Engine {
                 codec,
+                kind: EngineFailure::Busy,
+                reason: self.to_string(),
+            },
+            e if e.is_device_gone() => CodecError::Engine {
+                codec,
+                kind: EngineFailure::Gone,
+                reason: self.to_string(),
+            },
+            _ => CodecError::Engine {
+                codec,
+                kind: EngineFailure::PageFailed,
                 reason: self.to_string(),
             },
         }
@@ -310,5 +321,39 @@ mod tests {
             },
         );
         assert!(bad.to_string().contains("CRA_ALIGN"), "{bad}");
+    }
+
+    #[test]
+    fn engine_failures_map_to_fallback_kinds() {
+        use software_fallback::EngineFailure;
+        let kind = |e: AccelError| e.to_codec_error().engine_failure();
+        assert_eq!(
+            kind(AccelError::QueueBusy { reason: "x".into() }),
+            Some(EngineFailure::Busy)
+        );
+        assert_eq!(
+            kind(AccelError::DeviceUnresponsive {
+                waited: Duration::from_millis(1)
+            }),
+            Some(EngineFailure::Gone)
+        );
+        let hw = AccelError::from_completion(
+            Op::Compress,
+            &Completion {
+                status_byte: 0x20,
+                ..Default::default()
+            },
+        );
+        assert_eq!(kind(hw), Some(EngineFailure::PageFailed));
+        // Bad data is the data's fault, not the engine's: software would fail it too.
+        let corrupt = AccelError::from_completion(
+            Op::Decompress,
+            &Completion {
+                status_byte: 0x0a,
+                error_code: 0x01,
+                ..Default::default()
+            },
+        );
+        assert_eq!(kind(corrupt), None);
     }
 }

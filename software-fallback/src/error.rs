@@ -40,6 +40,18 @@ pub enum CodecError {
         /// Format being decoded.
         codec: CodecId,
     },
+    /// A hardware engine could not do this page (queue busy, device gone, or a device error
+    /// on the page). The page's data is not at fault: another engine of the same format (the
+    /// software codec) can redo it.
+    #[error("{codec} engine ({kind}): {reason}")]
+    Engine {
+        /// Format being produced or decoded.
+        codec: CodecId,
+        /// What kind of engine failure, for fallback decisions.
+        kind: EngineFailure,
+        /// The engine's own description (status and error-code names for IAA).
+        reason: String,
+    },
     /// The library reported an unexpected failure while compressing.
     #[error("{codec} compressor failed: {reason}")]
     Backend {
@@ -80,4 +92,38 @@ pub enum CodecError {
     /// A codec name that could not be parsed (`deflate[:LEVEL]`, `zstd[:LEVEL]`, `lz4`).
     #[error("unknown codec `{0}`: expected deflate[:1..12], zstd[:LEVEL] or lz4")]
     UnknownCodecName(String),
+}
+
+/// Kinds of [`CodecError::Engine`] failure, which call for different fallbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineFailure {
+    /// The engine cannot take more work now (queue full, submission refused): do this page
+    /// in software now rather than wait.
+    Busy,
+    /// The engine is gone or stopped answering: send everything to software and look for it
+    /// again later.
+    Gone,
+    /// The engine failed this one page (hardware error, watchdog, unresolved page fault):
+    /// redo the page in software.
+    PageFailed,
+}
+
+impl std::fmt::Display for EngineFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineFailure::Busy => "busy",
+            EngineFailure::Gone => "gone",
+            EngineFailure::PageFailed => "page failed",
+        })
+    }
+}
+
+impl CodecError {
+    /// The engine failure kind, if this is an engine failure.
+    pub fn engine_failure(&self) -> Option<EngineFailure> {
+        match self {
+            CodecError::Engine { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
 }

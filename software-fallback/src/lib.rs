@@ -26,7 +26,7 @@ pub use codec::{
 };
 pub use crc::crc32;
 pub use deflate::{first_block_header, BlockType, Deflate, DeflateBlockHeader};
-pub use error::CodecError;
+pub use error::{CodecError, EngineFailure};
 pub use lz4::Lz4;
 pub use software::{CodecSpec, SoftwareCodec};
 pub use zstd_codec::Zstd;
