@@ -1,4 +1,4 @@
-//! The object allocator: zsmalloc's idea, in safe Rust.
+//! The object allocator: zsmalloc's idea, in safe Rust (no `unsafe`).
 //!
 //! Objects are kept in 256 size classes, 16 bytes apart (16 ..= 4096 bytes). A class packs its
 //! objects into *spans*, heap buffers of 1 to 8 pages (the count that wastes least for that
@@ -132,6 +132,8 @@ struct Class {
     /// Per handle: `span << OBJ_BITS | object`, or `FREE | next free handle`.
     handles: Vec<u32>,
     handle_free: u32,
+    /// Objects allocated in this class.
+    objects: u64,
 }
 
 impl Class {
@@ -145,6 +147,7 @@ impl Class {
             nonfull: Vec::new(),
             handles: Vec::new(),
             handle_free: NONE,
+            objects: 0,
         }
     }
 
@@ -244,7 +247,6 @@ impl Class {
 pub struct Allocator {
     classes: Box<[Mutex<Class>]>,
     span_bytes: AtomicU64,
-    objects: AtomicU64,
     moved: AtomicU64,
 }
 
@@ -252,7 +254,6 @@ impl std::fmt::Debug for Allocator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Allocator")
             .field("span_bytes", &self.span_bytes.load(Ordering::Relaxed))
-            .field("objects", &self.objects.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -275,7 +276,6 @@ impl Allocator {
                 .map(|c| Mutex::new(Class::new(c)))
                 .collect(),
             span_bytes: AtomicU64::new(0),
-            objects: AtomicU64::new(0),
             moved: AtomicU64::new(0),
         }
     }
@@ -316,8 +316,8 @@ impl Allocator {
             let off = obj * g.size;
             let span = g.spans[si as usize].as_mut().expect("nonfull span is live");
             span.data[off..off + bytes.len()].copy_from_slice(bytes);
+            g.objects += 1;
             drop(g);
-            self.objects.fetch_add(1, Ordering::Relaxed);
             // A spare span built but not needed (another thread installed one) is dropped here,
             // outside the lock.
             drop(spare);
@@ -354,9 +354,9 @@ impl Allocator {
         })?;
         g.release_handle(h.index);
         let emptied = g.put_obj(si, obj);
+        g.objects -= 1;
         let span_bytes = g.span_bytes() as u64;
         drop(g);
-        self.objects.fetch_sub(1, Ordering::Relaxed);
         if emptied.is_some() {
             self.span_bytes.fetch_sub(span_bytes, Ordering::Relaxed);
         }
@@ -369,9 +369,9 @@ impl Allocator {
         self.span_bytes.load(Ordering::Relaxed)
     }
 
-    /// Objects allocated.
+    /// Objects allocated. Takes every class lock in turn.
     pub fn objects(&self) -> u64 {
-        self.objects.load(Ordering::Relaxed)
+        self.classes.iter().map(|c| lock(c).objects).sum()
     }
 
     /// Objects moved by compaction since creation.
@@ -483,7 +483,7 @@ impl Allocator {
             // copying the object and re-pointing its handle, so a free (and a new allocation
             // reusing the handle) can slip in, as in zsmalloc's old migration race.
             drop(g);
-            std::thread::yield_now();
+            std::thread::sleep(std::time::Duration::from_micros(20));
             g = lock(_cl);
         }
         let Some(dst) = dsts

@@ -1,21 +1,20 @@
-//! A swap area: its index, its optional backing file, and the gates that make teardown wait.
+//! A swap area: its index and its optional backing file.
 //!
-//! **Lifetime.** An area is published in the pool's area table by `swapon` and unpublished by
-//! `swapoff`. Every operation on an area (store, load, invalidate, writeback) holds `gate` for
-//! reading from start to end and checks `dead` after taking it. `swapoff` unpublishes the area
-//! (no new callers find it), marks it dead, then takes `gate` for writing — which waits for
-//! every operation inside to finish — and only then drops the entries. Nothing of a swapped-off
-//! area is ever returned.
+//! **Lifetime.** An area lives in its swap type's gate (`RwLock<Option<Arc<Area>>>` in the
+//! pool). Every operation on it (store, load, invalidate, writeback) holds the gate for reading
+//! from start to end; `swapoff` takes it for writing — which waits for every operation inside
+//! and keeps new ones out — takes the area out, and frees its entries. Nothing of a
+//! swapped-off area is ever returned, and nothing writes its file after `swapoff` returns.
 //!
 //! **Backing file.** Slot N lives at offset N × 4096. `file_lock` orders the file's readers and
 //! writers: writeback holds it for writing from the moment it re-validates an entry until it
 //! has published the written-back state, so a load that reads the file (holding it for
-//! reading) never sees a page that is being replaced. Lock order: gate → file_lock →
+//! reading) never sees a page that is being replaced. Lock order: type gate → file_lock →
 //! context → index chunk → allocator class.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use software_fallback::PAGE_SIZE;
@@ -29,8 +28,6 @@ pub(crate) struct Area {
     pub slots: u64,
     pub index: Index,
     file: Option<File>,
-    gate: RwLock<()>,
-    dead: AtomicBool,
     file_lock: RwLock<()>,
     next_gen: AtomicU64,
 }
@@ -42,26 +39,9 @@ impl Area {
             slots,
             index: Index::new(slots),
             file,
-            gate: RwLock::new(()),
-            dead: AtomicBool::new(false),
             file_lock: RwLock::new(()),
             next_gen: AtomicU64::new(1),
         }
-    }
-
-    /// Enters the area for one operation; fails if it has been swapped off.
-    pub fn enter(&self) -> Result<RwLockReadGuard<'_, ()>> {
-        let g = self.gate.read().unwrap_or_else(PoisonError::into_inner);
-        if self.dead.load(Ordering::Acquire) {
-            return Err(PoolError::UnknownSwapType { ty: self.ty });
-        }
-        Ok(g)
-    }
-
-    /// Marks the area dead and waits for every operation inside to leave. Blocks.
-    pub fn drain(&self) -> RwLockWriteGuard<'_, ()> {
-        self.dead.store(true, Ordering::Release);
-        self.gate.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Checks that `count` pages from `slot` fit in the area.

@@ -1,25 +1,30 @@
 //! Per-CPU compression contexts.
 //!
 //! **Lifetime.** One context per possible CPU, created with the pool (and when the topology
-//! names a CPU not seen before), kept in an append-only table and freed only when the pool is
-//! dropped. CPU offline/online never touches them; the current CPU is only a hint for which
-//! context to lock, and a thread may use any context it has locked.
+//! names a CPU not seen before) in a fixed table of write-once cells, and freed only when the
+//! pool is dropped. CPU offline/online never touches them; the current CPU is only a hint for
+//! which context to lock, and a thread may use any context it has locked. Because cells are
+//! written once and never cleared, a `&Context` stays valid as long as the pool.
 //!
 //! **Locking.** A context's mutex guards its codec, its 8 destination buffers and its decoders.
-//! It is the outermost lock of a store or load (context → index chunk → allocator class).
-//! Nothing is ever allocated or freed while it is held: a new codec (compressor switch) or a
-//! decoder for another format is built before locking and swapped in under the lock, and the
-//! codec it replaces is dropped after unlocking. The table's lock is held only to look up or
-//! append a context.
+//! It is the outermost lock of a store or load's data path (context → index chunk → allocator
+//! class). Nothing is ever allocated or freed while it is held: a new codec (compressor switch)
+//! or a decoder for another format is built before locking and swapped in under the lock, and
+//! the codec it replaces is dropped after unlocking.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use software_fallback::{CodecId, CodecSpec, PageCodec, MAX_BATCH, PAGE_SIZE};
 
 use crate::config::CodecFactory;
-use crate::error::Result;
+use crate::error::{PoolError, Result};
+use crate::stats::Counters;
 use crate::topology::CpuTopology;
+
+/// Highest CPU id + 1 the pool serves (the kernel's largest `NR_CPUS`). A hint beyond it maps
+/// onto an existing context.
+pub const MAX_CPUS: usize = 8192;
 
 /// The state a context's lock guards.
 pub(crate) struct CtxInner {
@@ -49,7 +54,6 @@ pub(crate) fn decoder_slot(id: CodecId) -> usize {
 
 /// One CPU's context.
 pub(crate) struct Context {
-    pub cpu: usize,
     inner: Mutex<CtxInner>,
 }
 
@@ -59,133 +63,119 @@ impl Context {
     }
 }
 
-/// The current compressor setting: a spec and a generation bumped on every switch.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CodecSetting {
-    pub spec: CodecSpec,
-    pub gen: u64,
-}
-
 /// All contexts, indexed by CPU id.
 pub(crate) struct Contexts {
-    table: RwLock<Vec<Option<Arc<Context>>>>,
-    setting: RwLock<CodecSetting>,
+    table: Box<[OnceLock<Context>]>,
+    /// Serialises context creation (never held while a context is in use).
+    grow: Mutex<()>,
+    spec: RwLock<CodecSpec>,
+    spec_gen: AtomicU64,
     factory: Arc<dyn CodecFactory>,
     topology: Arc<dyn CpuTopology>,
     created: AtomicU64,
-    /// Live entries per format (index `id - 1`): decoders of a format that is not current go
-    /// when its last entry does.
-    pub live: [AtomicU64; 3],
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
+    counters: Arc<Counters>,
 }
 
 impl Contexts {
     /// Creates one context per possible CPU. On error nothing is left behind (everything
-    /// built so far is dropped with the partial table; no hotplug teardown is involved).
+    /// built so far is dropped with the table; no hotplug teardown is involved).
     pub fn new(
         spec: CodecSpec,
         factory: Arc<dyn CodecFactory>,
         topology: Arc<dyn CpuTopology>,
+        counters: Arc<Counters>,
     ) -> Result<Contexts> {
         let cpus = topology.possible()?;
         let ctxs = Contexts {
-            table: RwLock::new(Vec::new()),
-            setting: RwLock::new(CodecSetting { spec, gen: 1 }),
+            table: (0..MAX_CPUS).map(|_| OnceLock::new()).collect(),
+            grow: Mutex::new(()),
+            spec: RwLock::new(spec),
+            spec_gen: AtomicU64::new(1),
             factory,
             topology,
             created: AtomicU64::new(0),
-            live: Default::default(),
+            counters,
         };
         for cpu in cpus {
+            if cpu >= MAX_CPUS {
+                return Err(PoolError::Topology(format!("CPU id {cpu} ≥ {MAX_CPUS}")));
+            }
             ctxs.add(cpu)?;
         }
         Ok(ctxs)
     }
 
-    fn build(&self, cpu: usize) -> Result<Arc<Context>> {
-        let setting = self.setting();
-        let codec = self.factory.build(setting.spec)?;
-        Ok(Arc::new(Context {
-            cpu,
+    fn build(&self) -> Result<Context> {
+        let (spec, gen) = self.setting();
+        let codec = self.factory.build(spec)?;
+        Ok(Context {
             inner: Mutex::new(CtxInner {
                 codec,
-                codec_gen: setting.gen,
+                codec_gen: gen,
                 dst: std::array::from_fn(|_| vec![0u8; PAGE_SIZE].into_boxed_slice()),
                 decoders: Default::default(),
             }),
-        }))
+        })
     }
 
-    /// Adds a context for `cpu` unless one exists. Builds it before taking the table lock.
-    fn add(&self, cpu: usize) -> Result<Arc<Context>> {
-        if let Some(Some(c)) = read(&self.table).get(cpu) {
-            return Ok(c.clone());
+    /// Adds a context for `cpu` (< MAX_CPUS) unless one exists. Builds it before publishing.
+    fn add(&self, cpu: usize) -> Result<&Context> {
+        let cell = &self.table[cpu];
+        if let Some(c) = cell.get() {
+            return Ok(c);
         }
-        let ctx = self.build(cpu)?;
-        let mut t = write(&self.table);
-        if t.len() <= cpu {
-            t.resize(cpu + 1, None);
+        let _g = self.grow.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cell.get() {
+            return Ok(c);
         }
-        match &t[cpu] {
-            Some(existing) => Ok(existing.clone()), // lost a race; ours is dropped below
-            None => {
-                t[cpu] = Some(ctx.clone());
-                self.created.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(cpu, "created compression context");
-                Ok(ctx)
-            }
-        }
+        let ctx = self.build()?;
+        self.created.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(cpu, "created compression context");
+        Ok(cell.get_or_init(|| ctx))
     }
 
-    /// The context for `cpu_hint`: that CPU's, a newly created one if the CPU is new, or any
-    /// existing one if the hint names no possible CPU. May block to build a context.
-    pub fn get(&self, cpu_hint: usize) -> Result<Arc<Context>> {
+    /// The context for `cpu_hint`: that CPU's, a newly created one if the CPU is new, or an
+    /// existing one if the hint names no possible CPU. Blocks only to build a new context.
+    pub fn get(&self, cpu_hint: usize) -> Result<&Context> {
         #[cfg(feature = "unprotected-hotplug")]
-        self.hotplug_teardown();
-        {
-            let t = read(&self.table);
-            if let Some(Some(c)) = t.get(cpu_hint) {
-                return Ok(c.clone());
-            }
+        self.hotplug_teardown(cpu_hint)?;
+        if let Some(c) = self.table.get(cpu_hint).and_then(OnceLock::get) {
+            return Ok(c);
         }
-        if self.topology.possible()?.contains(&cpu_hint) {
+        let possible = self.topology.possible()?;
+        if cpu_hint < MAX_CPUS && possible.contains(&cpu_hint) {
             return self.add(cpu_hint);
         }
-        let t = read(&self.table);
-        let present: Vec<&Arc<Context>> = t.iter().flatten().collect();
-        match present.len() {
-            0 => {
-                drop(t);
-                self.add(cpu_hint)
-            }
-            n => Ok(present[cpu_hint % n].clone()),
+        let existing: Vec<usize> = possible
+            .iter()
+            .copied()
+            .filter(|&c| c < MAX_CPUS && self.table[c].get().is_some())
+            .collect();
+        match existing.get(cpu_hint % existing.len().max(1)) {
+            Some(&c) => self.add(c),
+            None => Err(PoolError::Topology("no compression context exists".into())),
         }
     }
 
     /// The context of the CPU the caller is probably on.
-    pub fn current(&self) -> Result<Arc<Context>> {
+    pub fn current(&self) -> Result<&Context> {
         self.get(self.topology.current())
     }
 
-    pub fn setting(&self) -> CodecSetting {
-        *read(&self.setting)
+    /// The current compressor setting and its generation.
+    pub fn setting(&self) -> (CodecSpec, u64) {
+        let spec = self.spec.read().unwrap_or_else(PoisonError::into_inner);
+        (*spec, self.spec_gen.load(Ordering::Acquire))
     }
 
     /// Switches the compressor: checks `spec` builds, then publishes it; contexts pick it up
-    /// the next time they are used. May block (builds a codec).
+    /// the next time they are used. Blocks while building a codec.
     pub fn switch(&self, spec: CodecSpec) -> Result<()> {
         drop(self.factory.build(spec)?);
-        let mut s = write(&self.setting);
-        s.spec = spec;
-        s.gen += 1;
-        tracing::info!(%spec, gen = s.gen, "compressor switched");
+        let mut s = self.spec.write().unwrap_or_else(PoisonError::into_inner);
+        *s = spec;
+        let gen = self.spec_gen.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::info!(%spec, gen, "compressor switched");
         Ok(())
     }
 
@@ -197,18 +187,15 @@ impl Contexts {
         need: Option<CodecId>,
     ) -> Result<MutexGuard<'a, CtxInner>> {
         loop {
-            let setting = self.setting();
+            let gen = self.spec_gen.load(Ordering::Acquire);
             let mut g = ctx.lock();
-            let stale_codec = g.codec_gen != setting.gen;
+            let stale_codec = g.codec_gen != gen;
             let missing = need.filter(|&id| g.decoder(id).is_none());
-            // Decoders of formats with no live entries left (and not current) go now.
+            // Decoders of formats with no live entries left go now (outside the lock).
             let mut unused: [Option<Box<dyn PageCodec>>; 3] = Default::default();
             for id in CodecId::ALL {
                 let i = decoder_slot(id);
-                if g.decoders[i].is_some()
-                    && self.live[i].load(Ordering::Relaxed) == 0
-                    && Some(id) != need
-                {
+                if g.decoders[i].is_some() && Some(id) != need && self.counters.live(i) == 0 {
                     unused[i] = g.decoders[i].take();
                 }
             }
@@ -222,8 +209,9 @@ impl Contexts {
             }
             drop(g);
             drop(unused);
+            let (spec, gen) = self.setting();
             let new_codec = if stale_codec {
-                Some(self.factory.build(setting.spec)?)
+                Some(self.factory.build(spec)?)
             } else {
                 None
             };
@@ -234,9 +222,9 @@ impl Contexts {
             let mut g = ctx.lock();
             let mut old_codec = None;
             if let Some(c) = new_codec {
-                if g.codec_gen != setting.gen {
+                if g.codec_gen < gen {
                     old_codec = Some(std::mem::replace(&mut g.codec, c));
-                    g.codec_gen = setting.gen;
+                    g.codec_gen = gen;
                 }
             }
             let mut old_decoder = None;
@@ -256,28 +244,36 @@ impl Contexts {
 
     /// CPU ids that have a context.
     pub fn cpus(&self) -> Vec<usize> {
-        read(&self.table).iter().flatten().map(|c| c.cpu).collect()
+        (0..MAX_CPUS)
+            .filter(|&c| self.table[c].get().is_some())
+            .collect()
     }
 
-    /// Test-only broken behaviour: tears a CPU's context down when the CPU goes offline and
-    /// builds a fresh one when it comes back, as zswap once did with its hotplug callbacks.
+    /// Test-only broken behaviour: frees a context's buffers when its CPU goes offline and
+    /// rebuilds them when it comes back, as zswap's hotplug callbacks once did — while a
+    /// thread that picked the context before the CPU went away may still be about to use it.
     #[cfg(feature = "unprotected-hotplug")]
-    pub fn hotplug_teardown(&self) {
-        let Ok(online) = self.topology.online() else {
-            return;
-        };
-        let mut t = write(&self.table);
-        for (cpu, slot) in t.iter_mut().enumerate() {
-            if slot.is_some() && !online.contains(&cpu) {
-                if let Some(ctx) = slot.take() {
-                    // Free the context's buffers even if someone is using it.
-                    if let Ok(mut g) = ctx.inner.try_lock() {
-                        for d in g.dst.iter_mut() {
-                            *d = Box::new([]);
-                        }
-                    }
+    fn hotplug_teardown(&self, cpu_hint: usize) -> Result<()> {
+        let online = self.topology.online()?;
+        for cpu in self.cpus() {
+            let Some(ctx) = self.table[cpu].get() else {
+                continue;
+            };
+            let Ok(mut g) = ctx.inner.try_lock() else {
+                continue;
+            };
+            let torn_down = g.dst[0].is_empty();
+            if !online.contains(&cpu) && !torn_down {
+                for d in g.dst.iter_mut() {
+                    *d = Box::new([]);
                 }
+            } else if online.contains(&cpu) && torn_down && cpu == cpu_hint {
+                for d in g.dst.iter_mut() {
+                    *d = vec![0u8; PAGE_SIZE].into_boxed_slice();
+                }
+                self.created.fetch_add(1, Ordering::Relaxed);
             }
         }
+        Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! The pool: the API a swap daemon calls.
 //!
-//! **Locking and lifetime, once.** Lock order, outermost first: the area table (only to look
-//! an area up or (un)publish it) → an area's gate (read: one operation; write: swapoff) → the
-//! reclaimer's lock → an area's file lock → a context's lock → an index chunk's lock → an
+//! **Locking and lifetime, once.** Lock order, outermost first: the reclaimer's lock → a swap
+//! type's gate (an `RwLock` around the type's area: read for the whole of one operation, write
+//! for swapon/swapoff) → an area's file lock → a context's lock → an index chunk's lock → an
 //! allocator class's lock. Locks are taken in that order only, and at most one of each kind at
 //! a time. Objects and arrays are freed after the lock that made them unreachable is dropped.
 //!
@@ -15,7 +15,9 @@
 //! * Writeback (see `reclaim.rs`) finds candidates by sweeping the index (a clock with a
 //!   second-chance bit), then pins the slot (area gate + file lock) and re-validates the entry's
 //!   generation before reading it and again before replacing it with the written-back state.
-//! * Swapoff unpublishes the area, waits on its gate for every operation inside, then frees.
+//! * Swapoff takes the type's gate for writing — which waits for every operation inside and
+//!   keeps new ones out — unpublishes the area, and frees what it held after the gate is
+//!   released; later callers find the type off.
 //!
 //! Which calls block: every call may block briefly on the locks above. `store` may block in
 //! the codec (a device). `load` of a written-back page blocks on file I/O. `reclaim` blocks on
@@ -24,7 +26,7 @@
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use software_fallback::corpus::{classify, PageKind};
 use software_fallback::{crc32, CodecError, CodecId, CodecSpec, MAX_BATCH, PAGE_SIZE};
@@ -36,7 +38,7 @@ use crate::context::{decoder_slot, Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
 use crate::index::{gen_bits, new_array, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
 use crate::reclaim::ReclaimState;
-use crate::stats::{add, sub, Counters, PoolStats};
+use crate::stats::{Counters, Ctr, PoolStats};
 
 /// Number of swap types (areas) a pool serves, as the kernel's `MAX_SWAPFILES` order.
 pub const MAX_SWAP_TYPES: u32 = 32;
@@ -63,9 +65,9 @@ pub enum LoadMode {
 /// A zswap-style compressed page pool. `Send + Sync`: share it with `Arc`.
 pub struct Pool {
     pub(crate) contexts: Contexts,
-    areas: RwLock<Vec<Option<Arc<Area>>>>,
+    areas: Box<[RwLock<Option<Arc<Area>>>]>,
     pub(crate) alloc: Allocator,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
     max_pool_bytes: u64,
     accept_bytes: u64,
     cutoff: usize,
@@ -91,10 +93,12 @@ impl Pool {
     /// possible CPU. May block (codec construction). On error nothing is left allocated.
     pub fn new(config: PoolConfig) -> Result<Pool> {
         config.validate()?;
+        let counters = Arc::new(Counters::default());
         let contexts = Contexts::new(
             config.codec,
             config.factory.clone(),
             config.topology.clone(),
+            counters.clone(),
         )?;
         let accept_bytes = if config.max_pool_bytes == u64::MAX {
             u64::MAX
@@ -104,9 +108,9 @@ impl Pool {
         tracing::info!(codec = %config.codec, contexts = contexts.created(), "pool created");
         Ok(Pool {
             contexts,
-            areas: RwLock::new(vec![None; MAX_SWAP_TYPES as usize]),
+            areas: (0..MAX_SWAP_TYPES).map(|_| RwLock::new(None)).collect(),
             alloc: Allocator::new(),
-            counters: Counters::default(),
+            counters,
             max_pool_bytes: config.max_pool_bytes,
             accept_bytes,
             cutoff: config.incompressible_cutoff,
@@ -147,8 +151,9 @@ impl Pool {
             }
         }
         let area = Arc::new(Area::new(ty, slots, backing));
-        let mut t = self.areas.write().unwrap_or_else(PoisonError::into_inner);
-        let cell = &mut t[ty as usize];
+        let mut cell = self.areas[ty as usize]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if cell.is_some() {
             return Err(PoolError::SwapTypeBusy { ty });
         }
@@ -162,12 +167,15 @@ impl Pool {
     /// Never fails once the type was on.
     pub fn swapoff(&self, ty: u32) -> Result<()> {
         let area = {
-            let mut t = self.areas.write().unwrap_or_else(PoisonError::into_inner);
-            t.get_mut(ty as usize)
-                .and_then(Option::take)
+            // Waits for every operation on the type to leave (they hold the gate for reading).
+            let mut cell = self
+                .areas
+                .get(ty as usize)
                 .ok_or(PoolError::UnknownSwapType { ty })?
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            cell.take().ok_or(PoolError::UnknownSwapType { ty })?
         };
-        let _drained = area.drain();
         let mut freed = 0u64;
         for c in 0..area.index.chunks() {
             let mut chunk = area.index.lock_chunk(c);
@@ -197,16 +205,27 @@ impl Pool {
         Ok(())
     }
 
-    pub(crate) fn area(&self, ty: u32) -> Result<Arc<Area>> {
-        let t = self.areas.read().unwrap_or_else(PoisonError::into_inner);
-        t.get(ty as usize)
-            .and_then(Option::clone)
-            .ok_or(PoolError::UnknownSwapType { ty })
+    /// Enters swap type `ty` for one operation: holds its gate for reading until the returned
+    /// guard is dropped, so swapoff waits for the operation.
+    pub(crate) fn enter(&self, ty: u32) -> Result<Entered<'_>> {
+        let gate = self
+            .areas
+            .get(ty as usize)
+            .ok_or(PoolError::UnknownSwapType { ty })?
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if gate.is_none() {
+            return Err(PoolError::UnknownSwapType { ty });
+        }
+        Ok(Entered(gate))
     }
 
+    /// The areas that are on (for reclaim and stats; holds no gate).
     pub(crate) fn areas_snapshot(&self) -> Vec<Arc<Area>> {
-        let t = self.areas.read().unwrap_or_else(PoisonError::into_inner);
-        t.iter().flatten().cloned().collect()
+        self.areas
+            .iter()
+            .filter_map(|g| g.read().unwrap_or_else(PoisonError::into_inner).clone())
+            .collect()
     }
 
     // ----- store -----
@@ -217,7 +236,7 @@ impl Pool {
     /// entry for any of those slots and the caller still owns its data. May block (codec).
     pub fn store(&self, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
         let ctx = self.contexts.current()?;
-        self.store_on(&ctx, ty, slot, folio)
+        self.store_on(ctx, ty, slot, folio)
     }
 
     /// Stores up to 8 pages (one codec batch) on the context of CPU `cpu_hint` — the entry
@@ -236,13 +255,12 @@ impl Pool {
             });
         }
         let ctx = self.contexts.get(cpu_hint)?;
-        self.store_on(&ctx, ty, slot, pages)
+        self.store_on(ctx, ty, slot, pages)
     }
 
     fn store_on(&self, ctx: &Context, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
         let n = whole_pages(folio.len(), MAX_FOLIO_PAGES)?;
-        let area = self.area(ty)?;
-        let _in = area.enter()?;
+        let area = self.enter(ty)?;
         area.check_range(slot, n)?;
         let gen = area.next_gen();
         let res = self.check_limit().and_then(|()| {
@@ -268,7 +286,7 @@ impl Pool {
         }
         let used = self.alloc.pool_bytes();
         let refuse = || {
-            add(&self.counters.reject_limit, 1);
+            self.counters.add(Ctr::RejectLimit, 1);
             Err(PoolError::LimitReached {
                 used,
                 limit: self.max_pool_bytes,
@@ -283,7 +301,7 @@ impl Pool {
         }
         if used >= self.max_pool_bytes {
             if !self.limit_hit.swap(true, Ordering::Relaxed) {
-                add(&self.counters.limit_hits, 1);
+                self.counters.add(Ctr::LimitHits, 1);
                 tracing::debug!(used, "pool limit hit");
             }
             self.wake_reclaimer();
@@ -345,7 +363,7 @@ impl Pool {
             match inner.codec.compress_batch(&srcs[..m], &mut dsts[..m]) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    add(&self.counters.reject_compress_fail, 1);
+                    self.counters.add(Ctr::RejectCompressFail, 1);
                     return Err(e.into());
                 }
             }
@@ -373,16 +391,16 @@ impl Pool {
                                     Entry::new(Payload::Object { handle, len, codec }, c.crc32, gen)
                                 })
                                 .map_err(|e| {
-                                    add(&self.counters.reject_alloc_fail, 1);
+                                    self.counters.add(Ctr::RejectAllocFail, 1);
                                     alloc_err(e)
                                 })
                         }
                         Some(Err(e)) => {
-                            add(&self.counters.reject_compress_fail, 1);
+                            self.counters.add(Ctr::RejectCompressFail, 1);
                             Err(PoolError::Codec(e.clone()))
                         }
                         None => {
-                            add(&self.counters.reject_compress_fail, 1);
+                            self.counters.add(Ctr::RejectCompressFail, 1);
                             Err(PoolError::Codec(CodecError::BatchMismatch {
                                 pages: m,
                                 buffers: results.as_ref().map_or(0, |r| r.len()),
@@ -460,27 +478,21 @@ impl Pool {
     /// Counts an entry in (`true`) or out of the statistics.
     pub(crate) fn account(&self, e: &Entry, add_it: bool) {
         let c = &self.counters;
-        let op = |ctr: &std::sync::atomic::AtomicU64, n: u64| {
-            if add_it {
-                add(ctr, n)
-            } else {
-                sub(ctr, n)
-            }
-        };
+        let sign = |n: u64| if add_it { n } else { n.wrapping_neg() };
         match e.payload() {
             Some(Payload::Object { len, codec, .. }) => {
-                op(&c.stored_pages, 1);
-                op(&c.compressed_bytes, len as u64);
+                c.add(Ctr::StoredPages, sign(1));
+                c.add(Ctr::CompressedBytes, sign(len as u64));
                 match codec {
-                    None => op(&c.incompressible_pages, 1),
-                    Some(id) => op(&self.contexts.live[decoder_slot(id)], 1),
+                    None => c.add(Ctr::IncompressiblePages, sign(1)),
+                    Some(id) => c.add_live(decoder_slot(id), sign(1)),
                 }
             }
             Some(Payload::SameFilled(_)) => {
-                op(&c.stored_pages, 1);
-                op(&c.same_filled_pages, 1);
+                c.add(Ctr::StoredPages, sign(1));
+                c.add(Ctr::SameFilledPages, sign(1));
             }
-            Some(Payload::OnDisk) => op(&c.on_disk_pages, 1),
+            Some(Payload::OnDisk) => c.add(Ctr::OnDiskPages, sign(1)),
             None => {}
         }
     }
@@ -516,11 +528,10 @@ impl Pool {
                 expected: "exactly one 4096-byte page",
             });
         }
-        let area = self.area(ty)?;
-        let _in = area.enter()?;
+        let area = self.enter(ty)?;
         area.check_range(slot, 1)?;
         let ctx = self.contexts.current()?;
-        let gen = self.load_one(&area, &ctx, slot, page, mode == LoadMode::KeepCopy)?;
+        let gen = self.load_one(&area, ctx, slot, page, mode == LoadMode::KeepCopy)?;
         if mode == LoadMode::Exclusive {
             self.remove_if(&area, slot, Some(gen));
         }
@@ -532,15 +543,14 @@ impl Pool {
     /// was dropped. Blocks as [`Pool::load`].
     pub fn load_run(&self, ty: u32, slot: u64, pages: &mut [u8], mode: LoadMode) -> Result<()> {
         let n = whole_pages(pages.len(), usize::MAX)?;
-        let area = self.area(ty)?;
-        let _in = area.enter()?;
+        let area = self.enter(ty)?;
         area.check_range(slot, n)?;
         let ctx = self.contexts.current()?;
         let mut gens = Vec::with_capacity(if mode == LoadMode::Exclusive { n } else { 0 });
         for (i, page) in pages.chunks_exact_mut(PAGE_SIZE).enumerate() {
             let g = self.load_one(
                 &area,
-                &ctx,
+                ctx,
                 slot + i as u64,
                 page,
                 mode == LoadMode::KeepCopy,
@@ -587,7 +597,7 @@ impl Pool {
                 source,
             };
             let Some(payload) = e.payload() else {
-                add(&self.counters.decompress_failures, 1);
+                self.counters.add(Ctr::DecompressFailures, 1);
                 return Err(corrupt(CodecError::UnknownCodecId(0)));
             };
             if mark_used {
@@ -617,7 +627,7 @@ impl Pool {
                     let read = self.alloc.read(handle, &mut inner.dst[0][..len]);
                     drop(chunk);
                     read.map_err(|err| {
-                        add(&self.counters.decompress_failures, 1);
+                        self.counters.add(Ctr::DecompressFailures, 1);
                         alloc_err(err)
                     })?;
                     match codec {
@@ -628,7 +638,7 @@ impl Pool {
                         Some(id) => match decode(inner, id, len, page) {
                             Ok(d) => d.crc32,
                             Err(source) => {
-                                add(&self.counters.decompress_failures, 1);
+                                self.counters.add(Ctr::DecompressFailures, 1);
                                 return Err(PoolError::CorruptEntry {
                                     ty,
                                     slot,
@@ -651,13 +661,13 @@ impl Pool {
                         continue;
                     }
                     area.read_page(slot, page)?;
-                    add(&self.counters.file_loads, 1);
+                    self.counters.add(Ctr::FileLoads, 1);
                     crc32(page)
                 }
             };
-            add(&self.counters.loads, 1);
+            self.counters.add(Ctr::Loads, 1);
             if got != e.crc() {
-                add(&self.counters.checksum_failures, 1);
+                self.counters.add(Ctr::ChecksumFailures, 1);
                 page.fill(0);
                 return Err(PoolError::ChecksumMismatch {
                     ty,
@@ -675,8 +685,7 @@ impl Pool {
     /// Drops the entry at `slot` if there is one; returns its generation (`None`: the slot
     /// held nothing, which is not an error for an invalidate).
     pub fn invalidate(&self, ty: u32, slot: u64) -> Result<Option<Generation>> {
-        let area = self.area(ty)?;
-        let _in = area.enter()?;
+        let area = self.enter(ty)?;
         area.check_range(slot, 1)?;
         Ok(self
             .remove_if(&area, slot, None)
@@ -686,8 +695,7 @@ impl Pool {
     /// Drops the entry at `slot` only if it is still the one generation `gen` stored.
     /// Errors: absent slot, or [`PoolError::GenerationMismatch`] if it was replaced.
     pub fn invalidate_if(&self, ty: u32, slot: u64, gen: Generation) -> Result<()> {
-        let area = self.area(ty)?;
-        let _in = area.enter()?;
+        let area = self.enter(ty)?;
         area.check_range(slot, 1)?;
         if self.remove_if(&area, slot, Some(gen_bits(gen.0))).is_some() {
             return Ok(());
@@ -715,7 +723,7 @@ impl Pool {
 
     /// The compressor new stores use.
     pub fn compressor(&self) -> CodecSpec {
-        self.contexts.setting().spec
+        self.contexts.setting().0
     }
 
     /// Compacts the allocator (moves objects out of sparse spans while loads and frees run);
@@ -748,6 +756,22 @@ impl Pool {
     /// CPU ids that have a compression context.
     pub fn context_cpus(&self) -> Vec<usize> {
         self.contexts.cpus()
+    }
+}
+
+/// A swap type's area, entered: the type's gate is held for reading while this lives.
+pub(crate) struct Entered<'a>(RwLockReadGuard<'a, Option<Arc<Area>>>);
+
+impl std::ops::Deref for Entered<'_> {
+    type Target = Area;
+
+    fn deref(&self) -> &Area {
+        match self.0.as_deref() {
+            Some(a) => a,
+            // `enter` only builds an `Entered` around a gate holding an area, and the area
+            // cannot be taken out while the gate is held for reading.
+            None => unreachable!("Entered without an area"),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! the chunk lock.
 //!
 //! **Pin, then re-validate.** Writeback of a candidate first pins the slot: it enters the
-//! area's gate (so swapoff waits for it, and a swapped-off area is skipped) and takes the
+//! type's gate (so swapoff waits for it, and a swapped-off area is skipped) and takes the
 //! area's file lock for writing (so no other writeback or file load of the area runs). Then
 //! it re-validates under the chunk lock that the slot still holds that generation's object,
 //! copies the object out, and drops the chunk lock for the decode and the write. It publishes
@@ -28,7 +28,7 @@ use crate::context::decoder_slot;
 use crate::error::{PoolError, Result};
 use crate::index::{Entry, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, Pool, MAX_SWAP_TYPES};
-use crate::stats::add;
+use crate::stats::Ctr;
 
 /// The reclaimer's own state, behind one lock.
 pub(crate) struct ReclaimState {
@@ -95,9 +95,12 @@ impl Pool {
 
     /// Writes one entry back, re-validating it first. `Ok(false)`: it changed or went.
     fn write_back(&self, rs: &mut ReclaimState, area: &Area, slot: u64, gen: u32) -> Result<bool> {
+        // Pin: hold the type's gate (swapoff waits for us) and make sure the area is still the
+        // one we found the slot in.
         #[cfg(not(feature = "unprotected-writeback"))]
-        let Ok(_in) = area.enter() else {
-            return Ok(false);
+        let _in = match self.enter(area.ty) {
+            Ok(e) if std::ptr::eq(&*e, area) => e,
+            _ => return Ok(false),
         };
         let _file = area.file_write_lock();
         let (chunk, pos) = area.index.lock(slot);
@@ -118,7 +121,7 @@ impl Pool {
                 crc32(&rs.page)
             }
             Some(id) => self.decode_for_writeback(rs, id, len).map_err(|source| {
-                add(&self.counters.decompress_failures, 1);
+                self.counters.add(Ctr::DecompressFailures, 1);
                 PoolError::CorruptEntry {
                     ty,
                     slot,
@@ -134,7 +137,7 @@ impl Pool {
             })?,
         };
         if got != e.crc() {
-            add(&self.counters.checksum_failures, 1);
+            self.counters.add(Ctr::ChecksumFailures, 1);
             return Err(PoolError::ChecksumMismatch {
                 ty,
                 slot,
@@ -143,7 +146,7 @@ impl Pool {
             });
         }
         if let Err(err) = area.write_page(slot, &rs.page) {
-            add(&self.counters.writeback_io_errors, 1);
+            self.counters.add(Ctr::WritebackIoErrors, 1);
             tracing::warn!(ty, slot, error = %err, "writeback failed; entry kept");
             return Err(err);
         }
@@ -165,7 +168,7 @@ impl Pool {
         drop(chunk);
         self.account(&on_disk, true);
         self.release(now);
-        add(&self.counters.written_back, 1);
+        self.counters.add(Ctr::WrittenBack, 1);
         Ok(true)
     }
 

@@ -2,40 +2,120 @@
 //! Counters are relaxed atomics: a snapshot is consistent per counter, not across counters.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Live counters, updated on the hot path.
-#[derive(Debug, Default)]
+/// Every counter the pool keeps. Gauges go up and down; the rest only up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Ctr {
+    StoredPages,
+    SameFilledPages,
+    IncompressiblePages,
+    CompressedBytes,
+    OnDiskPages,
+    RejectLimit,
+    RejectCompressFail,
+    RejectAllocFail,
+    WrittenBack,
+    WritebackIoErrors,
+    FileLoads,
+    Loads,
+    ChecksumFailures,
+    DecompressFailures,
+    LimitHits,
+    /// Live entries per format (`LiveFormat + id - 1`), three of them.
+    LiveFormat,
+}
+
+const N_CTRS: usize = Ctr::LiveFormat as usize + 3;
+const SHARDS: usize = 16;
+
+/// One shard of the counters, on its own cache lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard([AtomicU64; N_CTRS]);
+
+/// Live counters, sharded so that threads on different CPUs do not bounce one cache line on
+/// every store and load. A thread always updates the same shard; a read sums the shards
+/// (wrapping, so a gauge decremented on another shard than it was incremented on still sums
+/// right).
 pub(crate) struct Counters {
-    pub stored_pages: AtomicU64,
-    pub same_filled_pages: AtomicU64,
-    pub incompressible_pages: AtomicU64,
-    pub compressed_bytes: AtomicU64,
-    pub on_disk_pages: AtomicU64,
-    pub reject_limit: AtomicU64,
-    pub reject_compress_fail: AtomicU64,
-    pub reject_alloc_fail: AtomicU64,
-    pub written_back: AtomicU64,
-    pub writeback_io_errors: AtomicU64,
-    pub file_loads: AtomicU64,
-    pub loads: AtomicU64,
-    pub checksum_failures: AtomicU64,
-    pub decompress_failures: AtomicU64,
-    pub limit_hits: AtomicU64,
+    shards: Box<[Shard]>,
 }
 
-/// Adds to a counter.
-pub(crate) fn add(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters").finish_non_exhaustive()
+    }
 }
 
-/// Subtracts from a gauge.
-pub(crate) fn sub(c: &AtomicU64, n: u64) {
-    c.fetch_sub(n, Ordering::Relaxed);
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
 }
 
-fn get(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    MINE.with(|m| *m)
+}
+
+impl Counters {
+    /// Adds `n` to counter `c` (a gauge goes down by adding `n.wrapping_neg()`).
+    pub fn add(&self, c: Ctr, n: u64) {
+        self.add_at(c as usize, n);
+    }
+
+    /// Adds to (`n`) or subtracts from (`n.wrapping_neg()`) the live-entry gauge of a format.
+    pub fn add_live(&self, format_slot: usize, n: u64) {
+        self.add_at(Ctr::LiveFormat as usize + format_slot, n);
+    }
+
+    fn add_at(&self, i: usize, n: u64) {
+        self.shards[shard_index()].0[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get_at(&self, i: usize) -> u64 {
+        self.shards.iter().fold(0u64, |acc, s| {
+            acc.wrapping_add(s.0[i].load(Ordering::Relaxed))
+        })
+    }
+
+    /// The value of counter `c`, summed over shards.
+    pub fn get(&self, c: Ctr) -> u64 {
+        self.get_at(c as usize)
+    }
+
+    /// Live entries of a format.
+    pub fn live(&self, format_slot: usize) -> u64 {
+        self.get_at(Ctr::LiveFormat as usize + format_slot)
+    }
+
+    pub(crate) fn snapshot(&self) -> PoolStats {
+        PoolStats {
+            stored_pages: self.get(Ctr::StoredPages),
+            same_filled_pages: self.get(Ctr::SameFilledPages),
+            incompressible_pages: self.get(Ctr::IncompressiblePages),
+            on_disk_pages: self.get(Ctr::OnDiskPages),
+            compressed_bytes: self.get(Ctr::CompressedBytes),
+            reject_limit: self.get(Ctr::RejectLimit),
+            reject_compress_fail: self.get(Ctr::RejectCompressFail),
+            reject_alloc_fail: self.get(Ctr::RejectAllocFail),
+            limit_hits: self.get(Ctr::LimitHits),
+            written_back: self.get(Ctr::WrittenBack),
+            writeback_io_errors: self.get(Ctr::WritebackIoErrors),
+            file_loads: self.get(Ctr::FileLoads),
+            loads: self.get(Ctr::Loads),
+            checksum_failures: self.get(Ctr::ChecksumFailures),
+            decompress_failures: self.get(Ctr::DecompressFailures),
+            ..PoolStats::default()
+        }
+    }
 }
 
 /// A snapshot of the pool's statistics.
@@ -81,29 +161,6 @@ pub struct PoolStats {
     pub compaction_moves: u64,
     /// Per-CPU contexts created since the pool was (one per possible CPU).
     pub contexts_created: u64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> PoolStats {
-        PoolStats {
-            stored_pages: get(&self.stored_pages),
-            same_filled_pages: get(&self.same_filled_pages),
-            incompressible_pages: get(&self.incompressible_pages),
-            on_disk_pages: get(&self.on_disk_pages),
-            compressed_bytes: get(&self.compressed_bytes),
-            reject_limit: get(&self.reject_limit),
-            reject_compress_fail: get(&self.reject_compress_fail),
-            reject_alloc_fail: get(&self.reject_alloc_fail),
-            limit_hits: get(&self.limit_hits),
-            written_back: get(&self.written_back),
-            writeback_io_errors: get(&self.writeback_io_errors),
-            file_loads: get(&self.file_loads),
-            loads: get(&self.loads),
-            checksum_failures: get(&self.checksum_failures),
-            decompress_failures: get(&self.decompress_failures),
-            ..PoolStats::default()
-        }
-    }
 }
 
 impl PoolStats {
