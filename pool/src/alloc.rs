@@ -98,24 +98,27 @@ fn span_pages(size: usize) -> usize {
         .unwrap_or(1)
 }
 
+/// A span: its memory and the state of its object slots. Free slots that were used before
+/// form a list threaded through their first 2 bytes (`free_head`); slots at and past `bump`
+/// were never used. Which handle owns a used slot is found from the handle table (only
+/// compaction needs it), so a span keeps no per-object bookkeeping.
 struct Span {
     data: Box<[u8]>,
-    /// Per object: the owning handle index, or `FREE | next free object`.
-    owners: Box<[u32]>,
-    free_head: u32,
-    inuse: u32,
+    free_head: u16,
+    bump: u16,
+    inuse: u16,
     in_nonfull: bool,
 }
 
+/// End of a span's free list.
+const NO_OBJ: u16 = u16::MAX;
+
 impl Span {
     fn new(objs: usize, size: usize) -> Span {
-        let owners = (0..objs as u32)
-            .map(|i| FREE | if i + 1 < objs as u32 { i + 1 } else { NONE })
-            .collect();
         Span {
             data: vec![0u8; objs * size].into_boxed_slice(),
-            owners,
-            free_head: 0,
+            free_head: NO_OBJ,
+            bump: 0,
             inuse: 0,
             in_nonfull: false,
         }
@@ -176,6 +179,7 @@ impl Class {
                 if self.spans.len() >= MAX_SPANS {
                     return None;
                 }
+                grow(&mut self.spans);
                 self.spans.push(Some(span));
                 (self.spans.len() - 1) as u32
             }
@@ -193,17 +197,29 @@ impl Class {
         }
     }
 
-    /// Takes a free object from span `si`; the caller has checked it has one.
-    fn take_obj(&mut self, si: usize, owner: u32) -> usize {
-        let cap = self.objs_per_span;
+    /// Takes a free object from span `si` (the caller has checked it has one); returns its
+    /// index.
+    fn take_obj(&mut self, si: usize) -> usize {
+        let (cap, size) = (self.objs_per_span, self.size);
         let span = self.spans[si].as_mut().expect("take_obj on a live span");
-        let obj = span.free_head as usize;
-        span.free_head = span.owners[obj] & !FREE;
-        span.owners[obj] = owner;
+        let obj = if span.free_head != NO_OBJ {
+            let obj = span.free_head as usize;
+            let mut next = [0u8; 2];
+            next.copy_from_slice(&span.data[obj * size..obj * size + 2]);
+            span.free_head = u16::from_ne_bytes(next);
+            obj
+        } else {
+            span.bump += 1;
+            span.bump as usize - 1
+        };
         span.inuse += 1;
-        if span.inuse == cap {
+        if u32::from(span.inuse) == cap {
             span.in_nonfull = false;
-            self.nonfull.retain(|&i| i as usize != si);
+            if self.nonfull.last() == Some(&(si as u32)) {
+                self.nonfull.pop();
+            } else {
+                self.nonfull.retain(|&i| i as usize != si);
+            }
         }
         obj
     }
@@ -211,9 +227,11 @@ impl Class {
     /// Returns object `obj` of span `si` to the span; returns the span's memory if it is now
     /// empty (for the caller to drop after unlocking).
     fn put_obj(&mut self, si: usize, obj: usize) -> Option<Span> {
+        let size = self.size;
         let span = self.spans[si].as_mut()?;
-        span.owners[obj] = FREE | span.free_head;
-        span.free_head = obj as u32;
+        let head = span.free_head.to_ne_bytes();
+        span.data[obj * size..obj * size + 2].copy_from_slice(&head);
+        span.free_head = obj as u16;
         span.inuse -= 1;
         if span.inuse == 0 {
             self.nonfull.retain(|&i| i as usize != si);
@@ -233,6 +251,7 @@ impl Class {
         if self.handles.len() >= NONE as usize {
             return None;
         }
+        grow(&mut self.handles);
         self.handles.push(FREE | NONE);
         Some((self.handles.len() - 1) as u32)
     }
@@ -240,6 +259,14 @@ impl Class {
     fn release_handle(&mut self, h: u32) {
         self.handles[h as usize] = FREE | self.handle_free;
         self.handle_free = h;
+    }
+}
+
+/// Makes room for one more element, growing by a quarter (not doubling) to keep the slack of
+/// the per-object tables small; still amortised O(1).
+fn grow<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.capacity() / 4 + 16);
     }
 }
 
@@ -311,7 +338,7 @@ impl Allocator {
             let Some(h) = g.new_handle() else {
                 return Err(AllocError::Exhausted(class as u16));
             };
-            let obj = g.take_obj(si as usize, h);
+            let obj = g.take_obj(si as usize);
             g.handles[h as usize] = (si << OBJ_BITS) | obj as u32;
             let off = obj * g.size;
             let span = g.spans[si as usize].as_mut().expect("nonfull span is live");
@@ -379,7 +406,7 @@ impl Allocator {
         self.moved.load(Ordering::Relaxed)
     }
 
-    /// Bytes of allocator bookkeeping (handle tables, owner maps, span records). Takes every
+    /// Bytes of allocator bookkeeping (handle tables, span records, span lists). Takes every
     /// class lock in turn.
     pub fn metadata_bytes(&self) -> u64 {
         let mut total = 0usize;
@@ -389,12 +416,6 @@ impl Allocator {
                 + g.spans.capacity() * std::mem::size_of::<Option<Span>>()
                 + g.nonfull.capacity() * 4
                 + g.free_span_slots.capacity() * 4;
-            total += g
-                .spans
-                .iter()
-                .flatten()
-                .map(|s| s.owners.len() * 4)
-                .sum::<usize>();
         }
         total as u64
     }
@@ -417,7 +438,11 @@ impl Allocator {
                 let mut cands: Vec<(u32, u32)> = g
                     .nonfull
                     .iter()
-                    .filter_map(|&si| g.spans[si as usize].as_ref().map(|s| (s.inuse, si)))
+                    .filter_map(|&si| {
+                        g.spans[si as usize]
+                            .as_ref()
+                            .map(|s| (u32::from(s.inuse), si))
+                    })
                     .collect();
                 if cands.len() < 2 {
                     break 'class;
@@ -428,9 +453,18 @@ impl Allocator {
                 if room < src_inuse {
                     break 'class;
                 }
+                // The source's objects and their handles, from the handle table.
+                let victims: Vec<(u32, usize)> = g
+                    .handles
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &v)| v & FREE == 0 && (v >> OBJ_BITS) == src)
+                    .map(|(h, &v)| (h as u32, (v & ((1 << OBJ_BITS) - 1)) as usize))
+                    .take(MOVES_PER_LOCK)
+                    .collect();
                 let mut moves = 0;
-                while moves < MOVES_PER_LOCK {
-                    let (g2, done) = self.move_one(cl, g, src as usize, &cands[1..]);
+                for (h, obj) in victims {
+                    let (g2, done) = self.move_one(cl, g, h, src as usize, obj, &cands[1..]);
                     g = g2;
                     let Some(done) = done else {
                         break;
@@ -454,27 +488,29 @@ impl Allocator {
         freed
     }
 
-    /// Moves one object of span `src` into the fullest destination with room. Returns `None`
-    /// when nothing could move, `Some(Some(span))` when `src` became empty (its memory, to drop
-    /// after unlocking), `Some(None)` otherwise. The class lock is held throughout (the guard
-    /// is passed through so that the test-only broken variant can drop it).
+    /// Moves object `obj` of span `src`, owned by handle `h`, into the fullest destination
+    /// with room and re-points the handle. Returns `None` when nothing could move,
+    /// `Some(Some(span))` when `src` became empty (its memory, to drop after unlocking),
+    /// `Some(None)` otherwise. The class lock is held throughout (the guard is passed through
+    /// so that the test-only broken variant can drop it).
     #[allow(clippy::type_complexity)]
     fn move_one<'a>(
         &self,
         _cl: &'a Mutex<Class>,
         mut g: MutexGuard<'a, Class>,
+        h: u32,
         src: usize,
+        obj: usize,
         dsts: &[(u32, u32)],
     ) -> (MutexGuard<'a, Class>, Option<Option<Span>>) {
         let cap = g.objs_per_span;
         let size = g.size;
+        if g.loc(h) != Some((src, obj)) {
+            return (g, None);
+        }
         let Some(s) = g.spans[src].as_ref() else {
             return (g, None);
         };
-        let Some(obj) = (0..s.owners.len()).find(|&i| s.owners[i] & FREE == 0) else {
-            return (g, None);
-        };
-        let owner = s.owners[obj];
         let mut tmp = [0u8; PAGE_SIZE];
         tmp[..size].copy_from_slice(&s.data[obj * size..(obj + 1) * size]);
         #[cfg(feature = "unprotected-compaction")]
@@ -491,24 +527,19 @@ impl Allocator {
             .rev()
             .map(|&(_, si)| si as usize)
             .filter(|&si| si != src)
-            .find(|&si| g.spans[si].as_ref().is_some_and(|s| s.inuse < cap))
+            .find(|&si| {
+                g.spans[si]
+                    .as_ref()
+                    .is_some_and(|s| u32::from(s.inuse) < cap)
+            })
         else {
             return (g, None);
         };
-        let dobj = g.take_obj(dst, owner);
+        let dobj = g.take_obj(dst);
         let dspan = g.spans[dst].as_mut().expect("destination span is live");
         dspan.data[dobj * size..(dobj + 1) * size].copy_from_slice(&tmp[..size]);
-        g.handles[owner as usize] = ((dst as u32) << OBJ_BITS) | dobj as u32;
+        g.handles[h as usize] = ((dst as u32) << OBJ_BITS) | dobj as u32;
         self.moved.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "unprotected-compaction")]
-        {
-            if g.spans[src]
-                .as_ref()
-                .map_or(true, |s| s.owners[obj] & FREE != 0)
-            {
-                return (g, Some(None));
-            }
-        }
         let emptied = g.put_obj(src, obj);
         (g, Some(emptied))
     }

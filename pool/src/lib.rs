@@ -12,6 +12,8 @@
 //! Locking and lifetime rules are written at the top of the file that enforces them:
 //! `pool.rs` (overall order), `context.rs`, `area.rs`, `index.rs`, `alloc.rs`, `reclaim.rs`.
 
+#![warn(missing_docs)]
+
 pub mod alloc;
 mod area;
 mod config;

@@ -564,5 +564,8 @@ fn memory_overhead_on_real_pages() {
         s.index_bytes
     );
     assert!(overhead < 1.05, "allocator overhead {overhead}");
+    let per_entry = (s.index_bytes + s.allocator_metadata_bytes) as f64 / s.stored_pages as f64;
+    eprintln!("metadata per stored page: {per_entry:.1} B");
+    assert!(per_entry <= 24.0, "metadata per entry {per_entry} B");
     assert_eq!(pool::ENTRY_BYTES, 16);
 }
