@@ -522,6 +522,31 @@ impl Pool {
     /// on I/O). Errors: absent slot, checksum mismatch or corrupt data (naming the slot; the
     /// entry is left in place), I/O error.
     pub fn load(&self, ty: u32, slot: u64, page: &mut [u8], mode: LoadMode) -> Result<Generation> {
+        let ctx = self.contexts.current()?;
+        self.load_on_ctx(ctx, ty, slot, page, mode)
+    }
+
+    /// [`Pool::load`] on the context of CPU `cpu_hint` (for a batching layer's workers).
+    pub fn load_on(
+        &self,
+        cpu_hint: usize,
+        ty: u32,
+        slot: u64,
+        page: &mut [u8],
+        mode: LoadMode,
+    ) -> Result<Generation> {
+        let ctx = self.contexts.get(cpu_hint)?;
+        self.load_on_ctx(ctx, ty, slot, page, mode)
+    }
+
+    fn load_on_ctx(
+        &self,
+        ctx: &Context,
+        ty: u32,
+        slot: u64,
+        page: &mut [u8],
+        mode: LoadMode,
+    ) -> Result<Generation> {
         if page.len() != PAGE_SIZE {
             return Err(PoolError::WrongBufferSize {
                 len: page.len(),
@@ -530,7 +555,6 @@ impl Pool {
         }
         let area = self.enter(ty)?;
         area.check_range(slot, 1)?;
-        let ctx = self.contexts.current()?;
         let gen = self.load_one(&area, ctx, slot, page, mode == LoadMode::KeepCopy)?;
         if mode == LoadMode::Exclusive {
             self.remove_if(&area, slot, Some(gen));
