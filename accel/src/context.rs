@@ -15,8 +15,12 @@
 //! 3. **A deadline that passes quarantines the slot.** The device may still write it, so it
 //!    stays out of use — its queue entry still counted as in flight — until its status byte
 //!    turns non-zero; each later call checks and releases such slots.
-//! 4. **Dropping the context** waits (bounded) for quarantined slots; memory of any slot still
-//!    not complete then is leaked on purpose, never freed (and the AECS with it).
+//! 4. **Dropping the context** waits (bounded by `drain_on_drop`) for every slot that is not
+//!    `Idle` — quarantined ones, and `InFlight` ones left by a round that unwound (a slot is
+//!    marked `InFlight` *before* its descriptor is submitted, so an unwind can never leave
+//!    a submitted slot looking idle); memory of any slot still not complete then is leaked
+//!    on purpose, never freed (and the AECS with it). Nothing in `Drop` before the leak can
+//!    panic, so a panic cannot hand that memory to the fields' drop glue either.
 //! 5. **Before submission** the record is cleared and the source copied while the slot is
 //!    `Idle`; `WorkQueue::submit` then fences and submits (wq.rs).
 
@@ -28,8 +32,8 @@ use software_fallback::PAGE_SIZE;
 use crate::aecs::CompressAecs;
 use crate::completion::{Backoff, Completion, RecordPtr};
 use crate::descriptor::{CompressJob, DecompressJob, Descriptor};
-use crate::dma::DmaBox;
 use crate::error::Op;
+use crate::slot::{check_raw, Slot, SlotState};
 use crate::stats::ContextStats;
 use crate::status::{Status, ERROR_COMP_BUF_OVERFLOW};
 use crate::wq::WorkQueue;
@@ -60,79 +64,6 @@ impl Default for ContextConfig {
             page_fault_retries: 3,
             drain_on_drop: Duration::from_millis(100),
         }
-    }
-}
-
-/// One slot's device memory: completion record, source copy, destination.
-#[repr(C, align(4096))]
-struct SlotMem {
-    record: [u8; 64],
-    _pad: [u8; 4096 - 64],
-    src: [u8; MAX_COMPRESSED_INPUT],
-    dst: [u8; PAGE_SIZE],
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SlotState {
-    Idle,
-    InFlight,
-    Quarantined,
-}
-
-struct Slot {
-    mem: DmaBox<SlotMem>,
-    state: SlotState,
-}
-
-impl Slot {
-    fn record(&self) -> RecordPtr {
-        // SAFETY: `record` is the first field of a 4096-aligned `SlotMem` (so 64-aligned),
-        // 64 bytes, owned by this slot for as long as the context lives (or leaked).
-        unsafe { RecordPtr::new(std::ptr::addr_of_mut!((*self.mem.as_ptr()).record) as *mut u8) }
-    }
-    fn src_addr(&self) -> u64 {
-        // SAFETY: computing a field address of the live allocation; no access.
-        unsafe { std::ptr::addr_of_mut!((*self.mem.as_ptr()).src) as usize as u64 }
-    }
-    fn dst_addr(&self) -> u64 {
-        // SAFETY: as above.
-        unsafe { std::ptr::addr_of_mut!((*self.mem.as_ptr()).dst) as usize as u64 }
-    }
-    fn base(&self) -> u64 {
-        self.mem.addr()
-    }
-    /// Copies `data` into the source buffer. Only for an `Idle` slot.
-    fn fill_src(&mut self, data: &[u8]) {
-        assert_eq!(self.state, SlotState::Idle);
-        assert!(data.len() <= MAX_COMPRESSED_INPUT);
-        // SAFETY: the slot is Idle (rule 2): no descriptor names its memory, so we are the only
-        // accessor; the copy stays inside `src` (length checked).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                std::ptr::addr_of_mut!((*self.mem.as_ptr()).src) as *mut u8,
-                data.len(),
-            )
-        }
-    }
-    /// Copies `out.len()` bytes out of the destination buffer. Only for an `Idle` slot.
-    fn read_dst(&self, out: &mut [u8]) {
-        assert_eq!(self.state, SlotState::Idle);
-        assert!(out.len() <= PAGE_SIZE);
-        // SAFETY: Idle slot (rule 2): the device finished with it and the acquire load that
-        // observed completion orders its writes before this read.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                std::ptr::addr_of!((*self.mem.as_ptr()).dst) as *const u8,
-                out.as_mut_ptr(),
-                out.len(),
-            )
-        }
-    }
-    fn contains(&self, addr: u64, len: u64) -> bool {
-        let base = self.base();
-        let size = std::mem::size_of::<SlotMem>() as u64;
-        addr >= base && addr.saturating_add(len) <= base + size
     }
 }
 
@@ -183,16 +114,7 @@ struct Pending {
 impl IaaContext {
     /// A context on `wq` with eight slots.
     pub fn new(wq: Arc<WorkQueue>, cfg: ContextConfig) -> IaaContext {
-        let slots: Vec<Slot> = (0..MAX_BATCH)
-            .map(|_| {
-                let mem = DmaBox::<SlotMem>::zeroed();
-                prefault(mem.as_ptr() as *mut u8, std::mem::size_of::<SlotMem>());
-                Slot {
-                    mem,
-                    state: SlotState::Idle,
-                }
-            })
-            .collect();
+        let slots: Vec<Slot> = (0..MAX_BATCH).map(|_| Slot::new()).collect();
         IaaContext {
             wq,
             aecs: Some(CompressAecs::fixed()),
@@ -222,7 +144,7 @@ impl IaaContext {
     pub fn quarantined(&self) -> usize {
         self.slots
             .iter()
-            .filter(|s| s.state == SlotState::Quarantined)
+            .filter(|s| s.state != SlotState::Idle)
             .count()
     }
 
@@ -233,23 +155,39 @@ impl IaaContext {
     }
 
     /// Releases quarantined slots whose descriptor has completed since (rule 3).
+    ///
+    /// A slot still `InFlight` here — no submission round is running, since rounds hold
+    /// `&mut self` — belongs to a round that unwound (a panic between submission and
+    /// completion); it is treated exactly like a quarantined one.
     pub fn reclaim(&mut self) -> usize {
-        let mut n = 0;
-        for s in &mut self.slots {
-            if s.state == SlotState::Quarantined && s.record().status_acquire() != 0 {
-                s.state = SlotState::Idle;
-                self.wq.release(1);
-                n += 1;
-            }
-        }
+        let n = self.reclaim_quiet();
         if n > 0 {
             tracing::info!(
                 released = n,
                 "quarantined IAA slots completed late; released"
             );
-            self.stats.quarantine_released += n as u64;
         }
         n
+    }
+
+    /// `reclaim` without logging: nothing in it can panic, so `Drop` may use it before it
+    /// has put stuck memory out of reach.
+    fn reclaim_quiet(&mut self) -> usize {
+        let mut n = 0;
+        for s in &mut self.slots {
+            if s.state == SlotState::Idle {
+                continue;
+            }
+            if s.record().status_acquire() != 0 {
+                s.state = SlotState::Idle;
+                self.wq.release(1);
+                n += 1;
+            } else {
+                s.state = SlotState::Quarantined;
+            }
+        }
+        self.stats.quarantine_released = self.stats.quarantine_released.saturating_add(n);
+        n as usize
     }
 
     fn idle_slots(&self) -> Vec<usize> {
@@ -312,7 +250,9 @@ impl IaaContext {
                         len: Some(c.output_size as usize),
                         crc32: c.crc,
                     }),
-                    _ => unreachable!("run_round turns non-success into errors"),
+                    _ => Err(internal(
+                        "a non-success completion reached the success path",
+                    )),
                 },
                 Some(Err(AccelError::Analytics {
                     op: Op::Compress,
@@ -326,7 +266,7 @@ impl IaaContext {
                     })
                 }
                 Some(Err(e)) => Err(e),
-                None => unreachable!("run_round completes every pending entry"),
+                None => Err(internal("a submission round left an entry unfinished")),
             };
             if let Ok(DeviceCompressed {
                 len: Some(len),
@@ -380,7 +320,7 @@ impl IaaContext {
                         })
                     }
                     Some(Err(e)) => Err(e),
-                    None => unreachable!("run_round completes every pending entry"),
+                    None => Err(internal("a submission round left an entry unfinished")),
                 });
             }
         }
@@ -442,7 +382,7 @@ impl IaaContext {
                 }
                 Some(Ok(c)) => Err(AccelError::WrongOutputSize { got: c.output_size }),
                 Some(Err(e)) => Err(e),
-                None => unreachable!("run_round completes every pending entry"),
+                None => Err(internal("a submission round left an entry unfinished")),
             });
         }
         Ok(results
@@ -455,9 +395,13 @@ impl IaaContext {
     /// the slot's destination bytes (up to `output_size`, at most one page). `input` is
     /// copied into the slot's source buffer first. Page faults are not retried.
     ///
-    /// Safe because every address in the descriptor is checked to lie inside this
-    /// context's own memory (the slot or the AECS) before submission; a descriptor naming
-    /// anything else is refused with [`AccelError::InvalidDescriptor`] without submitting.
+    /// Safe because the descriptor is checked before submission: its opcode must be one
+    /// whose memory effects are known (compress, decompress, no-op, or
+    /// [`crate::descriptor::opcode::UNDEFINED`]), it must not ask the device to write
+    /// source 2 back, and every address it names must lie, for the full size its field
+    /// gives, inside the slot (anything written) or the slot or the AECS (anything only
+    /// read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without
+    /// submitting.
     pub fn run_raw(
         &mut self,
         input: &[u8],
@@ -485,32 +429,14 @@ impl IaaContext {
             aecs,
         };
         let desc = build(&addrs);
-        let aecs_len = crate::aecs::AECS_COMP_SIZE as u64;
-        let in_aecs = |a: u64, l: u64| a >= aecs && a.saturating_add(l) <= aecs + aecs_len;
-        let ok_read = |a: u64, l: u64| l == 0 || slot.contains(a, l) || in_aecs(a, l);
-        let ok_write = |a: u64, l: u64| l == 0 || slot.contains(a, l);
-        let bad = AccelError::InvalidDescriptor {
-            op: Op::Compress,
-            status: Status::None,
-            invalid_flags: 0,
-        };
-        if !ok_write(desc.completion_addr(), 64)
-            || !ok_read(desc.src1_addr(), u64::from(desc.src1_size()))
-            || !ok_read(desc.src2_addr(), u64::from(desc.src2_size()))
-            || !ok_write(desc.dst_addr(), u64::from(desc.max_dst_size()))
-        {
-            return Err(bad);
-        }
-        let op = if desc.opcode() == crate::descriptor::opcode::COMPRESS {
-            Op::Compress
-        } else {
-            Op::Decompress
-        };
+        let op = check_raw(&desc, slot, aecs)?;
         let mut round = vec![(0usize, Pending::new(si, desc, op))];
         round[0].1.attempts = self.cfg.page_fault_retries; // no fault retries for raw runs
         self.run_round_raw(&mut round);
         let (_, p) = round.remove(0);
-        let c = p.done.unwrap_or(Err(bad))?;
+        let c = p
+            .done
+            .unwrap_or_else(|| Err(internal("raw run left unfinished")))?;
         let n = (c.output_size as usize).min(PAGE_SIZE);
         let mut out = vec![0u8; n];
         self.slots[si].read_dst(&mut out);
@@ -647,6 +573,9 @@ impl IaaContext {
             let slot = &mut self.slots[p.slot];
             // SAFETY: the slot is Idle (rule 2): no descriptor names its record.
             unsafe { slot.record().clear() };
+            // Marked before the device can see the descriptor: should anything between here
+            // and the end of the round unwind, the slot is never taken for idle (rule 4).
+            slot.state = SlotState::InFlight;
             p.attempts += 1;
             batch.push(p.desc);
             idx.push(k);
@@ -656,35 +585,36 @@ impl IaaContext {
         }
         // SAFETY: every descriptor names only slot memory and the AECS owned by `self`
         // (rule 1), which stays allocated until the completion is observed or is leaked
-        // (rules 3, 4); each slot is marked InFlight below before anything else can touch it,
-        // and one queue entry per descriptor was reserved above.
+        // (rules 3, 4); each slot was marked InFlight above, so nothing reuses or frees it
+        // until its status byte is seen, and one queue entry per descriptor was reserved.
         let (accepted, mut err) = unsafe { self.wq.submit(&batch) };
         self.stats.submitted += accepted as u64;
         self.stats.in_flight.record(accepted);
         for (n, &k) in idx.iter().enumerate() {
-            let p = &mut round[k].1;
             if n < accepted {
-                self.slots[p.slot].state = SlotState::InFlight;
-            } else {
-                self.wq.release(1);
-                if err.as_ref().is_some_and(|e| e.is_busy()) {
-                    self.stats.busy += 1;
-                }
-                // The first refused descriptor gets the error itself; later ones a copy.
-                p.done = Some(Err(match err.take() {
-                    Some(e) => {
-                        err = Some(clone_err(&e));
-                        e
-                    }
-                    None => AccelError::Rejected(std::io::Error::other("not submitted")),
-                }));
+                continue;
             }
+            let p = &mut round[k].1;
+            // Refused at submission: the device never saw this descriptor.
+            self.slots[p.slot].state = SlotState::Idle;
+            self.wq.release(1);
+            if err.as_ref().is_some_and(|e| e.is_busy()) {
+                self.stats.busy += 1;
+            }
+            // The first refused descriptor gets the error itself; later ones a copy.
+            p.done = Some(Err(match err.take() {
+                Some(e) => {
+                    err = Some(clone_err(&e));
+                    e
+                }
+                None => AccelError::Rejected(std::io::Error::other("not submitted")),
+            }));
         }
     }
 
     fn poll(&mut self, round: &mut [(usize, Pending)], which: &[usize]) {
         let start = Instant::now();
-        let deadline = start + self.cfg.timeout;
+        let deadline = deadline_after(start, self.cfg.timeout);
         let mut backoff = Backoff::new(self.wq.cpu().waitpkg);
         let mut checks = 0u32;
         loop {
@@ -721,8 +651,18 @@ impl IaaContext {
             if slot.state != SlotState::InFlight {
                 continue;
             }
-            slot.state = SlotState::Quarantined;
             self.stats.timeouts += 1;
+            #[cfg(not(feature = "unsafe-no-quarantine"))]
+            {
+                slot.state = SlotState::Quarantined;
+            }
+            // Test-only, unsound: hands the slot straight back although the device may still
+            // write it, to show that the quarantine stress test catches the reuse.
+            #[cfg(feature = "unsafe-no-quarantine")]
+            {
+                slot.state = SlotState::Idle;
+                self.wq.release(1);
+            }
             p.done = Some(Err(match &gone {
                 Some(reason) => AccelError::DeviceGone {
                     reason: reason.clone(),
@@ -755,19 +695,9 @@ impl Pending {
     }
 }
 
-/// Writes every page of a fresh allocation so that it is backed by memory before the device
-/// first touches it (a zeroed allocation may still be unpopulated). With shared virtual
-/// memory the device could fault on it; a fault on the completion record itself cannot be
-/// reported in that record.
-fn prefault(p: *mut u8, len: usize) {
-    let mut off = 0;
-    while off < len {
-        // SAFETY: `p..p+len` is a live allocation just made by the caller, not yet named by
-        // any descriptor; a volatile write of zero keeps the (already zero) contents and
-        // cannot be elided by the compiler.
-        unsafe { std::ptr::write_volatile(p.add(off), 0) };
-        off += 4096;
-    }
+/// The error for a broken internal invariant: reported, never panicked on.
+fn internal(what: &'static str) -> AccelError {
+    AccelError::Internal { what }
 }
 
 fn check_shape(pages: usize, buffers: usize) -> Result<(), AccelError> {
@@ -794,26 +724,45 @@ fn clone_err(e: &AccelError) -> AccelError {
 
 impl Drop for IaaContext {
     fn drop(&mut self) {
-        let deadline = Instant::now() + self.cfg.drain_on_drop;
-        while self.quarantined() > 0 && Instant::now() < deadline {
-            self.reclaim();
+        // Any slot not Idle may still be written by the device: quarantined ones, and
+        // InFlight ones if a round unwound (rule 4). Nothing before the leak below may
+        // panic: a panic here would let the fields' drop glue free that memory.
+        let deadline = deadline_after(Instant::now(), self.cfg.drain_on_drop);
+        loop {
+            self.reclaim_quiet();
+            if self.quarantined() == 0 || Instant::now() >= deadline {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let stuck = self.quarantined();
-        if stuck == 0 {
-            return;
-        }
-        tracing::error!(
-            stuck,
-            "IAA context dropped with descriptors the device never completed; leaking their memory"
-        );
+        let mut stuck = 0usize;
         for s in std::mem::take(&mut self.slots) {
-            if s.state == SlotState::Quarantined {
+            if s.state == SlotState::Idle {
+                drop(s);
+            } else {
+                stuck += 1;
                 s.mem.leak();
             }
+        }
+        if stuck == 0 {
+            return;
         }
         if let Some(a) = self.aecs.take() {
             Box::leak(a);
         }
+        tracing::error!(
+            stuck,
+            "IAA context dropped with descriptors the device never completed; leaked their memory"
+        );
     }
+}
+
+/// `start + wait`, saturating far in the future instead of panicking on overflow (a
+/// configured `Duration::MAX` means "wait as long as it takes").
+fn deadline_after(start: Instant, wait: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    start
+        .checked_add(wait)
+        .or_else(|| start.checked_add(FAR))
+        .unwrap_or(start)
 }

@@ -22,7 +22,39 @@ pub mod opcode {
     pub const COMPRESS: u8 = idxd_sys::IAX_OPCODE_COMPRESS as u8;
     /// No-op (0x00).
     pub const NOOP: u8 = idxd_sys::IAX_OPCODE_NOOP as u8;
+    /// An opcode value that `enum iax_opcode` (`linux/idxd.h`) leaves undefined: the device
+    /// answers it with status 0x10 (BAD_OPCODE) in the record and touches nothing else.
+    /// Conformance tests use it to check that answer.
+    pub const UNDEFINED: u8 = 0x7f;
 }
+
+// `opcode::UNDEFINED` really is undefined in the uapi header.
+const _: () = {
+    let defined = [
+        idxd_sys::IAX_OPCODE_NOOP,
+        idxd_sys::IAX_OPCODE_DRAIN,
+        idxd_sys::IAX_OPCODE_MEMMOVE,
+        idxd_sys::IAX_OPCODE_DECOMPRESS,
+        idxd_sys::IAX_OPCODE_COMPRESS,
+        idxd_sys::IAX_OPCODE_CRC64,
+        idxd_sys::IAX_OPCODE_ZERO_DECOMP_32,
+        idxd_sys::IAX_OPCODE_ZERO_DECOMP_16,
+        idxd_sys::IAX_OPCODE_ZERO_COMP_32,
+        idxd_sys::IAX_OPCODE_ZERO_COMP_16,
+        idxd_sys::IAX_OPCODE_SCAN,
+        idxd_sys::IAX_OPCODE_SET_MEMBER,
+        idxd_sys::IAX_OPCODE_EXTRACT,
+        idxd_sys::IAX_OPCODE_SELECT,
+        idxd_sys::IAX_OPCODE_RLE_BURST,
+        idxd_sys::IAX_OPCODE_FIND_UNIQUE,
+        idxd_sys::IAX_OPCODE_EXPAND,
+    ];
+    let mut i = 0;
+    while i < defined.len() {
+        assert!(defined[i] != opcode::UNDEFINED as u32);
+        i += 1;
+    }
+};
 
 /// Generic descriptor flags (`IDXD_OP_FLAG_*`, `linux/idxd.h`).
 pub mod flags {
@@ -38,6 +70,8 @@ pub mod flags {
     pub const RD_SRC2_AECS: u32 = idxd_sys::IDXD_OP_FLAG_RD_SRC2_AECS;
     /// IAA: write the AECS back on completion.
     pub const WR_SRC2_AECS_COMP: u32 = idxd_sys::IDXD_OP_FLAG_WR_SRC2_AECS_COMP;
+    /// IAA: write the AECS back on output overflow.
+    pub const WR_SRC2_AECS_OVFL: u32 = idxd_sys::IDXD_OP_FLAG_WR_SRC2_AECS_OVFL;
     /// IAA: compute CRC-32C (RFC 3720) instead of the default CRC.
     pub const CRC_RFC3720: u32 = idxd_sys::IDXD_OP_FLAG_CRC_RFC3720;
 }

@@ -170,6 +170,20 @@ pub enum AccelError {
         /// Why.
         reason: String,
     },
+    /// A hand-built descriptor ([`crate::IaaContext::run_raw`]) was refused before
+    /// submission because it could make the device touch memory the context does not own.
+    #[error("hand-built IAA descriptor refused before submission: {reason}")]
+    RawDescriptorRefused {
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// An internal invariant of this crate did not hold (a bug); reported instead of
+    /// panicking.
+    #[error("accel internal error: {what}")]
+    Internal {
+        /// Which invariant.
+        what: &'static str,
+    },
     /// The emulator could not start (socket, thread).
     #[error("IAA emulator: {0}")]
     Emulator(String),

@@ -36,6 +36,7 @@ pub mod emu;
 pub mod error;
 pub mod huffman;
 pub mod portal;
+mod slot;
 pub mod stats;
 pub mod status;
 pub mod wq;

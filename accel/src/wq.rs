@@ -200,7 +200,9 @@ impl WorkQueue {
     }
 
     /// Reserves `n` queue entries; `false` if that would exceed the queue size.
-    pub fn reserve(&self, n: u32) -> bool {
+    /// Crate-private: only the context, which pairs every reservation with one release
+    /// after the completion is seen, may move the budget.
+    pub(crate) fn reserve(&self, n: u32) -> bool {
         self.reserved
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 cur.checked_add(n).filter(|&t| t <= self.size)
@@ -209,8 +211,13 @@ impl WorkQueue {
     }
 
     /// Gives back `n` entries whose descriptors are known to be complete.
-    pub fn release(&self, n: u32) {
-        let prev = self.reserved.fetch_sub(n, Ordering::AcqRel);
+    pub(crate) fn release(&self, n: u32) {
+        let prev = self
+            .reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                Some(cur.saturating_sub(n))
+            })
+            .unwrap_or(0);
         debug_assert!(prev >= n, "released more queue entries than reserved");
     }
 
@@ -280,7 +287,17 @@ impl WorkQueue {
                                 ))),
                             )
                         }
-                        Ok(n) => done += n / DESCRIPTOR_SIZE,
+                        Ok(n) if n % DESCRIPTOR_SIZE == 0 => done += n / DESCRIPTOR_SIZE,
+                        // Not a whole number of descriptors: the kernel never answers so;
+                        // count the whole ones and stop rather than resubmit a half.
+                        Ok(n) => {
+                            return (
+                                done + n / DESCRIPTOR_SIZE,
+                                Some(AccelError::Rejected(std::io::Error::other(format!(
+                                    "write(2) returned {n}, not a multiple of {DESCRIPTOR_SIZE}"
+                                )))),
+                            )
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => return (done, Some(self.classify_write_error(e))),
                     }

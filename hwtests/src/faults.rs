@@ -328,8 +328,20 @@ fn enqcmd_retry() -> CaseResult {
     e.faults().reject_enqcmd(3);
     roundtrip_ok(&mut c, &test_page(23))?;
     e.faults().reject_enqcmd(1000);
+    let refused = || {
+        e.counters()
+            .refused
+            .load(std::sync::atomic::Ordering::Acquire)
+    };
+    let before = refused();
     let err = device_err(compress_one(&mut c, &test_page(23))?)?;
     ensure!(err.is_busy(), "expected QueueBusy, got {err}");
+    // Bounded: one try plus `enqcmd_retries` (4) retries, then the queue is reported busy.
+    ensure!(
+        refused() - before == 5,
+        "{} ENQCMD attempts, want 5",
+        refused() - before
+    );
     e.faults().clear();
     roundtrip_ok(&mut c, &test_page(23))
 }
@@ -535,6 +547,13 @@ fn misaligned_record_portal() -> CaseResult {
     Ok(())
 }
 
+/// Four contexts on one shared queue, 5 ms deadlines, one descriptor in three held back
+/// 8 ms by the emulator: slots time out constantly while the device still owes them a late
+/// completion. Every result that comes back must be this page's own — its CRC the page's,
+/// its stream decoding to the page — so a timed-out slot handed back to the next batch
+/// before the late write lands (no quarantine) shows up as another page's data or CRC.
+/// Without quarantine this case fails: `cargo test -p hwtests --features
+/// unsafe-no-quarantine --test conformance -- stress`.
 fn stress_quarantine() -> CaseResult {
     let e = Arc::new(emu(WqMode::Shared, PathKind::Portal, 64)?);
     let corpus = Arc::new(Corpus::builtin().sample(64));
@@ -543,7 +562,7 @@ fn stress_quarantine() -> CaseResult {
     for t in 0..4u64 {
         let e = Arc::clone(&e);
         let corpus = Arc::clone(&corpus);
-        threads.push(std::thread::spawn(move || -> CaseResult {
+        threads.push(std::thread::spawn(move || -> Result<(u64, u64), String> {
             let mut c = codec(&e, Duration::from_millis(5));
             let mut round = 0u64;
             while std::time::Instant::now() < stop {
@@ -557,33 +576,8 @@ fn stress_quarantine() -> CaseResult {
                 }
                 let start = ((round * 8 + t * 16) % 56) as usize;
                 let pages: Vec<&[u8]> = (start..start + 8).map(|i| corpus.page(i)).collect();
-                let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
-                let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-                let r = c
-                    .try_compress_batch(&pages, &mut dsts)
-                    .map_err(|e| e.to_string())?;
-                let mut srcs = Vec::new();
-                let mut idx = Vec::new();
-                for (k, x) in r.iter().enumerate() {
-                    match x {
-                        Ok(cmp) => {
-                            if let Some(l) = cmp.len {
-                                srcs.push(bufs[k][..l].to_vec());
-                                idx.push(k);
-                            }
-                        }
-                        Err(e) if e.is_device_gone() || e.is_busy() => {}
-                        Err(e) => return Err(format!("unexpected error {e}")),
-                    }
-                }
-                let refs: Vec<&[u8]> = srcs.iter().map(|s| s.as_slice()).collect();
-                for (j, x) in decompress_streams(&mut c, &refs)?.into_iter().enumerate() {
-                    match x {
-                        Ok((p, _)) => ensure!(p == pages[idx[j]], "thread {t}: wrong data"),
-                        Err(e) if e.is_device_gone() || e.is_busy() => {}
-                        Err(e) => return Err(format!("unexpected error {e}")),
-                    }
-                }
+                stress_round(&mut c, &pages)
+                    .map_err(|m| format!("thread {t} round {round}: {m}"))?;
             }
             // Every late completion eventually arrives and releases its slot.
             let until = std::time::Instant::now() + Duration::from_secs(5);
@@ -596,11 +590,15 @@ fn stress_quarantine() -> CaseResult {
                 "thread {t}: slots left quarantined"
             );
             ensure!(round > 3, "thread {t}: only {round} rounds");
-            Ok(())
+            let s = c.context().stats();
+            Ok((s.timeouts, s.quarantine_released))
         }));
     }
+    let (mut timeouts, mut released) = (0, 0);
     for t in threads {
-        t.join().map_err(|_| "stress thread panicked")??;
+        let (to, rel) = t.join().map_err(|_| "stress thread panicked")??;
+        timeouts += to;
+        released += rel;
     }
     e.faults().clear();
     ensure!(
@@ -608,5 +606,58 @@ fn stress_quarantine() -> CaseResult {
         "queue entries leaked: {}",
         e.work_queue().reserved()
     );
+    // Otherwise the case proved nothing about quarantine.
+    ensure!(
+        timeouts > 0 && released > 0,
+        "stress never exercised quarantine: {timeouts} timeouts, {released} late releases"
+    );
+    Ok(())
+}
+
+/// One compress + decompress round of the stress case; every successful result is checked
+/// against the page it claims to be.
+fn stress_round(c: &mut IaaCodec, pages: &[&[u8]]) -> CaseResult {
+    let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; pages.len()];
+    let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let r = c
+        .try_compress_batch(pages, &mut dsts)
+        .map_err(|e| e.to_string())?;
+    let mut srcs = Vec::new();
+    let mut idx = Vec::new();
+    for (k, x) in r.iter().enumerate() {
+        match x {
+            Ok(cmp) => {
+                ensure!(
+                    cmp.crc32 == software_fallback::crc32(pages[k]),
+                    "page {k}: compress CRC 0x{:08x} is not this page's",
+                    cmp.crc32
+                );
+                if let Some(l) = cmp.len {
+                    srcs.push(bufs[k][..l].to_vec());
+                    idx.push(k);
+                }
+            }
+            Err(e) if e.is_device_gone() || e.is_busy() => {}
+            Err(e) => return Err(format!("page {k}: unexpected error {e}")),
+        }
+    }
+    let refs: Vec<&[u8]> = srcs.iter().map(|s| s.as_slice()).collect();
+    for (j, x) in decompress_streams(c, &refs)?.into_iter().enumerate() {
+        let k = idx[j];
+        match x {
+            Ok((p, crc)) => {
+                ensure!(
+                    p == pages[k],
+                    "page {k}: decompressed to another page's data"
+                );
+                ensure!(
+                    crc == software_fallback::crc32(pages[k]),
+                    "page {k}: decompress CRC is not this page's"
+                );
+            }
+            Err(e) if e.is_device_gone() || e.is_busy() => {}
+            Err(e) => return Err(format!("page {k}: unexpected error {e}")),
+        }
+    }
     Ok(())
 }

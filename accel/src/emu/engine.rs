@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::faults::{Fault, Target};
 use super::{crc, deflate, inflate, mem, Shared};
 use crate::aecs::{CompressAecs, AECS_ALIGN, AECS_COMP_SIZE};
-use crate::completion::{device_write_record, Completion, COMPLETION_ALIGN};
+use crate::completion::{Completion, COMPLETION_ALIGN};
 use crate::descriptor::{compr_flags, decompr_flags, flags, opcode, Descriptor};
 use crate::status::{error_code as ec, Status, STATUS_FAULT_WRITE};
 
@@ -96,6 +96,7 @@ fn execute(shared: &Shared, d: &Descriptor) {
     let rec = match d.opcode() {
         opcode::COMPRESS => compress(shared, d, corrupt),
         opcode::DECOMPRESS => decompress(shared, d),
+        opcode::NOOP => status(Status::Success),
         _ => status(Status::BadOpcode),
     };
     finish(shared, cr, &rec);
@@ -105,7 +106,7 @@ fn finish(shared: &Shared, cr: u64, rec: &Completion) {
     // SAFETY: `cr` is non-zero and 64-byte aligned (checked in `execute`) and, by the
     // submission contract (wq.rs), names a 64-byte record that only the device writes until
     // its status is set — which this call does, last.
-    unsafe { device_write_record(cr as usize as *mut u8, rec) };
+    unsafe { mem::write_record(cr, rec) };
     shared.counters.completed.fetch_add(1, Ordering::AcqRel);
 }
 

@@ -1,5 +1,6 @@
 //! How the emulator reaches memory: by the raw addresses in descriptors, like a device
-//! with shared virtual memory. This is the only place the emulator dereferences them.
+//! with shared virtual memory. This is the only place the emulator dereferences them
+//! (completion records included: [`write_record`]).
 //!
 //! Safety rests on the submission contract (`WorkQueue::submit`): whoever submitted a
 //! descriptor guaranteed that every address range it names is allocated, readable
@@ -33,4 +34,15 @@ pub(crate) unsafe fn write(addr: u64, data: &[u8]) {
             std::ptr::copy_nonoverlapping(data.as_ptr(), addr as usize as *mut u8, data.len())
         };
     }
+}
+
+/// Writes a completion record at device address `addr` as the device does (status byte
+/// last, release ordering: `completion::device_write_record`).
+///
+/// # Safety
+/// `addr` must be non-zero, 64-byte aligned and name 64 writable bytes that nothing but the
+/// device writes until the status is set (submission contract).
+pub(crate) unsafe fn write_record(addr: u64, c: &crate::completion::Completion) {
+    // SAFETY: forwarded contract.
+    unsafe { crate::completion::device_write_record(addr as usize as *mut u8, c) }
 }

@@ -35,7 +35,7 @@ use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
 use crate::discovery::WqMode;
 use crate::portal::Doorbell;
 use crate::wq::{Health, Path, PathKind, WorkQueue};
-use crate::write_path::DescriptorWriter;
+use crate::write_path::{CharDevWriter, DescriptorWriter};
 use crate::AccelError;
 use faults::lock;
 
@@ -160,14 +160,31 @@ impl Doorbell for EmuPortal {
     }
 }
 
-/// The submitter's end of the emulated char device: `write(2)` of the descriptors, then the
-/// emulated kernel's return value (bytes accepted, or `-errno`) read back.
-struct EmuWriter(Mutex<UnixDatagram>);
+/// The submitter's end of the emulated char device. Descriptors go out through the
+/// production [`CharDevWriter`] — the same `write(2)` call that feeds `/dev/iax/wqN.M`, here
+/// on a socket the emulator owns — and the emulated kernel's return value (bytes accepted,
+/// or `-errno`) is then read back from the same socket.
+struct EmuWriter {
+    dev: Mutex<(CharDevWriter, UnixDatagram)>,
+}
+
+impl EmuWriter {
+    fn new(ours: UnixDatagram) -> std::io::Result<EmuWriter> {
+        let file = std::fs::File::from(std::os::fd::OwnedFd::from(ours.try_clone()?));
+        Ok(EmuWriter {
+            dev: Mutex::new((CharDevWriter { file }, ours)),
+        })
+    }
+}
 
 impl DescriptorWriter for EmuWriter {
     fn write_descriptors(&self, bytes: &[u8]) -> std::io::Result<usize> {
-        let sock = lock(&self.0);
-        sock.send(bytes)?;
+        let dev = lock(&self.dev);
+        let (writer, sock) = &*dev;
+        let sent = writer.write_descriptors(bytes)?;
+        if sent != bytes.len() {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
         let mut r = [0u8; 8];
         let n = sock.recv(&mut r)?;
         if n != 8 {
@@ -254,8 +271,16 @@ fn kernel_write_path(shared: Arc<Shared>, sock: UnixDatagram, mode: WqMode, retr
 /// A running emulated IAA device with one work queue.
 pub struct Emulator {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    // Held for its `Drop`: stops and joins the threads when the emulator goes.
+    _running: Running,
     wq: Arc<WorkQueue>,
+}
+
+/// The emulator's threads; dropping it stops them and waits for them (an engine finishes
+/// the descriptor it is executing, so no emulated device write outlives the emulator).
+struct Running {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -278,7 +303,12 @@ impl Emulator {
             counters: EmuCounters::default(),
             max_transfer: cfg.max_transfer_size,
         });
-        let mut threads = Vec::new();
+        // Owns the threads from the first spawn on: an error below stops and joins them.
+        let mut running = Running {
+            shared: Arc::clone(&shared),
+            threads: Vec::new(),
+        };
+        let threads = &mut running.threads;
         let spawn_err = |e: std::io::Error| AccelError::Emulator(format!("spawn: {e}"));
         for i in 0..cfg.engines.max(1) {
             let s = Arc::clone(&shared);
@@ -305,7 +335,9 @@ impl Emulator {
                         .spawn(move || kernel_write_path(s, kernel, mode, retries))
                         .map_err(spawn_err)?,
                 );
-                Path::Write(Box::new(EmuWriter(Mutex::new(ours))))
+                Path::Write(Box::new(EmuWriter::new(ours).map_err(|e| {
+                    AccelError::Emulator(format!("char device socket: {e}"))
+                })?))
             }
         };
         let wq = Arc::new(WorkQueue::from_parts(
@@ -322,7 +354,7 @@ impl Emulator {
         );
         Ok(Emulator {
             shared,
-            threads,
+            _running: running,
             wq,
         })
     }
@@ -373,7 +405,7 @@ impl Emulator {
     }
 }
 
-impl Drop for Emulator {
+impl Drop for Running {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         {

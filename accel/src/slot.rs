@@ -1,0 +1,175 @@
+//! One slot of a context: the memory a descriptor names (completion record, source copy,
+//! destination), its state, and the check that keeps hand-built descriptors
+//! ([`crate::context::IaaContext::run_raw`]) inside that memory.
+//!
+//! The state machine and its rules are described in `context.rs`; this file only holds the
+//! memory and the accessors that those rules gate.
+
+use software_fallback::PAGE_SIZE;
+
+use crate::aecs::AECS_COMP_SIZE;
+use crate::completion::RecordPtr;
+use crate::context::MAX_COMPRESSED_INPUT;
+use crate::descriptor::{flags, opcode, Descriptor};
+use crate::dma::DmaBox;
+use crate::error::Op;
+use crate::AccelError;
+
+/// One slot's device memory: completion record, source copy, destination.
+#[repr(C, align(4096))]
+pub(crate) struct SlotMem {
+    record: [u8; 64],
+    _pad: [u8; 4096 - 64],
+    src: [u8; MAX_COMPRESSED_INPUT],
+    dst: [u8; PAGE_SIZE],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// No descriptor names the slot: the host may read and write it.
+    Idle,
+    /// A descriptor naming the slot was (or is about to be) handed to the device.
+    InFlight,
+    /// Its descriptor missed the deadline; the device may still write it.
+    Quarantined,
+}
+
+pub(crate) struct Slot {
+    pub(crate) mem: DmaBox<SlotMem>,
+    pub(crate) state: SlotState,
+}
+
+impl Slot {
+    /// A fresh, prefaulted, idle slot.
+    pub(crate) fn new() -> Slot {
+        let mem = DmaBox::<SlotMem>::zeroed();
+        prefault(mem.as_ptr() as *mut u8, std::mem::size_of::<SlotMem>());
+        Slot {
+            mem,
+            state: SlotState::Idle,
+        }
+    }
+    pub(crate) fn record(&self) -> RecordPtr {
+        // SAFETY: `record` is the first field of a 4096-aligned `SlotMem` (so 64-aligned),
+        // 64 bytes, owned by this slot for as long as the context lives (or leaked).
+        unsafe { RecordPtr::new(std::ptr::addr_of_mut!((*self.mem.as_ptr()).record) as *mut u8) }
+    }
+    pub(crate) fn src_addr(&self) -> u64 {
+        // SAFETY: computing a field address of the live allocation; no access.
+        unsafe { std::ptr::addr_of_mut!((*self.mem.as_ptr()).src) as usize as u64 }
+    }
+    pub(crate) fn dst_addr(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { std::ptr::addr_of_mut!((*self.mem.as_ptr()).dst) as usize as u64 }
+    }
+    pub(crate) fn base(&self) -> u64 {
+        self.mem.addr()
+    }
+    /// Copies `data` into the source buffer. Only for an `Idle` slot.
+    pub(crate) fn fill_src(&mut self, data: &[u8]) {
+        assert_eq!(self.state, SlotState::Idle);
+        assert!(data.len() <= MAX_COMPRESSED_INPUT);
+        // SAFETY: the slot is Idle (rule 2): no descriptor names its memory, so we are the only
+        // accessor; the copy stays inside `src` (length checked).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                std::ptr::addr_of_mut!((*self.mem.as_ptr()).src) as *mut u8,
+                data.len(),
+            )
+        }
+    }
+    /// Copies `out.len()` bytes out of the destination buffer. Only for an `Idle` slot.
+    pub(crate) fn read_dst(&self, out: &mut [u8]) {
+        assert_eq!(self.state, SlotState::Idle);
+        assert!(out.len() <= PAGE_SIZE);
+        // SAFETY: Idle slot (rule 2): the device finished with it and the acquire load that
+        // observed completion orders its writes before this read.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::addr_of!((*self.mem.as_ptr()).dst) as *const u8,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        }
+    }
+    pub(crate) fn contains(&self, addr: u64, len: u64) -> bool {
+        let base = self.base();
+        let size = std::mem::size_of::<SlotMem>() as u64;
+        addr >= base && addr.saturating_add(len) <= base + size
+    }
+}
+
+/// Writes every page of a fresh allocation so that it is backed by memory before the device
+/// first touches it (a zeroed allocation may still be unpopulated). With shared virtual
+/// memory the device could fault on it; a fault on the completion record itself cannot be
+/// reported in that record.
+fn prefault(p: *mut u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        // SAFETY: `p..p+len` is a live allocation just made by the caller, not yet named by
+        // any descriptor; a volatile write of zero keeps the (already zero) contents and
+        // cannot be elided by the compiler.
+        unsafe { std::ptr::write_volatile(p.add(off), 0) };
+        off += 4096;
+    }
+}
+
+/// Opcodes `run_raw` lets through, each with known memory effects: compress and
+/// decompress write at most `max_dst_size` bytes at `dst`; no-op and an opcode IAA does not
+/// define write only the completion record. Anything else (MEMMOVE writes `src1_size`
+/// bytes whatever `max_dst_size` says; filters and future opcodes have their own rules) is
+/// refused rather than reasoned about.
+const RAW_OPCODES: [u8; 4] = [
+    opcode::COMPRESS,
+    opcode::DECOMPRESS,
+    opcode::NOOP,
+    opcode::UNDEFINED,
+];
+
+/// Flags that make the device write source 2 back (stateful AECS output): refused, since
+/// source 2 may name the context's shared AECS, which the device must only read.
+const RAW_WRITEBACK_FLAGS: u32 = flags::WR_SRC2_AECS_COMP | flags::WR_SRC2_AECS_OVFL;
+
+/// Checks that a hand-built descriptor can touch no memory but `slot` (writes and reads)
+/// and the AECS at `aecs` (reads), for the whole size each field gives — a zero size counts
+/// as one byte, so a zero-sized field cannot name foreign memory either. Returns the
+/// operation, for error reports.
+pub(crate) fn check_raw(desc: &Descriptor, slot: &Slot, aecs: u64) -> Result<Op, AccelError> {
+    let refuse = |reason: String| Err(AccelError::RawDescriptorRefused { reason });
+    if !RAW_OPCODES.contains(&desc.opcode()) {
+        return refuse(format!(
+            "opcode 0x{:02x} has memory effects this check does not model",
+            desc.opcode()
+        ));
+    }
+    if desc.flags() & RAW_WRITEBACK_FLAGS != 0 {
+        return refuse("a WR_SRC2 flag would make the device write source 2".into());
+    }
+    let in_aecs = |a: u64, l: u64| a >= aecs && a.saturating_add(l) <= aecs + AECS_COMP_SIZE as u64;
+    let ok_read = |a: u64, l: u64| slot.contains(a, l.max(1)) || in_aecs(a, l.max(1));
+    let ok_write = |a: u64, l: u64| slot.contains(a, l.max(1));
+    let src2_unused = desc.src2_addr() == 0 && desc.src2_size() == 0;
+    let checks = [
+        ("completion record", ok_write(desc.completion_addr(), 64)),
+        (
+            "destination",
+            ok_write(desc.dst_addr(), u64::from(desc.max_dst_size())),
+        ),
+        (
+            "source 1",
+            ok_read(desc.src1_addr(), u64::from(desc.src1_size())),
+        ),
+        (
+            "source 2",
+            src2_unused || ok_read(desc.src2_addr(), u64::from(desc.src2_size())),
+        ),
+    ];
+    if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
+        return refuse(format!("{what} lies outside the context's memory"));
+    }
+    Ok(match desc.opcode() {
+        opcode::COMPRESS => Op::Compress,
+        _ => Op::Decompress,
+    })
+}
