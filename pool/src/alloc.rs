@@ -18,8 +18,10 @@
 //! dropped). Misuse — freeing or reading a handle that is not allocated — is detected and
 //! reported as an error, never undefined behaviour.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::Ordering;
+use std::sync::{PoisonError, TryLockError};
+
+use crate::sync::{AtomicU64, Mutex, MutexGuard};
 
 use software_fallback::PAGE_SIZE;
 
@@ -545,7 +547,8 @@ impl Allocator {
     }
 }
 
-#[cfg(test)]
+// The unit tests use the primitives directly; under `shuttle` they need a shuttle runtime.
+#[cfg(all(test, not(feature = "shuttle")))]
 mod tests {
     use super::*;
 

@@ -14,8 +14,10 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
+
+use crate::sync::{AtomicU64, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use software_fallback::PAGE_SIZE;
 

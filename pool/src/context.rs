@@ -12,8 +12,10 @@
 //! or a decoder for another format is built before locking and swapped in under the lock, and
 //! the codec it replaces is dropped after unlocking.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, PoisonError};
+
+use crate::sync::{AtomicU64, Mutex, MutexGuard, RwLock};
 
 use software_fallback::{CodecId, CodecSpec, PageCodec, MAX_BATCH, PAGE_SIZE};
 

@@ -7,7 +7,9 @@
 //! dropping the chunk lock. A chunk's array is allocated before its lock is taken and freed
 //! after it is dropped.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
+
+use crate::sync::{Mutex, MutexGuard};
 
 use software_fallback::CodecId;
 
@@ -248,7 +250,8 @@ impl Index {
     }
 }
 
-#[cfg(test)]
+// The unit tests use the primitives directly; under `shuttle` they need a shuttle runtime.
+#[cfg(all(test, not(feature = "shuttle")))]
 mod tests {
     use super::*;
     use crate::alloc::Allocator;

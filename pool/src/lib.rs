@@ -23,6 +23,7 @@ mod index;
 mod pool;
 mod reclaim;
 mod stats;
+mod sync;
 pub mod topology;
 
 pub use config::{CodecFactory, PoolConfig, SoftwareFactory};

@@ -25,8 +25,10 @@
 //! (the caller passes the file). `set_compressor` builds a codec.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use crate::sync::{AtomicBool, Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use software_fallback::corpus::{classify, PageKind};
 use software_fallback::{crc32, CodecError, CodecId, CodecSpec, MAX_BATCH, PAGE_SIZE};

@@ -2,7 +2,9 @@
 //! Counters are relaxed atomics: a snapshot is consistent per counter, not across counters.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::sync::AtomicU64;
 
 /// Every counter the pool keeps. Gauges go up and down; the rest only up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,4 +1,6 @@
 //! The API a swap daemon uses: round trips, misuse, integrity, limits, writeback, switch.
+// Under the `shuttle` feature the pool runs on shuttle primitives: only tests/shuttle.rs runs.
+#![cfg(not(feature = "shuttle"))]
 
 mod common;
 

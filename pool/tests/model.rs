@@ -1,6 +1,8 @@
 //! Model-based property test: random sequences of swapon, store, load (both modes and runs),
 //! invalidate (plain and conditional), reclaim, compaction, compressor switch and swapoff,
 //! checked against a plain map of what each slot should hold.
+// Under the `shuttle` feature the pool runs on shuttle primitives: only tests/shuttle.rs runs.
+#![cfg(not(feature = "shuttle"))]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! `POOL_STRESS_SECS` for a soak. Each has a test-only cargo feature that removes the
 //! protection it checks (`unprotected-hotplug`, `unprotected-writeback`,
 //! `unprotected-compaction`); with it, the matching test fails.
+// Under the `shuttle` feature the pool runs on shuttle primitives: only tests/shuttle.rs runs.
+#![cfg(not(feature = "shuttle"))]
 
 mod common;
 
