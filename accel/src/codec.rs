@@ -74,18 +74,7 @@ impl IaaCodec {
             }
         }
         let sel_pages: Vec<&[u8]> = idx.iter().map(|&i| pages[i]).collect();
-        let mut sel_dsts: Vec<&mut [u8]> = Vec::with_capacity(idx.len());
-        {
-            let mut it = dsts.iter_mut().enumerate();
-            for &want in &idx {
-                for (j, d) in it.by_ref() {
-                    if j == want {
-                        sel_dsts.push(&mut **d);
-                        break;
-                    }
-                }
-            }
-        }
+        let mut sel_dsts = select_mut(dsts, &idx);
         let res = self
             .ctx
             .compress_batch(&sel_pages, &mut sel_dsts)
@@ -126,18 +115,7 @@ impl IaaCodec {
             }
         }
         let sel_srcs: Vec<&[u8]> = idx.iter().map(|&i| srcs[i]).collect();
-        let mut sel_pages: Vec<&mut [u8]> = Vec::with_capacity(idx.len());
-        {
-            let mut it = pages.iter_mut().enumerate();
-            for &want in &idx {
-                for (j, p) in it.by_ref() {
-                    if j == want {
-                        sel_pages.push(&mut **p);
-                        break;
-                    }
-                }
-            }
-        }
+        let mut sel_pages = select_mut(pages, &idx);
         let res = self
             .ctx
             .decompress_batch(&sel_srcs, &mut sel_pages)
@@ -150,6 +128,15 @@ impl IaaCodec {
         }
         Ok(out.into_iter().flatten().collect())
     }
+}
+
+/// Reborrows the buffers at the ascending indices `idx`.
+fn select_mut<'a>(bufs: &'a mut [&mut [u8]], idx: &[usize]) -> Vec<&'a mut [u8]> {
+    bufs.iter_mut()
+        .enumerate()
+        .filter(|(j, _)| idx.binary_search(j).is_ok())
+        .map(|(_, b)| &mut **b)
+        .collect()
 }
 
 /// One page's failure: a caller error (wrong page size, empty input) or a device error.

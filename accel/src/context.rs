@@ -196,8 +196,9 @@ impl IaaContext {
             .collect()
     }
 
-    /// Compresses up to eight pages; `limits[i]` is page i's output limit. Results keep
-    /// the compressed bytes in the slot: `out[i]` receives them.
+    /// Compresses up to eight pages; page i's output limit is `out[i].len()` (at most a
+    /// page), and `out[i]` receives its compressed bytes. A page that does not fit is
+    /// `len: None` (incompressible), not an error.
     pub fn compress_batch(
         &mut self,
         pages: &[&[u8]],
@@ -326,7 +327,7 @@ impl IaaContext {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(self.no_slot())))
+            .map(|r| r.unwrap_or_else(|| Err(internal("a page was given no result"))))
             .collect())
     }
 
@@ -387,7 +388,7 @@ impl IaaContext {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(self.no_slot())))
+            .map(|r| r.unwrap_or_else(|| Err(internal("a page was given no result"))))
             .collect())
     }
 

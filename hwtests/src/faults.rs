@@ -289,21 +289,7 @@ fn lost_descriptor() -> CaseResult {
         );
         ensure!(c.context().quarantined() == 1, "lost slot not quarantined");
         // Seven slots remain: a batch of eight gets seven results and one busy page.
-        let corpus = Corpus::builtin().sample(8);
-        let pages: Vec<&[u8]> = corpus.pages().collect();
-        let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
-        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-        let r = c
-            .try_compress_batch(&pages, &mut dsts)
-            .map_err(|e| e.to_string())?;
-        ensure!(r.iter().filter(|x| x.is_ok()).count() == 7, "{r:?}");
-        ensure!(
-            r.iter()
-                .filter(|x| matches!(x, Err(e) if e.is_busy()))
-                .count()
-                == 1,
-            "{r:?}"
-        );
+        batch_of_eight_splits(&mut c, 7, 1)?;
         ensure!(
             c.context().quarantined() == 1,
             "lost slot released without completion"
@@ -312,6 +298,28 @@ fn lost_descriptor() -> CaseResult {
     ensure!(
         wq.reserved() == 1,
         "the lost descriptor's queue entry must stay counted"
+    );
+    Ok(())
+}
+
+/// Compresses eight corpus pages in one batch and checks that `ok` succeed and `busy` are
+/// refused as busy.
+fn batch_of_eight_splits(c: &mut IaaCodec, ok: usize, busy: usize) -> CaseResult {
+    let corpus = Corpus::builtin().sample(8);
+    let pages: Vec<&[u8]> = corpus.pages().collect();
+    let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
+    let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let r = c
+        .try_compress_batch(&pages, &mut dsts)
+        .map_err(|e| e.to_string())?;
+    let n_ok = r.iter().filter(|x| x.is_ok()).count();
+    let n_busy = r
+        .iter()
+        .filter(|x| matches!(x, Err(e) if e.is_busy()))
+        .count();
+    ensure!(
+        n_ok == ok && n_busy == busy,
+        "{n_ok} ok and {n_busy} busy, want {ok} and {busy}: {r:?}"
     );
     Ok(())
 }
@@ -359,21 +367,7 @@ fn write_path_eagain() -> CaseResult {
 fn dedicated_budget() -> CaseResult {
     let e = emu(WqMode::Dedicated, PathKind::Portal, 4)?;
     let mut c = codec(&e, Duration::from_secs(2));
-    let corpus = Corpus::builtin().sample(8);
-    let pages: Vec<&[u8]> = corpus.pages().collect();
-    let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
-    let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-    let r = c
-        .try_compress_batch(&pages, &mut dsts)
-        .map_err(|e| e.to_string())?;
-    ensure!(r.iter().filter(|x| x.is_ok()).count() == 4, "{r:?}");
-    ensure!(
-        r.iter()
-            .filter(|x| matches!(x, Err(e) if e.is_busy()))
-            .count()
-            == 4,
-        "{r:?}"
-    );
+    batch_of_eight_splits(&mut c, 4, 4)?;
     let dropped = e
         .counters()
         .dropped_full
