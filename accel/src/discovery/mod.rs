@@ -156,6 +156,10 @@ pub enum Unusable {
     },
     /// A shared queue on a device without PASID (needs the IOMMU in scalable mode).
     SharedWithoutPasid,
+    /// A shared queue, but the CPU lacks ENQCMD (CPUID.7.0:ECX\[29\], which also covers
+    /// ENQCMDS): the portal needs ENQCMD, and the kernel's `write(2)` path submits to a
+    /// shared queue with ENQCMDS, so neither path can reach it.
+    SharedWithoutEnqcmd,
     /// No char device node.
     NoCharDevice {
         /// Expected path.
@@ -193,6 +197,10 @@ impl fmt::Display for Unusable {
             }
             Unusable::SharedWithoutPasid => f.write_str(
                 "shared queue but the device has PASID disabled (IOMMU not in scalable mode)",
+            ),
+            Unusable::SharedWithoutEnqcmd => f.write_str(
+                "shared queue but the CPU lacks ENQCMD/ENQCMDS (CPUID.7.0:ECX[29]): \
+                 neither the portal nor the kernel's write(2) path can submit to it",
             ),
             Unusable::NoCharDevice { path } => {
                 write!(f, "no char device {}", path.display())
@@ -471,10 +479,15 @@ fn read_wq(cfg: &DiscoveryConfig, dev: &DeviceInfo, name: &str, dir: &Path) -> W
     }
     match mode {
         None => why.push(Unusable::UnknownMode { mode: mode_text }),
-        Some(WqMode::Shared) if dev.pasid_enabled == Some(false) => {
-            why.push(Unusable::SharedWithoutPasid)
+        Some(WqMode::Shared) => {
+            if dev.pasid_enabled == Some(false) {
+                why.push(Unusable::SharedWithoutPasid);
+            }
+            if cfg!(target_arch = "x86_64") && !cfg.cpu.enqcmd {
+                why.push(Unusable::SharedWithoutEnqcmd);
+            }
         }
-        _ => {}
+        Some(WqMode::Dedicated) => {}
     }
     if !wq.cdev.exists() {
         why.push(Unusable::NoCharDevice {
