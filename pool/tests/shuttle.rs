@@ -8,7 +8,7 @@
 //!
 //! Add one of `unprotected-hotplug`, `unprotected-writeback`, `unprotected-compaction` to see
 //! the matching check fail. Shuttle's PCT scheduler (depth 3) explores the schedules;
-//! `SHUTTLE_ITERATIONS` sets the iterations per check (default 300).
+//! `SHUTTLE_ITERATIONS` sets the iterations per check (default 2000).
 #![cfg(feature = "shuttle")]
 
 mod common;
@@ -24,7 +24,7 @@ fn iterations() -> usize {
     std::env::var("SHUTTLE_ITERATIONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300)
+        .unwrap_or(2000)
 }
 
 fn new_pool(cpus: &[usize]) -> (Arc<Pool>, Arc<TestTopology>) {
