@@ -40,6 +40,10 @@ pub fn all() -> Vec<(&'static str, FaultCase)> {
             slow_completion,
         ),
         ("lost_descriptor_stays_quarantined", lost_descriptor),
+        (
+            "late_write_lands_in_quarantine_not_in_a_reused_slot",
+            late_write_quarantined,
+        ),
         ("shared_queue_enqcmd_retry_then_busy", enqcmd_retry),
         ("shared_queue_write_path_eagain_is_busy", write_path_eagain),
         ("dedicated_queue_in_flight_budget", dedicated_budget),
@@ -272,6 +276,58 @@ fn slow_completion() -> CaseResult {
     ensure!(
         c.context().stats().quarantine_released == 1,
         "release not counted"
+    );
+    Ok(())
+}
+
+/// Deterministic form of the quarantine protection. Page A's compress reads its input at
+/// once but writes its result 560 ms later, past the 400 ms deadline; page B is then
+/// submitted and takes 300 ms, so A's late write lands while B is in flight. With
+/// quarantine, A's slot is out of use and B gets its own result; a slot handed back at the
+/// deadline would carry A's record and A's output as B's (fails under the
+/// `unsafe-no-quarantine` feature).
+fn late_write_quarantined() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut c = codec(&e, Duration::from_millis(400));
+    let (a, b) = (test_page(53), test_page(59));
+    e.faults().inject(
+        Target::Compress,
+        Fault::SlowCompletion(Duration::from_millis(560)),
+        1,
+    );
+    let err = device_err(compress_one(&mut c, &a)?)?;
+    ensure!(
+        err.is_device_gone(),
+        "page A: expected a missed deadline, got {err}"
+    );
+    e.faults().inject(
+        Target::Compress,
+        Fault::SlowCompletion(Duration::from_millis(300)),
+        1,
+    );
+    let got = compress_pages(&mut c, &[&b], DEFAULT_COMPRESS_LIMIT)?;
+    ensure!(
+        got[0].1 == software_fallback::crc32(&b),
+        "page B came back with CRC 0x{:08x}, not its own (page A's is 0x{:08x})",
+        got[0].1,
+        software_fallback::crc32(&a)
+    );
+    let bytes = got[0].0.clone().ok_or("page B incompressible")?;
+    let mut out = vec![0u8; PAGE_SIZE];
+    let n = libdeflater::Decompressor::new()
+        .deflate_decompress(&bytes, &mut out)
+        .map_err(|e| format!("page B's stream: {e:?}"))?;
+    ensure!(
+        n == PAGE_SIZE && out == b,
+        "page B's stream decodes to other data"
+    );
+    // A's late completion arrived meanwhile and releases its slot.
+    c.context_mut().reclaim();
+    ensure!(
+        c.context().quarantined() == 0 && c.context().stats().quarantine_released == 1,
+        "page A's slot: {} quarantined, {} released",
+        c.context().quarantined(),
+        c.context().stats().quarantine_released
     );
     Ok(())
 }
@@ -541,58 +597,74 @@ fn misaligned_record_portal() -> CaseResult {
     Ok(())
 }
 
-/// Four contexts on one shared queue, 5 ms deadlines, one descriptor in three held back
-/// 8 ms by the emulator: slots time out constantly while the device still owes them a late
-/// completion. Every result that comes back must be this page's own — its CRC the page's,
-/// its stream decoding to the page — so a timed-out slot handed back to the next batch
-/// before the late write lands (no quarantine) shows up as another page's data or CRC.
-/// Without quarantine this case fails: `cargo test -p hwtests --features
-/// unsafe-no-quarantine --test conformance -- stress`.
+/// What one stress thread saw.
+struct StressTally {
+    rounds: u64,
+    pages_ok: u64,
+    timeouts: u64,
+    released_while_running: u64,
+}
+
+/// Four contexts on one shared queue, 40 ms deadlines, one descriptor in three held back
+/// 45 to 104 ms by the emulator (its input read at once, its output and record written
+/// late): slots time out while the device still owes them a write, and are reclaimed and
+/// reused while other descriptors run. Every result that comes back must be this page's
+/// own — the pages are pairwise distinct, its CRC must be the page's and its stream must
+/// decode to the page — so a timed-out slot handed back before the late write lands shows
+/// up as another page's data or CRC. The case also checks that it really did that work
+/// (pages round-tripped, slots released mid-run), so it cannot pass by doing nothing.
+/// Without quarantine it fails: `cargo test -p hwtests --features unsafe-no-quarantine
+/// --test conformance -- stress`.
 fn stress_quarantine() -> CaseResult {
-    let e = Arc::new(emu(WqMode::Shared, PathKind::Portal, 64)?);
-    let corpus = Arc::new(Corpus::builtin().sample(64));
-    let stop = std::time::Instant::now() + Duration::from_millis(800);
+    // Eight engines, as one IAA device has: a held-back descriptor occupies its engine.
+    let e = Arc::new(
+        Emulator::start(EmulatorConfig {
+            mode: WqMode::Shared,
+            path: PathKind::Portal,
+            size: 64,
+            engines: 8,
+            ..EmulatorConfig::default()
+        })
+        .map_err(|e| e.to_string())?,
+    );
+    let corpus: Arc<Vec<Vec<u8>>> = Arc::new(
+        Corpus::builtin()
+            .sample(64)
+            .pages()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut p = p.to_vec();
+                p[..4].copy_from_slice(&(i as u32 | 0xa5a5_0000).to_le_bytes());
+                p
+            })
+            .collect(),
+    );
+    let stop = std::time::Instant::now() + Duration::from_millis(1000);
     let mut threads = Vec::new();
     for t in 0..4u64 {
         let e = Arc::clone(&e);
         let corpus = Arc::clone(&corpus);
-        threads.push(std::thread::spawn(move || -> Result<(u64, u64), String> {
-            let mut c = codec(&e, Duration::from_millis(5));
-            let mut round = 0u64;
-            while std::time::Instant::now() < stop {
-                round += 1;
-                if (round + t) % 3 == 0 {
-                    e.faults().inject(
-                        Target::Any,
-                        Fault::SlowCompletion(Duration::from_millis(8)),
-                        1,
-                    );
-                }
-                let start = ((round * 8 + t * 16) % 56) as usize;
-                let pages: Vec<&[u8]> = (start..start + 8).map(|i| corpus.page(i)).collect();
-                stress_round(&mut c, &pages)
-                    .map_err(|m| format!("thread {t} round {round}: {m}"))?;
-            }
-            // Every late completion eventually arrives and releases its slot.
-            let until = std::time::Instant::now() + Duration::from_secs(5);
-            while c.context().quarantined() > 0 && std::time::Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(10));
-                c.context_mut().reclaim();
-            }
-            ensure!(
-                c.context().quarantined() == 0,
-                "thread {t}: slots left quarantined"
-            );
-            ensure!(round > 3, "thread {t}: only {round} rounds");
-            let s = c.context().stats();
-            Ok((s.timeouts, s.quarantine_released))
-        }));
+        threads.push(std::thread::spawn(
+            move || -> Result<StressTally, String> { stress_thread(&e, &corpus, t, stop) },
+        ));
     }
-    let (mut timeouts, mut released) = (0, 0);
-    for t in threads {
-        let (to, rel) = t.join().map_err(|_| "stress thread panicked")??;
-        timeouts += to;
-        released += rel;
+    let mut total = StressTally {
+        rounds: 0,
+        pages_ok: 0,
+        timeouts: 0,
+        released_while_running: 0,
+    };
+    for (t, h) in threads.into_iter().enumerate() {
+        let s = h.join().map_err(|_| "stress thread panicked")??;
+        ensure!(
+            s.rounds > 3 && s.pages_ok >= 40,
+            "thread {t} did too little to prove anything: {} rounds, {} pages",
+            s.rounds,
+            s.pages_ok
+        );
+        total.pages_ok += s.pages_ok;
+        total.timeouts += s.timeouts;
+        total.released_while_running += s.released_while_running;
     }
     e.faults().clear();
     ensure!(
@@ -600,17 +672,69 @@ fn stress_quarantine() -> CaseResult {
         "queue entries leaked: {}",
         e.work_queue().reserved()
     );
-    // Otherwise the case proved nothing about quarantine.
     ensure!(
-        timeouts > 0 && released > 0,
-        "stress never exercised quarantine: {timeouts} timeouts, {released} late releases"
+        total.timeouts > 0 && total.released_while_running > 0,
+        "stress never exercised quarantine: {} timeouts, {} slots released mid-run",
+        total.timeouts,
+        total.released_while_running
     );
     Ok(())
 }
 
+fn stress_thread(
+    e: &Emulator,
+    corpus: &[Vec<u8>],
+    t: u64,
+    stop: std::time::Instant,
+) -> Result<StressTally, String> {
+    let mut c = codec(e, Duration::from_millis(40));
+    let (mut round, mut pages_ok) = (0u64, 0u64);
+    while std::time::Instant::now() < stop {
+        round += 1;
+        if (round + t) % 3 == 0 {
+            let late = 45 + (round * 7 + t * 5) % 60;
+            e.faults().inject(
+                Target::Any,
+                Fault::SlowCompletion(Duration::from_millis(late)),
+                1,
+            );
+        }
+        let start = ((round * 8 + t * 16) % 56) as usize;
+        let pages: Vec<&[u8]> = corpus[start..start + 8]
+            .iter()
+            .map(|p| p.as_slice())
+            .collect();
+        let ok =
+            stress_round(&mut c, &pages).map_err(|m| format!("thread {t} round {round}: {m}"))?;
+        pages_ok += ok;
+        if ok == 0 {
+            // Every slot quarantined or the queue full: let the device catch up rather
+            // than spin (a spinning test starves the emulator's engines).
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let released_while_running = c.context().stats().quarantine_released;
+    // Every late completion eventually arrives and releases its slot.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while c.context().quarantined() > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+        c.context_mut().reclaim();
+    }
+    ensure!(
+        c.context().quarantined() == 0,
+        "thread {t}: slots left quarantined"
+    );
+    Ok(StressTally {
+        rounds: round,
+        pages_ok,
+        timeouts: c.context().stats().timeouts,
+        released_while_running,
+    })
+}
+
 /// One compress + decompress round of the stress case; every successful result is checked
-/// against the page it claims to be.
-fn stress_round(c: &mut IaaCodec, pages: &[&[u8]]) -> CaseResult {
+/// against the page it claims to be. Returns how many pages compressed successfully.
+fn stress_round(c: &mut IaaCodec, pages: &[&[u8]]) -> Result<u64, String> {
     let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; pages.len()];
     let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
     let r = c
@@ -618,9 +742,11 @@ fn stress_round(c: &mut IaaCodec, pages: &[&[u8]]) -> CaseResult {
         .map_err(|e| e.to_string())?;
     let mut srcs = Vec::new();
     let mut idx = Vec::new();
+    let mut ok = 0;
     for (k, x) in r.iter().enumerate() {
         match x {
             Ok(cmp) => {
+                ok += 1;
                 ensure!(
                     cmp.crc32 == software_fallback::crc32(pages[k]),
                     "page {k}: compress CRC 0x{:08x} is not this page's",
@@ -653,5 +779,5 @@ fn stress_round(c: &mut IaaCodec, pages: &[&[u8]]) -> CaseResult {
             Err(e) => return Err(format!("page {k}: unexpected error {e}")),
         }
     }
-    Ok(())
+    Ok(ok)
 }

@@ -57,12 +57,13 @@ fn execute(shared: &Shared, d: &Descriptor) {
         _ => Target::Decompress,
     };
     let mut corrupt = false;
+    let mut late = None;
     if let Some(f) = shared.faults.take(kind) {
         tracing::debug!(?f, "emulator: injecting fault");
         let rec = match f {
             Fault::Lose => return,
             Fault::SlowCompletion(t) => {
-                std::thread::sleep(t);
+                late = Some(t);
                 None
             }
             Fault::CorruptOutput => {
@@ -93,12 +94,22 @@ fn execute(shared: &Shared, d: &Descriptor) {
             return;
         }
     }
-    let rec = match d.opcode() {
+    // Sources are read now; the destination and the record are written after any delay,
+    // as a device that read its input long ago may still be writing its output.
+    let (rec, out) = match d.opcode() {
         opcode::COMPRESS => compress(shared, d, corrupt),
         opcode::DECOMPRESS => decompress(shared, d),
-        opcode::NOOP => status(Status::Success),
-        _ => status(Status::BadOpcode),
+        opcode::NOOP => (status(Status::Success), None),
+        _ => (status(Status::BadOpcode), None),
     };
+    if let Some(t) = late {
+        std::thread::sleep(t);
+    }
+    if let Some(bytes) = out {
+        // SAFETY: submission contract: dst is writable for max_dst_size bytes until the
+        // record's status is set, and `compress`/`decompress` return at most that many.
+        unsafe { mem::write(d.dst_addr(), &bytes) };
+    }
     finish(shared, cr, &rec);
 }
 
@@ -117,22 +128,24 @@ fn check_sizes(shared: &Shared, d: &Descriptor) -> Option<Completion> {
     None
 }
 
-fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> Completion {
+/// A compress descriptor's record and the bytes to write at its destination.
+fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> (Completion, Option<Vec<u8>>) {
     let known = compr_flags::FLUSH_OUTPUT | compr_flags::APPEND_EOB;
     if d.op_flags() & !known != 0 {
-        return status(Status::InvalidCompFlag);
+        return (status(Status::InvalidCompFlag), None);
     }
     if d.flags() & flags::RD_SRC2_AECS == 0 {
-        return Completion {
+        let rec = Completion {
             invalid_flags: flags::RD_SRC2_AECS,
             ..status(Status::InvalidFlags)
         };
+        return (rec, None);
     }
     if d.src2_addr() % AECS_ALIGN as u64 != 0 || d.src2_size() as usize != AECS_COMP_SIZE {
-        return status(Status::AddrAlign);
+        return (status(Status::AddrAlign), None);
     }
     if let Some(bad) = check_sizes(shared, d) {
-        return bad;
+        return (bad, None);
     }
     // SAFETY: submission contract: src1 (src1_size bytes) and src2 (the AECS, whose size
     // was checked to be 1568) are readable until completion.
@@ -153,24 +166,24 @@ fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> Completion {
                 let mid = enc.bytes.len() / 2;
                 enc.bytes[mid] ^= 0x10;
             }
-            // SAFETY: submission contract: dst is writable for max_dst_size bytes, and the
-            // encoder never produces more than that.
-            unsafe { mem::write(d.dst_addr(), &enc.bytes) };
-            Completion {
+            let rec = Completion {
                 status_byte: Status::Success.code(),
                 output_size: enc.bytes.len() as u32,
                 output_bits: enc.last_bits,
                 crc: crc::crc32(&src),
                 ..Default::default()
-            }
+            };
+            // The encoder never produces more than max_dst_size bytes.
+            (rec, Some(enc.bytes))
         }
-        Err(deflate::EncodeError::Overflow) => analytics(ec::COMP_BUF_OVERFLOW),
-        Err(deflate::EncodeError::MissingCode) => analytics(ec::INVALID_HUFFCODE),
-        Err(deflate::EncodeError::BadAccumulator) => analytics(ec::AECS_ERROR),
+        Err(deflate::EncodeError::Overflow) => (analytics(ec::COMP_BUF_OVERFLOW), None),
+        Err(deflate::EncodeError::MissingCode) => (analytics(ec::INVALID_HUFFCODE), None),
+        Err(deflate::EncodeError::BadAccumulator) => (analytics(ec::AECS_ERROR), None),
     }
 }
 
-fn decompress(shared: &Shared, d: &Descriptor) -> Completion {
+/// A decompress descriptor's record and the bytes to write at its destination.
+fn decompress(shared: &Shared, d: &Descriptor) -> (Completion, Option<Vec<u8>>) {
     let f = d.op_flags();
     let known = decompr_flags::ENABLE
         | decompr_flags::FLUSH_OUTPUT
@@ -178,10 +191,10 @@ fn decompress(shared: &Shared, d: &Descriptor) -> Completion {
         | decompr_flags::STOP_ON_EOB
         | decompr_flags::SUPPRESS_OUTPUT;
     if f & !known != 0 || f & decompr_flags::ENABLE == 0 {
-        return status(Status::InvalidCompFlag);
+        return (status(Status::InvalidCompFlag), None);
     }
     if let Some(bad) = check_sizes(shared, d) {
-        return bad;
+        return (bad, None);
     }
     // SAFETY: submission contract: src1 is readable for src1_size bytes until completion.
     let src = unsafe { mem::read(d.src1_addr(), d.src1_size() as usize) };
@@ -192,20 +205,17 @@ fn decompress(shared: &Shared, d: &Descriptor) -> Completion {
     match inflate::inflate(&src, d.max_dst_size() as usize, mode) {
         Ok(out) => {
             let suppress = f & decompr_flags::SUPPRESS_OUTPUT != 0;
-            if !suppress {
-                // SAFETY: submission contract: dst is writable for max_dst_size bytes and
-                // `inflate` never returns more than that.
-                unsafe { mem::write(d.dst_addr(), &out) };
-            }
-            Completion {
+            let rec = Completion {
                 status_byte: Status::Success.code(),
                 output_size: if suppress { 0 } else { out.len() as u32 },
                 bytes_completed: d.src1_size(),
                 crc: crc::crc32(&out),
                 ..Default::default()
-            }
+            };
+            // `inflate` never returns more than max_dst_size bytes.
+            (rec, (!suppress).then_some(out))
         }
-        Err(inflate::InflateError::Overflow) => status(Status::OutputOverflow),
-        Err(inflate::InflateError::Analytics(code)) => analytics(code),
+        Err(inflate::InflateError::Overflow) => (status(Status::OutputOverflow), None),
+        Err(inflate::InflateError::Analytics(code)) => (analytics(code), None),
     }
 }

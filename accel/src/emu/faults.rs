@@ -19,7 +19,9 @@ pub enum Fault {
     HardwareError,
     /// Status 0x24 (the device watchdog).
     Watchdog,
-    /// The completion arrives only after this delay (the descriptor still executes).
+    /// The descriptor executes at once — its sources are read now — but its destination
+    /// and completion record are written only after this delay: a device still writing
+    /// long after it read its input.
     SlowCompletion(Duration),
     /// Compress succeeds but one output bit is flipped: the verify pass must catch it.
     CorruptOutput,
