@@ -8,6 +8,9 @@
 //! the entry it replaces. Two-thread runs split the pages between two threads; the pool's use
 //! two contexts (CPU hints 0 and 1), as a batching layer's workers would.
 //!
+//! A null codec run through the pool measures the pool's own work per page on its own (a
+//! figure that, unlike the side-by-side ratios, survives a noisy machine).
+//!
 //! After criterion runs, prints per codec:
 //!   store/load overhead = pool / bare - 1            (goal: ≤ 10 %)
 //!   2-thread scaling    = 1-thread time / 2-thread time, pool against bare
@@ -20,9 +23,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use pool::{LoadMode, Pool, PoolConfig, ENTRY_BYTES};
+use pool::{CodecFactory, LoadMode, Pool, PoolConfig, ENTRY_BYTES};
 use software_fallback::corpus::{classify, Corpus, PageKind};
-use software_fallback::{CodecSpec, PageCodec, SoftwareCodec, PAGE_SIZE};
+use software_fallback::{
+    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
+};
 
 const PAGES: usize = 256;
 const SPECS: [&str; 3] = ["deflate:1", "zstd:1", "lz4"];
@@ -49,8 +54,14 @@ fn new_pool(spec: CodecSpec) -> Arc<Pool> {
         ..PoolConfig::default()
     })
     .expect("pool");
-    pool.swapon(0, (PAGES * 2) as u64, None).expect("swapon");
+    pool.swapon(0, 4096, None).expect("swapon");
     Arc::new(pool)
+}
+
+/// The slot page `i` of `n` is stored at: each half in its own part of the area (its own
+/// index chunks), as two daemons' threads working on different swap clusters would be.
+fn slot(i: usize, n: usize) -> u64 {
+    (i + if i >= n / 2 { 1024 } else { 0 }) as u64
 }
 
 /// Runs `per_thread(t, iters)` on `threads` threads at once and returns the wall time.
@@ -65,6 +76,64 @@ fn parallel<F: Fn(usize, u64) + Sync>(threads: usize, iters: u64, f: F) -> Durat
     start.elapsed()
 }
 
+/// A codec that does (almost) nothing: "compresses" a page to its first 1 KiB and reports a
+/// CRC of 0. Run through the pool, what remains is the pool's own work per page (classify,
+/// locks, allocation, copies, index, free of the replaced entry, checksum compare).
+struct NullCodec;
+
+const NULL_LEN: usize = 1024;
+
+impl PageCodec for NullCodec {
+    fn id(&self) -> CodecId {
+        CodecId::Lz4
+    }
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        dst[..NULL_LEN].copy_from_slice(&page[..NULL_LEN]);
+        Ok(Compressed {
+            len: Some(NULL_LEN),
+            crc32: 0,
+        })
+    }
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        page[..src.len()].copy_from_slice(src);
+        Ok(Decompressed { crc32: 0 })
+    }
+}
+
+fn bench_pool_own(c: &mut Criterion) {
+    let pages = pages();
+    let n = pages.len();
+    let factory = |_: CodecSpec| -> pool::Result<Box<dyn PageCodec>> { Ok(Box::new(NullCodec)) };
+    let pool = Pool::new(PoolConfig {
+        codec: CodecSpec::LZ4,
+        factory: Arc::new(factory) as Arc<dyn CodecFactory>,
+        ..PoolConfig::default()
+    })
+    .expect("pool");
+    pool.swapon(0, 4096, None).expect("swapon");
+    let mut g = c.benchmark_group("pool-own");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("store", |b| {
+        b.iter(|| {
+            for (i, p) in pages.iter().enumerate() {
+                pool.store_batch_on(0, 0, slot(i, n), black_box(p))
+                    .expect("store");
+            }
+        })
+    });
+    let mut page = vec![0u8; PAGE_SIZE];
+    g.bench_function("load", |b| {
+        b.iter(|| {
+            for i in 0..n {
+                pool.load_on(0, 0, slot(i, n), &mut page, LoadMode::KeepCopy)
+                    .expect("load");
+                black_box(&page);
+            }
+        })
+    });
+    g.finish();
+}
+
 fn bench_pool(c: &mut Criterion) {
     let pages = pages();
     let n = pages.len();
@@ -74,21 +143,22 @@ fn bench_pool(c: &mut Criterion) {
             .map(|_| Mutex::new(spec.build().expect("codec")))
             .collect();
         let cutoff = PoolConfig::default().incompressible_cutoff;
-        // Compressed forms for the bare decompression runs.
-        let compressed: Vec<Vec<u8>> = {
+        // Each page's compressed form for the bare decompression runs (`None`: incompressible,
+        // which the pool stores raw and loads with a copy + CRC; bare does the same).
+        let forms: Vec<Option<Vec<u8>>> = {
             let mut codec = spec.build().expect("codec");
             let mut dst = vec![0u8; cutoff];
             pages
                 .iter()
-                .filter_map(|p| {
-                    let c = codec.compress(p, &mut dst).ok()?;
+                .map(|p| {
+                    let c = codec.compress(p, &mut dst).expect("compress");
                     c.len.map(|l| dst[..l].to_vec())
                 })
                 .collect()
         };
         let pool = new_pool(spec);
         for (i, p) in pages.iter().enumerate() {
-            pool.store(0, i as u64, p).expect("store");
+            pool.store(0, slot(i, n), p).expect("store");
         }
 
         for threads in [1usize, 2] {
@@ -113,7 +183,7 @@ fn bench_pool(c: &mut Criterion) {
                     parallel(threads, iters, |t, iters| {
                         for _ in 0..iters {
                             for (i, p) in pages.iter().enumerate().skip(t * share).take(share) {
-                                pool.store_batch_on(t, 0, i as u64, black_box(p))
+                                pool.store_batch_on(t, 0, slot(i, n), black_box(p))
                                     .expect("store");
                             }
                         }
@@ -122,7 +192,6 @@ fn bench_pool(c: &mut Criterion) {
             });
             g.finish();
 
-            let cshare = compressed.len() / threads;
             let mut g = c.benchmark_group(format!("pool-load/{name}/{threads}t"));
             g.throughput(Throughput::Bytes((share * threads * PAGE_SIZE) as u64));
             g.bench_function("bare", |b| {
@@ -131,15 +200,13 @@ fn bench_pool(c: &mut Criterion) {
                         let mut codec = codecs[t].lock().expect("codec");
                         let mut page = vec![0u8; PAGE_SIZE];
                         for _ in 0..iters {
-                            // Incompressible pages: the pool copies them; so does bare.
-                            for k in 0..share {
-                                let i = t * share + k;
-                                match compressed.get(t * cshare + k) {
-                                    Some(s) if k < cshare => {
+                            for i in t * share..(t + 1) * share {
+                                match &forms[i] {
+                                    Some(src) => {
                                         let _ =
-                                            black_box(codec.decompress(black_box(s), &mut page));
+                                            black_box(codec.decompress(black_box(src), &mut page));
                                     }
-                                    _ => {
+                                    None => {
                                         page.copy_from_slice(&pages[i]);
                                         black_box(software_fallback::crc32(&page));
                                     }
@@ -155,7 +222,7 @@ fn bench_pool(c: &mut Criterion) {
                         let mut page = vec![0u8; PAGE_SIZE];
                         for _ in 0..iters {
                             for i in t * share..(t + 1) * share {
-                                pool.load(0, i as u64, &mut page, LoadMode::KeepCopy)
+                                pool.load_on(t, 0, slot(i, n), &mut page, LoadMode::KeepCopy)
                                     .expect("load");
                                 black_box(&page);
                             }
@@ -210,6 +277,19 @@ fn store_corpus(pool: &Pool, corpus: &Corpus, copies: usize) {
 }
 
 fn print_ratios() {
+    let n = pages().len() as f64;
+    for (f, dir) in [("store", "pool-store"), ("load", "pool-load")] {
+        if let Some(own) = benches::criterion_mean_ns("pool-own", f) {
+            let own = own / n;
+            print!("\npool's own work per page ({f}, null codec, 1 KiB objects): {own:.0} ns =");
+            for name in SPECS {
+                if let Some(b) = benches::criterion_mean_ns(&format!("{dir}/{name}/1t"), "bare") {
+                    print!("  {:.1} % of bare {name}", own / (b / n) * 100.0);
+                }
+            }
+            println!();
+        }
+    }
     println!("\npool against bare codec (+CRC), per page; overhead goal ≤ 10 %:");
     println!(
         "{:<24} {:>9} {:>9} {:>9}   {:>14} {:>14}",
@@ -246,7 +326,7 @@ fn print_ratios() {
 criterion_group! {
     name = pool_benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
-    targets = bench_pool
+    targets = bench_pool_own, bench_pool
 }
 
 fn main() {

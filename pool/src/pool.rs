@@ -10,10 +10,12 @@
 //!   into the index (publish in order); entries it replaces are freed after. If any page of a
 //!   folio fails, every slot of the folio is emptied (older copies included) before the error
 //!   returns.
-//! * A load copies the object out under the chunk lock and decodes it outside; an exclusive
-//!   load then removes the entry only if it is still the generation it decoded.
+//! * A load copies the object into its context's buffer under the chunk lock and decodes it
+//!   after dropping the chunk lock (still on its context); an exclusive load then removes the
+//!   entry only if it is still the generation it decoded. A page is returned only after its
+//!   CRC-32 matched the entry's.
 //! * Writeback (see `reclaim.rs`) finds candidates by sweeping the index (a clock with a
-//!   second-chance bit), then pins the slot (area gate + file lock) and re-validates the entry's
+//!   second-chance bit), then pins the slot (type gate + file lock) and re-validates the entry's
 //!   generation before reading it and again before replacing it with the written-back state.
 //! * Swapoff takes the type's gate for writing — which waits for every operation inside and
 //!   keeps new ones out — unpublishes the area, and frees what it held after the gate is
@@ -21,8 +23,9 @@
 //!
 //! Which calls block: every call may block briefly on the locks above. `store` may block in
 //! the codec (a device). `load` of a written-back page blocks on file I/O. `reclaim` blocks on
-//! file I/O. `swapoff` blocks until operations on the area finish. `swapon` opens nothing
-//! (the caller passes the file). `set_compressor` builds a codec.
+//! file I/O. `swapoff` blocks until operations on the area finish. `swapon` may extend the
+//! caller's file (one `set_len`) so every slot can be read. `set_compressor` builds a codec.
+//! `invalidate`, `invalidate_if`, `compact` (which only `try_lock`s) and `stats` do no I/O.
 
 use std::fs::File;
 use std::sync::atomic::Ordering;
