@@ -176,18 +176,18 @@ impl PageCodec for IaaCodec {
     fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
         let mut r = self.try_compress_batch(&[page], &mut [dst])?;
         r.pop()
-            .unwrap_or(Err(PageError::Device(AccelError::Emulator(
-                "no result".into(),
-            ))))
+            .unwrap_or(Err(PageError::Device(AccelError::Internal {
+                what: "a one-page batch gave no result",
+            })))
             .map_err(|e| e.to_codec_error())
     }
 
     fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
         let mut r = self.try_decompress_batch(&[src], &mut [page])?;
         r.pop()
-            .unwrap_or(Err(PageError::Device(AccelError::Emulator(
-                "no result".into(),
-            ))))
+            .unwrap_or(Err(PageError::Device(AccelError::Internal {
+                what: "a one-page batch gave no result",
+            })))
             .map_err(|e| e.to_codec_error())
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Building a descriptor is safe and cheap: it only stores numbers. Addresses in it are
 //! plain `u64`s; nothing is read or written until the descriptor is *submitted*, and
-//! submission ([`crate::wq::WorkQueue::submit`]) is where the lifetime contract lives.
+//! submission (`WorkQueue::submit`, crate-private, in `wq.rs`) is where the lifetime
+//! contract lives.
 //!
 //! Field offsets (little-endian, `linux/idxd.h`): 0 pasid:20/rsvd:11/priv:1, 4 flags:24 +
 //! opcode:8 (opcode in byte 7), 8 completion_addr, 16 src1_addr, 24 dst_addr, 32 src1_size,

@@ -2,7 +2,7 @@
 //!
 //! # The submission contract
 //!
-//! [`WorkQueue::submit`] is `unsafe`: once a descriptor is submitted, the device reads its
+//! `WorkQueue::submit` (crate-private) is `unsafe`: once a descriptor is submitted, the device reads its
 //! source addresses and writes its destination and completion record at any time until the
 //! completion record's status byte becomes non-zero — or, for a descriptor that never
 //! completes, for as long as the device lives. The caller guarantees that this memory stays
@@ -13,7 +13,7 @@
 //!
 //! A dedicated queue gives no back-pressure: descriptors beyond its `size` are dropped
 //! without a word, on both paths. So every submitter first reserves entries
-//! ([`WorkQueue::reserve`]) and gives them back when it has seen the completion; when the
+//! (`WorkQueue::reserve`) and gives them back when it has seen the completion; when the
 //! budget is spent the caller gets [`AccelError::QueueBusy`]. A shared queue answers for
 //! itself (ENQCMD's ZF, the kernel's EAGAIN), retried a bounded number of times.
 
@@ -234,8 +234,8 @@ impl WorkQueue {
     /// completion record) must stay allocated, and must not be written by anyone but the
     /// device (sources: not written at all), until its completion record's status byte is
     /// observed non-zero with acquire ordering; if that never happens, forever. The caller
-    /// must also hold [`WorkQueue::reserve`]d entries for them.
-    pub unsafe fn submit(&self, ds: &[Descriptor]) -> (usize, Option<AccelError>) {
+    /// must also hold `WorkQueue::reserve`d entries for them.
+    pub(crate) unsafe fn submit(&self, ds: &[Descriptor]) -> (usize, Option<AccelError>) {
         // Make the host's stores (sources, cleared records) visible before the device can
         // see the descriptor; the portal additionally issues SFENCE (portal.rs).
         std::sync::atomic::fence(Ordering::SeqCst);

@@ -12,6 +12,8 @@
 //! * [`cases`]: round trips, interchange with libdeflate and miniz_oxide, CRC agreement,
 //!   incompressible pages, corrupt input, batch isolation — on any device;
 //! * [`faults`]: every injected fault and the recovery it calls for (emulator only);
+//! * [`raw`]: hand-built descriptors (bad ones, refused ones, a caller's AECS) on any device;
+//! * [`quarantine`]: slots whose descriptor missed its deadline (emulator only);
 //! * [`discovery`]: discovery on fixture sysfs trees.
 //!
 //! Environment: `SWAPACCEL_REQUIRE_HW=1` fails the run when no IAA work queue is usable;
@@ -28,6 +30,8 @@ pub mod encoding;
 pub mod faults;
 pub mod fixtures;
 pub mod harness;
+pub mod quarantine;
+pub mod raw;
 
 /// A case's outcome: `Err` carries the failure message.
 pub type CaseResult = Result<(), String>;
