@@ -268,15 +268,18 @@ impl Pool {
         let area = self.enter(ty)?;
         area.check_range(slot, n)?;
         let gen = area.next_gen();
-        let res = self.check_limit().and_then(|()| {
+        let res = (|| {
             for (b, batch) in folio.chunks(MAX_BATCH * PAGE_SIZE).enumerate() {
+                // The limit is checked before every batch: a large folio that crosses it
+                // fails as a whole.
+                self.check_limit()?;
                 let mut entries = [Entry::default(); MAX_BATCH];
                 let k = batch.len() / PAGE_SIZE;
                 self.compress_batch(ctx, batch, gen, &mut entries[..k])?;
                 self.publish(&area, slot + (b * MAX_BATCH) as u64, &entries[..k]);
             }
             Ok(())
-        });
+        })();
         if let Err(e) = res {
             tracing::debug!(ty, slot, pages = n, error = %e, "store failed; slots emptied");
             self.remove_range(&area, slot, n);

@@ -641,3 +641,39 @@ fn old_codec_resources_go_with_its_last_entry() {
         "deflate resources outlived its last entry"
     );
 }
+
+#[test]
+fn folio_crossing_the_limit_fails_as_a_whole() {
+    let pool = Pool::new(PoolConfig {
+        codec: CodecSpec::LZ4,
+        max_pool_bytes: 64 * 1024,
+        accept_threshold_percent: 50,
+        topology: Arc::new(TestTopology::new(&[0])),
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    pool.swapon(0, 1024, None).unwrap();
+    // Old copies of the folio's slots, under the limit.
+    pool.store(0, 100, &page_for(100, 1)).unwrap();
+    // Random (incompressible) pages: 64 of them are 256 KiB, far past the limit.
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let folio: Vec<u8> = (0..64 * PAGE_SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let err = pool.store(0, 100, &folio).unwrap_err();
+    assert!(matches!(err, PoolError::LimitReached { .. }), "{err}");
+    let mut out = vec![0u8; PAGE_SIZE];
+    for s in 100..164 {
+        assert!(matches!(
+            pool.load(0, s, &mut out, LoadMode::KeepCopy),
+            Err(PoolError::AbsentSlot { .. })
+        ));
+    }
+    let st = pool.stats();
+    assert_eq!((st.stored_pages, st.pool_bytes), (0, 0));
+}
