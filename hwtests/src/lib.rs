@@ -18,7 +18,8 @@
 //!
 //! Environment: `SWAPACCEL_REQUIRE_HW=1` fails the run when no IAA work queue is usable;
 //! `SWAPACCEL_HWTESTS_PAGES=N` sets how many pages of `../shared/corpus/py-heap.pages.zst`
-//! each device round-trips (default 256; the case is reported ignored if the file is missing).
+//! each device round-trips (default 256; the case is reported ignored if the file is missing,
+//! and fails instead under `SWAPACCEL_REQUIRE_CORPUS=1`, as CI sets it).
 //! `RUST_LOG` is not read here (no subscriber is installed).
 
 #![deny(missing_docs)]

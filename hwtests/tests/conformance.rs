@@ -45,18 +45,29 @@ fn device_trials(dut: Arc<Dut>, trials: &mut Vec<Trial>) {
                 cases::roundtrip_corpus(&d, &corpus)
             }));
         }
-        None => trials.push(
-            Trial::test(
-                format!(
-                    "{name} (skipped: {} missing)",
-                    fixtures::shared_corpus_dir()
-                        .join("py-heap.pages.zst")
-                        .display()
-                ),
-                || Err(Failed::from("real-heap corpus missing")),
-            )
-            .with_ignored_flag(true),
-        ),
+        None => {
+            let missing = format!(
+                "{} missing",
+                fixtures::shared_corpus_dir()
+                    .join("py-heap.pages.zst")
+                    .display()
+            );
+            // CI sets SWAPACCEL_REQUIRE_CORPUS=1 where the corpus must be present.
+            if std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
+                trials.push(Trial::test(name, move || {
+                    Err(Failed::from(format!(
+                        "SWAPACCEL_REQUIRE_CORPUS=1 but {missing}"
+                    )))
+                }));
+            } else {
+                trials.push(
+                    Trial::test(format!("{name} (skipped: {missing})"), || {
+                        Err(Failed::from("real-heap corpus missing"))
+                    })
+                    .with_ignored_flag(true),
+                );
+            }
+        }
     }
 }
 
