@@ -117,6 +117,7 @@ pub(crate) fn late_write_quarantined() -> CaseResult {
 pub(crate) fn lost_descriptor() -> CaseResult {
     let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
     let wq = e.work_queue();
+    let leaked_before;
     {
         let mut c = codec(&e, Duration::from_millis(30));
         e.faults().inject(Target::Compress, Fault::Lose, 1);
@@ -132,7 +133,12 @@ pub(crate) fn lost_descriptor() -> CaseResult {
             c.context().quarantined() == 1,
             "lost slot released without completion"
         );
+        leaked_before = accel::context::leaked_slots();
     } // dropped with a quarantined slot: memory is leaked, not freed
+    ensure!(
+        accel::context::leaked_slots() > leaked_before,
+        "the quarantined slot was not leaked at drop"
+    );
     ensure!(
         wq.reserved() == 1,
         "the lost descriptor's queue entry must stay counted"

@@ -24,6 +24,7 @@
 //! 5. **Before submission** the record is cleared and the source copied while the slot is
 //!    `Idle`; `WorkQueue::submit` then fences and submits (wq.rs).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -462,6 +463,15 @@ fn check_shape(pages: usize, buffers: usize) -> Result<(), AccelError> {
     Ok(())
 }
 
+/// Slots leaked by dropped contexts, process-wide (see [`leaked_slots`]).
+static LEAKED_SLOTS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many slots (about 16 KiB each) dropped contexts have leaked on purpose in this
+/// process, because the device had not completed a descriptor naming them (rule 4).
+pub fn leaked_slots() -> usize {
+    LEAKED_SLOTS.load(Ordering::Relaxed)
+}
+
 impl Drop for IaaContext {
     fn drop(&mut self) {
         // Any slot not Idle may still be written by the device: quarantined ones, and
@@ -490,6 +500,7 @@ impl Drop for IaaContext {
         if let Some(a) = self.aecs.take() {
             Box::leak(a);
         }
+        LEAKED_SLOTS.fetch_add(stuck, Ordering::Relaxed);
         tracing::error!(
             stuck,
             "IAA context dropped with descriptors the device never completed; leaked their memory"

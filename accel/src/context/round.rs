@@ -276,3 +276,62 @@ fn clone_err(e: &AccelError) -> AccelError {
         other => AccelError::Rejected(std::io::Error::other(other.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use software_fallback::PAGE_SIZE;
+
+    use super::Pending;
+    use crate::context::{leaked_slots, ContextConfig, IaaContext};
+    use crate::descriptor::{CompressJob, Descriptor};
+    use crate::emu::{Emulator, EmulatorConfig, Fault, Target};
+    use crate::error::Op;
+
+    /// A round that unwinds after submitting (here: the context is dropped right after
+    /// `submit_some`, as unwinding through `poll` would) must leave its slot to the device:
+    /// `Drop` leaks it instead of freeing memory the emulator writes 300 ms later.
+    #[test]
+    fn context_dropped_mid_round_leaks_the_in_flight_slot() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+            emu.faults().inject(
+                Target::Compress,
+                Fault::SlowCompletion(Duration::from_millis(300)),
+                1,
+            );
+            let mut ctx = IaaContext::new(
+                emu.work_queue(),
+                ContextConfig {
+                    drain_on_drop: Duration::from_millis(10),
+                    ..ContextConfig::default()
+                },
+            );
+            ctx.slots[0].fill_src(&[0x5a; PAGE_SIZE]);
+            let slot = &ctx.slots[0];
+            let desc = Descriptor::compress(&CompressJob {
+                src: slot.src_addr(),
+                src_len: PAGE_SIZE as u32,
+                dst: slot.dst_addr(),
+                max_dst: PAGE_SIZE as u32 - 1,
+                aecs: ctx.aecs_addr(),
+                completion: slot.record().addr(),
+            });
+            let mut round = vec![(0, Pending::new(0, desc, Op::Compress))];
+            ctx.submit_some(&mut round, &[0]);
+            let before = leaked_slots();
+            drop(ctx);
+            let leaked = leaked_slots() - before;
+            // Let the late write land (in leaked memory) before the emulator goes.
+            std::thread::sleep(Duration::from_millis(400));
+            drop(emu);
+            let _ = tx.send(leaked);
+        });
+        let leaked = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("deadline: the case hung");
+        assert_eq!(leaked, 1, "the in-flight slot was not leaked");
+    }
+}
