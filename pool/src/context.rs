@@ -140,7 +140,9 @@ impl Contexts {
     /// existing one if the hint names no possible CPU. Blocks only to build a new context.
     pub fn get(&self, cpu_hint: usize) -> Result<&Context> {
         #[cfg(feature = "unprotected-hotplug")]
-        self.hotplug_teardown(cpu_hint)?;
+        if crate::unprotected() {
+            self.hotplug_teardown(cpu_hint)?;
+        }
         if let Some(c) = self.table.get(cpu_hint).and_then(OnceLock::get) {
             return Ok(c);
         }

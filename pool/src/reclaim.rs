@@ -97,10 +97,14 @@ impl Pool {
     fn write_back(&self, rs: &mut ReclaimState, area: &Area, slot: u64, gen: u32) -> Result<bool> {
         // Pin: hold the type's gate (swapoff waits for us) and make sure the area is still the
         // one we found the slot in.
-        #[cfg(not(feature = "unprotected-writeback"))]
-        let _in = match self.enter(area.ty) {
-            Ok(e) if std::ptr::eq(&*e, area) => e,
-            _ => return Ok(false),
+        let protected = !cfg!(feature = "unprotected-writeback") || !crate::unprotected();
+        let _in = if protected {
+            match self.enter(area.ty) {
+                Ok(e) if std::ptr::eq(&*e, area) => Some(e),
+                _ => return Ok(false),
+            }
+        } else {
+            None // test-only broken variant: no pin, swapoff does not wait for us
         };
         let _file = area.file_write_lock();
         let (chunk, pos) = area.index.lock(slot);
@@ -152,17 +156,13 @@ impl Pool {
         }
         let on_disk = Entry::new(Payload::OnDisk, e.crc(), u64::from(gen));
         let (mut chunk, pos) = area.index.lock(slot);
-        #[cfg_attr(feature = "unprotected-writeback", allow(unused_variables))]
-        let now = chunk.get(pos);
-        #[cfg(not(feature = "unprotected-writeback"))]
-        if !(now.gen() == e.gen() && now.payload() == e.payload()) {
-            return Ok(false); // changed during the write: the file copy is unused
-        }
-        #[cfg(feature = "unprotected-writeback")]
-        let now = e; // broken on purpose: trusts the stale snapshot
-        #[cfg(not(feature = "unprotected-writeback"))]
-        if chunk.get_mut(pos).is_none() {
-            return Ok(false);
+        let mut now = chunk.get(pos);
+        if protected {
+            if now.is_empty() || !(now.gen() == e.gen() && now.payload() == e.payload()) {
+                return Ok(false); // changed during the write: the file copy is unused
+            }
+        } else {
+            now = e; // test-only broken variant: trusts the stale snapshot
         }
         chunk.put(pos, on_disk);
         drop(chunk);

@@ -6,8 +6,8 @@
 //! cargo test -p pool --features shuttle --test shuttle
 //! ```
 //!
-//! Add one of `unprotected-hotplug`, `unprotected-writeback`, `unprotected-compaction` to see
-//! the matching check fail. Shuttle's PCT scheduler (depth 3) explores the schedules;
+//! Add one of `unprotected-hotplug`, `unprotected-writeback`, `unprotected-compaction` and set
+//! `POOL_UNPROTECTED=1` to see the matching check fail. Shuttle's PCT scheduler (depth 3) explores the schedules;
 //! `SHUTTLE_ITERATIONS` sets the iterations per check (default 2000).
 #![cfg(feature = "shuttle")]
 

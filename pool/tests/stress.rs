@@ -1,7 +1,8 @@
 //! Stress tests for the three lifetime protocols. Each runs briefly by default; set
 //! `POOL_STRESS_SECS` for a soak. Each has a test-only cargo feature that removes the
 //! protection it checks (`unprotected-hotplug`, `unprotected-writeback`,
-//! `unprotected-compaction`); with it, the matching test fails.
+//! `unprotected-compaction`); built with it and run with `POOL_UNPROTECTED=1`, the matching
+//! test fails.
 // Under the `shuttle` feature the pool runs on shuttle primitives: only tests/shuttle.rs runs.
 #![cfg(not(feature = "shuttle"))]
 
