@@ -1,5 +1,5 @@
 //! Model checks of the three lifetime protocols on the production types, under shuttle's
-//! randomised scheduler (the pool's locks and atomics are shuttle's when the `shuttle`
+//! PCT scheduler (depth 3; the pool's locks and atomics are shuttle's when the `shuttle`
 //! feature is on). Run:
 //!
 //! ```text
@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Add one of `unprotected-hotplug`, `unprotected-writeback`, `unprotected-compaction` and set
-//! `POOL_UNPROTECTED=1` to see the matching check fail. Shuttle's PCT scheduler (depth 3) explores the schedules;
-//! `SHUTTLE_ITERATIONS` sets the iterations per check (default 2000).
+//! `POOL_UNPROTECTED=1` to see the matching check fail. `SHUTTLE_ITERATIONS` sets the
+//! iterations per check (default 2000).
 #![cfg(feature = "shuttle")]
 
 mod common;
