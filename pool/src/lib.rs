@@ -19,6 +19,7 @@ mod area;
 mod config;
 mod context;
 mod error;
+mod gate;
 mod index;
 mod pool;
 mod reclaim;

@@ -1,8 +1,8 @@
 //! The pool: the API a swap daemon calls.
 //!
 //! **Locking and lifetime, once.** Lock order, outermost first: the reclaimer's lock → a swap
-//! type's gate (an `RwLock` around the type's area: read for the whole of one operation, write
-//! for swapon/swapoff) → an area's file lock → a context's lock → an index chunk's lock → an
+//! type's gate (a big-reader lock around the type's area, see `gate.rs`: read for the whole of
+//! one operation, write for swapon/swapoff) → an area's file lock → a context's lock → an index chunk's lock → an
 //! allocator class's lock. Locks are taken in that order only, and at most one of each kind at
 //! a time. Objects and arrays are freed after the lock that made them unreachable is dropped.
 //!
@@ -31,7 +31,7 @@ use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use crate::sync::{AtomicBool, Condvar, Mutex, RwLock, RwLockReadGuard};
+use crate::sync::{AtomicBool, Condvar, Mutex};
 
 use software_fallback::corpus::{classify, PageKind};
 use software_fallback::{crc32, CodecError, CodecId, CodecSpec, MAX_BATCH, PAGE_SIZE};
@@ -41,6 +41,7 @@ use crate::area::Area;
 use crate::config::PoolConfig;
 use crate::context::{decoder_slot, Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
+use crate::gate::{Entered, Gate};
 use crate::index::{gen_bits, new_array, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
 use crate::reclaim::ReclaimState;
 use crate::stats::{Counters, Ctr, PoolStats};
@@ -70,7 +71,7 @@ pub enum LoadMode {
 /// A zswap-style compressed page pool. `Send + Sync`: share it with `Arc`.
 pub struct Pool {
     pub(crate) contexts: Contexts,
-    areas: Box<[RwLock<Option<Arc<Area>>>]>,
+    areas: Box<[Gate]>,
     pub(crate) alloc: Allocator,
     pub(crate) counters: Arc<Counters>,
     max_pool_bytes: u64,
@@ -113,7 +114,7 @@ impl Pool {
         tracing::info!(codec = %config.codec, contexts = contexts.created(), "pool created");
         Ok(Pool {
             contexts,
-            areas: (0..MAX_SWAP_TYPES).map(|_| RwLock::new(None)).collect(),
+            areas: (0..MAX_SWAP_TYPES).map(|_| Gate::new()).collect(),
             alloc: Allocator::new(),
             counters,
             max_pool_bytes: config.max_pool_bytes,
@@ -156,13 +157,13 @@ impl Pool {
             }
         }
         let area = Arc::new(Area::new(ty, slots, backing));
-        let mut cell = self.areas[ty as usize]
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if cell.is_some() {
-            return Err(PoolError::SwapTypeBusy { ty });
-        }
-        *cell = Some(area);
+        self.areas[ty as usize].exclusive(|cell| {
+            if cell.is_some() {
+                return Err(PoolError::SwapTypeBusy { ty });
+            }
+            *cell = Some(area);
+            Ok(())
+        })?;
         tracing::info!(ty, slots, "swapon");
         Ok(())
     }
@@ -171,16 +172,13 @@ impl Pool {
     /// (stores, loads, writeback) are waited for, then everything it holds is freed. Blocks.
     /// Never fails once the type was on.
     pub fn swapoff(&self, ty: u32) -> Result<()> {
-        let area = {
-            // Waits for every operation on the type to leave (they hold the gate for reading).
-            let mut cell = self
-                .areas
-                .get(ty as usize)
-                .ok_or(PoolError::UnknownSwapType { ty })?
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            cell.take().ok_or(PoolError::UnknownSwapType { ty })?
-        };
+        // Waits for every operation on the type to leave (they hold the gate for reading).
+        let area = self
+            .areas
+            .get(ty as usize)
+            .ok_or(PoolError::UnknownSwapType { ty })?
+            .exclusive(Option::take)
+            .ok_or(PoolError::UnknownSwapType { ty })?;
         let mut freed = 0u64;
         for c in 0..area.index.chunks() {
             let mut chunk = area.index.lock_chunk(c);
@@ -213,24 +211,15 @@ impl Pool {
     /// Enters swap type `ty` for one operation: holds its gate for reading until the returned
     /// guard is dropped, so swapoff waits for the operation.
     pub(crate) fn enter(&self, ty: u32) -> Result<Entered<'_>> {
-        let gate = self
-            .areas
+        self.areas
             .get(ty as usize)
-            .ok_or(PoolError::UnknownSwapType { ty })?
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        if gate.is_none() {
-            return Err(PoolError::UnknownSwapType { ty });
-        }
-        Ok(Entered(gate))
+            .and_then(Gate::enter)
+            .ok_or(PoolError::UnknownSwapType { ty })
     }
 
     /// The areas that are on (for reclaim and stats; holds no gate).
     pub(crate) fn areas_snapshot(&self) -> Vec<Arc<Area>> {
-        self.areas
-            .iter()
-            .filter_map(|g| g.read().unwrap_or_else(PoisonError::into_inner).clone())
-            .collect()
+        self.areas.iter().filter_map(Gate::peek).collect()
     }
 
     // ----- store -----
@@ -788,22 +777,6 @@ impl Pool {
     /// CPU ids that have a compression context.
     pub fn context_cpus(&self) -> Vec<usize> {
         self.contexts.cpus()
-    }
-}
-
-/// A swap type's area, entered: the type's gate is held for reading while this lives.
-pub(crate) struct Entered<'a>(RwLockReadGuard<'a, Option<Arc<Area>>>);
-
-impl std::ops::Deref for Entered<'_> {
-    type Target = Area;
-
-    fn deref(&self) -> &Area {
-        match self.0.as_deref() {
-            Some(a) => a,
-            // `enter` only builds an `Entered` around a gate holding an area, and the area
-            // cannot be taken out while the gate is held for reading.
-            None => unreachable!("Entered without an area"),
-        }
     }
 }
 

@@ -2,9 +2,9 @@
 //! Counters are relaxed atomics: a snapshot is consistent per counter, not across counters.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::sync::AtomicU64;
+use crate::sync::{thread_shard, AtomicU64, SHARDS};
 
 /// Every counter the pool keeps. Gauges go up and down; the rest only up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,6 @@ pub(crate) enum Ctr {
 }
 
 const N_CTRS: usize = Ctr::LiveFormat as usize + 3;
-const SHARDS: usize = 16;
 
 /// One shard of the counters, on its own cache lines.
 #[repr(align(128))]
@@ -59,14 +58,6 @@ impl Default for Counters {
     }
 }
 
-fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    MINE.with(|m| *m)
-}
-
 impl Counters {
     /// Adds `n` to counter `c` (a gauge goes down by adding `n.wrapping_neg()`).
     pub fn add(&self, c: Ctr, n: u64) {
@@ -79,7 +70,7 @@ impl Counters {
     }
 
     fn add_at(&self, i: usize, n: u64) {
-        self.shards[shard_index()].0[i].fetch_add(n, Ordering::Relaxed);
+        self.shards[thread_shard()].0[i].fetch_add(n, Ordering::Relaxed);
     }
 
     fn get_at(&self, i: usize) -> u64 {

@@ -13,3 +13,17 @@ pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicU64},
     Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
+
+/// Number of shards of the pool's sharded structures (counters, swap-type gates).
+pub(crate) const SHARDS: usize = 16;
+
+/// The calling thread's shard: threads are spread over the shards round-robin as they first
+/// ask, so threads on different CPUs mostly use different shards.
+pub(crate) fn thread_shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    MINE.with(|m| *m)
+}
