@@ -1,0 +1,470 @@
+//! The engine's behaviour on a software pool: round trips, completions three ways,
+//! coalescing, back-pressure, failure attribution, validation, metrics.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batching::{
+    Backend, Engine, EngineError, FullPolicy, Op, Reply, Request, Workers, MIN_QUEUE_CAPACITY,
+};
+use common::*;
+use pool::{LoadMode, PoolError, TestTopology};
+use software_fallback::PAGE_SIZE;
+
+fn engine(cpus: &[usize]) -> (Engine, Arc<pool::Pool>) {
+    let topo = Arc::new(TestTopology::new(cpus));
+    let pool = software_pool(Arc::clone(&topo));
+    pool.swapon(0, 1 << 14, None).unwrap();
+    let e = Engine::start(Arc::clone(&pool), engine_cfg(topo)).unwrap();
+    (e, pool)
+}
+
+#[test]
+fn store_load_invalidate_round_trip() {
+    let (e, pool) = engine(&[0, 1]);
+    let c = builtin();
+    let data = folio(&c, 10, 3, 1);
+    let done = e.store(0, 10, data.clone()).unwrap().wait();
+    assert_eq!(done.op, Op::Store);
+    let Ok(Reply::Stored(receipt)) = &done.outcome else {
+        panic!("{:?}", done.outcome)
+    };
+    assert_eq!(done.buffer, data, "a store gives the caller's data back");
+    assert!(receipt.generation_of(12).is_some() && receipt.generation_of(13).is_none());
+    assert_eq!(done.backend, Backend::Software);
+
+    let got = e
+        .load(0, 10, vec![0; 3 * PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap()
+        .wait();
+    assert!(
+        matches!(got.outcome, Ok(Reply::Loaded)),
+        "{:?}",
+        got.outcome
+    );
+    assert_eq!(got.buffer, data);
+
+    let inv = e.invalidate(0, 10, 2).unwrap().wait();
+    assert!(matches!(inv.outcome, Ok(Reply::Invalidated { removed: 2 })));
+    let mut p = vec![0; PAGE_SIZE];
+    assert!(matches!(
+        pool.load(0, 10, &mut p, LoadMode::KeepCopy),
+        Err(PoolError::AbsentSlot { .. })
+    ));
+    pool.load(0, 12, &mut p, LoadMode::KeepCopy).unwrap();
+    assert_eq!(p, &data[2 * PAGE_SIZE..]);
+
+    // Exclusive load drops the entry.
+    let got = e
+        .load(0, 12, vec![0; PAGE_SIZE], LoadMode::Exclusive)
+        .unwrap()
+        .wait();
+    assert!(got.is_ok());
+    assert!(pool.load(0, 12, &mut p, LoadMode::KeepCopy).is_err());
+
+    // Conditional invalidate with a stale generation fails; with the current one succeeds.
+    let r1 = e.store(0, 50, page(&c, 50, 1)).unwrap().wait();
+    let g1 = match r1.outcome {
+        Ok(Reply::Stored(r)) => r.generation_of(50).unwrap(),
+        o => panic!("{o:?}"),
+    };
+    let r2 = e.store(0, 50, page(&c, 50, 2)).unwrap().wait();
+    let g2 = match r2.outcome {
+        Ok(Reply::Stored(r)) => r.generation_of(50).unwrap(),
+        o => panic!("{o:?}"),
+    };
+    let stale = e
+        .submit(Request::InvalidateIf {
+            ty: 0,
+            slot: 50,
+            generation: g1,
+        })
+        .unwrap()
+        .wait();
+    assert!(matches!(
+        stale.outcome,
+        Err(EngineError::Pool(PoolError::GenerationMismatch { .. }))
+    ));
+    let cur = e
+        .submit(Request::InvalidateIf {
+            ty: 0,
+            slot: 50,
+            generation: g2,
+        })
+        .unwrap()
+        .wait();
+    assert!(matches!(cur.outcome, Ok(Reply::Invalidated { removed: 1 })));
+
+    let m = e.metrics();
+    assert_eq!(m.completed(Op::Store), 3);
+    assert_eq!(m.completed(Op::Load), 2);
+    assert_eq!(m.completed(Op::Invalidate), 3);
+    assert_eq!(m.failed_of(Op::Invalidate), 1);
+    assert_eq!(m.pages_of(Op::Store), 5);
+    assert_eq!(m.accepted, 8);
+    let report = e.shutdown();
+    assert!(report.performed);
+    assert_eq!(report.stragglers, 0);
+    assert!(!e.shutdown().performed, "shutdown is idempotent");
+}
+
+#[test]
+fn large_folio_is_split_and_reassembled() {
+    let (e, pool) = engine(&[0, 1, 2]);
+    let c = builtin();
+    let data = folio(&c, 1000, 512, 7);
+    let done = e.store(0, 1000, data.clone()).unwrap().wait();
+    let Ok(Reply::Stored(receipt)) = &done.outcome else {
+        panic!("{:?}", done.outcome)
+    };
+    assert_eq!(receipt.pieces.len(), 64, "512 pages in batches of 8");
+    assert_eq!(receipt.pieces.iter().map(|p| p.pages).sum::<usize>(), 512);
+    assert_eq!(done.buffer, data);
+    let mut back = vec![0u8; 512 * PAGE_SIZE];
+    pool.load_run(0, 1000, &mut back, LoadMode::KeepCopy)
+        .unwrap();
+    assert_eq!(back, data);
+    // And through the engine (one item of 512 pages).
+    let got = e
+        .load(0, 1000, vec![0; 512 * PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap()
+        .wait();
+    assert!(got.is_ok());
+    assert_eq!(got.buffer, data);
+}
+
+#[test]
+fn completions_on_callers_channel_and_by_polling() {
+    let (e, _pool) = engine(&[0]);
+    let c = builtin();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for i in 0..20u64 {
+        e.submit_to(
+            Request::Store {
+                ty: 0,
+                slot: i,
+                data: page(&c, i, 0),
+            },
+            tx.clone(),
+            100 + i,
+        )
+        .unwrap();
+    }
+    let mut tags: Vec<u64> = (0..20)
+        .map(|_| {
+            let c = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert!(c.is_ok(), "{:?}", c.outcome);
+            c.tag
+        })
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, (100..120).collect::<Vec<_>>());
+
+    let mut t = e
+        .load(0, 3, vec![0; PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap();
+    let done = loop {
+        match t.try_take() {
+            Ok(done) => break done,
+            Err(back) => {
+                t = back;
+                std::thread::yield_now();
+            }
+        }
+    };
+    assert_eq!(done.buffer, page(&c, 3, 0));
+    let t = e
+        .load(0, 4, vec![0; PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap();
+    let done = t.wait_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(done.buffer, page(&c, 4, 0));
+}
+
+#[test]
+fn invalid_requests_are_refused_with_the_buffer_back() {
+    let (e, _pool) = engine(&[0]);
+    let r = e.store(0, 0, vec![7u8; 100]).unwrap_err();
+    assert!(matches!(r.error, EngineError::InvalidRequest(_)));
+    assert_eq!(r.buffer, vec![7u8; 100]);
+    let r = e.store(0, 0, Vec::new()).unwrap_err();
+    assert!(matches!(r.error, EngineError::InvalidRequest(_)));
+    let r = e.store(0, 0, vec![1u8; 513 * PAGE_SIZE]).unwrap_err();
+    assert!(matches!(r.error, EngineError::InvalidRequest(_)));
+    assert_eq!(r.buffer.len(), 513 * PAGE_SIZE);
+    let r = e
+        .load(0, 0, vec![0; PAGE_SIZE + 1], LoadMode::Exclusive)
+        .unwrap_err();
+    assert!(matches!(r.error, EngineError::InvalidRequest(_)));
+    assert!(e.invalidate(0, 0, 0).is_err());
+    // Pool-level errors come back in the completion.
+    let d = e.store(9, 0, vec![1u8; PAGE_SIZE]).unwrap().wait();
+    assert!(matches!(
+        d.outcome,
+        Err(EngineError::Pool(PoolError::UnknownSwapType { ty: 9 }))
+    ));
+    assert_eq!(d.buffer, vec![1u8; PAGE_SIZE]);
+    let d = e
+        .load(0, 77, vec![0; PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap()
+        .wait();
+    assert!(matches!(
+        d.outcome,
+        Err(EngineError::Pool(PoolError::AbsentSlot { .. }))
+    ));
+    assert_eq!(e.metrics().refused, 5);
+    e.shutdown();
+    let r = e.store(0, 0, vec![3u8; PAGE_SIZE]).unwrap_err();
+    assert!(matches!(r.error, EngineError::ShutDown));
+    assert_eq!(r.buffer, vec![3u8; PAGE_SIZE]);
+}
+
+#[test]
+fn bad_configuration_is_refused() {
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let pool = software_pool(Arc::clone(&topo));
+    let mut cfg = engine_cfg(Arc::clone(&topo));
+    cfg.queue_capacity = MIN_QUEUE_CAPACITY - 1;
+    assert!(matches!(
+        Engine::start(Arc::clone(&pool), cfg),
+        Err(EngineError::InvalidConfig(_))
+    ));
+    let mut cfg = engine_cfg(topo);
+    cfg.workers = Workers::Fixed(0);
+    assert!(matches!(
+        Engine::start(pool, cfg),
+        Err(EngineError::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn queued_small_stores_coalesce_into_one_pool_call() {
+    let (e, gate, parked) = parked_engine(FullPolicy::Block, 1024, 9999);
+    let c = builtin();
+    // Eight single-page stores of contiguous slots, in scrambled order, from "different
+    // producers": queued while the only worker is busy.
+    let order = [3u64, 0, 7, 1, 6, 2, 5, 4];
+    let tickets: Vec<_> = order
+        .iter()
+        .map(|&s| e.store(0, 100 + s, page(&c, 100 + s, 1)).unwrap())
+        .collect();
+    // Two more that cannot merge (another run, and too many pages).
+    let t_far = e.store(0, 500, page(&c, 500, 1)).unwrap();
+    let before = e.metrics();
+    assert_eq!(before.queue_depth, 9);
+    gate.open();
+    assert!(parked.wait().is_ok());
+    for t in tickets {
+        let d = t.wait();
+        assert!(d.is_ok(), "{:?}", d.outcome);
+    }
+    assert!(t_far.wait().is_ok());
+    let m = e.metrics();
+    // Batches: the parked one (1 page), the eight coalesced (8 pages, 8 items), the far one.
+    assert_eq!(m.batch_pages[8], 1, "{:?}", m.batch_pages);
+    assert_eq!(m.batch_items[8], 1, "{:?}", m.batch_items);
+    assert_eq!(m.batch_pages[1], 2, "{:?}", m.batch_pages);
+    assert_eq!(
+        m.pool_calls, 3,
+        "eight contiguous stores merged into one pool call"
+    );
+    let mut p = vec![0; PAGE_SIZE];
+    for s in 0..8 {
+        e.pool()
+            .load(0, 100 + s, &mut p, LoadMode::KeepCopy)
+            .unwrap();
+        assert_eq!(p, page(&c, 100 + s, 1));
+    }
+}
+
+#[test]
+fn busy_policy_refuses_when_full_and_block_policy_waits() {
+    let (e, gate, parked) = parked_engine(FullPolicy::Busy, MIN_QUEUE_CAPACITY, 0);
+    let c = builtin();
+    // 64 items of room: eight 64-page stores fill it.
+    let mut tickets = Vec::new();
+    for k in 0..8u64 {
+        tickets.push(
+            e.store(0, 100 + k * 64, folio(&c, 100 + k * 64, 64, 1))
+                .unwrap(),
+        );
+    }
+    let r = e.store(0, 5000, page(&c, 5000, 1)).unwrap_err();
+    assert!(
+        matches!(
+            r.error,
+            EngineError::Busy {
+                queued: 64,
+                capacity: 64
+            }
+        ),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(r.buffer, page(&c, 5000, 1));
+    assert_eq!(e.metrics().queue_depth, 64);
+    gate.open();
+    assert!(parked.wait().is_ok());
+    for t in tickets {
+        assert!(t.wait().is_ok());
+    }
+    assert!(e.store(0, 5000, page(&c, 5000, 1)).unwrap().wait().is_ok());
+    drop(e);
+
+    // Block: a producer waits while full and goes on when the worker makes room.
+    let (e, gate, parked) = parked_engine(FullPolicy::Block, MIN_QUEUE_CAPACITY, 0);
+    let e = Arc::new(e);
+    let mut tickets = Vec::new();
+    for k in 0..8u64 {
+        tickets.push(
+            e.store(0, 100 + k * 64, folio(&c, 100 + k * 64, 64, 1))
+                .unwrap(),
+        );
+    }
+    let e2 = Arc::clone(&e);
+    let c2 = c.clone();
+    let blocked =
+        std::thread::spawn(move || e2.store(0, 5000, page(&c2, 5000, 1)).map(|t| t.wait()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !blocked.is_finished(),
+        "a full Block-policy queue blocks the producer"
+    );
+    gate.open();
+    let d = blocked.join().unwrap().unwrap();
+    assert!(d.is_ok());
+    assert!(parked.wait().is_ok());
+    for t in tickets {
+        assert!(t.wait().is_ok());
+    }
+}
+
+#[test]
+fn shutdown_wakes_blocked_producers_with_shutdown_error() {
+    let (e, gate, parked) = parked_engine(FullPolicy::Block, MIN_QUEUE_CAPACITY, 0);
+    let e = Arc::new(e);
+    let c = builtin();
+    let mut tickets = Vec::new();
+    for k in 0..8u64 {
+        tickets.push(
+            e.store(0, 100 + k * 64, folio(&c, 100 + k * 64, 64, 1))
+                .unwrap(),
+        );
+    }
+    let e2 = Arc::clone(&e);
+    let c2 = c.clone();
+    let blocked = std::thread::spawn(move || e2.store(0, 5000, page(&c2, 5000, 1)));
+    std::thread::sleep(Duration::from_millis(50));
+    // Shutdown closes the gate first (waking the blocked producer), then drains: open the
+    // codec gate once the producer has been refused so the workers can drain.
+    let e3 = Arc::clone(&e);
+    let sd = std::thread::spawn(move || e3.shutdown());
+    let refused = blocked.join().unwrap().unwrap_err();
+    assert!(matches!(refused.error, EngineError::ShutDown));
+    assert_eq!(refused.buffer, page(&c, 5000, 1));
+    gate.open();
+    let report = sd.join().unwrap();
+    assert_eq!(report.stragglers, 0);
+    assert!(parked.wait().is_ok());
+    for t in tickets {
+        assert!(t.wait().is_ok(), "accepted before shutdown: completes");
+    }
+}
+
+#[test]
+fn a_failing_request_in_a_merged_run_fails_alone() {
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let gate = Arc::new(Gate::default());
+    let pool = gated_pool(Arc::clone(&topo), Arc::clone(&gate));
+    pool.swapon(0, 1 << 10, None).unwrap();
+    pool.swapon(1, 10, None).unwrap();
+    let mut cfg = engine_cfg(topo);
+    cfg.workers = Workers::Fixed(1);
+    let e = Engine::start(Arc::clone(&pool), cfg).unwrap();
+    let c = builtin();
+    gate.close();
+    let parked = e.store(0, 0, page(&c, 0, 0)).unwrap();
+    gate.wait_for_waiters(1);
+    // Slots 6-7 are fine; 8-11 run past the 10-slot area. Contiguous, so merged.
+    let ok = e.store(1, 6, folio(&c, 6, 2, 1)).unwrap();
+    let bad = e.store(1, 8, folio(&c, 8, 4, 1)).unwrap();
+    gate.open();
+    assert!(parked.wait().is_ok());
+    let ok = ok.wait();
+    assert!(ok.is_ok(), "{:?}", ok.outcome);
+    let bad = bad.wait();
+    assert!(
+        matches!(
+            bad.outcome,
+            Err(EngineError::Pool(PoolError::SlotOutOfRange { .. }))
+        ),
+        "{:?}",
+        bad.outcome
+    );
+    assert_eq!(e.metrics().split_retries, 1);
+    let mut p = vec![0; 2 * PAGE_SIZE];
+    pool.load_run(1, 6, &mut p, LoadMode::KeepCopy).unwrap();
+    assert_eq!(p, folio(&c, 6, 2, 1));
+}
+
+#[test]
+fn a_failed_multi_batch_folio_leaves_no_entry_old_or_new() {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let pool = software_pool(Arc::clone(&topo));
+    pool.swapon(0, 20, None).unwrap();
+    let e = Engine::start(Arc::clone(&pool), engine_cfg(topo)).unwrap();
+    let c = builtin();
+    // Old copies in slots 4..20.
+    assert!(e.store(0, 4, folio(&c, 4, 16, 1)).unwrap().wait().is_ok());
+    // 24 pages from slot 4: batches 4..12 and 12..20 fit, 20..28 does not.
+    let d = e.store(0, 4, folio(&c, 4, 24, 2)).unwrap().wait();
+    assert!(matches!(
+        d.outcome,
+        Err(EngineError::Pool(PoolError::SlotOutOfRange { .. }))
+    ));
+    assert_eq!(
+        d.buffer,
+        folio(&c, 4, 24, 2),
+        "the caller gets its data back"
+    );
+    let mut p = vec![0; PAGE_SIZE];
+    for s in 4..20 {
+        assert!(
+            matches!(
+                pool.load(0, s, &mut p, LoadMode::KeepCopy),
+                Err(PoolError::AbsentSlot { .. })
+            ),
+            "slot {s} still holds an entry after its folio failed"
+        );
+    }
+    assert_eq!(pool.stats().stored_pages, 0);
+}
+
+#[test]
+fn prometheus_text_has_the_families() {
+    let (e, _pool) = engine(&[0, 1]);
+    let c = builtin();
+    for s in 0..16 {
+        e.store(0, s, page(&c, s, 0)).unwrap().wait();
+    }
+    let text = e.prometheus();
+    for family in [
+        "swapaccel_engine_requests_total{op=\"store\",backend=\"software\"} 16",
+        "swapaccel_engine_pages_total{op=\"store\",backend=\"software\"} 16",
+        "swapaccel_engine_batch_pages_bucket{le=\"+Inf\"}",
+        "swapaccel_engine_queue_depth 0",
+        "swapaccel_engine_page_latency_seconds{quantile=\"0.99\"}",
+        "swapaccel_engine_page_latency_seconds_count 16",
+        "swapaccel_engine_workers 2",
+    ] {
+        assert!(text.contains(family), "missing `{family}` in\n{text}");
+    }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut parts = line.rsplitn(2, ' ');
+        let value = parts.next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample line `{line}`");
+    }
+    let m = e.metrics();
+    assert!(m.p50 > Duration::ZERO && m.p50 <= m.p99 && m.p99 <= m.p999);
+}
