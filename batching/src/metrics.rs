@@ -248,7 +248,8 @@ pub struct MetricsSnapshot {
     /// Completed pages by operation and the backend of the batch that carried them
     /// (non-zero entries only).
     pub pages: Vec<(Op, Backend, u64)>,
-    /// `batch_pages[n]`: worker batches that carried `n` pages.
+    /// `batch_pages[n]`: worker batches that carried `n` pages (a load of more than 8 pages
+    /// is one batch of its own, counted in the top bucket).
     pub batch_pages: [u64; MAX_BATCH + 1],
     /// `batch_items[n]`: worker batches that coalesced `n` queued items.
     pub batch_items: [u64; MAX_BATCH + 1],

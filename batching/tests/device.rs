@@ -1,0 +1,198 @@
+//! The engine over the IAA device emulator: whole batches on the device, per-page fallback
+//! by reason, marking the device down and probing it back.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use accel::discovery::WqMode;
+use accel::emu::{Fault, Target};
+use batching::{Backend, Engine, FallbackReason, Op, Reply, Workers};
+use common::*;
+use pool::{LoadMode, TestTopology};
+use software_fallback::PAGE_SIZE;
+
+fn rig(mode: WqMode, size: u32, timeout: Duration, probe: Duration) -> (DeviceRig, Engine) {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let rig = device_rig(Arc::clone(&topo), mode, size, timeout, probe);
+    rig.pool.swapon(0, 1 << 14, None).unwrap();
+    let mut cfg = engine_cfg(topo);
+    cfg.device = Some(Arc::clone(&rig.backend));
+    cfg.workers = Workers::Fixed(2);
+    let e = Engine::start(Arc::clone(&rig.pool), cfg).unwrap();
+    (rig, e)
+}
+
+fn load_back(e: &Engine, slot: u64, pages: usize) -> Vec<u8> {
+    let d = e
+        .load(0, slot, vec![0; pages * PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap()
+        .wait();
+    assert!(d.is_ok(), "{:?}", d.outcome);
+    d.buffer
+}
+
+#[test]
+fn batches_go_to_the_device_whole() {
+    let (rig, e) = rig(
+        WqMode::Dedicated,
+        32,
+        Duration::from_secs(2),
+        Duration::from_millis(50),
+    );
+    let c = builtin();
+    let data = folio(&c, 0, 64, 1);
+    let d = e.store(0, 0, data.clone()).unwrap().wait();
+    assert!(matches!(d.outcome, Ok(Reply::Stored(_))), "{:?}", d.outcome);
+    assert_eq!(d.backend, Backend::Device);
+    assert_eq!(load_back(&e, 0, 64), data);
+    let m = e.metrics();
+    let dev = m.device.clone().unwrap();
+    assert!(dev.emulator);
+    assert_eq!(
+        dev.device_pages[0], 64,
+        "every page compressed on the device"
+    );
+    // Incompressible pages are stored as they are and read back without a codec.
+    let raw = rig.pool.stats().incompressible_pages;
+    assert!(raw < 64);
+    assert_eq!(
+        dev.device_pages[1],
+        64 - raw,
+        "every compressed page decompressed on the device"
+    );
+    assert_eq!(dev.fallbacks_total(), 0);
+    // Eight compress rounds with all eight descriptors in flight together.
+    assert!(
+        dev.in_flight[8] >= 8,
+        "in-flight histogram {:?}",
+        dev.in_flight
+    );
+    // Eight store batches of 8 pages, and the 64-page load (counted in the top bucket).
+    assert_eq!(m.batch_pages[8], 9, "{:?}", m.batch_pages);
+    let text = e.prometheus();
+    assert!(text.contains("swapaccel_device_emulated 1"));
+    assert!(text.contains("swapaccel_device_in_flight_bucket{le=\"8\"}"));
+}
+
+#[test]
+fn a_device_error_on_a_page_is_redone_in_software() {
+    let (rig, e) = rig(
+        WqMode::Dedicated,
+        32,
+        Duration::from_secs(2),
+        Duration::from_millis(50),
+    );
+    let c = builtin();
+    rig.emu
+        .faults()
+        .inject(Target::Compress, Fault::HardwareError, 3);
+    let data = folio(&c, 100, 8, 1);
+    let d = e.store(0, 100, data.clone()).unwrap().wait();
+    assert!(d.is_ok(), "{:?}", d.outcome);
+    assert_eq!(d.backend, Backend::Mixed);
+    let m = e.metrics();
+    assert_eq!(m.fallbacks(FallbackReason::DeviceError), 3);
+    let dev = m.device.unwrap();
+    assert!(!dev.down, "a page's error does not take the device down");
+    assert_eq!(dev.device_pages[0], 5);
+    assert_eq!(dev.software_pages[0], 3);
+    // Pages made in software and on the device read back alike (on the device).
+    assert_eq!(load_back(&e, 100, 8), data);
+
+    rig.emu
+        .faults()
+        .inject(Target::Decompress, Fault::Watchdog, 2);
+    assert_eq!(load_back(&e, 100, 8), data);
+    let m = e.metrics();
+    let dev = m.device.unwrap();
+    let (_, _, dec) = dev.fallbacks[1];
+    assert_eq!(dec, 2, "decompress fallbacks: {:?}", dev.fallbacks);
+}
+
+#[test]
+fn a_busy_queue_sends_pages_to_software_now() {
+    let (rig, e) = rig(
+        WqMode::Shared,
+        32,
+        Duration::from_secs(2),
+        Duration::from_millis(50),
+    );
+    let c = builtin();
+    rig.emu.faults().reject_enqcmd(1_000_000);
+    let data = folio(&c, 200, 8, 1);
+    let d = e.store(0, 200, data.clone()).unwrap().wait();
+    assert!(d.is_ok(), "{:?}", d.outcome);
+    assert_eq!(d.backend, Backend::Software);
+    let m = e.metrics();
+    assert_eq!(m.fallbacks(FallbackReason::QueueBusy), 8);
+    assert!(!m.device.as_ref().unwrap().down, "busy is not gone");
+    rig.emu.faults().clear();
+    let d = e.store(0, 300, folio(&c, 300, 8, 1)).unwrap().wait();
+    assert_eq!(d.backend, Backend::Device);
+    assert_eq!(load_back(&e, 200, 8), data);
+}
+
+#[test]
+fn an_unresponsive_device_is_marked_down_then_probed_back() {
+    let probe = Duration::from_millis(100);
+    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_millis(30), probe);
+    let c = builtin();
+    rig.emu.faults().inject(Target::Any, Fault::Lose, 1);
+    let data = folio(&c, 400, 8, 1);
+    let d = e.store(0, 400, data.clone()).unwrap().wait();
+    assert!(d.is_ok(), "{:?}", d.outcome);
+    let m = e.metrics();
+    let dev = m.device.clone().unwrap();
+    assert!(dev.down, "{dev:?}");
+    assert_eq!(dev.marked_down, 1);
+    assert!(m.fallbacks(FallbackReason::DeviceGone) >= 1);
+    // While down, everything goes straight to software.
+    let d2 = e.store(0, 500, folio(&c, 500, 8, 1)).unwrap().wait();
+    assert!(d2.is_ok());
+    assert_eq!(d2.backend, Backend::Software);
+    assert_eq!(e.metrics().fallbacks(FallbackReason::DeviceDown), 8);
+    // After the probe interval the next batch probes the device and finds it back.
+    std::thread::sleep(probe + Duration::from_millis(20));
+    let d3 = e.store(0, 600, folio(&c, 600, 8, 1)).unwrap().wait();
+    assert!(d3.is_ok());
+    // The context that lost a descriptor keeps that slot quarantined (its queue entry
+    // still counted), so one of its pages may be refused as busy: device or mixed.
+    assert!(
+        matches!(d3.backend, Backend::Device | Backend::Mixed),
+        "{:?}",
+        d3.backend
+    );
+    let dev = e.metrics().device.unwrap();
+    assert!(!dev.down);
+    assert_eq!(dev.recoveries, 1);
+    assert!(dev.probes >= 1);
+    for (slot, v) in [(400, 1), (500, 1), (600, 1)] {
+        assert_eq!(load_back(&e, slot, 8), folio(&c, slot, 8, v));
+    }
+}
+
+#[test]
+fn an_unplugged_device_stays_down_and_nothing_is_lost() {
+    let probe = Duration::from_millis(20);
+    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_millis(30), probe);
+    let c = builtin();
+    // Stored on the device first.
+    let before = folio(&c, 0, 16, 1);
+    assert!(e.store(0, 0, before.clone()).unwrap().wait().is_ok());
+    rig.emu.unplug();
+    let after = folio(&c, 16, 16, 1);
+    let d = e.store(0, 16, after.clone()).unwrap().wait();
+    assert!(d.is_ok(), "{:?}", d.outcome);
+    std::thread::sleep(probe * 2);
+    // Device data read back in software; software data too.
+    assert_eq!(load_back(&e, 0, 16), before);
+    assert_eq!(load_back(&e, 16, 16), after);
+    let m = e.metrics();
+    let dev = m.device.clone().unwrap();
+    assert!(dev.down);
+    assert_eq!(dev.recoveries, 0);
+    assert!(dev.fallbacks_total() >= 32, "{:?}", dev.fallbacks);
+    assert_eq!(m.failed_of(Op::Store) + m.failed_of(Op::Load), 0);
+}
