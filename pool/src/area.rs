@@ -1,10 +1,10 @@
 //! A swap area: its index and its optional backing file.
 //!
-//! **Lifetime.** An area lives in its swap type's gate (`RwLock<Option<Arc<Area>>>` in the
-//! pool). Every operation on it (store, load, invalidate, writeback) holds the gate for reading
-//! from start to end; `swapoff` takes it for writing — which waits for every operation inside
-//! and keeps new ones out — takes the area out, and frees its entries. Nothing of a
-//! swapped-off area is ever returned, and nothing writes its file after `swapoff` returns.
+//! **Lifetime.** An area lives in its swap type's gate (`gate.rs`). Every operation on it
+//! (store, load, invalidate, writeback) holds the gate for reading from start to end;
+//! `swapoff` takes it for writing — which waits for every operation inside and keeps new ones
+//! out — takes the area out, and frees its entries. Nothing of a swapped-off area is ever
+//! returned, and nothing writes its file after `swapoff` returns.
 //!
 //! **Backing file.** Slot N lives at offset N × 4096. `file_lock` orders the file's readers and
 //! writers: writeback holds it for writing from the moment it re-validates an entry until it

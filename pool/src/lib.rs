@@ -21,9 +21,11 @@ mod context;
 mod error;
 mod gate;
 mod index;
+mod load;
 mod pool;
 mod reclaim;
 mod stats;
+mod store;
 mod sync;
 pub mod topology;
 

@@ -1,16 +1,17 @@
 //! The pool: the API a swap daemon calls.
 //!
 //! **Locking and lifetime, once.** Lock order, outermost first: the reclaimer's lock → a swap
-//! type's gate (a big-reader lock around the type's area, see `gate.rs`: read for the whole of
-//! one operation, write for swapon/swapoff) → an area's file lock → a context's lock → an index chunk's lock → an
-//! allocator class's lock. Locks are taken in that order only, and at most one of each kind at
-//! a time. Objects and arrays are freed after the lock that made them unreachable is dropped.
+//! type's gate (a big-reader lock around the type's area, see `gate.rs`: read for the whole
+//! of one operation, write for swapon/swapoff) → an area's file lock → a context's lock → an
+//! index chunk's lock → an allocator class's lock. Locks are taken in that order only, and at
+//! most one of each kind at a time. Objects and arrays are freed after the lock that made
+//! them unreachable is dropped.
 //!
-//! * A store compresses and allocates on a context, then publishes fully initialised entries
+//! * A store (`store.rs`) compresses and allocates on a context, then publishes fully initialised entries
 //!   into the index (publish in order); entries it replaces are freed after. If any page of a
 //!   folio fails, every slot of the folio is emptied (older copies included) before the error
 //!   returns.
-//! * A load copies the object into its context's buffer under the chunk lock and decodes it
+//! * A load (`load.rs`) copies the object into its context's buffer under the chunk lock and decodes it
 //!   after dropping the chunk lock (still on its context); an exclusive load then removes the
 //!   entry only if it is still the generation it decoded. A page is returned only after its
 //!   CRC-32 matched the entry's.
@@ -28,21 +29,19 @@
 //! `invalidate`, `invalidate_if`, `compact` (which only `try_lock`s) and `stats` do no I/O.
 
 use std::fs::File;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use crate::sync::{AtomicBool, Condvar, Mutex};
 
-use software_fallback::corpus::{classify, PageKind};
-use software_fallback::{crc32, CodecError, CodecId, CodecSpec, MAX_BATCH, PAGE_SIZE};
+use software_fallback::{crc32, CodecSpec, PAGE_SIZE};
 
 use crate::alloc::{AllocError, Allocator};
 use crate::area::Area;
 use crate::config::PoolConfig;
-use crate::context::{decoder_slot, Context, Contexts, CtxInner};
+use crate::context::{decoder_slot, Contexts};
 use crate::error::{PoolError, Result};
 use crate::gate::{Entered, Gate};
-use crate::index::{gen_bits, new_array, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
+use crate::index::{gen_bits, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
 use crate::reclaim::ReclaimState;
 use crate::stats::{Counters, Ctr, PoolStats};
 
@@ -71,13 +70,13 @@ pub enum LoadMode {
 /// A zswap-style compressed page pool. `Send + Sync`: share it with `Arc`.
 pub struct Pool {
     pub(crate) contexts: Contexts,
-    areas: Box<[Gate]>,
+    pub(crate) areas: Box<[Gate]>,
     pub(crate) alloc: Allocator,
     pub(crate) counters: Arc<Counters>,
-    max_pool_bytes: u64,
-    accept_bytes: u64,
-    cutoff: usize,
-    limit_hit: AtomicBool,
+    pub(crate) max_pool_bytes: u64,
+    pub(crate) accept_bytes: u64,
+    pub(crate) cutoff: usize,
+    pub(crate) limit_hit: AtomicBool,
     pub(crate) reclaim_state: Mutex<ReclaimState>,
     pub(crate) wake: (Mutex<bool>, Condvar),
     pub(crate) factory: Arc<dyn crate::config::CodecFactory>,
@@ -222,241 +221,6 @@ impl Pool {
         self.areas.iter().filter_map(Gate::peek).collect()
     }
 
-    // ----- store -----
-
-    /// Stores a folio of 1 to 512 pages at consecutive slots from `slot`, compressing in
-    /// batches of up to 8 on the current CPU's context. On success every page is stored (older
-    /// entries replaced) and the store's generation is returned; on error the pool holds no
-    /// entry for any of those slots and the caller still owns its data. May block (codec).
-    pub fn store(&self, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
-        let ctx = self.contexts.current()?;
-        self.store_on(ctx, ty, slot, folio)
-    }
-
-    /// Stores up to 8 pages (one codec batch) on the context of CPU `cpu_hint` — the entry
-    /// point for a batching layer's workers. Same guarantees as [`Pool::store`].
-    pub fn store_batch_on(
-        &self,
-        cpu_hint: usize,
-        ty: u32,
-        slot: u64,
-        pages: &[u8],
-    ) -> Result<Generation> {
-        if pages.len() > MAX_BATCH * PAGE_SIZE {
-            return Err(PoolError::WrongBufferSize {
-                len: pages.len(),
-                expected: "at most 8 pages in one batch",
-            });
-        }
-        let ctx = self.contexts.get(cpu_hint)?;
-        self.store_on(ctx, ty, slot, pages)
-    }
-
-    fn store_on(&self, ctx: &Context, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
-        let n = whole_pages(folio.len(), MAX_FOLIO_PAGES)?;
-        let area = self.enter(ty)?;
-        area.check_range(slot, n)?;
-        let gen = area.next_gen();
-        let res = (|| {
-            for (b, batch) in folio.chunks(MAX_BATCH * PAGE_SIZE).enumerate() {
-                // The limit is checked before every batch: a large folio that crosses it
-                // fails as a whole.
-                self.check_limit()?;
-                let mut entries = [Entry::default(); MAX_BATCH];
-                let k = batch.len() / PAGE_SIZE;
-                self.compress_batch(ctx, batch, gen, &mut entries[..k])?;
-                self.publish(&area, slot + (b * MAX_BATCH) as u64, &entries[..k]);
-            }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            tracing::debug!(ty, slot, pages = n, error = %e, "store failed; slots emptied");
-            self.remove_range(&area, slot, n);
-            return Err(e);
-        }
-        Ok(Generation(gen))
-    }
-
-    fn check_limit(&self) -> Result<()> {
-        if self.max_pool_bytes == u64::MAX {
-            return Ok(());
-        }
-        let used = self.alloc.pool_bytes();
-        let refuse = || {
-            self.counters.add(Ctr::RejectLimit, 1);
-            Err(PoolError::LimitReached {
-                used,
-                limit: self.max_pool_bytes,
-            })
-        };
-        if self.limit_hit.load(Ordering::Relaxed) {
-            if used > self.accept_bytes {
-                self.wake_reclaimer();
-                return refuse();
-            }
-            self.limit_hit.store(false, Ordering::Relaxed);
-        }
-        if used >= self.max_pool_bytes {
-            if !self.limit_hit.swap(true, Ordering::Relaxed) {
-                self.counters.add(Ctr::LimitHits, 1);
-                tracing::debug!(used, "pool limit hit");
-            }
-            self.wake_reclaimer();
-            return refuse();
-        }
-        Ok(())
-    }
-
-    /// True when usage is above the accept threshold (what background reclaim works toward).
-    pub(crate) fn above_accept(&self) -> bool {
-        self.alloc.pool_bytes() > self.accept_bytes
-    }
-
-    fn wake_reclaimer(&self) {
-        let (m, cv) = &self.wake;
-        *m.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        cv.notify_all();
-    }
-
-    /// Compresses and allocates the pages of `batch` (≤ 8) on `ctx`; fills `out`. On error
-    /// frees whatever it allocated.
-    fn compress_batch(
-        &self,
-        ctx: &Context,
-        batch: &[u8],
-        gen: u64,
-        out: &mut [Entry],
-    ) -> Result<()> {
-        let k = out.len();
-        let page = |i: usize| &batch[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-        let mut kinds = [PageKind::Other; MAX_BATCH];
-        let mut srcs: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
-        let mut which = [0usize; MAX_BATCH];
-        let mut m = 0;
-        for (i, kind) in kinds.iter_mut().enumerate().take(k) {
-            *kind = classify(page(i));
-            if *kind == PageKind::Other {
-                srcs[m] = page(i);
-                which[i] = m;
-                m += 1;
-            }
-        }
-        let mut g = self.contexts.lock_ready(ctx, None)?;
-        let inner: &mut CtxInner = &mut g;
-        let codec_id = inner.codec.id();
-        let cutoff = self.cutoff;
-        let results = if m > 0 {
-            let [d0, d1, d2, d3, d4, d5, d6, d7] = &mut inner.dst;
-            let mut dsts: [&mut [u8]; MAX_BATCH] = [
-                &mut d0[..cutoff],
-                &mut d1[..cutoff],
-                &mut d2[..cutoff],
-                &mut d3[..cutoff],
-                &mut d4[..cutoff],
-                &mut d5[..cutoff],
-                &mut d6[..cutoff],
-                &mut d7[..cutoff],
-            ];
-            match inner.codec.compress_batch(&srcs[..m], &mut dsts[..m]) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    self.counters.add(Ctr::RejectCompressFail, 1);
-                    return Err(e.into());
-                }
-            }
-        } else {
-            None
-        };
-        for i in 0..k {
-            let made = match kinds[i] {
-                PageKind::Zero => Ok(Entry::new(Payload::SameFilled(0), zero_crc(), gen)),
-                PageKind::SameFilled(v) => {
-                    Ok(Entry::new(Payload::SameFilled(v), crc32(page(i)), gen))
-                }
-                PageKind::Other => {
-                    let j = which[i];
-                    match results.as_ref().and_then(|r| r.get(j)) {
-                        Some(Ok(c)) => {
-                            let (bytes, codec) = match c.len {
-                                Some(l) if l < cutoff => (&inner.dst[j][..l], Some(codec_id)),
-                                _ => (page(i), None),
-                            };
-                            self.alloc
-                                .alloc_write(bytes)
-                                .map(|handle| {
-                                    let len = bytes.len();
-                                    Entry::new(Payload::Object { handle, len, codec }, c.crc32, gen)
-                                })
-                                .map_err(|e| {
-                                    self.counters.add(Ctr::RejectAllocFail, 1);
-                                    alloc_err(e)
-                                })
-                        }
-                        Some(Err(e)) => {
-                            self.counters.add(Ctr::RejectCompressFail, 1);
-                            Err(PoolError::Codec(e.clone()))
-                        }
-                        None => {
-                            self.counters.add(Ctr::RejectCompressFail, 1);
-                            Err(PoolError::Codec(CodecError::BatchMismatch {
-                                pages: m,
-                                buffers: results.as_ref().map_or(0, |r| r.len()),
-                            }))
-                        }
-                    }
-                }
-            };
-            match made {
-                Ok(e) => out[i] = e,
-                Err(err) => {
-                    drop(g);
-                    for e in &mut out[..i] {
-                        self.free_object(std::mem::take(e));
-                    }
-                    return Err(err);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Inserts fully initialised entries at consecutive slots; frees what they replace.
-    fn publish(&self, area: &Area, first: u64, entries: &[Entry]) {
-        let mut replaced = [Entry::default(); MAX_BATCH];
-        let mut i = 0;
-        while i < entries.len() {
-            let slot = first + i as u64;
-            let (mut chunk, mut pos) = area.index.lock(slot);
-            if !chunk.has_array() {
-                drop(chunk);
-                let array = new_array(); // allocated outside the chunk lock
-                (chunk, pos) = area.index.lock(slot);
-                let spare = chunk.install(array);
-                if spare.is_some() {
-                    drop(chunk);
-                    drop(spare);
-                    continue;
-                }
-            }
-            while i < entries.len() && pos < CHUNK_SLOTS {
-                self.account(&entries[i], true);
-                replaced[i] = chunk.put(pos, entries[i]);
-                i += 1;
-                pos += 1;
-            }
-        }
-        for e in &replaced[..entries.len()] {
-            self.release(*e);
-        }
-    }
-
-    /// Empties `n` slots from `slot`, freeing what they held.
-    fn remove_range(&self, area: &Area, slot: u64, n: usize) {
-        for s in slot..slot + n as u64 {
-            self.remove_if(area, s, None);
-        }
-    }
-
     /// Removes the entry at `slot` if it is of generation bits `gen` (any, if `None`); returns
     /// the removed entry.
     pub(crate) fn remove_if(&self, area: &Area, slot: u64, gen: Option<u32>) -> Option<Entry> {
@@ -503,7 +267,7 @@ impl Pool {
         self.free_object(e);
     }
 
-    fn free_object(&self, e: Entry) {
+    pub(crate) fn free_object(&self, e: Entry) {
         if let Some(Payload::Object { handle, .. }) = e.payload() {
             if let Err(err) = self.alloc.free(handle) {
                 tracing::error!(error = %err, "freeing an entry's object failed");
@@ -511,197 +275,14 @@ impl Pool {
         }
     }
 
-    // ----- load -----
+    // ----- invalidate -----
 
-    /// Loads the page at `slot` into `page` (exactly 4096 bytes), verifying its CRC-32.
-    /// `mode` says whether the entry is dropped (exclusive) or kept. Returns the generation
-    /// of the store it came from. A written-back page is read from the backing file (blocks
-    /// on I/O). Errors: absent slot, checksum mismatch or corrupt data (naming the slot; the
-    /// entry is left in place), I/O error.
-    pub fn load(&self, ty: u32, slot: u64, page: &mut [u8], mode: LoadMode) -> Result<Generation> {
-        let ctx = self.contexts.current()?;
-        self.load_on_ctx(ctx, ty, slot, page, mode)
-    }
-
-    /// [`Pool::load`] on the context of CPU `cpu_hint` (for a batching layer's workers).
-    pub fn load_on(
-        &self,
-        cpu_hint: usize,
-        ty: u32,
-        slot: u64,
-        page: &mut [u8],
-        mode: LoadMode,
-    ) -> Result<Generation> {
-        let ctx = self.contexts.get(cpu_hint)?;
-        self.load_on_ctx(ctx, ty, slot, page, mode)
-    }
-
-    fn load_on_ctx(
-        &self,
-        ctx: &Context,
-        ty: u32,
-        slot: u64,
-        page: &mut [u8],
-        mode: LoadMode,
-    ) -> Result<Generation> {
-        if page.len() != PAGE_SIZE {
-            return Err(PoolError::WrongBufferSize {
-                len: page.len(),
-                expected: "exactly one 4096-byte page",
-            });
-        }
-        let area = self.enter(ty)?;
-        area.check_range(slot, 1)?;
-        let gen = self.load_one(&area, ctx, slot, page, mode == LoadMode::KeepCopy)?;
-        if mode == LoadMode::Exclusive {
-            self.remove_if(&area, slot, Some(gen));
-        }
-        Ok(self.full_gen(&area, gen))
-    }
-
-    /// Loads `pages.len() / 4096` consecutive slots from `slot` (fault-around). Either every
-    /// page is loaded and verified, or an error is returned and (in exclusive mode) no entry
-    /// was dropped. Blocks as [`Pool::load`].
-    pub fn load_run(&self, ty: u32, slot: u64, pages: &mut [u8], mode: LoadMode) -> Result<()> {
-        let n = whole_pages(pages.len(), usize::MAX)?;
-        let area = self.enter(ty)?;
-        area.check_range(slot, n)?;
-        let ctx = self.contexts.current()?;
-        let mut gens = Vec::with_capacity(if mode == LoadMode::Exclusive { n } else { 0 });
-        for (i, page) in pages.chunks_exact_mut(PAGE_SIZE).enumerate() {
-            let g = self.load_one(
-                &area,
-                ctx,
-                slot + i as u64,
-                page,
-                mode == LoadMode::KeepCopy,
-            )?;
-            if mode == LoadMode::Exclusive {
-                gens.push(g);
-            }
-        }
-        for (i, g) in gens.into_iter().enumerate() {
-            self.remove_if(&area, slot + i as u64, Some(g));
-        }
-        Ok(())
-    }
-
-    fn full_gen(&self, area: &Area, bits: u32) -> Generation {
+    pub(crate) fn full_gen(&self, area: &Area, bits: u32) -> Generation {
         let next = area.peek_gen();
         let span = 1u64 << GEN_BITS;
         let back = (gen_bits(next).wrapping_sub(bits) as u64) & (span - 1);
         Generation(next.saturating_sub(back))
     }
-
-    /// Decodes one slot into `page`; returns the entry's generation bits.
-    fn load_one(
-        &self,
-        area: &Area,
-        ctx: &Context,
-        slot: u64,
-        page: &mut [u8],
-        mark_used: bool,
-    ) -> Result<u32> {
-        let ty = area.ty;
-        let mut need: Option<CodecId> = None;
-        loop {
-            let mut g = self.contexts.lock_ready(ctx, need)?;
-            let (mut chunk, pos) = area.index.lock(slot);
-            let e = chunk.get(pos);
-            if e.is_empty() {
-                return Err(PoolError::AbsentSlot { ty, slot });
-            }
-            let corrupt = |source| PoolError::CorruptEntry {
-                ty,
-                slot,
-                codec: CodecId::RawDeflate,
-                source,
-            };
-            let Some(payload) = e.payload() else {
-                self.counters.add(Ctr::DecompressFailures, 1);
-                return Err(corrupt(CodecError::UnknownCodecId(0)));
-            };
-            if mark_used {
-                if let Some(m) = chunk.get_mut(pos) {
-                    m.set_referenced(true);
-                }
-            }
-            let got = match payload {
-                Payload::SameFilled(v) => {
-                    drop(chunk);
-                    drop(g);
-                    fill(page, v);
-                    if v == 0 {
-                        zero_crc()
-                    } else {
-                        crc32(page)
-                    }
-                }
-                Payload::Object { handle, len, codec } => {
-                    if let Some(id) = codec {
-                        if g.decoder(id).is_none() {
-                            need = Some(id);
-                            continue;
-                        }
-                    }
-                    let inner: &mut CtxInner = &mut g;
-                    let read = self.alloc.read(handle, &mut inner.dst[0][..len]);
-                    drop(chunk);
-                    read.map_err(|err| {
-                        self.counters.add(Ctr::DecompressFailures, 1);
-                        alloc_err(err)
-                    })?;
-                    match codec {
-                        None => {
-                            page.copy_from_slice(&inner.dst[0][..PAGE_SIZE]);
-                            crc32(page)
-                        }
-                        Some(id) => match decode(inner, id, len, page) {
-                            Ok(d) => d.crc32,
-                            Err(source) => {
-                                self.counters.add(Ctr::DecompressFailures, 1);
-                                return Err(PoolError::CorruptEntry {
-                                    ty,
-                                    slot,
-                                    codec: id,
-                                    source,
-                                });
-                            }
-                        },
-                    }
-                }
-                Payload::OnDisk => {
-                    drop(chunk);
-                    drop(g);
-                    let _file = area.file_read_lock();
-                    // Re-validate under the file lock: the entry must still be this one.
-                    let (chunk, pos) = area.index.lock(slot);
-                    let now = chunk.get(pos);
-                    drop(chunk);
-                    if !(now.gen() == e.gen() && now.payload() == e.payload()) {
-                        continue;
-                    }
-                    area.read_page(slot, page)?;
-                    self.counters.add(Ctr::FileLoads, 1);
-                    crc32(page)
-                }
-            };
-            self.counters.add(Ctr::Loads, 1);
-            if got != e.crc() {
-                self.counters.add(Ctr::ChecksumFailures, 1);
-                page.fill(0);
-                return Err(PoolError::ChecksumMismatch {
-                    ty,
-                    slot,
-                    stored: e.crc(),
-                    got,
-                });
-            }
-            return Ok(e.gen());
-        }
-    }
-
-    // ----- invalidate -----
 
     /// Drops the entry at `slot` if there is one; returns its generation (`None`: the slot
     /// held nothing, which is not an error for an invalidate).
@@ -780,29 +361,6 @@ impl Pool {
     }
 }
 
-/// Decodes `len` bytes staged in `inner.dst[0]` into `page` with a decoder for `id`.
-pub(crate) fn decode(
-    inner: &mut CtxInner,
-    id: CodecId,
-    len: usize,
-    page: &mut [u8],
-) -> std::result::Result<software_fallback::Decompressed, CodecError> {
-    let CtxInner {
-        codec,
-        dst,
-        decoders,
-        ..
-    } = inner;
-    let src = &dst[0][..len];
-    if codec.id() == id {
-        return codec.decompress(src, page);
-    }
-    match decoders[decoder_slot(id)].as_mut() {
-        Some(d) => d.decompress(src, page),
-        None => Err(CodecError::UnknownCodecId(id.as_u8())),
-    }
-}
-
 pub(crate) fn alloc_err(e: AllocError) -> PoolError {
     match e {
         AllocError::Exhausted(c) => PoolError::AllocExhausted {
@@ -812,19 +370,12 @@ pub(crate) fn alloc_err(e: AllocError) -> PoolError {
     }
 }
 
-fn fill(page: &mut [u8], v: u64) {
-    let b = v.to_ne_bytes();
-    for w in page.chunks_exact_mut(8) {
-        w.copy_from_slice(&b);
-    }
-}
-
-fn zero_crc() -> u32 {
+pub(crate) fn zero_crc() -> u32 {
     static CRC: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *CRC.get_or_init(|| crc32(&ZERO_PAGE))
 }
 
-fn whole_pages(len: usize, max: usize) -> Result<usize> {
+pub(crate) fn whole_pages(len: usize, max: usize) -> Result<usize> {
     let n = len / PAGE_SIZE;
     if len % PAGE_SIZE != 0 || n == 0 || n > max {
         return Err(PoolError::WrongBufferSize {
