@@ -1,12 +1,152 @@
-//! `swapaccel swapd-bench`. Filled by the swapd issue (the daemon lives in the `swapd` crate).
+//! `swapaccel swapd-bench`: the key-value workload on our userfaultfd daemon and/or, as the
+//! peer, in a memory cgroup with kernel zswap (the daemon and the peer live in the `swapd`
+//! crate; this file only parses arguments and prints).
+
+use software_fallback::{CodecId, CodecSpec};
+use swapd::bench::daemon::{self, DaemonConfig};
+use swapd::bench::kernel::{self, KernelConfig};
+use swapd::bench::report::{self, KernelOutcome};
+use swapd::bench::workload::{Pattern, WorkloadConfig};
 
 use super::CliError;
 
 /// Arguments of `swapaccel swapd-bench`.
 #[derive(Debug, clap::Args)]
-pub struct SwapdBenchArgs {}
+pub struct SwapdBenchArgs {
+    /// Memory the records fill, MiB.
+    #[arg(long, default_value_t = 256)]
+    pub footprint_mib: usize,
+    /// Resident budget, MiB (the region's budget; the cgroup limit for the kernel peer is
+    /// the child's own memory plus this).
+    #[arg(long, default_value_t = 64)]
+    pub budget_mib: usize,
+    /// Bytes per record (multiple of 8).
+    #[arg(long, default_value_t = 256)]
+    pub value_size: usize,
+    /// Key popularity: `uniform` or `zipf`.
+    #[arg(long, default_value = "zipf")]
+    pub pattern: String,
+    /// Zipf exponent.
+    #[arg(long, default_value_t = 0.99)]
+    pub theta: f64,
+    /// Fraction of operations that are writes (0..=1).
+    #[arg(long, default_value_t = 0.3)]
+    pub write_fraction: f64,
+    /// Workload threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Operations per thread in the measured phase.
+    #[arg(long, default_value_t = 500_000)]
+    pub ops: u64,
+    /// Seed of the key sequence.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Our compressor: deflate[:LEVEL], zstd[:LEVEL], lz4.
+    #[arg(long, default_value = "deflate:1")]
+    pub codec: String,
+    /// Pages per eviction batch.
+    #[arg(long, default_value_t = 32)]
+    pub evict_batch: usize,
+    /// Fault-handling threads.
+    #[arg(long, default_value_t = 1)]
+    pub fault_threads: usize,
+    /// Evicted neighbours brought in with a faulting page (one batched load).
+    #[arg(long, default_value_t = 0)]
+    pub fault_around: usize,
+    /// Store evicted pages through the batching engine (its workers compress the runs of a
+    /// batch in parallel) instead of calling the pool directly.
+    #[arg(long)]
+    pub engine: bool,
+    /// Run only the kernel-zswap peer (root: cgroup, swap file, zswap settings, all
+    /// restored afterwards).
+    #[arg(long, conflicts_with = "both")]
+    pub kernel: bool,
+    /// Run our daemon and then the kernel peer on the same workload, side by side.
+    #[arg(long)]
+    pub both: bool,
+    /// zswap compressor for the peer (default: deflate for our deflate, lzo-rle for our
+    /// lz4, zstd for our zstd).
+    #[arg(long)]
+    pub kernel_compressor: Option<String>,
+    /// Folder for the peer's temporary swap file (a filesystem swapon accepts).
+    #[arg(long, default_value = "/var/tmp")]
+    pub swap_dir: std::path::PathBuf,
+    /// Internal: run as the kernel peer's child process.
+    #[arg(long, hide = true)]
+    pub kernel_child: bool,
+}
 
-/// Runs the workload.
-pub fn run(_args: &SwapdBenchArgs) -> Result<(), CliError> {
-    Err("swapd-bench: not implemented yet".into())
+/// Runs the workload(s) and prints the table.
+pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
+    if args.kernel_child {
+        return Ok(kernel::child_main()?);
+    }
+    let pattern = match args.pattern.as_str() {
+        "uniform" => Pattern::Uniform,
+        "zipf" => Pattern::Zipf { theta: args.theta },
+        other => return Err(format!("--pattern {other}: expected uniform or zipf").into()),
+    };
+    let w = WorkloadConfig {
+        footprint: args.footprint_mib << 20,
+        value_size: args.value_size,
+        pattern,
+        write_fraction: args.write_fraction,
+        ops_per_thread: args.ops,
+        threads: args.threads,
+        seed: args.seed,
+    };
+    w.keys()?;
+    let budget = args.budget_mib << 20;
+    let codec: CodecSpec = args.codec.parse()?;
+    let label = format!(
+        "swapd ({codec}, {})",
+        if args.engine { "engine" } else { "pool" }
+    );
+    let ours = if args.kernel {
+        None
+    } else {
+        let d = DaemonConfig {
+            codec,
+            budget,
+            evict_batch: args.evict_batch,
+            fault_threads: args.fault_threads,
+            fault_around: args.fault_around,
+            use_engine: args.engine,
+        };
+        Some(daemon::run(&w, &d)?)
+    };
+    let kernel_outcome = if args.kernel || args.both {
+        let compressor = args.kernel_compressor.clone().unwrap_or_else(|| {
+            match codec.id {
+                CodecId::RawDeflate => "deflate",
+                CodecId::Lz4 => "lzo-rle",
+                CodecId::Zstd => "zstd",
+            }
+            .to_string()
+        });
+        match kernel::unavailable() {
+            Some(why) => KernelOutcome::Skipped(why),
+            None => {
+                let exe = std::env::current_exe()?;
+                let k = KernelConfig {
+                    compressor,
+                    budget,
+                    swap_dir: args.swap_dir.clone(),
+                    child_cmd: vec![
+                        exe.display().to_string(),
+                        "swapd-bench".into(),
+                        "--kernel-child".into(),
+                    ],
+                };
+                KernelOutcome::Ran(Box::new(kernel::run(&w, &k)?))
+            }
+        }
+    } else {
+        KernelOutcome::NotRun
+    };
+    print!(
+        "{}",
+        report::render(&w, budget, ours.as_ref(), &label, &kernel_outcome)
+    );
+    Ok(())
 }

@@ -5,13 +5,15 @@
 //!   budget a clock picks cold pages, takes them out atomically (`UFFDIO_MOVE`), and stores
 //!   them in batches through a [`PageStore`]; a fault brings a page back with a keep-copy
 //!   load, `UFFDIO_COPY`, and a conditional invalidate of that generation.
-//! * [`PageStore`] — what the daemon needs from the pool; [`PoolStore`] calls the pool directly.
+//! * [`PageStore`] — what the daemon needs from the pool; [`EngineStore`] stores through the
+//!   batching engine (the default), [`PoolStore`] calls the pool directly.
 //! * [`bench`] — the `swapaccel swapd-bench` workload, on the region or, as the peer, in a
 //!   memory cgroup with kernel zswap.
 //!
 //! Locking and lifetime rules are written once at the top of `pages.rs`.
 
 pub mod bench;
+mod engine_store;
 mod error;
 mod evict;
 mod fault;
@@ -21,6 +23,7 @@ mod stats;
 mod store;
 pub mod sys;
 
+pub use engine_store::EngineStore;
 pub use error::{Result, SwapdError};
 pub use pages::PageState;
 pub use region::{Region, RegionConfig};

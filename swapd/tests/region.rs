@@ -46,8 +46,9 @@ fn check_all(words: &[AtomicU64], version: &[u64]) -> Result<(), Failed> {
 }
 
 fn fill_page(words: &[AtomicU64], page: usize, version: u64) {
-    for i in page * WORDS_PER_PAGE..(page + 1) * WORDS_PER_PAGE {
-        words[i].store(value(i, version), Ordering::Relaxed);
+    let first = page * WORDS_PER_PAGE;
+    for (i, w) in words[first..first + WORDS_PER_PAGE].iter().enumerate() {
+        w.store(value(first + i, version), Ordering::Relaxed);
     }
 }
 
@@ -282,9 +283,11 @@ fn store_failures_put_pages_back() -> Result<(), Failed> {
     Ok(())
 }
 
+type TestFn = fn() -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, fn() -> Result<(), Failed>); 5] = [
+    let tests: [(&str, TestFn); 5] = [
         ("eviction_and_faults", eviction_and_faults),
         ("write_race", write_race),
         ("zero_pages", zero_pages),
@@ -314,7 +317,7 @@ fn main() {
     let trials = tests
         .into_iter()
         .map(|(name, f)| match &unavailable {
-            None => Trial::test(name, move || f()),
+            None => Trial::test(name, f),
             Some(why) if require => {
                 let why = why.clone();
                 Trial::test(name, move || {
