@@ -73,6 +73,9 @@ pub enum AllocError {
         /// Table index.
         index: u32,
     },
+    /// The class's bookkeeping contradicts itself (a span listed as having room has none).
+    #[error("class {0}: allocator bookkeeping is inconsistent")]
+    Inconsistent(u16),
     /// No more spans or handles can be addressed in this class.
     #[error("class {0} is full")]
     Exhausted(u16),
@@ -199,11 +202,15 @@ impl Class {
         }
     }
 
-    /// Takes a free object from span `si` (the caller has checked it has one); returns its
-    /// index.
-    fn take_obj(&mut self, si: usize) -> usize {
+    /// Takes a free object from span `si` and copies `bytes` into it; returns its index, or
+    /// `None` if the span is gone or full (the callers check first, so this means the class's
+    /// bookkeeping is inconsistent).
+    fn take_obj(&mut self, si: usize, bytes: &[u8]) -> Option<usize> {
         let (cap, size) = (self.objs_per_span, self.size);
-        let span = self.spans[si].as_mut().expect("take_obj on a live span");
+        let span = self.spans.get_mut(si)?.as_mut()?;
+        if u32::from(span.inuse) >= cap || bytes.len() > size {
+            return None;
+        }
         let obj = if span.free_head != NO_OBJ {
             let obj = span.free_head as usize;
             let mut next = [0u8; 2];
@@ -214,6 +221,7 @@ impl Class {
             span.bump += 1;
             span.bump as usize - 1
         };
+        span.data[obj * size..obj * size + bytes.len()].copy_from_slice(bytes);
         span.inuse += 1;
         if u32::from(span.inuse) == cap {
             span.in_nonfull = false;
@@ -223,7 +231,7 @@ impl Class {
                 self.nonfull.retain(|&i| i as usize != si);
             }
         }
-        obj
+        Some(obj)
     }
 
     /// Returns object `obj` of span `si` to the span; returns the span's memory if it is now
@@ -340,11 +348,11 @@ impl Allocator {
             let Some(h) = g.new_handle() else {
                 return Err(AllocError::Exhausted(class as u16));
             };
-            let obj = g.take_obj(si as usize);
+            let Some(obj) = g.take_obj(si as usize, bytes) else {
+                g.release_handle(h);
+                return Err(AllocError::Inconsistent(class as u16));
+            };
             g.handles[h as usize] = (si << OBJ_BITS) | obj as u32;
-            let off = obj * g.size;
-            let span = g.spans[si as usize].as_mut().expect("nonfull span is live");
-            span.data[off..off + bytes.len()].copy_from_slice(bytes);
             g.objects += 1;
             drop(g);
             // A spare span built but not needed (another thread installed one) is dropped here,
@@ -537,9 +545,9 @@ impl Allocator {
         else {
             return (g, None);
         };
-        let dobj = g.take_obj(dst);
-        let dspan = g.spans[dst].as_mut().expect("destination span is live");
-        dspan.data[dobj * size..(dobj + 1) * size].copy_from_slice(&tmp[..size]);
+        let Some(dobj) = g.take_obj(dst, &tmp[..size]) else {
+            return (g, None);
+        };
         g.handles[h as usize] = ((dst as u32) << OBJ_BITS) | dobj as u32;
         self.moved.fetch_add(1, Ordering::Relaxed);
         let emptied = g.put_obj(src, obj);
