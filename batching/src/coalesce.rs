@@ -25,7 +25,8 @@ pub(crate) struct Batch {
 }
 
 /// Gathers `first` and whatever is already queued, up to [`MAX_BATCH`] pages. Never blocks.
-/// Gives the queue one credit back per item taken (`first`'s is the caller's to give).
+/// Gives the queue one credit back per item put in the batch (`first`'s is the caller's to
+/// give; a carried item's is given when it is taken from the carry).
 pub(crate) fn gather(first: Item, queue: &Queue, carry: &mut Option<Msg>) -> Batch {
     let mut pages = first.pages();
     let mut items = Vec::with_capacity(MAX_BATCH);
@@ -33,12 +34,14 @@ pub(crate) fn gather(first: Item, queue: &Queue, carry: &mut Option<Msg>) -> Bat
     while pages < MAX_BATCH {
         match queue.try_recv() {
             Ok(Msg::Work(item)) => {
-                queue.taken();
                 let p = item.pages();
                 if pages + p <= MAX_BATCH {
+                    queue.taken();
                     pages += p;
                     items.push(item);
                 } else {
+                    // Its credit is given back when the worker takes it as the next
+                    // batch's first item.
                     *carry = Some(Msg::Work(item));
                     break;
                 }

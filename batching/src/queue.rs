@@ -29,7 +29,9 @@
 //!
 //! The test-only feature `unprotected-shutdown` removes the gate (the submitter checks
 //! `closed` without entering, and `close` does not wait), to show what the shutdown stress
-//! test catches.
+//! test catches; `shutdown-window-yield` sleeps briefly between the check and the send (as a
+//! preemption there would), which makes the race frequent without the gate and shows the
+//! gate holding with it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -182,6 +184,11 @@ impl Queue {
 
     /// Sends reserved items (inside the gate). Never blocks: room was reserved.
     pub fn send(&self, _inside: &Inside<'_>, items: Vec<Item>, metrics: &Metrics) {
+        // Test-only: widens the window between the gate check and the send (as a preemption
+        // there would), so that the shutdown stress test sees the race quickly when the gate
+        // is removed, and shows that the gate holds when it is not.
+        #[cfg(feature = "shutdown-window-yield")]
+        std::thread::sleep(std::time::Duration::from_micros(20));
         for item in items {
             if let Err(e) = self.tx.try_send(Msg::Work(item)) {
                 // Unreachable by the credit accounting; the item's drop completes it with
