@@ -67,7 +67,8 @@ impl Context {
 
 /// All contexts, indexed by CPU id.
 pub(crate) struct Contexts {
-    table: Box<[OnceLock<Context>]>,
+    /// One write-once cell per CPU id (8 bytes each when empty: the context is boxed).
+    table: Box<[OnceLock<Box<Context>>]>,
     /// Serialises context creation (never held while a context is in use).
     grow: Mutex<()>,
     spec: RwLock<CodecSpec>,
@@ -107,28 +108,28 @@ impl Contexts {
         Ok(ctxs)
     }
 
-    fn build(&self) -> Result<Context> {
+    fn build(&self) -> Result<Box<Context>> {
         let (spec, gen) = self.setting();
         let codec = self.factory.build(spec)?;
-        Ok(Context {
+        Ok(Box::new(Context {
             inner: Mutex::new(CtxInner {
                 codec,
                 codec_gen: gen,
                 dst: std::array::from_fn(|_| vec![0u8; PAGE_SIZE].into_boxed_slice()),
                 decoders: Default::default(),
             }),
-        })
+        }))
     }
 
     /// Adds a context for `cpu` (< MAX_CPUS) unless one exists. Builds it before publishing.
     fn add(&self, cpu: usize) -> Result<&Context> {
         let cell = &self.table[cpu];
         if let Some(c) = cell.get() {
-            return Ok(c);
+            return Ok(c.as_ref());
         }
         let _g = self.grow.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = cell.get() {
-            return Ok(c);
+            return Ok(c.as_ref());
         }
         let ctx = self.build()?;
         self.created.fetch_add(1, Ordering::Relaxed);
@@ -144,7 +145,7 @@ impl Contexts {
             self.hotplug_teardown(cpu_hint)?;
         }
         if let Some(c) = self.table.get(cpu_hint).and_then(OnceLock::get) {
-            return Ok(c);
+            return Ok(c.as_ref());
         }
         let possible = self.topology.possible()?;
         if cpu_hint < MAX_CPUS && possible.contains(&cpu_hint) {
