@@ -88,7 +88,7 @@ fn bucket_high(b: usize) -> u64 {
     let exp = (b / SUB) as u32 + SUB_BITS - 1;
     let sub = (b % SUB) as u64;
     let low = (1u64 << exp) | (sub << (exp - SUB_BITS));
-    low + (1u64 << (exp - SUB_BITS)) - 1
+    low.saturating_add((1u64 << (exp - SUB_BITS)) - 1)
 }
 
 impl LatencyHistogram {
