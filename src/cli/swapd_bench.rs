@@ -68,6 +68,12 @@ pub struct SwapdBenchArgs {
     /// lz4, zstd for our zstd).
     #[arg(long)]
     pub kernel_compressor: Option<String>,
+    /// Room for zswap's compressed pool on top of the budget in the peer's cgroup limit,
+    /// MiB (our pool is outside the region budget). Default: 0 where the pool is not
+    /// charged to the cgroup (cgroup v1); on v2, our pool's size with `--both`, else half of
+    /// footprint − budget.
+    #[arg(long)]
+    pub kernel_pool_mib: Option<u64>,
     /// Folder for the peer's temporary swap file (a filesystem swapon accepts).
     #[arg(long, default_value = "/var/tmp")]
     pub swap_dir: std::path::PathBuf,
@@ -128,9 +134,16 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
             Some(why) => KernelOutcome::Skipped(why),
             None => {
                 let exe = std::env::current_exe()?;
+                let pool_allowance = match (args.kernel_pool_mib, &ours) {
+                    (Some(m), _) => m << 20,
+                    (None, _) if !kernel::zswap_charged_to_cgroup() => 0,
+                    (None, Some(d)) => d.pool.pool_bytes,
+                    (None, None) => ((w.footprint.saturating_sub(budget)) / 2) as u64,
+                };
                 let k = KernelConfig {
                     compressor,
                     budget,
+                    pool_allowance,
                     swap_dir: args.swap_dir.clone(),
                     child_cmd: vec![
                         exe.display().to_string(),

@@ -11,8 +11,8 @@
 //!
 //! Protocol with the child (`swapd-bench --kernel-child`, over its stdin/stdout, one line
 //! each): parent → `config JSON`; child → `READY` (memory mapped, nothing touched); parent
-//! sets the limit → `GO`; child populates and runs → `REPORT JSON`; parent reads the kernel's
-//! counters → `EXIT`.
+//! sets the limit → `GO`; child populates → `POPULATED`; parent snapshots `/proc/vmstat` →
+//! `RUN`; child runs → `REPORT JSON`; parent reads the kernel's counters → `EXIT`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -43,6 +43,10 @@ pub struct KernelConfig {
     pub compressor: String,
     /// Resident budget for the region, bytes.
     pub budget: usize,
+    /// Room on top of the budget for zswap's compressed pool, bytes. zswap charges its pool
+    /// to the cgroup, while our pool lives outside the region's budget; giving the cgroup
+    /// our pool's size compares the two at the same total memory.
+    pub pool_allowance: u64,
     /// Folder for the swap file.
     pub swap_dir: PathBuf,
     /// The program to run as the child (this binary) and the arguments that make it one.
@@ -54,12 +58,18 @@ pub struct KernelConfig {
 pub struct KernelReport {
     /// The workload's figures (measured in the child).
     pub workload: WorkloadReport,
-    /// Deltas of `/proc/vmstat` counters over populate + run.
+    /// Deltas of `/proc/vmstat` counters over the measured phase.
     pub vmstat: BTreeMap<String, u64>,
+    /// Deltas over populate + measured phase.
+    pub vmstat_total: BTreeMap<String, u64>,
     /// zswap's debugfs counters at the end of the run (before the child exits).
     pub zswap: BTreeMap<String, u64>,
     /// The cgroup limit applied, bytes.
     pub limit_bytes: u64,
+    /// Of which room given for zswap's pool.
+    pub pool_allowance: u64,
+    /// Peak memory use of the cgroup (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
+    pub peak_bytes: u64,
     /// Which cgroup interface was used.
     pub cgroup: String,
     /// The compressor.
@@ -305,6 +315,15 @@ impl Cgroup {
         read_u64(&self.dir.join(f))
     }
 
+    fn peak(&self) -> Result<u64> {
+        let f = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        read_u64(&self.dir.join(f))
+    }
+
     fn set_limit(&self, bytes: u64) -> Result<()> {
         let f = if self.v2 {
             "memory.max"
@@ -422,6 +441,16 @@ fn zswap_debugfs() -> BTreeMap<String, u64> {
     .collect()
 }
 
+/// True when zswap's compressed pool counts against the peer's cgroup limit: zswap charges
+/// it through the memory controller's object cgroups, which cgroup v2 accounts
+/// (`memory.zswap.current`); on v1 the pool stays outside the limit (observed here: the v1
+/// cgroup's `memory.kmem.usage_in_bytes` stays at a few hundred KiB while zswap holds MiBs).
+pub fn zswap_charged_to_cgroup() -> bool {
+    !Path::new(CGROUP_V1_MEMORY)
+        .join("memory.limit_in_bytes")
+        .exists()
+}
+
 /// Why the kernel peer cannot run here, if it cannot.
 pub fn unavailable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -472,27 +501,51 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     // The child's memory now: binary, heap, the untouched mapping. Give it what it has, the
     // checker's versions, some slack, and the region's budget.
     let base = cg.usage()?;
-    let limit = base + w.side_bytes() as u64 + CHILD_SLACK + k.budget as u64;
+    let limit = base + w.side_bytes() as u64 + CHILD_SLACK + k.budget as u64 + k.pool_allowance;
     cg.set_limit(limit)?;
-    let v0 = vmstat()?;
+    let v_start = vmstat()?;
     child.send("GO")?;
-    let rep = child.expect("REPORT")?;
+    child.expect("POPULATED")?;
+    let v0 = vmstat()?;
+    child.send("RUN")?;
+    let rep = child.expect("REPORT").map_err(|e| {
+        // Say what the kernel saw: the usual cause is the cgroup's OOM killer.
+        let z = zswap_debugfs();
+        let failcnt = read_u64(&cg.dir.join(if cg.v2 {
+            "memory.events"
+        } else {
+            "memory.failcnt"
+        }))
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "?".into());
+        SwapdError::Daemon(format!(
+            "{e}; cgroup limit {limit} B, failcnt {failcnt}, zswap {z:?} (dmesg shows an OOM \
+             kill if the limit was too tight: raise --kernel-pool-mib)"
+        ))
+    })?;
     let zswap = zswap_debugfs();
     let v1 = vmstat()?;
+    let peak = cg.peak().unwrap_or(0);
     child.send("EXIT")?;
     let workload: WorkloadReport =
         serde_json::from_str(&rep).map_err(|e| SwapdError::Daemon(format!("child report: {e}")))?;
-    let vm = v1
-        .iter()
-        .map(|(k, &b)| (k.clone(), b.saturating_sub(v0.get(k).copied().unwrap_or(0))))
-        .collect();
+    let delta = |a: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+        v1.iter()
+            .map(|(k, &b)| (k.clone(), b.saturating_sub(a.get(k).copied().unwrap_or(0))))
+            .collect()
+    };
+    let vm = delta(&v0);
+    let vm_total = delta(&v_start);
     let stored = zswap.get("stored_pages").copied().unwrap_or(0);
     let pool = zswap.get("pool_total_size").copied().unwrap_or(0);
     Ok(KernelReport {
         workload,
         vmstat: vm,
+        vmstat_total: vm_total,
         zswap,
         limit_bytes: limit,
+        pool_allowance: k.pool_allowance,
+        peak_bytes: peak,
         cgroup: cg.name(),
         compressor: k.compressor.clone(),
         ratio: if pool == 0 {
@@ -521,7 +574,13 @@ pub fn child_main() -> Result<()> {
     if next()? != "GO" {
         return Err(SwapdError::Daemon("expected GO".into()));
     }
-    let report = workload::run(mem.words(), &w, || Ok(()))?;
+    let report = workload::run(mem.words(), &w, || {
+        println!("POPULATED");
+        match next()?.as_str() {
+            "RUN" => Ok(()),
+            other => Err(SwapdError::Daemon(format!("expected RUN, got {other}"))),
+        }
+    })?;
     println!(
         "REPORT {}",
         serde_json::to_string(&report).map_err(|e| SwapdError::Daemon(e.to_string()))?

@@ -112,9 +112,12 @@ pub fn render(
         kv("zswpin").map(|v| v.to_string()),
     );
     row(
-        "pages evicted / faulted, total",
+        "pages evicted / faulted in, total",
         ours.map(|d| format!("{} / {}", d.region.evicted, d.region.faults_loaded)),
-        None,
+        k.map(|k| {
+            let g = |n: &str| k.vmstat_total.get(n).copied().unwrap_or(0);
+            format!("{} / {}", g("zswpout"), g("zswpin"))
+        }),
     );
     row(
         "disk swap pswpout / pswpin",
@@ -199,9 +202,15 @@ pub fn render(
         KernelOutcome::Ran(k) => {
             let _ = writeln!(
                 out,
-                "kernel: cgroup {}, limit {}",
+                "kernel: cgroup {}, limit {} (of which {} for zswap's pool), peak use {}; \
+                 vm.page-cluster {}",
                 k.cgroup,
-                mib(k.limit_bytes)
+                mib(k.limit_bytes),
+                mib(k.pool_allowance),
+                mib(k.peak_bytes),
+                std::fs::read_to_string("/proc/sys/vm/page-cluster")
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "?".into())
             );
         }
         KernelOutcome::Skipped(why) => {
