@@ -115,7 +115,7 @@ pub(crate) fn execute(core: &Core, cpu: usize, batch: Batch, scratch: &mut Vec<u
     }
     for item in others {
         match item.req().kind {
-            Kind::Load(mode) => load(core, item, mode),
+            Kind::Load(mode) => load(core, cpu, item, mode),
             Kind::Invalidate { .. } => invalidate(core, item),
             Kind::Store => item.finish(
                 Err(EngineError::Dropped("store item outside a run")),
@@ -165,11 +165,11 @@ fn store_run(core: &Core, cpu: usize, run: Vec<Item>, scratch: &mut Vec<u8>) {
     }
 }
 
-fn load(core: &Core, mut item: Item, mode: LoadMode) {
+fn load(core: &Core, cpu: usize, mut item: Item, mode: LoadMode) {
     let (ty, slot) = (item.req().ty, item.req().slot);
     take_tally();
     let res = match &mut item.work {
-        Work::Load { buf } => core.pool.load_run(ty, slot, buf, mode),
+        Work::Load { buf } => load_pages(&core.pool, cpu, ty, slot, buf, mode),
         _ => Ok(()),
     };
     core.metrics.record_pool_call();
@@ -178,6 +178,28 @@ fn load(core: &Core, mut item: Item, mode: LoadMode) {
         res.map(|()| ItemResult::Loaded).map_err(EngineError::Pool),
         b,
     );
+}
+
+/// Loads on this worker's CPU context where the pool lets it: one page, or a keep-copy run
+/// page by page. An exclusive run of several pages goes through [`Pool::load_run`] (on the
+/// calling thread's current CPU context), which drops the entries only once every page is
+/// verified.
+fn load_pages(
+    pool: &Pool,
+    cpu: usize,
+    ty: u32,
+    slot: u64,
+    buf: &mut [u8],
+    mode: LoadMode,
+) -> pool::Result<()> {
+    if buf.len() == PAGE_SIZE || mode == LoadMode::KeepCopy {
+        for (i, page) in buf.chunks_exact_mut(PAGE_SIZE).enumerate() {
+            pool.load_on(cpu, ty, slot + i as u64, page, mode)?;
+        }
+        Ok(())
+    } else {
+        pool.load_run(ty, slot, buf, mode)
+    }
 }
 
 fn invalidate(core: &Core, item: Item) {
