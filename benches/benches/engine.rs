@@ -1,0 +1,363 @@
+//! The batching engine against calling the pool directly, on real pages (the bench corpus's
+//! pages that the codec has to work on).
+//!
+//! * **Added cost per page, throughput**: 256 single-page stores of consecutive slots,
+//!   submitted at once through the engine (one worker; the producer reuses its buffers, which
+//!   come back in the completions) against the same pages stored by direct
+//!   `Pool::store_batch_on` calls, one page per call and eight pages per call (what the
+//!   engine's coalescing turns them into). Once with raw DEFLATE (libdeflate level 1), once
+//!   with a null codec, where what remains is the engine's and the pool's own work.
+//! * **A lone request's latency**: one single-page store, waited for, against one direct
+//!   call (the engine's figure includes waking a parked worker).
+//! * **2 workers against 1**, next to the bare codec's own 2-thread scaling in the same run:
+//!   256 pages as 32 eight-page stores through the engine with 1 and 2 workers; the bare
+//!   codec compressing the same pages on 1 and 2 threads.
+//! * **On the IAA device emulator**: the same store through the engine, and the histogram
+//!   of descriptors in flight per device submission round, with the engine's batch-size
+//!   histogram. The emulator models no device latency: its figures measure this project's
+//!   software and the emulator's own work, never IAA.
+//!
+//! After criterion runs it prints the ratios. Run: `cargo bench -p benches --bench engine`.
+
+use std::hint::black_box;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use accel::emu::{Emulator, EmulatorConfig};
+use accel::ContextConfig;
+use batching::{DeviceBackend, Engine, EngineConfig, Request, Ticket, Workers};
+use criterion::{criterion_group, Criterion, Throughput};
+use pool::{CodecFactory, CpuTopology, Pool, PoolConfig, TestTopology};
+use software_fallback::corpus::{classify, PageKind};
+use software_fallback::{
+    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec,
+    DEFAULT_COMPRESS_LIMIT, MAX_BATCH, PAGE_SIZE,
+};
+
+const PAGES: usize = 256;
+
+/// The corpus's pages that a codec has to work on.
+fn pages() -> &'static Vec<Vec<u8>> {
+    static P: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    P.get_or_init(|| {
+        let c = benches::bench_corpus(PAGES * 2);
+        let v: Vec<Vec<u8>> = c
+            .pages()
+            .filter(|p| classify(p) == PageKind::Other)
+            .take(PAGES)
+            .map(<[u8]>::to_vec)
+            .collect();
+        eprintln!("engine bench: {} pages the codec must compress", v.len());
+        v
+    })
+}
+
+/// The same pages as one contiguous run (for 8-page direct calls).
+fn contiguous() -> &'static Vec<u8> {
+    static C: OnceLock<Vec<u8>> = OnceLock::new();
+    C.get_or_init(|| pages().concat())
+}
+
+/// A codec that does almost nothing (a 1 KiB copy), so that what remains of a store is the
+/// pool's and the engine's own work.
+struct NullCodec;
+
+impl PageCodec for NullCodec {
+    fn id(&self) -> CodecId {
+        CodecId::Lz4
+    }
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        dst[..1024].copy_from_slice(&page[..1024]);
+        Ok(Compressed {
+            len: Some(1024),
+            crc32: 0,
+        })
+    }
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        page[..src.len()].copy_from_slice(src);
+        Ok(Decompressed { crc32: 0 })
+    }
+}
+
+fn topology() -> Arc<TestTopology> {
+    Arc::new(TestTopology::new(&[0, 1]))
+}
+
+fn new_pool(null: bool, factory: Option<Arc<dyn CodecFactory>>) -> Arc<Pool> {
+    let topo = topology();
+    let mut cfg = PoolConfig {
+        topology: topo as Arc<dyn CpuTopology>,
+        ..PoolConfig::default()
+    };
+    if null {
+        cfg.codec = CodecSpec::LZ4;
+        let f = |_: CodecSpec| -> pool::Result<Box<dyn PageCodec>> { Ok(Box::new(NullCodec)) };
+        cfg.factory = Arc::new(f);
+    }
+    if let Some(f) = factory {
+        cfg.factory = f;
+    }
+    let pool = Pool::new(cfg).expect("pool");
+    pool.swapon(0, 1 << 16, None).expect("swapon");
+    Arc::new(pool)
+}
+
+fn new_engine(pool: &Arc<Pool>, workers: usize, device: Option<Arc<DeviceBackend>>) -> Engine {
+    let mut cfg = EngineConfig::new(topology() as Arc<dyn CpuTopology>);
+    cfg.workers = Workers::Fixed(workers);
+    cfg.device = device;
+    Engine::start(Arc::clone(pool), cfg).expect("engine")
+}
+
+/// Submits `bufs` as stores of `per` pages at consecutive slots, waits for all, and puts
+/// the buffers (returned in the completions, in order) back.
+fn engine_round(e: &Engine, bufs: &mut Vec<Vec<u8>>, per: usize) {
+    let tickets: Vec<Ticket> = bufs
+        .drain(..)
+        .enumerate()
+        .map(|(i, data)| {
+            e.submit(Request::Store {
+                ty: 0,
+                slot: (i * per) as u64,
+                data,
+            })
+            .expect("submit")
+        })
+        .collect();
+    for t in tickets {
+        let c = t.wait();
+        assert!(c.is_ok(), "{:?}", c.outcome);
+        bufs.push(c.buffer);
+    }
+}
+
+fn single_page_bufs() -> Vec<Vec<u8>> {
+    pages().clone()
+}
+
+fn folio_bufs() -> Vec<Vec<u8>> {
+    contiguous()
+        .chunks(MAX_BATCH * PAGE_SIZE)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn bench_added_cost(c: &mut Criterion) {
+    for (label, null) in [("deflate:1", false), ("null", true)] {
+        let pool = new_pool(null, None);
+        let n = pages().len();
+        let mut g = c.benchmark_group(format!("engine-store/{label}"));
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("pool-1page", |b| {
+            b.iter(|| {
+                for (i, p) in pages().iter().enumerate() {
+                    pool.store_batch_on(0, 0, i as u64, black_box(p))
+                        .expect("store");
+                }
+            })
+        });
+        g.bench_function("pool-8pages", |b| {
+            b.iter(|| {
+                for (k, f) in contiguous().chunks(MAX_BATCH * PAGE_SIZE).enumerate() {
+                    pool.store_batch_on(0, 0, (k * MAX_BATCH) as u64, black_box(f))
+                        .expect("store");
+                }
+            })
+        });
+        let e = new_engine(&pool, 1, None);
+        let mut bufs = single_page_bufs();
+        g.bench_function("engine-1page", |b| {
+            b.iter(|| engine_round(&e, &mut bufs, 1))
+        });
+        let m = e.metrics();
+        eprintln!(
+            "engine-store/{label}: mean coalesced batch {:.2} pages, {} pool calls for {} pages",
+            m.mean_batch_pages(),
+            m.pool_calls,
+            m.pages_of(batching::Op::Store)
+        );
+        drop(e);
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("engine-lone/{label}"));
+        g.throughput(Throughput::Elements(1));
+        let p = &pages()[0];
+        g.bench_function("pool", |b| {
+            b.iter(|| pool.store_batch_on(0, 0, 0, black_box(p)).expect("store"))
+        });
+        let e = new_engine(&pool, 1, None);
+        let mut buf = Some(p.clone());
+        g.bench_function("engine", |b| {
+            b.iter(|| {
+                let data = buf.take().expect("buffer");
+                let done = e.store(0, 0, data).expect("submit").wait();
+                assert!(done.is_ok());
+                buf = Some(done.buffer);
+            })
+        });
+        g.finish();
+    }
+}
+
+fn bench_scaling(c: &mut Criterion) {
+    let pool = new_pool(false, None);
+    let n = pages().len();
+    let mut g = c.benchmark_group("engine-scaling/deflate:1");
+    g.throughput(Throughput::Elements(n as u64));
+    let codecs: Vec<Mutex<SoftwareCodec>> = (0..2)
+        .map(|_| Mutex::new(CodecSpec::DEFLATE.build().expect("codec")))
+        .collect();
+    for threads in [1usize, 2] {
+        let share = n / threads;
+        g.bench_function(format!("bare-{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let codecs = &codecs;
+                        s.spawn(move || {
+                            let mut codec = codecs[t].lock().expect("codec");
+                            let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+                            for _ in 0..iters {
+                                for p in &pages()[t * share..(t + 1) * share] {
+                                    let _ = black_box(codec.compress(black_box(p), &mut dst));
+                                }
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    for workers in [1usize, 2] {
+        let e = new_engine(&pool, workers, None);
+        let mut bufs = folio_bufs();
+        g.bench_function(format!("engine-{workers}w"), |b| {
+            b.iter(|| engine_round(&e, &mut bufs, MAX_BATCH))
+        });
+    }
+    g.finish();
+}
+
+fn bench_emulator(c: &mut Criterion) {
+    let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let backend = DeviceBackend::new(
+        emu.work_queue(),
+        ContextConfig::default(),
+        Duration::from_millis(100),
+    );
+    let pool = new_pool(false, Some(backend.factory()));
+    let n = pages().len();
+    let mut g = c.benchmark_group("engine-emulator/deflate");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("pool-8pages", |b| {
+        b.iter(|| {
+            for (k, f) in contiguous().chunks(MAX_BATCH * PAGE_SIZE).enumerate() {
+                pool.store_batch_on(0, 0, (k * MAX_BATCH) as u64, black_box(f))
+                    .expect("store");
+            }
+        })
+    });
+    let e = new_engine(&pool, 1, Some(Arc::clone(&backend)));
+    let before = backend.snapshot();
+    let mut bufs = single_page_bufs();
+    g.bench_function("engine-1page", |b| {
+        b.iter(|| engine_round(&e, &mut bufs, 1))
+    });
+    g.finish();
+    let after = backend.snapshot();
+    let m = e.metrics();
+    println!(
+        "\nIAA DEVICE EMULATOR ({}): no device latency is modelled; these figures measure \
+         this project's software and the emulator's own work, never IAA.",
+        after.work_queue
+    );
+    println!("descriptors in flight per device submission round (engine run, compress + verify):");
+    for k in 1..=MAX_BATCH {
+        let rounds = after.in_flight[k] - before.in_flight[k];
+        println!("  {k} in flight: {rounds:>8} rounds");
+    }
+    println!("engine batch sizes (pages per worker batch):");
+    for k in 1..=MAX_BATCH {
+        println!("  {k} pages: {:>8} batches", m.batch_pages[k]);
+    }
+    println!(
+        "device pages {:?} software pages {:?} fallbacks {}",
+        after.device_pages,
+        after.software_pages,
+        after.fallbacks_total()
+    );
+}
+
+fn ns(group: &str, f: &str) -> Option<f64> {
+    benches::criterion_mean_ns(group, f)
+}
+
+fn print_ratios() {
+    let n = pages().len() as f64;
+    println!("\nengine's added cost per page (1 worker, 256 single-page stores; µs per page):");
+    for label in ["deflate:1", "null"] {
+        let g = format!("engine-store/{label}");
+        if let (Some(p1), Some(p8), Some(e)) = (
+            ns(&g, "pool-1page"),
+            ns(&g, "pool-8pages"),
+            ns(&g, "engine-1page"),
+        ) {
+            println!(
+                "  {label:<10} pool 1-page calls {:>7.3}  pool 8-page calls {:>7.3}  engine {:>7.3}  \
+                 added vs 1-page {:>+7.3}  added vs 8-page {:>+7.3}  (goal < 1 µs)",
+                p1 / 1000.0 / n,
+                p8 / 1000.0 / n,
+                e / 1000.0 / n,
+                (e - p1) / 1000.0 / n,
+                (e - p8) / 1000.0 / n,
+            );
+        }
+        let g = format!("engine-lone/{label}");
+        if let (Some(p), Some(e)) = (ns(&g, "pool"), ns(&g, "engine")) {
+            println!(
+                "  {label:<10} lone request: pool {:>7.2} µs  engine {:>7.2} µs  added {:>+7.2} µs",
+                p / 1000.0,
+                e / 1000.0,
+                (e - p) / 1000.0
+            );
+        }
+    }
+    let g = "engine-scaling/deflate:1";
+    if let (Some(b1), Some(b2), Some(e1), Some(e2)) = (
+        ns(g, "bare-1t"),
+        ns(g, "bare-2t"),
+        ns(g, "engine-1w"),
+        ns(g, "engine-2w"),
+    ) {
+        let bare = b1 / b2;
+        let eng = e1 / e2;
+        println!(
+            "\n2 against 1: bare codec 2-thread scaling {bare:.2}x, engine 2 workers vs 1 \
+             {eng:.2}x = {:.0} % of the codec's own scaling (goal ≥ 90 %)",
+            eng / bare * 100.0
+        );
+    }
+    let g = "engine-emulator/deflate";
+    if let (Some(p), Some(e)) = (ns(g, "pool-8pages"), ns(g, "engine-1page")) {
+        println!(
+            "emulator (no device latency): pool 8-page calls {:.2} µs/page, engine single-page \
+             requests {:.2} µs/page",
+            p / 1000.0 / n,
+            e / 1000.0 / n
+        );
+    }
+}
+
+criterion_group! {
+    name = engine_benches;
+    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    targets = bench_added_cost, bench_scaling, bench_emulator
+}
+
+fn main() {
+    engine_benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratios();
+}
