@@ -89,6 +89,9 @@ pub enum Opened {
     Emulator(Arc<Emulator>),
 }
 
+/// Completion deadline for contexts on the emulator.
+const EMULATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An IAA context on the emulator, holding the emulator alive for as long as it exists.
 struct EmulatedCodec {
     // Field order is drop order: the context (and its in-flight slots) goes before the
@@ -138,7 +141,15 @@ impl Opened {
             Opened::Software(spec) => Box::new(spec.build()?),
             Opened::Device(wq) => Box::new(IaaCodec::new(wq.clone(), ContextConfig::default())),
             Opened::Emulator(emu) => Box::new(EmulatedCodec {
-                codec: IaaCodec::new(emu.work_queue(), ContextConfig::default()),
+                codec: IaaCodec::new(
+                    emu.work_queue(),
+                    ContextConfig {
+                        // The emulator's engine threads share the CPUs with the measuring
+                        // threads; the hardware deadline would time out on a busy host.
+                        timeout: EMULATOR_TIMEOUT,
+                        ..ContextConfig::default()
+                    },
+                ),
                 _emu: emu.clone(),
             }),
         })
