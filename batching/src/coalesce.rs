@@ -1,7 +1,7 @@
 //! Coalescing: turning what is already queued into one worker batch of at most 8 pages, and
 //! a batch's stores into as few pool calls as possible.
 //!
-//! Opportunistic only: [`gather`] takes what `try_recv` finds *now* and never sleeps or spins
+//! Opportunistic only: `gather` takes what `try_recv` finds *now* and never sleeps or spins
 //! waiting for more. An item that would overflow the batch is carried into the next one
 //! (and a stop message is carried too, so it is acted on only after the batch ran).
 //!
@@ -18,19 +18,18 @@ use software_fallback::{MAX_BATCH, PAGE_SIZE};
 use crate::queue::{Msg, Queue};
 use crate::request::{Item, Work};
 
-/// A worker batch: items whose pages add up to at most 8 (or one larger load).
-pub(crate) struct Batch {
-    pub items: Vec<Item>,
-    pub pages: usize,
-}
-
-/// Gathers `first` and whatever is already queued, up to [`MAX_BATCH`] pages. Never blocks.
-/// Gives the queue one credit back per item put in the batch (`first`'s is the caller's to
-/// give; a carried item's is given when it is taken from the carry).
-pub(crate) fn gather(first: Item, queue: &Queue, carry: &mut Option<Msg>) -> Batch {
+/// Gathers `first` and whatever is already queued into `batch` (empty on entry), up to
+/// [`MAX_BATCH`] pages; returns the batch's pages. Never blocks. Gives the queue one credit
+/// back per item put in the batch (`first`'s is the caller's to give; a carried item's is
+/// given when it is taken from the carry).
+pub(crate) fn gather(
+    first: Item,
+    queue: &Queue,
+    carry: &mut Option<Msg>,
+    batch: &mut Vec<Item>,
+) -> usize {
     let mut pages = first.pages();
-    let mut items = Vec::with_capacity(MAX_BATCH);
-    items.push(first);
+    batch.push(first);
     while pages < MAX_BATCH {
         match queue.try_recv() {
             Ok(Msg::Work(item)) => {
@@ -38,10 +37,8 @@ pub(crate) fn gather(first: Item, queue: &Queue, carry: &mut Option<Msg>) -> Bat
                 if pages + p <= MAX_BATCH {
                     queue.taken();
                     pages += p;
-                    items.push(item);
+                    batch.push(item);
                 } else {
-                    // Its credit is given back when the worker takes it as the next
-                    // batch's first item.
                     *carry = Some(Msg::Work(item));
                     break;
                 }
@@ -53,29 +50,21 @@ pub(crate) fn gather(first: Item, queue: &Queue, carry: &mut Option<Msg>) -> Bat
             Err(_) => break,
         }
     }
-    Batch { items, pages }
+    pages
 }
 
-/// Splits store items into runs of contiguous slots of one swap type, each at most
-/// [`MAX_BATCH`] pages, in (type, slot) order.
-pub(crate) fn store_runs(mut stores: Vec<Item>) -> Vec<Vec<Item>> {
-    stores.sort_by_key(|i| (i.req().ty, i.first_slot()));
-    let mut runs: Vec<Vec<Item>> = Vec::new();
-    for item in stores {
-        if let Some(run) = runs.last_mut() {
-            let last = &run[run.len() - 1];
-            let run_pages: usize = run.iter().map(Item::pages).sum();
-            if last.req().ty == item.req().ty
-                && last.first_slot() + last.pages() as u64 == item.first_slot()
-                && run_pages + item.pages() <= MAX_BATCH
-            {
-                run.push(item);
-                continue;
-            }
-        }
-        runs.push(vec![item]);
-    }
-    runs
+/// Whether store item `next` continues the run ending with `last` (same swap type, the next
+/// slot) without the run exceeding [`MAX_BATCH`] pages. Store items are sorted by (type,
+/// slot) first, so that contiguous runs are adjacent.
+pub(crate) fn continues(last: &Item, run_pages: usize, next: &Item) -> bool {
+    last.req().ty == next.req().ty
+        && last.first_slot() + last.pages() as u64 == next.first_slot()
+        && run_pages + next.pages() <= MAX_BATCH
+}
+
+/// Sort key that puts contiguous store items next to each other.
+pub(crate) fn run_order(item: &Item) -> (u32, u64) {
+    (item.req().ty, item.first_slot())
 }
 
 /// The bytes of a run: a slice of the request's own buffer when the run is one item or

@@ -322,14 +322,15 @@ impl Engine {
             metrics.record_accept(false);
             return Err(Rejected::new(e, buffer));
         }
-        let (state, items) = make_items(
+        let state = make_items(
             head,
             buffer,
             sink,
             Arc::clone(metrics),
             Arc::clone(&self.shared.core.pool),
+            |item| q.send(&inside, item),
         );
-        q.send(&inside, items, metrics);
+        metrics.observe_depth(q.depth());
         metrics.record_accept(true);
         Ok(Ticket::new(state))
     }

@@ -39,7 +39,6 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::error::EngineError;
-use crate::metrics::Metrics;
 use crate::request::Item;
 
 /// What to do when the queue is full.
@@ -182,22 +181,19 @@ impl Queue {
         res
     }
 
-    /// Sends reserved items (inside the gate). Never blocks: room was reserved.
-    pub fn send(&self, _inside: &Inside<'_>, items: Vec<Item>, metrics: &Metrics) {
+    /// Sends one reserved item (inside the gate). Never blocks: room was reserved.
+    pub fn send(&self, _inside: &Inside<'_>, item: Item) {
         // Test-only: widens the window between the gate check and the send (as a preemption
         // there would), so that the shutdown stress test sees the race quickly when the gate
         // is removed, and shows that the gate holds when it is not.
         #[cfg(feature = "shutdown-window-yield")]
         std::thread::sleep(std::time::Duration::from_micros(20));
-        for item in items {
-            if let Err(e) = self.tx.try_send(Msg::Work(item)) {
-                // Unreachable by the credit accounting; the item's drop completes it with
-                // an error rather than losing it.
-                tracing::error!("work channel refused a reserved item");
-                drop(e);
-            }
+        if let Err(e) = self.tx.try_send(Msg::Work(item)) {
+            // Unreachable by the credit accounting; the item's drop completes it with an
+            // error rather than losing it.
+            tracing::error!("work channel refused a reserved item");
+            drop(e);
         }
-        metrics.observe_depth(self.depth());
     }
 
     /// Called by a worker for each item it takes: gives the credit back.

@@ -202,6 +202,9 @@ struct Progress {
     /// A load's buffer, put back by its item.
     buffer: Vec<u8>,
     done: Option<Completion>,
+    /// Tickets waiting on `ready`, so that completing a request nobody waits for costs no
+    /// wake-up system call.
+    parked: usize,
 }
 
 /// What every item of one request shares.
@@ -427,8 +430,13 @@ fn complete(req: &RequestState, now: Instant) {
     match &req.sink {
         Sink::Ticket => {
             p.done = Some(completion);
+            // A waiter counts itself in `parked` under this lock before it waits: either it
+            // will see `done`, or it is counted here.
+            let parked = p.parked;
             drop(p);
-            req.ready.notify_all();
+            if parked > 0 {
+                req.ready.notify_all();
+            }
         }
         Sink::Channel(tx) => {
             drop(p);
@@ -462,15 +470,16 @@ impl Head {
     }
 }
 
-/// Builds a request's state and items. A store's buffer is shared by its items; a load's
-/// goes into its one item; an invalidate has none.
+/// Builds a request's state and hands its items to `emit`, in slot order. A store's buffer
+/// is shared by its items; a load's goes into its one item; an invalidate has none.
 pub(crate) fn make_items(
     head: Head,
     buffer: Vec<u8>,
     sink: Sink,
     metrics: Arc<Metrics>,
     pool: Arc<Pool>,
-) -> (Arc<RequestState>, Vec<Item>) {
+    mut emit: impl FnMut(Item),
+) -> Arc<RequestState> {
     let Head {
         kind,
         ty,
@@ -498,34 +507,36 @@ pub(crate) fn make_items(
             data: data.clone(),
             buffer: Vec::new(),
             done: None,
+            parked: 0,
         }),
         ready: Condvar::new(),
         sink,
         metrics,
         pool,
     });
-    let items = match (kind, data) {
-        (Kind::Store, Some(data)) => (0..pages)
-            .step_by(software_fallback::MAX_BATCH)
-            .map(|first_page| Item {
-                req: Some(Arc::clone(&state)),
-                work: Work::Store {
-                    data: Arc::clone(&data),
-                    first_page,
-                    pages: (pages - first_page).min(software_fallback::MAX_BATCH),
-                },
-            })
-            .collect(),
-        (Kind::Load(_), _) => vec![Item {
+    match (kind, data) {
+        (Kind::Store, Some(data)) => {
+            for first_page in (0..pages).step_by(software_fallback::MAX_BATCH) {
+                emit(Item {
+                    req: Some(Arc::clone(&state)),
+                    work: Work::Store {
+                        data: Arc::clone(&data),
+                        first_page,
+                        pages: (pages - first_page).min(software_fallback::MAX_BATCH),
+                    },
+                });
+            }
+        }
+        (Kind::Load(_), _) => emit(Item {
             req: Some(Arc::clone(&state)),
             work: Work::Load { buf: load_buf },
-        }],
-        _ => vec![Item {
+        }),
+        _ => emit(Item {
             req: Some(Arc::clone(&state)),
             work: Work::Invalidate,
-        }],
-    };
-    (state, items)
+        }),
+    }
+    state
 }
 
 /// A handle on one accepted request: wait for it, poll it, or wait with a deadline.
@@ -559,11 +570,13 @@ impl Ticket {
             if let Some(c) = p.done.take() {
                 return c;
             }
+            p.parked += 1;
             p = self
                 .state
                 .ready
                 .wait(p)
                 .unwrap_or_else(PoisonError::into_inner);
+            p.parked -= 1;
         }
     }
 
@@ -581,12 +594,14 @@ impl Ticket {
                 if now >= deadline {
                     break;
                 }
+                p.parked += 1;
                 p = self
                     .state
                     .ready
                     .wait_timeout(p, deadline - now)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
+                p.parked -= 1;
             }
         }
         Err(self)

@@ -19,7 +19,7 @@ use crossbeam_channel::{select, Receiver, TryRecvError};
 use pool::{LoadMode, Pool};
 use software_fallback::{MAX_BATCH, PAGE_SIZE};
 
-use crate::coalesce::{gather, run_bytes, store_runs, Batch};
+use crate::coalesce::{continues, gather, run_bytes, run_order};
 use crate::error::EngineError;
 use crate::fallback::take_tally;
 use crate::metrics::Metrics;
@@ -41,10 +41,33 @@ pub(crate) enum Ctl {
     Retire,
 }
 
+/// A worker's reusable buffers (no allocation per batch in the steady state).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    batch: Vec<Item>,
+    stores: Vec<Item>,
+    others: Vec<Item>,
+    run: Vec<Item>,
+    bytes: Vec<u8>,
+}
+
+impl Scratch {
+    /// Drops whatever a panicking batch left behind; each item completes with `Dropped`.
+    fn clear(&mut self) {
+        self.batch.clear();
+        self.stores.clear();
+        self.others.clear();
+        self.run.clear();
+    }
+}
+
 /// The worker loop. Returns when stopped or retired.
 pub(crate) fn run(core: Arc<Core>, queue: Arc<Queue>, cpu: usize, ctl: Receiver<Ctl>) {
     tracing::debug!(cpu, "worker started");
-    let mut scratch = Vec::with_capacity(MAX_BATCH * PAGE_SIZE);
+    let mut s = Scratch {
+        bytes: Vec::with_capacity(MAX_BATCH * PAGE_SIZE),
+        ..Scratch::default()
+    };
     let mut carry: Option<Msg> = None;
     let mut retiring = false;
     loop {
@@ -70,21 +93,18 @@ pub(crate) fn run(core: Arc<Core>, queue: Arc<Queue>, cpu: usize, ctl: Receiver<
             }
             Msg::Stop => break,
         };
-        let batch = if retiring {
-            let pages = first.pages();
-            Batch {
-                items: vec![first],
-                pages,
-            }
+        let pages = if retiring {
+            let p = first.pages();
+            s.batch.push(first);
+            p
         } else {
-            gather(first, &queue, &mut carry)
+            gather(first, &queue, &mut carry, &mut s.batch)
         };
-        if std::panic::catch_unwind(AssertUnwindSafe(|| {
-            execute(&core, cpu, batch, &mut scratch)
-        }))
-        .is_err()
+        if std::panic::catch_unwind(AssertUnwindSafe(|| execute(&core, cpu, pages, &mut s)))
+            .is_err()
         {
             tracing::error!(cpu, "worker batch panicked; its unfinished items failed");
+            s.clear();
         }
         if !retiring && ctl.try_recv().is_ok() {
             retiring = true;
@@ -98,22 +118,40 @@ pub(crate) fn run(core: Arc<Core>, queue: Arc<Queue>, cpu: usize, ctl: Receiver<
     tracing::debug!(cpu, "worker exiting");
 }
 
-/// Runs one batch: stores (merged into runs), then loads, then invalidates.
-pub(crate) fn execute(core: &Core, cpu: usize, batch: Batch, scratch: &mut Vec<u8>) {
-    core.metrics.record_batch(batch.pages, batch.items.len());
-    let mut stores = Vec::new();
-    let mut others = Vec::new();
-    for item in batch.items {
+/// Runs the batch in `s.batch` (`pages` pages): stores (merged into runs of contiguous
+/// slots), then loads, then invalidates.
+pub(crate) fn execute(core: &Core, cpu: usize, pages: usize, s: &mut Scratch) {
+    let Scratch {
+        batch,
+        stores,
+        others,
+        run,
+        bytes,
+    } = s;
+    core.metrics.record_batch(pages, batch.len());
+    for item in batch.drain(..) {
         if matches!(item.work, Work::Store { .. }) {
             stores.push(item);
         } else {
             others.push(item);
         }
     }
-    for run in store_runs(stores) {
-        store_run(core, cpu, run, scratch);
+    stores.sort_by_key(run_order);
+    let mut run_pages = 0;
+    for item in stores.drain(..) {
+        if let Some(last) = run.last() {
+            if !continues(last, run_pages, &item) {
+                store_run(core, cpu, run, bytes);
+                run_pages = 0;
+            }
+        }
+        run_pages += item.pages();
+        run.push(item);
     }
-    for item in others {
+    if !run.is_empty() {
+        store_run(core, cpu, run, bytes);
+    }
+    for item in others.drain(..) {
         match item.req().kind {
             Kind::Load(mode) => load(core, cpu, item, mode),
             Kind::Invalidate { .. } => invalidate(core, item),
@@ -134,32 +172,35 @@ fn backend(core: &Core) -> Backend {
     }
 }
 
-fn store_run(core: &Core, cpu: usize, run: Vec<Item>, scratch: &mut Vec<u8>) {
+/// Stores a run (emptied on return) in one pool call; a failed merged run is redone item
+/// by item so that only the request that caused the failure fails.
+fn store_run(core: &Core, cpu: usize, run: &mut Vec<Item>, bytes: &mut Vec<u8>) {
     let (ty, slot) = (run[0].req().ty, run[0].first_slot());
     take_tally();
     let res = core
         .pool
-        .store_batch_on(cpu, ty, slot, run_bytes(&run, scratch));
+        .store_batch_on(cpu, ty, slot, run_bytes(run, bytes));
     core.metrics.record_pool_call();
     let b = backend(core);
     match res {
         Ok(generation) => {
-            for item in run {
+            for item in run.drain(..) {
                 item.finish(Ok(ItemResult::Stored(generation)), b);
             }
         }
         Err(e) if run.len() == 1 => {
-            if let Some(item) = run.into_iter().next() {
+            if let Some(item) = run.pop() {
                 item.finish(Err(EngineError::Pool(e)), b);
             }
         }
         Err(e) => {
-            // The pool emptied every slot of the merged call. Redo each item alone, so that
-            // only the request that caused the failure fails.
+            // The pool emptied every slot of the merged call.
             tracing::debug!(ty, slot, error = %e, items = run.len(), "merged store failed; redoing item by item");
             core.metrics.record_split_retry();
-            for item in run {
-                store_run(core, cpu, vec![item], scratch);
+            let items = std::mem::take(run);
+            for item in items {
+                run.push(item);
+                store_run(core, cpu, run, bytes);
             }
         }
     }
