@@ -74,6 +74,12 @@ pub struct SwapdBenchArgs {
     /// footprint − budget.
     #[arg(long)]
     pub kernel_pool_mib: Option<u64>,
+    /// `vm.page-cluster` for the peer's run (swap readahead of 2^N pages), restored after;
+    /// `keep` leaves the machine's value. Default 0: no readahead, like our daemon without
+    /// fault-around (with the default 3, this kernel's v1 memory cgroup OOM-killed the
+    /// workload at every budget tried).
+    #[arg(long, default_value = "0")]
+    pub kernel_page_cluster: String,
     /// Folder for the peer's temporary swap file (a filesystem swapon accepts).
     #[arg(long, default_value = "/var/tmp")]
     pub swap_dir: std::path::PathBuf,
@@ -140,7 +146,15 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
                     (None, Some(d)) => d.pool.pool_bytes,
                     (None, None) => ((w.footprint.saturating_sub(budget)) / 2) as u64,
                 };
+                let page_cluster =
+                    match args.kernel_page_cluster.as_str() {
+                        "keep" => None,
+                        v => Some(v.parse::<u32>().map_err(|_| {
+                            format!("--kernel-page-cluster {v}: a number or `keep`")
+                        })?),
+                    };
                 let k = KernelConfig {
+                    page_cluster,
                     compressor,
                     budget,
                     pool_allowance,
@@ -151,7 +165,12 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
                         "--kernel-child".into(),
                     ],
                 };
-                KernelOutcome::Ran(Box::new(kernel::run(&w, &k)?))
+                match kernel::run(&w, &k) {
+                    Ok(r) => KernelOutcome::Ran(Box::new(r)),
+                    // With --both, our figures still print; the peer's failure is reported.
+                    Err(e) if ours.is_some() => KernelOutcome::Skipped(format!("failed: {e}")),
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
     } else {

@@ -20,6 +20,9 @@ use crate::sys::mapping::Mapping;
 use crate::sys::pagemap::Pagemap;
 use crate::sys::uffd::{Uffd, UffdSource};
 
+/// Pages a fault thread evicts beyond the budget when it has to reclaim itself.
+const DIRECT_RECLAIM_PAGES: usize = 8;
+
 /// How a [`Region`] is set up.
 #[derive(Clone, Debug)]
 pub struct RegionConfig {
@@ -61,7 +64,7 @@ impl RegionConfig {
         if !(1..=512).contains(&self.evict_batch) {
             return bad(format!("evict_batch {} not in 1..=512", self.evict_batch));
         }
-        if budget < 2 * self.evict_batch + self.fault_threads * (1 + self.fault_around) {
+        if budget < 4 * self.evict_batch + self.fault_threads * (1 + self.fault_around) {
             return bad(format!(
                 "budget of {budget} pages is too small for batches of {} and {} fault \
                  thread(s) with fault-around {}",
@@ -134,8 +137,13 @@ impl Shared {
         }
         bump(&self.counters.direct_reclaims, 1);
         let mut ev = self.evictor.lock().unwrap_or_else(PoisonError::into_inner);
+        // Evict just enough (one codec batch at least) to keep the fault's latency short;
+        // the background evictor does the bulk.
         while self.pages.resident() + 1 + self.fault_around >= self.budget {
-            match ev.evict_batch(self, self.batch) {
+            let want = (self.pages.resident() + 1 + self.fault_around + DIRECT_RECLAIM_PAGES)
+                .saturating_sub(self.budget)
+                .clamp(1, self.batch);
+            match ev.evict_batch(self, want) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
@@ -240,7 +248,9 @@ impl Region {
             counters: Counters::default(),
             hist: Histogram::default(),
             budget,
-            low: budget.saturating_sub(config.evict_batch),
+            // The background evictor keeps a margin of two batches (or 1/32 of the budget) so
+            // that faults rarely find the region at its budget.
+            low: budget.saturating_sub((2 * config.evict_batch).max(budget / 32)),
             batch: config.evict_batch,
             fault_around: config.fault_around,
             kick: (Mutex::new(false), Condvar::new()),

@@ -2,7 +2,7 @@
 //! limit gives the region the same resident budget, with a swap file and kernel zswap
 //! enabled, measured from `/proc/vmstat` and zswap's debugfs counters.
 //!
-//! zswap's parameters, swap and debugfs are global to the machine: every change is made by a
+//! zswap's parameters, `vm.page-cluster`, swap and debugfs are global to the machine: every change is made by a
 //! guard that undoes it on drop (also on error and on panic), in reverse order of setup: the
 //! child is killed and reaped, the cgroup removed, the swap file turned off and deleted,
 //! zswap's parameters restored, debugfs unmounted if it was mounted here. (A `SIGKILL` of the
@@ -49,6 +49,9 @@ pub struct KernelConfig {
     pub pool_allowance: u64,
     /// Folder for the swap file.
     pub swap_dir: PathBuf,
+    /// `vm.page-cluster` for the run (swap readahead of 2^N pages; 0 = none, like our
+    /// daemon without fault-around); `None` leaves the machine's setting.
+    pub page_cluster: Option<u32>,
     /// The program to run as the child (this binary) and the arguments that make it one.
     pub child_cmd: Vec<String>,
 }
@@ -70,6 +73,8 @@ pub struct KernelReport {
     pub pool_allowance: u64,
     /// Peak memory use of the cgroup (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
     pub peak_bytes: u64,
+    /// `vm.page-cluster` during the run.
+    pub page_cluster: String,
     /// Which cgroup interface was used.
     pub cgroup: String,
     /// The compressor.
@@ -126,6 +131,37 @@ impl Drop for ZswapGuard {
             }
         }
         tracing::info!("zswap parameters restored");
+    }
+}
+
+/// Sets `vm.page-cluster`, restores it on drop.
+struct PageClusterGuard {
+    saved: Option<String>,
+}
+
+const PAGE_CLUSTER: &str = "/proc/sys/vm/page-cluster";
+
+impl PageClusterGuard {
+    fn set(v: Option<u32>) -> Result<PageClusterGuard> {
+        let Some(v) = v else {
+            return Ok(PageClusterGuard { saved: None });
+        };
+        let old = fs::read_to_string(PAGE_CLUSTER)
+            .map_err(|e| SwapdError::file(PAGE_CLUSTER, e))?
+            .trim()
+            .to_string();
+        write(PAGE_CLUSTER, &v.to_string())?;
+        Ok(PageClusterGuard { saved: Some(old) })
+    }
+}
+
+impl Drop for PageClusterGuard {
+    fn drop(&mut self) {
+        if let Some(v) = &self.saved {
+            if let Err(e) = write(PAGE_CLUSTER, v) {
+                tracing::error!(error = %e, "restoring vm.page-cluster");
+            }
+        }
     }
 }
 
@@ -475,6 +511,10 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         .ok_or_else(|| SwapdError::InvalidConfig("no child command".into()))?;
     let _debugfs = DebugfsGuard::ensure();
     let _zswap = ZswapGuard::enable(&k.compressor)?;
+    let _page_cluster = PageClusterGuard::set(k.page_cluster)?;
+    let page_cluster = fs::read_to_string(PAGE_CLUSTER)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
     let _swap = SwapFile::create(&k.swap_dir, w.footprint as u64 + (64 << 20))?;
     let cg = Cgroup::create()?;
     let mut child = Command::new(prog)
@@ -546,6 +586,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         limit_bytes: limit,
         pool_allowance: k.pool_allowance,
         peak_bytes: peak,
+        page_cluster,
         cgroup: cg.name(),
         compressor: k.compressor.clone(),
         ratio: if pool == 0 {

@@ -177,7 +177,7 @@ pub fn render(
     );
     let kernel_label = match kernel {
         KernelOutcome::Ran(k) => format!("kernel zswap ({})", k.compressor),
-        KernelOutcome::Skipped(_) => "kernel zswap (skipped)".into(),
+        KernelOutcome::Skipped(_) => "kernel zswap (did not run)".into(),
         KernelOutcome::NotRun => "kernel zswap (not run)".into(),
     };
     let w0 = rows
@@ -208,13 +208,11 @@ pub fn render(
                 mib(k.limit_bytes),
                 mib(k.pool_allowance),
                 mib(k.peak_bytes),
-                std::fs::read_to_string("/proc/sys/vm/page-cluster")
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_else(|_| "?".into())
+                k.page_cluster
             );
         }
         KernelOutcome::Skipped(why) => {
-            let _ = writeln!(out, "kernel zswap peer skipped: {why}");
+            let _ = writeln!(out, "kernel zswap peer: {why}");
         }
         KernelOutcome::NotRun => {}
     }

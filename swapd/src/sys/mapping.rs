@@ -256,6 +256,7 @@ impl Staging {
     /// Atomically moves region page `p` to staging page `k` (`UFFDIO_MOVE`): from then on an
     /// access to `p` faults. Errors carry the errno (`EBUSY`: pinned/shared, try later;
     /// `ENOENT`: `p` was not present).
+    #[cfg(not(feature = "unprotected-eviction"))]
     pub fn take(&mut self, p: usize, k: usize) -> Result<()> {
         self.map.check(p, 1)?;
         self.check(k)?;
@@ -266,6 +267,26 @@ impl Staging {
                 .uffd
                 .move_pages(self.addr(k), self.map.page_addr(p), PAGE_SIZE)
         }
+    }
+
+    /// Test-only (feature `unprotected-eviction`): the racy way to take a page out — copy it
+    /// to staging, then drop it from the region. A write landing between the copy and the
+    /// drop is lost; the write-race test shows it.
+    #[cfg(feature = "unprotected-eviction")]
+    pub fn take(&mut self, p: usize, k: usize) -> Result<()> {
+        self.map.check(p, 1)?;
+        self.check(k)?;
+        let src = self.map.page_addr(p);
+        // SAFETY: test-only; reads region page `p` (present: resident) into staging `k`.
+        let page = unsafe { std::slice::from_raw_parts(src as *const u8, PAGE_SIZE) };
+        // SAFETY: staging `k` is ours, registered and empty.
+        unsafe { self.map.uffd.copy(self.addr(k), page, false)? };
+        std::thread::yield_now(); // widen the window the real protocol closes
+                                  // SAFETY: the region page is ours; dropping it makes the next access fault.
+        if unsafe { libc::madvise(src as *mut libc::c_void, PAGE_SIZE, libc::MADV_DONTNEED) } != 0 {
+            return Err(SwapdError::last_os("madvise(MADV_DONTNEED)"));
+        }
+        Ok(())
     }
 
     /// Moves staging page `k` back to missing region page `p` (a store failed).
