@@ -81,6 +81,13 @@ pub enum AllocError {
     Exhausted(u16),
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Unit tests only: when positive, counts down on each of this thread's allocations, and
+    /// the allocation that brings it to zero fails as if the class were full.
+    pub(crate) static FAIL_ALLOC_IN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The class of an object of `len` bytes.
 pub fn class_of(len: usize) -> Option<usize> {
     if len == 0 || len > PAGE_SIZE {
@@ -321,6 +328,10 @@ impl Allocator {
     /// lock (twice when a new span must be allocated, which happens outside the lock).
     pub fn alloc_write(&self, bytes: &[u8]) -> Result<Handle, AllocError> {
         let class = class_of(bytes.len()).ok_or(AllocError::BadSize(bytes.len()))?;
+        #[cfg(test)]
+        if FAIL_ALLOC_IN.with(|c| c.replace(c.get().saturating_sub(1)) == 1) {
+            return Err(AllocError::Exhausted(class as u16));
+        }
         let cl = &self.classes[class];
         let mut spare: Option<Span> = None;
         loop {

@@ -31,7 +31,7 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use crate::sync::{AtomicBool, Condvar, Mutex};
+use crate::sync::{AtomicBool, Mutex};
 
 use software_fallback::{crc32, CodecSpec, PAGE_SIZE};
 
@@ -42,7 +42,7 @@ use crate::context::{decoder_slot, Contexts};
 use crate::error::{PoolError, Result};
 use crate::gate::{Entered, Gate};
 use crate::index::{gen_bits, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
-use crate::reclaim::ReclaimState;
+use crate::reclaim::{ReclaimState, Wake};
 use crate::stats::{Counters, Ctr, PoolStats};
 
 /// Number of swap types (areas) a pool serves, as the kernel's `MAX_SWAPFILES` order.
@@ -78,7 +78,7 @@ pub struct Pool {
     pub(crate) cutoff: usize,
     pub(crate) limit_hit: AtomicBool,
     pub(crate) reclaim_state: Mutex<ReclaimState>,
-    pub(crate) wake: (Mutex<bool>, Condvar),
+    pub(crate) wake: Arc<Wake>,
     pub(crate) factory: Arc<dyn crate::config::CodecFactory>,
 }
 
@@ -121,7 +121,7 @@ impl Pool {
             cutoff: config.incompressible_cutoff,
             limit_hit: AtomicBool::new(false),
             reclaim_state: Mutex::new(ReclaimState::new()),
-            wake: (Mutex::new(false), Condvar::new()),
+            wake: Arc::new(Wake::default()),
             factory: config.factory,
         })
     }
@@ -224,9 +224,23 @@ impl Pool {
     /// Removes the entry at `slot` if it is of generation bits `gen` (any, if `None`); returns
     /// the removed entry.
     pub(crate) fn remove_if(&self, area: &Area, slot: u64, gen: Option<u32>) -> Option<Entry> {
+        self.remove_where(area, slot, |e| match gen {
+            Some(g) => g == e.gen(),
+            None => true,
+        })
+    }
+
+    /// Removes the entry at `slot` if `pred` accepts it, then frees it (after the chunk lock);
+    /// returns the removed entry.
+    pub(crate) fn remove_where(
+        &self,
+        area: &Area,
+        slot: u64,
+        pred: impl FnOnce(&Entry) -> bool,
+    ) -> Option<Entry> {
         let (mut chunk, pos) = area.index.lock(slot);
         let cur = chunk.get(pos);
-        if cur.is_empty() || gen.is_some_and(|g| g != cur.gen()) {
+        if cur.is_empty() || !pred(&cur) {
             return None;
         }
         let (e, array) = chunk.take(pos);
@@ -380,7 +394,7 @@ pub(crate) fn whole_pages(len: usize, max: usize) -> Result<usize> {
     if len % PAGE_SIZE != 0 || n == 0 || n > max {
         return Err(PoolError::WrongBufferSize {
             len,
-            expected: "a whole number of 4096-byte pages (1..=512 for a store)",
+            expected: "a whole number of 4096-byte pages (1..=512 for a store, 1..=8 for a batch)",
         });
     }
     Ok(n)

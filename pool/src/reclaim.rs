@@ -14,9 +14,16 @@
 //! the written-back state only if, under the chunk lock again, the entry is still the same; if
 //! a store, invalidate or exclusive load changed it meanwhile, the file copy is simply unused.
 //! An I/O error leaves the entry in memory, untouched. Reclaimers are serialised by
-//! `reclaim_state`'s lock, which also owns their buffers and decoders.
+//! `reclaim_state`'s lock, which also owns their buffers and decoders. A decoder is built
+//! before the slot is pinned (no codec is built under the gate or the file lock), and goes
+//! when its format's last in-memory entry does.
+//!
+//! **Background reclaimer.** Holds only a weak reference to the pool, upgraded for one round
+//! of work and dropped before it sleeps, so a dropped pool goes at once. A round writes back
+//! about as many entries as the excess over the accept threshold is worth, then compacts, and
+//! repeats until usage is at the threshold: writeback frees objects, but only compaction
+//! turns objects freed all over the spans into memory given back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -29,6 +36,61 @@ use crate::error::{PoolError, Result};
 use crate::index::{Entry, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, Pool, MAX_SWAP_TYPES};
 use crate::stats::Ctr;
+use crate::sync::{Condvar, Mutex};
+
+/// What wakes the background reclaimer: a store that found the pool at its limit, or the
+/// reclaimer's handle asking it to stop.
+#[derive(Default)]
+pub(crate) struct Wake {
+    state: Mutex<WakeState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct WakeState {
+    woken: bool,
+    stop: bool,
+}
+
+impl Wake {
+    /// Wakes the reclaimer (never blocks beyond a short lock).
+    pub fn wake(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .woken = true;
+        self.cv.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop = true;
+        self.cv.notify_all();
+    }
+
+    fn stopped(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop
+    }
+
+    /// Sleeps until woken or `period` passes; false once stopped.
+    fn sleep(&self, period: Duration) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !st.woken && !st.stop {
+            st = self
+                .cv
+                .wait_timeout(st, period)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        st.woken = false;
+        !st.stop
+    }
+}
 
 /// The reclaimer's own state, behind one lock.
 pub(crate) struct ReclaimState {
@@ -54,13 +116,22 @@ impl ReclaimState {
 impl Pool {
     /// Writes back up to `n` cold entries to their areas' backing files (areas without one
     /// are skipped) and returns how many were written. Scans at most two sweeps of the
-    /// indexes (second chance). Blocks on file I/O and on other reclaimers. On an I/O error
-    /// the entry stays in memory and the error is returned.
+    /// indexes (second chance). Blocks on file I/O, on building a decoder and on other
+    /// reclaimers. On an error (I/O, a decoder that cannot be built, a corrupt entry) the
+    /// entry stays in memory and the error is returned.
     pub fn reclaim(&self, n: usize) -> Result<usize> {
         let mut rs = self
             .reclaim_state
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Decoders of formats with no entry left in memory go (the reclaimer lock is no
+        // context lock: dropping a codec here blocks no store or load).
+        for id in CodecId::ALL {
+            let i = decoder_slot(id);
+            if rs.decoders[i].is_some() && self.counters.live(i) == 0 {
+                drop(rs.decoders[i].take());
+            }
+        }
         let areas: Vec<Arc<Area>> = self
             .areas_snapshot()
             .into_iter()
@@ -83,9 +154,16 @@ impl Pool {
             let (cand, scanned) = next_candidate(area, rs.hand_slot);
             budget = budget.saturating_sub(scanned);
             rs.hand_slot += scanned;
-            let Some((slot, gen)) = cand else {
+            let Some((slot, gen, codec)) = cand else {
                 continue;
             };
+            if let Some(id) = codec {
+                // Built before the slot is pinned: no codec is built under the file lock.
+                let i = decoder_slot(id);
+                if rs.decoders[i].is_none() {
+                    rs.decoders[i] = Some(self.factory.build(CodecSpec::default_for(id))?);
+                }
+            }
             if self.write_back(&mut rs, area, slot, gen)? {
                 written += 1;
             }
@@ -124,21 +202,31 @@ impl Pool {
                 rs.page.copy_from_slice(&rs.obj[..PAGE_SIZE]);
                 crc32(&rs.page)
             }
-            Some(id) => self.decode_for_writeback(rs, id, len).map_err(|source| {
-                self.counters.add(Ctr::DecompressFailures, 1);
-                PoolError::CorruptEntry {
-                    ty,
-                    slot,
-                    codec: id,
-                    source: match source {
-                        PoolError::Codec(c) => c,
-                        other => software_fallback::CodecError::Backend {
+            Some(id) => {
+                let ReclaimState {
+                    obj,
+                    page,
+                    decoders,
+                    ..
+                } = &mut *rs;
+                let decoded = match decoders[decoder_slot(id)].as_mut() {
+                    Some(d) => d.decompress(&obj[..len], page),
+                    // (Built by `reclaim` before pinning; only a changed entry lacks one.)
+                    None => return Ok(false),
+                };
+                match decoded {
+                    Ok(d) => d.crc32,
+                    Err(source) => {
+                        self.counters.add(Ctr::DecompressFailures, 1);
+                        return Err(PoolError::CorruptEntry {
+                            ty,
+                            slot,
                             codec: id,
-                            reason: other.to_string(),
-                        },
-                    },
+                            source,
+                        });
+                    }
                 }
-            })?,
+            }
         };
         if got != e.crc() {
             self.counters.add(Ctr::ChecksumFailures, 1);
@@ -159,6 +247,7 @@ impl Pool {
         let mut now = chunk.get(pos);
         if protected {
             if now.is_empty() || !(now.gen() == e.gen() && now.payload() == e.payload()) {
+                self.counters.add(Ctr::WritebackRaced, 1);
                 return Ok(false); // changed during the write: the file copy is unused
             }
         } else {
@@ -172,57 +261,21 @@ impl Pool {
         Ok(true)
     }
 
-    fn decode_for_writeback(&self, rs: &mut ReclaimState, id: CodecId, len: usize) -> Result<u32> {
-        let i = decoder_slot(id);
-        if rs.decoders[i].is_none() {
-            rs.decoders[i] = Some(self.factory.build(CodecSpec::default_for(id))?);
-        }
-        let ReclaimState {
-            obj,
-            page,
-            decoders,
-            ..
-        } = rs;
-        let d = decoders[i].as_mut().ok_or(PoolError::Codec(
-            software_fallback::CodecError::UnknownCodecId(id.as_u8()),
-        ))?;
-        Ok(d.decompress(&obj[..len], page)?.crc32)
-    }
-
-    /// Starts a background reclaimer thread: whenever a store finds the pool at its limit
-    /// (and every `period`), it writes back and compacts until usage is at or below the
-    /// accept threshold. It holds only a weak reference; dropping the returned handle stops
-    /// and joins it (blocks until its current writeback finishes).
-    pub fn spawn_reclaimer(pool: &Arc<Pool>, period: Duration) -> ReclaimerHandle {
-        let weak: Weak<Pool> = Arc::downgrade(pool);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("swapaccel-reclaim".into())
-            .spawn(move || background(weak, stop2, period))
-            .ok();
-        if thread.is_none() {
-            tracing::error!("cannot spawn the background reclaimer");
-        }
-        ReclaimerHandle {
-            pool: Arc::downgrade(pool),
-            stop,
-            thread,
-        }
-    }
-}
-
-fn background(weak: Weak<Pool>, stop: Arc<AtomicBool>, period: Duration) {
-    while !stop.load(Ordering::Acquire) {
-        let Some(pool) = weak.upgrade() else {
-            return;
-        };
-        while pool.above_accept() && !stop.load(Ordering::Acquire) {
-            match pool.reclaim(32) {
-                Ok(0) => {
-                    pool.compact();
-                    break;
-                }
+    /// Background work: while usage is above the accept threshold, write back about as many
+    /// entries as the excess is worth, then compact to give the freed memory back.
+    fn reclaim_to_accept(&self, wake: &Wake) {
+        while self.above_accept() && !wake.stopped() {
+            let excess = self.alloc.pool_bytes().saturating_sub(self.accept_bytes);
+            let c = &self.counters;
+            let objects = c
+                .get(Ctr::StoredPages)
+                .saturating_sub(c.get(Ctr::SameFilledPages));
+            let avg = (c.get(Ctr::CompressedBytes) / objects.max(1)).max(64);
+            let n = (excess / avg).clamp(8, 1024) as usize;
+            let res = self.reclaim(n);
+            self.compact();
+            match res {
+                Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "background reclaim");
@@ -230,43 +283,75 @@ fn background(weak: Weak<Pool>, stop: Arc<AtomicBool>, period: Duration) {
                 }
             }
         }
-        let (m, cv) = &pool.wake;
-        let mut woken = m.lock().unwrap_or_else(PoisonError::into_inner);
-        if !*woken && !stop.load(Ordering::Acquire) {
-            woken = cv
-                .wait_timeout(woken, period)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+    }
+
+    /// Starts a background reclaimer thread: whenever a store finds the pool at its limit
+    /// (and every `period`), it writes back and compacts until usage is at or below the
+    /// accept threshold. It holds the pool only while it works, never while it sleeps;
+    /// dropping the returned handle stops and joins it (blocks until its current round of
+    /// writeback finishes).
+    pub fn spawn_reclaimer(pool: &Arc<Pool>, period: Duration) -> ReclaimerHandle {
+        let weak: Weak<Pool> = Arc::downgrade(pool);
+        let wake = pool.wake.clone();
+        let thread = std::thread::Builder::new()
+            .name("swapaccel-reclaim".into())
+            .spawn(move || background(weak, period))
+            .ok();
+        if thread.is_none() {
+            tracing::error!("cannot spawn the background reclaimer");
         }
-        *woken = false;
+        ReclaimerHandle { wake, thread }
     }
 }
 
-/// Owns a background reclaimer thread; dropping it stops the thread.
-#[derive(Debug)]
+fn background(weak: Weak<Pool>, period: Duration) {
+    loop {
+        let wake = {
+            // A strong reference only for this round: a pool dropped meanwhile goes now.
+            let Some(pool) = weak.upgrade() else {
+                return;
+            };
+            if pool.wake.stopped() {
+                return;
+            }
+            pool.reclaim_to_accept(&pool.wake);
+            pool.wake.clone()
+        };
+        if !wake.sleep(period) {
+            return;
+        }
+    }
+}
+
+/// Owns a background reclaimer thread; dropping it stops the thread and joins it.
 pub struct ReclaimerHandle {
-    pool: Weak<Pool>,
-    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ReclaimerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReclaimerHandle")
+            .field("running", &self.thread.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for ReclaimerHandle {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(p) = self.pool.upgrade() {
-            let (m, cv) = &p.wake;
-            *m.lock().unwrap_or_else(PoisonError::into_inner) = true;
-            cv.notify_all();
-        }
+        self.wake.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// Scans the chunk holding `from`, from `from` to the chunk's end. Returns a candidate
-/// (slot, generation bits) and how many slots were passed (the candidate's included).
-fn next_candidate(area: &Area, from: u64) -> (Option<(u64, u32)>, u64) {
+/// A writeback candidate: slot, generation bits and format, copied out under the chunk lock.
+type Candidate = (u64, u32, Option<CodecId>);
+
+/// Scans the chunk holding `from`, from `from` to the chunk's end. Returns a candidate and how
+/// many slots were passed (the candidate's included).
+fn next_candidate(area: &Area, from: u64) -> (Option<Candidate>, u64) {
     let start = from as usize % CHUNK_SLOTS;
     let end = (CHUNK_SLOTS as u64).min(area.slots - (from - start as u64)) as usize;
     let (mut chunk, _) = area.index.lock(from);
@@ -277,16 +362,16 @@ fn next_candidate(area: &Area, from: u64) -> (Option<(u64, u32)>, u64) {
         let Some(e) = chunk.get_mut(i) else {
             continue;
         };
-        if !matches!(e.payload(), Some(Payload::Object { .. })) {
+        let Some(Payload::Object { codec, .. }) = e.payload() else {
             continue;
-        }
+        };
         if e.referenced() {
             e.set_referenced(false);
             continue;
         }
         let gen = e.gen();
         return (
-            Some((from - start as u64 + i as u64, gen)),
+            Some((from - start as u64 + i as u64, gen, codec)),
             (i - start + 1) as u64,
         );
     }

@@ -20,6 +20,7 @@ pub(crate) enum Ctr {
     RejectAllocFail,
     WrittenBack,
     WritebackIoErrors,
+    WritebackRaced,
     FileLoads,
     Loads,
     ChecksumFailures,
@@ -102,6 +103,7 @@ impl Counters {
             limit_hits: self.get(Ctr::LimitHits),
             written_back: self.get(Ctr::WrittenBack),
             writeback_io_errors: self.get(Ctr::WritebackIoErrors),
+            writeback_raced: self.get(Ctr::WritebackRaced),
             file_loads: self.get(Ctr::FileLoads),
             loads: self.get(Ctr::Loads),
             checksum_failures: self.get(Ctr::ChecksumFailures),
@@ -142,6 +144,9 @@ pub struct PoolStats {
     pub written_back: u64,
     /// Writebacks that failed with an I/O error (entry kept).
     pub writeback_io_errors: u64,
+    /// Writebacks whose entry was replaced or removed while its page was being written (the
+    /// file copy was left unused).
+    pub writeback_raced: u64,
     /// Loads served from a backing file.
     pub file_loads: u64,
     /// Loads (pages).
@@ -167,7 +172,7 @@ impl PoolStats {
 
     /// The statistics in Prometheus text exposition format, metric names `swapaccel_pool_*`.
     pub fn prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 20] = [
+        let rows: [(&str, &str, &str, u64); 21] = [
             (
                 "stored_pages",
                 "gauge",
@@ -251,6 +256,12 @@ impl PoolStats {
                 "counter",
                 "Writeback I/O errors",
                 self.writeback_io_errors,
+            ),
+            (
+                "writeback_raced_total",
+                "counter",
+                "Writebacks whose entry changed during the write",
+                self.writeback_raced,
             ),
             (
                 "file_loads_total",

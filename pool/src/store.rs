@@ -8,30 +8,30 @@
 //! Lock order and lifetimes: see `pool.rs`.
 
 use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
 
 use software_fallback::corpus::{classify, PageKind};
 use software_fallback::{crc32, CodecError, MAX_BATCH, PAGE_SIZE};
 
 use crate::area::Area;
-use crate::context::{Context, CtxInner};
+use crate::context::{Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
-use crate::index::{new_array, Entry, Payload, CHUNK_SLOTS};
+use crate::index::{gen_bits, new_array, not_newer, Entry, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, whole_pages, zero_crc, Generation, Pool, MAX_FOLIO_PAGES};
 use crate::stats::Ctr;
 
 impl Pool {
     /// Stores a folio of 1 to 512 pages at consecutive slots from `slot`, compressing in
     /// batches of up to 8 on the current CPU's context. On success every page is stored (older
-    /// entries replaced) and the store's generation is returned; on error the pool holds no
-    /// entry for any of those slots and the caller still owns its data. May block (codec).
+    /// entries replaced) and the store's generation is returned. On any error the pool holds
+    /// no entry older than this store for any slot the buffer covers inside the area (a
+    /// misuse such as a folio running past the area's end included), and the caller still
+    /// owns its data. Blocks in the codec (a device) and on the locks of `pool.rs`.
     pub fn store(&self, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
-        let ctx = self.contexts.current()?;
-        self.store_on(ctx, ty, slot, folio)
+        self.store_with(ty, slot, folio, MAX_FOLIO_PAGES, |c| c.current())
     }
 
     /// Stores up to 8 pages (one codec batch) on the context of CPU `cpu_hint` — the entry
-    /// point for a batching layer's workers. Same guarantees as [`Pool::store`].
+    /// point for a batching layer's workers. Same guarantees and blocking as [`Pool::store`].
     pub fn store_batch_on(
         &self,
         cpu_hint: usize,
@@ -39,39 +39,55 @@ impl Pool {
         slot: u64,
         pages: &[u8],
     ) -> Result<Generation> {
-        if pages.len() > MAX_BATCH * PAGE_SIZE {
-            return Err(PoolError::WrongBufferSize {
-                len: pages.len(),
-                expected: "at most 8 pages in one batch",
-            });
-        }
-        let ctx = self.contexts.get(cpu_hint)?;
-        self.store_on(ctx, ty, slot, pages)
+        self.store_with(ty, slot, pages, MAX_BATCH, |c| c.get(cpu_hint))
     }
 
-    fn store_on(&self, ctx: &Context, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
-        let n = whole_pages(folio.len(), MAX_FOLIO_PAGES)?;
+    /// Enters the type, takes a generation, then validates, picks a context and stores. Every
+    /// failure after the type was entered — validation and context lookup included — empties
+    /// the covered slots of entries not newer than this store.
+    fn store_with<'a>(
+        &'a self,
+        ty: u32,
+        slot: u64,
+        folio: &[u8],
+        max_pages: usize,
+        pick: impl FnOnce(&'a Contexts) -> Result<&'a Context>,
+    ) -> Result<Generation> {
         let area = self.enter(ty)?;
-        area.check_range(slot, n)?;
         let gen = area.next_gen();
-        let res = (|| {
-            for (b, batch) in folio.chunks(MAX_BATCH * PAGE_SIZE).enumerate() {
-                // The limit is checked before every batch: a large folio that crosses it
-                // fails as a whole.
-                self.check_limit()?;
-                let mut entries = [Entry::default(); MAX_BATCH];
-                let k = batch.len() / PAGE_SIZE;
-                self.compress_batch(ctx, batch, gen, &mut entries[..k])?;
-                self.publish(&area, slot + (b * MAX_BATCH) as u64, &entries[..k]);
+        let res = whole_pages(folio.len(), max_pages).and_then(|n| {
+            area.check_range(slot, n)?;
+            self.store_on(&area, pick(&self.contexts)?, slot, folio, gen)
+        });
+        if let Err(e) = &res {
+            let covered = folio.len().div_ceil(PAGE_SIZE) as u64;
+            let end = slot.saturating_add(covered).min(area.slots);
+            tracing::debug!(ty, slot, covered, error = %e, "store failed; slots emptied");
+            for s in slot..end {
+                self.remove_where(&area, s, |e| not_newer(e.gen(), gen_bits(gen)));
             }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            tracing::debug!(ty, slot, pages = n, error = %e, "store failed; slots emptied");
-            self.remove_range(&area, slot, n);
-            return Err(e);
         }
-        Ok(Generation(gen))
+        res.map(|()| Generation(gen))
+    }
+
+    fn store_on(
+        &self,
+        area: &Area,
+        ctx: &Context,
+        slot: u64,
+        folio: &[u8],
+        gen: u64,
+    ) -> Result<()> {
+        for (b, batch) in folio.chunks(MAX_BATCH * PAGE_SIZE).enumerate() {
+            // The limit is checked before every batch: a large folio that crosses it fails
+            // as a whole.
+            self.check_limit()?;
+            let mut entries = [Entry::default(); MAX_BATCH];
+            let k = batch.len() / PAGE_SIZE;
+            self.compress_batch(ctx, batch, gen, &mut entries[..k])?;
+            self.publish(area, slot + (b * MAX_BATCH) as u64, &entries[..k]);
+        }
+        Ok(())
     }
 
     fn check_limit(&self) -> Result<()> {
@@ -110,9 +126,7 @@ impl Pool {
     }
 
     fn wake_reclaimer(&self) {
-        let (m, cv) = &self.wake;
-        *m.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        cv.notify_all();
+        self.wake.wake();
     }
 
     /// Compresses and allocates the pages of `batch` (≤ 8) on `ctx`; fills `out`. On error
@@ -246,11 +260,69 @@ impl Pool {
             self.release(*e);
         }
     }
+}
 
-    /// Empties `n` slots from `slot`, freeing what they held.
-    fn remove_range(&self, area: &Area, slot: u64, n: usize) {
-        for s in slot..slot + n as u64 {
-            self.remove_if(area, s, None);
+// The unit tests use the primitives directly; under `shuttle` they need a shuttle runtime.
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use std::sync::Arc;
+
+    use software_fallback::{CodecSpec, PAGE_SIZE};
+
+    use crate::alloc::FAIL_ALLOC_IN;
+    use crate::{LoadMode, Pool, PoolConfig, PoolError, TestTopology};
+
+    /// A compressible page that differs per (slot, version).
+    fn page(slot: u64, version: u64) -> Vec<u8> {
+        let mut x = (slot << 32 | version) | 1;
+        (0..PAGE_SIZE / 8)
+            .flat_map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (if i % 4 == 0 { x } else { i as u64 }).to_le_bytes()
+            })
+            .collect()
+    }
+
+    /// An allocation failure in the folio's second batch: every slot of the folio is emptied
+    /// (the first batch's new entries and the older copies of the rest), nothing leaks, and a
+    /// neighbour survives.
+    #[test]
+    fn allocation_failure_mid_folio_leaves_no_entry() {
+        let pool = Pool::new(PoolConfig {
+            codec: CodecSpec::LZ4,
+            topology: Arc::new(TestTopology::new(&[0])),
+            ..PoolConfig::default()
+        })
+        .unwrap();
+        pool.swapon(0, 64, None).unwrap();
+        let old: Vec<u8> = (0..20).flat_map(|s| page(s, 1)).collect();
+        pool.store(0, 0, &old).unwrap();
+        pool.store(0, 40, &page(40, 1)).unwrap();
+        let new: Vec<u8> = (0..20).flat_map(|s| page(s, 2)).collect();
+        FAIL_ALLOC_IN.with(|c| c.set(12));
+        let err = pool.store(0, 0, &new).unwrap_err();
+        FAIL_ALLOC_IN.with(|c| c.set(0));
+        assert!(matches!(err, PoolError::AllocExhausted { .. }), "{err}");
+        let mut out = vec![0u8; PAGE_SIZE];
+        for s in 0..20 {
+            assert!(
+                matches!(
+                    pool.load(0, s, &mut out, LoadMode::KeepCopy),
+                    Err(PoolError::AbsentSlot { .. })
+                ),
+                "slot {s}"
+            );
         }
+        pool.load(0, 40, &mut out, LoadMode::KeepCopy).unwrap();
+        assert_eq!(out, page(40, 1));
+        let st = pool.stats();
+        assert_eq!((st.stored_pages, st.reject_alloc_fail), (1, 1));
+        assert_eq!(
+            pool.alloc.objects(),
+            1,
+            "objects leaked by the failed store"
+        );
     }
 }

@@ -1,18 +1,24 @@
 //! Model-based property test: random sequences of swapon, store, load (both modes and runs),
 //! invalidate (plain and conditional), reclaim, compaction, compressor switch and swapoff,
-//! checked against a plain map of what each slot should hold.
+//! checked against a plain map of what each slot should hold: after every operation, every
+//! slot of every area that is on is read back (keep-copy) and compared with the map, and the
+//! statistics' page counts with the map's size. Some stores are made to fail in the codec
+//! part-way through the folio, to check that a failed store leaves no entry for its slots.
 // Under the `shuttle` feature the pool runs on shuttle primitives: only tests/shuttle.rs runs.
 #![cfg(not(feature = "shuttle"))]
 
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use common::{page_for, TempFile};
-use pool::{Generation, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
+use pool::{CodecFactory, Generation, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
 use proptest::prelude::*;
-use software_fallback::{CodecSpec, PAGE_SIZE};
+use software_fallback::{
+    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
+};
 
 const TYPES: u32 = 2;
 const SLOTS: u64 = 24;
@@ -26,6 +32,8 @@ enum Op {
         slot: u64,
         pages: usize,
         version: u64,
+        /// Make the codec fail on this compress call of the store (if it gets that far).
+        fail_at: Option<i64>,
     },
     Load {
         ty: u32,
@@ -59,7 +67,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => ty.clone().prop_map(Op::Swapon),
         1 => ty.clone().prop_map(Op::Swapoff),
         8 => (ty.clone(), slot.clone(), 1..12usize, any::<u64>())
-            .prop_map(|(ty, slot, pages, version)| Op::Store { ty, slot, pages, version }),
+            .prop_map(|(ty, slot, pages, version)| Op::Store { ty, slot, pages, version, fail_at: None }),
+        2 => (ty.clone(), slot.clone(), 1..12usize, any::<u64>(), 0..10i64)
+            .prop_map(|(ty, slot, pages, version, at)| Op::Store { ty, slot, pages, version, fail_at: Some(at) }),
         5 => (ty.clone(), slot.clone(), any::<bool>())
             .prop_map(|(ty, slot, exclusive)| Op::Load { ty, slot, exclusive }),
         2 => (ty.clone(), slot.clone(), 1..4usize, any::<bool>())
@@ -93,6 +103,31 @@ fn content(slot: u64, version: u64) -> Vec<u8> {
     }
 }
 
+/// A codec that fails when the shared countdown reaches zero (it counts down per compress
+/// call while positive).
+struct Failing {
+    inner: SoftwareCodec,
+    countdown: Arc<AtomicI64>,
+}
+
+impl PageCodec for Failing {
+    fn id(&self) -> CodecId {
+        self.inner.id()
+    }
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        if self.countdown.fetch_sub(1, Ordering::SeqCst) == 1 {
+            return Err(CodecError::Backend {
+                codec: self.id(),
+                reason: "injected".into(),
+            });
+        }
+        self.inner.compress(page, dst)
+    }
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        self.inner.decompress(src, page)
+    }
+}
+
 #[derive(Default)]
 struct Model {
     /// Per type that is on: slot → (contents, generation of its store).
@@ -103,8 +138,17 @@ struct Model {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let file = TempFile::new("model");
+    let countdown = Arc::new(AtomicI64::new(0));
+    let cd = countdown.clone();
+    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
+        Ok(Box::new(Failing {
+            inner: spec.build()?,
+            countdown: cd.clone(),
+        }))
+    };
     let pool = Pool::new(PoolConfig {
         codec: CodecSpec::LZ4,
+        factory: Arc::new(factory) as Arc<dyn CodecFactory>,
         max_pool_bytes: 48 * 1024,
         accept_threshold_percent: 75,
         topology: Arc::new(TestTopology::new(&[0, 1, 3])),
@@ -143,17 +187,24 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 slot,
                 pages,
                 version,
+                fail_at,
             } => {
                 let data: Vec<u8> = (0..pages as u64)
                     .flat_map(|i| content(slot + i, version + i))
                     .collect();
+                countdown.store(fail_at.map_or(0, |a| a + 1), Ordering::SeqCst);
                 let r = pool.store(ty, slot, &data);
+                countdown.store(0, Ordering::SeqCst);
                 match (m.areas.get_mut(&ty), r) {
                     (None, r) => {
                         prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}")
                     }
-                    (Some(_), Err(PoolError::SlotOutOfRange { .. })) => {
-                        prop_assert!(slot + pages as u64 > SLOTS)
+                    (Some(area), Err(PoolError::SlotOutOfRange { .. })) => {
+                        prop_assert!(slot + pages as u64 > SLOTS);
+                        // The slots it covers inside the area lose their older copies.
+                        for s in slot..(slot + pages as u64).min(SLOTS) {
+                            area.remove(&s);
+                        }
                     }
                     (Some(area), Ok(gen)) => {
                         prop_assert!(slot + pages as u64 <= SLOTS);
@@ -166,7 +217,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             m.last_gen.insert((ty, s), gen);
                         }
                     }
-                    (Some(area), Err(PoolError::LimitReached { .. })) => {
+                    (Some(area), Err(PoolError::LimitReached { .. } | PoolError::Codec(_))) => {
                         for i in 0..pages as u64 {
                             area.remove(&(slot + i));
                         }
@@ -287,26 +338,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Reclaim(n) => {
-                pool.reclaim(n).unwrap();
+                let written = pool.reclaim(n).unwrap();
+                prop_assert!(written <= n);
             }
             Op::Compact => {
                 pool.compact();
             }
             Op::Switch(i) => pool.set_compressor(codecs[i as usize]).unwrap(),
         }
-        // Accounting follows the model.
-        let s = pool.stats();
-        let held: usize = m.areas.values().map(HashMap::len).sum();
-        prop_assert_eq!(s.stored_pages + s.on_disk_pages, held as u64);
-    }
-    // Everything still held reads back.
-    let mut page = vec![0u8; PAGE_SIZE];
-    for (ty, area) in &m.areas {
-        for (slot, (want, _)) in area {
-            pool.load(*ty, *slot, &mut page, LoadMode::KeepCopy)
-                .unwrap();
-            prop_assert!(page == *want);
-        }
+        compare(&pool, &m)?;
     }
     for ty in m.areas.keys() {
         pool.swapoff(*ty).unwrap();
@@ -321,6 +361,38 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         ),
         (0, 0, 0, 0)
     );
+    Ok(())
+}
+
+/// Every slot of every type reads back exactly as the model says (bytes and generation, or
+/// absent; a type that is off is unknown), and the page counts agree.
+fn compare(pool: &Pool, m: &Model) -> Result<(), TestCaseError> {
+    let mut page = vec![0u8; PAGE_SIZE];
+    for ty in 0..=TYPES {
+        let Some(area) = m.areas.get(&ty) else {
+            let r = pool.load(ty, 0, &mut page, LoadMode::KeepCopy);
+            prop_assert!(matches!(r, Err(PoolError::UnknownSwapType { .. })), "{r:?}");
+            continue;
+        };
+        for slot in 0..SLOTS {
+            let r = pool.load(ty, slot, &mut page, LoadMode::KeepCopy);
+            match (area.get(&slot), r) {
+                (Some((want, gen)), Ok(g)) => {
+                    prop_assert!(page == *want, "type {ty} slot {slot}: wrong bytes");
+                    prop_assert_eq!(g, *gen, "type {} slot {}: generation", ty, slot);
+                }
+                (None, Err(PoolError::AbsentSlot { .. })) => {}
+                (want, r) => prop_assert!(
+                    false,
+                    "type {ty} slot {slot}: model holds {:?}, pool says {r:?}",
+                    want.map(|w| w.1)
+                ),
+            }
+        }
+    }
+    let s = pool.stats();
+    let held: usize = m.areas.values().map(HashMap::len).sum();
+    prop_assert_eq!(s.stored_pages + s.on_disk_pages, held as u64);
     Ok(())
 }
 

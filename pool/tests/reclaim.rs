@@ -1,0 +1,179 @@
+//! Reclaim: error classification, decoder lifetime, the background reclaimer's lifetime and
+//! how much it writes back to get under the accept threshold.
+// Under the `shuttle` feature the pool runs on shuttle primitives: only tests/shuttle.rs runs.
+#![cfg(not(feature = "shuttle"))]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{page_for, TempFile};
+use pool::{CodecFactory, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
+use software_fallback::{
+    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
+};
+
+/// Counts live codec instances per format and can be made to fail.
+struct Counted {
+    inner: SoftwareCodec,
+    live: Arc<[AtomicUsize; 4]>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.live[self.inner.id().as_u8() as usize].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PageCodec for Counted {
+    fn id(&self) -> CodecId {
+        self.inner.id()
+    }
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        self.inner.compress(page, dst)
+    }
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        self.inner.decompress(src, page)
+    }
+}
+
+fn counted_pool(codec: CodecSpec, fail: Arc<AtomicBool>) -> (Pool, Arc<[AtomicUsize; 4]>) {
+    let live: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let live2 = live.clone();
+    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
+        if fail.load(Ordering::SeqCst) {
+            return Err(PoolError::Factory {
+                spec: spec.to_string(),
+                reason: "injected".into(),
+            });
+        }
+        live2[spec.id.as_u8() as usize].fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(Counted {
+            inner: spec.build()?,
+            live: live2.clone(),
+        }))
+    };
+    let pool = Pool::new(PoolConfig {
+        codec,
+        factory: Arc::new(factory) as Arc<dyn CodecFactory>,
+        topology: Arc::new(TestTopology::new(&[0])),
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    (pool, live)
+}
+
+/// A writeback whose decoder cannot be built reports the factory's error — the entry is not
+/// corrupt — and keeps the entry.
+#[test]
+fn writeback_decoder_failure_is_not_corruption() {
+    let f = TempFile::new("rc-factory");
+    let fail = Arc::new(AtomicBool::new(false));
+    let (pool, _) = counted_pool(CodecSpec::DEFLATE, fail.clone());
+    pool.swapon(0, 16, Some(f.open_rw())).unwrap();
+    pool.store(0, 2, &page_for(2, 1)).unwrap();
+    fail.store(true, Ordering::SeqCst);
+    let err = pool.reclaim(1).unwrap_err();
+    fail.store(false, Ordering::SeqCst);
+    assert!(matches!(err, PoolError::Factory { .. }), "{err}");
+    let s = pool.stats();
+    assert_eq!((s.decompress_failures, s.written_back), (0, 0), "{s:?}");
+    let mut out = vec![0u8; PAGE_SIZE];
+    pool.load(0, 2, &mut out, LoadMode::KeepCopy).unwrap();
+    assert_eq!(out, page_for(2, 1));
+    assert_eq!(pool.reclaim(1).unwrap(), 1);
+}
+
+/// The reclaimer's decoder for a format goes when that format's last entry does, like the
+/// contexts' decoders.
+#[test]
+fn reclaimer_decoders_go_with_their_format() {
+    let f = TempFile::new("rc-dec");
+    let (pool, live) = counted_pool(CodecSpec::DEFLATE, Arc::new(AtomicBool::new(false)));
+    let deflate = || live[CodecId::RawDeflate.as_u8() as usize].load(Ordering::SeqCst);
+    pool.swapon(0, 64, Some(f.open_rw())).unwrap();
+    for s in 0..4 {
+        pool.store(0, s, &page_for(s, 1)).unwrap();
+    }
+    assert_eq!(pool.reclaim(1).unwrap(), 1); // builds the reclaimer's deflate decoder
+    pool.set_compressor(CodecSpec::LZ4).unwrap();
+    for s in 0..4 {
+        pool.invalidate(0, s).unwrap();
+    }
+    pool.store(0, 8, &page_for(8, 1)).unwrap(); // the context switches to lz4
+    assert_eq!(pool.reclaim(1).unwrap(), 1); // an lz4 entry
+    assert_eq!(
+        deflate(),
+        0,
+        "deflate decoders outlived the last deflate entry"
+    );
+}
+
+/// The background reclaimer does not keep a dropped pool alive while it sleeps, and dropping
+/// its handle does not wait for its period.
+#[test]
+fn background_reclaimer_lets_the_pool_go() {
+    let pool = Arc::new(Pool::new(PoolConfig::default()).unwrap());
+    let bg = Pool::spawn_reclaimer(&pool, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(50)); // the thread is asleep now
+    let weak = Arc::downgrade(&pool);
+    drop(pool);
+    assert!(
+        weak.upgrade().is_none(),
+        "the sleeping reclaimer keeps the pool alive"
+    );
+    let t = Instant::now();
+    drop(bg);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "dropping the handle waited {:?} for the reclaimer's period",
+        t.elapsed()
+    );
+}
+
+/// Stored in an order unlike the clock's, written-back entries free objects spread over
+/// every span: the reclaimer must compact as it goes rather than write back everything
+/// before the pool's memory falls to the accept threshold.
+#[test]
+fn background_reclaim_writes_back_about_what_the_threshold_needs() {
+    let f = TempFile::new("rc-over");
+    let limit = 512 * 1024;
+    let pool = Arc::new(
+        Pool::new(PoolConfig {
+            codec: CodecSpec::LZ4,
+            max_pool_bytes: limit,
+            accept_threshold_percent: 60,
+            topology: Arc::new(TestTopology::new(&[0])),
+            ..PoolConfig::default()
+        })
+        .unwrap(),
+    );
+    let slots = 4096u64;
+    pool.swapon(0, slots, Some(f.open_rw())).unwrap();
+    // Slots in a scattered order: slot order (the clock's) is not allocation order.
+    let mut stored = 0u64;
+    for i in 0..slots {
+        let s = (i * 2654435761) % slots;
+        if pool.store(0, s, &page_for(s, 1)).is_err() {
+            break;
+        }
+        stored += 1;
+    }
+    assert!(pool.stats().limit_hits == 1 && stored > 100, "{stored}");
+    let bg = Pool::spawn_reclaimer(&pool, Duration::from_millis(1));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pool.stats().pool_bytes > limit * 60 / 100 {
+        assert!(Instant::now() < deadline, "no progress: {:?}", pool.stats());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(bg);
+    let s = pool.stats();
+    eprintln!("stored {stored}, written back {}", s.written_back);
+    assert!(
+        s.written_back < stored * 3 / 4,
+        "wrote back {} of {stored} entries to free 40 % of the pool",
+        s.written_back
+    );
+}
