@@ -9,7 +9,8 @@
 //! so a batch's store items are sorted by (type, slot) and runs of contiguous slots become
 //! one call — one codec batch, submitted whole to the device. Items of one request that are
 //! contiguous in its buffer are passed without a copy; pieces of different requests are
-//! copied into the worker's scratch batch buffer (8 pages) first.
+//! copied into the worker's scratch batch buffer (8 pages) first, which is done only when
+//! merging pays ([`crate::MergePolicy`]: by default, when a device batches the call).
 
 use std::sync::Arc;
 
@@ -54,10 +55,12 @@ pub(crate) fn gather(
 }
 
 /// Whether store item `next` continues the run ending with `last` (same swap type, the next
-/// slot) without the run exceeding [`MAX_BATCH`] pages. Store items are sorted by (type,
-/// slot) first, so that contiguous runs are adjacent.
-pub(crate) fn continues(last: &Item, run_pages: usize, next: &Item) -> bool {
-    last.req().ty == next.req().ty
+/// slot) without the run exceeding [`MAX_BATCH`] pages; items of different requests only if
+/// `across_requests`. Store items are sorted by (type, slot) first, so that contiguous runs
+/// are adjacent.
+pub(crate) fn continues(last: &Item, run_pages: usize, next: &Item, across_requests: bool) -> bool {
+    (across_requests || std::ptr::eq(last.req(), next.req()))
+        && last.req().ty == next.req().ty
         && last.first_slot() + last.pages() as u64 == next.first_slot()
         && run_pages + next.pages() <= MAX_BATCH
 }

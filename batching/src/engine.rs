@@ -46,6 +46,23 @@ pub struct EngineConfig {
     /// The device backend the pool's codecs come from, if any (for its metrics, and so that
     /// pages are attributed to device or software).
     pub device: Option<Arc<DeviceBackend>>,
+    /// When small stores of different requests are merged into one pool call. Default:
+    /// [`MergePolicy::Auto`].
+    pub merge: MergePolicy,
+}
+
+/// When a worker merges contiguous stores of different requests into one pool call. Merging
+/// copies the pages into one buffer (the pool takes one contiguous folio per call); it makes
+/// the call one codec batch, which a device submits whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergePolicy {
+    /// Merge when a device backend is configured (its batches are worth the copy); with
+    /// software codecs, where a batch is a loop, run each request's pages as they are.
+    Auto,
+    /// Always merge.
+    Always,
+    /// Never merge across requests (a request's own contiguous pages still go together).
+    Never,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -56,6 +73,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("workers", &self.workers)
             .field("hotplug_poll", &self.hotplug_poll)
             .field("device", &self.device)
+            .field("merge", &self.merge)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +88,7 @@ impl EngineConfig {
             topology,
             hotplug_poll: Duration::from_millis(100),
             device: None,
+            merge: MergePolicy::Auto,
         }
     }
 
@@ -257,6 +276,11 @@ impl Engine {
                 pool,
                 metrics: Arc::new(Metrics::default()),
                 has_device: config.device.is_some(),
+                merge_requests: match config.merge {
+                    MergePolicy::Always => true,
+                    MergePolicy::Never => false,
+                    MergePolicy::Auto => config.device.is_some(),
+                },
             }),
             queue: Arc::new(Queue::new(config.queue_capacity, config.full_policy)),
             workers: Mutex::new(WorkerSet::new()),

@@ -38,7 +38,7 @@ mod request;
 mod shutdown;
 mod worker;
 
-pub use engine::{Engine, EngineConfig, Request, MIN_QUEUE_CAPACITY};
+pub use engine::{Engine, EngineConfig, MergePolicy, Request, MIN_QUEUE_CAPACITY};
 pub use error::{EngineError, Rejected};
 pub use fallback::{DeviceBackend, DeviceSnapshot, Direction, FallbackCodec, FallbackReason};
 pub use hotplug::Workers;

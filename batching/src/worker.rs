@@ -33,6 +33,9 @@ pub(crate) struct Core {
     /// True when the pool's codecs come from a [`crate::DeviceBackend`] (they tally pages
     /// by engine); otherwise every codec page is software.
     pub has_device: bool,
+    /// Merge contiguous stores of *different* requests into one pool call (copying them
+    /// into one buffer): worth it when the pool call becomes one device batch.
+    pub merge_requests: bool,
 }
 
 /// Control messages from the supervisor to one worker.
@@ -140,7 +143,7 @@ pub(crate) fn execute(core: &Core, cpu: usize, pages: usize, s: &mut Scratch) {
     let mut run_pages = 0;
     for item in stores.drain(..) {
         if let Some(last) = run.last() {
-            if !continues(last, run_pages, &item) {
+            if !continues(last, run_pages, &item, core.merge_requests) {
                 store_run(core, cpu, run, bytes);
                 run_pages = 0;
             }

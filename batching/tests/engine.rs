@@ -279,6 +279,31 @@ fn queued_small_stores_coalesce_into_one_pool_call() {
 }
 
 #[test]
+fn without_a_device_auto_merge_batches_but_does_not_copy_requests_together() {
+    let (e, gate, parked) =
+        parked_engine_with(FullPolicy::Block, 1024, 9999, batching::MergePolicy::Auto);
+    let c = builtin();
+    let tickets: Vec<_> = (0..8u64)
+        .map(|s| e.store(0, 100 + s, page(&c, 100 + s, 1)).unwrap())
+        .collect();
+    // One two-batch request: its own contiguous pages still go in one call per batch.
+    let big = e.store(0, 300, folio(&c, 300, 16, 1)).unwrap();
+    gate.open();
+    assert!(parked.wait().is_ok());
+    for t in tickets {
+        assert!(t.wait().is_ok());
+    }
+    assert!(big.wait().is_ok());
+    let m = e.metrics();
+    assert_eq!(m.batch_pages[8], 3, "{:?}", m.batch_pages);
+    assert_eq!(
+        m.pool_calls,
+        1 + 8 + 2,
+        "software: one call per request item"
+    );
+}
+
+#[test]
 fn busy_policy_refuses_when_full_and_block_policy_waits() {
     let (e, gate, parked) = parked_engine(FullPolicy::Busy, MIN_QUEUE_CAPACITY, 0);
     let c = builtin();
@@ -381,6 +406,7 @@ fn a_failing_request_in_a_merged_run_fails_alone() {
     pool.swapon(1, 10, None).unwrap();
     let mut cfg = engine_cfg(topo);
     cfg.workers = Workers::Fixed(1);
+    cfg.merge = batching::MergePolicy::Always;
     let e = Engine::start(Arc::clone(&pool), cfg).unwrap();
     let c = builtin();
     gate.close();

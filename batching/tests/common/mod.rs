@@ -186,6 +186,15 @@ pub fn parked_engine(
     capacity: usize,
     park_slot: u64,
 ) -> (Engine, Arc<Gate>, batching::Ticket) {
+    parked_engine_with(policy, capacity, park_slot, batching::MergePolicy::Always)
+}
+
+pub fn parked_engine_with(
+    policy: FullPolicy,
+    capacity: usize,
+    park_slot: u64,
+    merge: batching::MergePolicy,
+) -> (Engine, Arc<Gate>, batching::Ticket) {
     let topo = Arc::new(TestTopology::new(&[0]));
     let gate = Arc::new(Gate::default());
     let pool = gated_pool(Arc::clone(&topo), Arc::clone(&gate));
@@ -194,6 +203,7 @@ pub fn parked_engine(
     cfg.workers = Workers::Fixed(1);
     cfg.full_policy = policy;
     cfg.queue_capacity = capacity;
+    cfg.merge = merge;
     let engine = Engine::start(pool, cfg).expect("engine");
     gate.close();
     let c = builtin();
