@@ -424,7 +424,10 @@ impl Engine {
     /// set's lock.
     pub fn metrics(&self) -> MetricsSnapshot {
         let q = &self.shared.queue;
-        let workers = self.shared.worker_set().len();
+        let workers = {
+            let set = self.shared.worker_set();
+            (set.len(), set.started, set.retired_count)
+        };
         self.shared.core.metrics.snapshot(
             q.depth(),
             q.capacity(),

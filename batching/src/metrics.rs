@@ -189,12 +189,13 @@ impl Metrics {
         self.max_depth.fetch_max(depth as u64, Ordering::Relaxed);
     }
 
-    /// A snapshot; `queue_depth` and `device` come from the queue and the device backend.
+    /// A snapshot; the queue, the worker set (live, started, retired) and the device
+    /// backend supply their parts.
     pub(crate) fn snapshot(
         &self,
         queue_depth: usize,
         queue_capacity: usize,
-        workers: usize,
+        workers: (usize, u64, u64),
         device: Option<DeviceSnapshot>,
     ) -> MetricsSnapshot {
         let mut requests = Vec::new();
@@ -224,7 +225,9 @@ impl Metrics {
             queue_depth,
             queue_capacity,
             max_queue_depth: get(&self.max_depth),
-            workers,
+            workers: workers.0,
+            workers_started: workers.1,
+            workers_retired: workers.2,
             latency_samples: self.latency.count(),
             p50: self.latency.quantile(0.50),
             p99: self.latency.quantile(0.99),
@@ -266,6 +269,10 @@ pub struct MetricsSnapshot {
     pub max_queue_depth: u64,
     /// Worker threads running now.
     pub workers: usize,
+    /// Worker threads started since the engine started (hotplug included).
+    pub workers_started: u64,
+    /// Workers retired because their CPU went offline.
+    pub workers_retired: u64,
     /// Pages whose latency was recorded.
     pub latency_samples: u64,
     /// Per-page latency, median (acceptance of the request to completion of the page).

@@ -118,6 +118,18 @@ pub fn render(m: &MetricsSnapshot) -> String {
         "Worker threads.",
     );
     let _ = writeln!(o, "swapaccel_engine_workers {}", m.workers);
+    for (name, v, help) in [
+        ("started", m.workers_started, "Worker threads started."),
+        (
+            "retired",
+            m.workers_retired,
+            "Workers retired because their CPU went offline.",
+        ),
+    ] {
+        let full = format!("swapaccel_engine_workers_{name}_total");
+        header(&mut o, &full, "counter", help);
+        let _ = writeln!(o, "{full} {v}");
+    }
     header(
         &mut o,
         "swapaccel_engine_pool_calls_total",

@@ -75,6 +75,9 @@ fn workers_follow_online_cpus_and_contexts_stay() {
     store_and_check(&e, 400, 1);
     let m = e.metrics();
     assert_eq!(m.workers, 1);
+    // Started: 4, then 3 and 5; retired: 1 and 3, then 0, 2 and 3 (one of 0/2/3/5 stays).
+    assert_eq!(m.workers_started, 6);
+    assert_eq!(m.workers_retired, 5);
     let report = e.shutdown();
     assert_eq!(report.stragglers, 0);
     assert_eq!(pool.stats().contexts_created, 5);
