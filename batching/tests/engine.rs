@@ -494,3 +494,75 @@ fn prometheus_text_has_the_families() {
     let m = e.metrics();
     assert!(m.p50 > Duration::ZERO && m.p50 <= m.p99 && m.p99 <= m.p999);
 }
+
+#[test]
+fn dropping_the_engine_drains_what_it_accepted() {
+    let (e, pool) = engine(&[0, 1]);
+    let c = builtin();
+    let tickets: Vec<_> = (0..64u64)
+        .map(|k| e.store(0, k * 8, folio(&c, k * 8, 8, 3)).unwrap())
+        .collect();
+    drop(e);
+    for (k, d) in batching::Ticket::wait_all(tickets).into_iter().enumerate() {
+        assert!(d.is_ok(), "{:?}", d.outcome);
+        assert_eq!(d.slot, k as u64 * 8, "wait_all keeps the tickets' order");
+    }
+    assert_eq!(pool.stats().stored_pages, 512);
+}
+
+/// A codec that panics on a page whose first byte is 0xEE.
+struct PanickyCodec(software_fallback::SoftwareCodec);
+
+impl software_fallback::PageCodec for PanickyCodec {
+    fn id(&self) -> software_fallback::CodecId {
+        self.0.id()
+    }
+    fn compress(
+        &mut self,
+        page: &[u8],
+        dst: &mut [u8],
+    ) -> Result<software_fallback::Compressed, software_fallback::CodecError> {
+        assert!(page[0] != 0xEE, "poisoned page");
+        self.0.compress(page, dst)
+    }
+    fn decompress(
+        &mut self,
+        src: &[u8],
+        page: &mut [u8],
+    ) -> Result<software_fallback::Decompressed, software_fallback::CodecError> {
+        self.0.decompress(src, page)
+    }
+}
+
+#[test]
+fn a_panic_in_a_batch_fails_its_requests_and_the_worker_goes_on() {
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let factory = |spec: software_fallback::CodecSpec| -> pool::Result<
+        Box<dyn software_fallback::PageCodec>,
+    > { Ok(Box::new(PanickyCodec(spec.build()?))) };
+    let pool = Arc::new(
+        pool::Pool::new(pool::PoolConfig {
+            topology: Arc::clone(&topo) as Arc<dyn pool::CpuTopology>,
+            factory: Arc::new(factory),
+            ..pool::PoolConfig::default()
+        })
+        .unwrap(),
+    );
+    pool.swapon(0, 1024, None).unwrap();
+    let mut cfg = engine_cfg(topo);
+    cfg.workers = Workers::Fixed(1);
+    let e = Engine::start(Arc::clone(&pool), cfg).unwrap();
+    let mut bad = vec![0x11u8; PAGE_SIZE];
+    bad[0] = 0xEE;
+    bad[1] = 0x12;
+    let d = e.store(0, 5, bad).unwrap().wait();
+    assert!(
+        matches!(d.outcome, Err(EngineError::Dropped(_))),
+        "{:?}",
+        d.outcome
+    );
+    let c = builtin();
+    let d = e.store(0, 6, page(&c, 6, 1)).unwrap().wait();
+    assert!(d.is_ok(), "the worker survived: {:?}", d.outcome);
+    assert_eq!(e.worker_cpus().len(), 1);
+}
