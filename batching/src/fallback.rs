@@ -184,17 +184,19 @@ impl DeviceBackend {
         })
     }
 
-    /// The codec factory to put in the pool's configuration.
+    /// The codec factory to put in the pool's configuration. Never blocks; the factory's
+    /// `build` does not block either (an `IaaCodec` context allocates its slots).
     pub fn factory(self: &Arc<Self>) -> Arc<dyn CodecFactory> {
         Arc::new(DeviceFactory(Arc::clone(self)))
     }
 
-    /// True when running on the device emulator (its figures measure software only).
+    /// True when running on the device emulator (its figures measure software only). Never
+    /// blocks.
     pub fn is_emulator(&self) -> bool {
         self.wq.is_emulator()
     }
 
-    /// True while the device is marked down (everything goes to software).
+    /// True while the device is marked down (everything goes to software). Never blocks.
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::Acquire)
     }
@@ -331,7 +333,9 @@ impl CodecFactory for DeviceFactory {
 }
 
 /// A pool context's codec: the device first, software per page when the device does not do
-/// the page. Built by [`DeviceBackend::factory`]; used under the pool context's lock.
+/// the page. Built by [`DeviceBackend::factory`]; used under the pool context's lock. Its
+/// calls block: on the device (submit the batch, then poll until the context's deadline)
+/// and in software for the pages that fall back.
 pub struct FallbackCodec {
     backend: Arc<DeviceBackend>,
     device: Option<IaaCodec>,

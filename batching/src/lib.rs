@@ -26,6 +26,8 @@
 //! the swap cache serialises a slot's operations), a caller that needs an order between
 //! operations on a slot waits for the first one's completion before submitting the next.
 
+#![deny(missing_docs)]
+
 mod coalesce;
 mod engine;
 mod error;
