@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use common::{page_for, TempFile};
@@ -176,4 +176,119 @@ fn background_reclaim_writes_back_about_what_the_threshold_needs() {
         "wrote back {} of {stored} entries to free 40 % of the pool",
         s.written_back
     );
+}
+
+/// Something to run once from inside a decoder call.
+type Hook = Box<dyn FnOnce(&Pool) + Send>;
+
+/// A codec that runs a hook (once) on its next decompress, with the pool in hand.
+struct DecodeHook {
+    inner: SoftwareCodec,
+    hook: Arc<Mutex<Option<Hook>>>,
+    pool: Arc<OnceLock<Weak<Pool>>>,
+}
+
+impl PageCodec for DecodeHook {
+    fn id(&self) -> CodecId {
+        self.inner.id()
+    }
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        self.inner.compress(page, dst)
+    }
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        let hook = self.hook.lock().unwrap().take();
+        if let (Some(hook), Some(pool)) = (hook, self.pool.get().and_then(Weak::upgrade)) {
+            hook(&pool);
+        }
+        self.inner.decompress(src, page)
+    }
+}
+
+fn hooked_pool() -> (Arc<Pool>, Arc<Mutex<Option<Hook>>>) {
+    let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
+    let cell: Arc<OnceLock<Weak<Pool>>> = Arc::new(OnceLock::new());
+    let (hook2, cell2) = (hook.clone(), cell.clone());
+    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
+        Ok(Box::new(DecodeHook {
+            inner: spec.build()?,
+            hook: hook2.clone(),
+            pool: cell2.clone(),
+        }))
+    };
+    let pool = Arc::new(
+        Pool::new(PoolConfig {
+            codec: CodecSpec::LZ4,
+            factory: Arc::new(factory) as Arc<dyn CodecFactory>,
+            topology: Arc::new(TestTopology::new(&[0])),
+            ..PoolConfig::default()
+        })
+        .unwrap(),
+    );
+    let _ = cell.set(Arc::downgrade(&pool));
+    (pool, hook)
+}
+
+/// The entry is replaced while writeback decodes and writes it (the reclaimer holds no
+/// index lock then): writeback must notice and leave the new entry in place, so the next
+/// load returns the new bytes, not the stale page it wrote to the file.
+#[test]
+fn entry_rewritten_during_writeback_is_not_replaced() {
+    let f = TempFile::new("rc-toctou");
+    let (pool, hook) = hooked_pool();
+    pool.swapon(0, 16, Some(f.open_rw())).unwrap();
+    pool.store(0, 3, &page_for(3, 1)).unwrap();
+    *hook.lock().unwrap() = Some(Box::new(|p: &Pool| {
+        p.store(0, 3, &page_for(3, 2)).unwrap();
+    }));
+    // (The sweep goes on after the raced entry and may write back the new one.)
+    let written = pool.reclaim(1).unwrap();
+    assert!(hook.lock().unwrap().is_none(), "the hook did not run");
+    let mut out = vec![0u8; PAGE_SIZE];
+    pool.load(0, 3, &mut out, LoadMode::KeepCopy).unwrap();
+    assert!(out == page_for(3, 2), "writeback replaced a newer entry");
+    let s = pool.stats();
+    assert_eq!(s.writeback_raced, 1);
+    assert_eq!(
+        (s.written_back, s.on_disk_pages),
+        (written as u64, written as u64)
+    );
+    pool.store(0, 3, &page_for(3, 3)).unwrap();
+    // The same with an invalidate: the slot stays empty.
+    *hook.lock().unwrap() = Some(Box::new(|p: &Pool| {
+        p.invalidate(0, 3).unwrap();
+    }));
+    assert_eq!(pool.reclaim(1).unwrap(), 0);
+    assert_eq!(pool.stats().writeback_raced, 2);
+    assert!(matches!(
+        pool.load(0, 3, &mut out, LoadMode::KeepCopy),
+        Err(PoolError::AbsentSlot { .. })
+    ));
+    assert_eq!(pool.stats().on_disk_pages, 0);
+}
+
+/// A read error on a written-back page leaves the entry (an exclusive load drops nothing).
+#[test]
+fn file_read_error_keeps_the_entry() {
+    let f = TempFile::new("rc-read");
+    let (pool, _) = hooked_pool();
+    let file = f.open_rw();
+    pool.swapon(0, 16, Some(file.try_clone().unwrap())).unwrap();
+    pool.store(0, 9, &page_for(9, 1)).unwrap();
+    assert_eq!(pool.reclaim(1).unwrap(), 1);
+    file.set_len(4 * PAGE_SIZE as u64).unwrap(); // slot 9 now reads short
+    let mut out = vec![0u8; PAGE_SIZE];
+    let err = pool.load(0, 9, &mut out, LoadMode::Exclusive).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PoolError::Io {
+                slot: 9,
+                op: "read",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(pool.stats().on_disk_pages, 1);
+    assert!(pool.invalidate(0, 9).unwrap().is_some());
 }

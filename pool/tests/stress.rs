@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,6 +22,16 @@ fn duration(default_ms: u64) -> Duration {
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .map_or(Duration::from_millis(default_ms), Duration::from_secs)
+}
+
+/// Sets `stop` once at least `min` has passed and `seen()` holds, or after `min` + 10 s at
+/// most (the test's own assertions then report what was not seen). Returns when it is set.
+fn stop_when(stop: &AtomicBool, min: Duration, seen: impl Fn() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < min || (!seen() && start.elapsed() < min + Duration::from_secs(10)) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
 }
 
 fn pool(topo: Arc<TestTopology>, max: u64) -> Arc<Pool> {
@@ -44,7 +54,7 @@ fn writer(
     topo: &TestTopology,
     ty: u32,
     slots: std::ops::Range<u64>,
-    until: Instant,
+    stop: &AtomicBool,
     limit_ok: bool,
 ) -> u64 {
     let mut version = vec![0u64; slots.end as usize];
@@ -52,7 +62,7 @@ fn writer(
     let mut out = vec![0u8; PAGE_SIZE];
     let mut ops = 0u64;
     let mut r = slots.start.wrapping_mul(2654435761) | 1;
-    while Instant::now() < until {
+    while !stop.load(Ordering::Relaxed) {
         r ^= r << 13;
         r ^= r >> 7;
         r ^= r << 17;
@@ -126,10 +136,10 @@ fn contexts_survive_cpu_hotplug() {
     let topo = Arc::new(TestTopology::new(&[0, 1, 2, 3]));
     let p = pool(topo.clone(), u64::MAX);
     p.swapon(0, 512, None).unwrap();
-    let until = Instant::now() + duration(700);
     let stop = Arc::new(AtomicBool::new(false));
+    let plugs = Arc::new(AtomicU64::new(0));
     let plug = {
-        let (topo, stop) = (topo.clone(), stop.clone());
+        let (topo, stop, plugs) = (topo.clone(), stop.clone(), plugs.clone());
         thread::spawn(move || {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
@@ -137,19 +147,27 @@ fn contexts_survive_cpu_hotplug() {
                 topo.offline(cpu);
                 thread::yield_now();
                 topo.online(cpu);
+                plugs.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
         })
     };
     let workers: Vec<_> = (0..2u64)
         .map(|w| {
-            let (p, topo) = (p.clone(), topo.clone());
-            thread::spawn(move || writer(&p, &topo, 0, w * 256..(w + 1) * 256, until, false))
+            let (p, topo, stop) = (p.clone(), topo.clone(), stop.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 256..(w + 1) * 256, &stop, false))
         })
         .collect();
+    stop_when(&stop, duration(700), || {
+        p.stats().loads > 1000 && plugs.load(Ordering::Relaxed) > 100
+    });
     let ops: u64 = workers.into_iter().map(|h| h.join().expect("worker")).sum();
-    stop.store(true, Ordering::Relaxed);
     plug.join().unwrap();
+    let plugs = plugs.load(Ordering::Relaxed);
+    assert!(
+        ops > 1000 && plugs > 100,
+        "too little overlap: {ops} operations, {plugs} offline/online cycles"
+    );
     let s = p.stats();
     assert_eq!(
         s.contexts_created, 4,
@@ -159,37 +177,48 @@ fn contexts_survive_cpu_hotplug() {
 }
 
 /// Writeback vs load, store, invalidate: a reclaimer writes entries back as fast as it can
-/// while writers overwrite, load and invalidate the same slots. Every load must return the
-/// last bytes stored.
+/// while writers overwrite, load and invalidate the same few slots. Every load must return
+/// the last bytes stored. Runs until entries were seen to change under a writeback in
+/// progress (the window that re-validation closes) and loads came from the file.
 #[test]
 fn writeback_races_with_store_load_invalidate() {
     let topo = Arc::new(TestTopology::new(&[0, 1]));
     let p = pool(topo.clone(), u64::MAX);
     let f = TempFile::new("stress-wb");
     p.swapon(0, 256, Some(f.open_rw())).unwrap();
-    let until = Instant::now() + duration(1000);
+    let stop = Arc::new(AtomicBool::new(false));
     let reclaimer = {
-        let p = p.clone();
+        let (p, stop) = (p.clone(), stop.clone());
         thread::spawn(move || {
             let mut n = 0;
-            while Instant::now() < until {
-                n += p.reclaim(16).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                n += p.reclaim(4).unwrap();
             }
             n
         })
     };
+    // A hot set of 2 × 12 slots, so that writers often hit the slot being written back.
     let workers: Vec<_> = (0..2u64)
         .map(|w| {
-            let (p, topo) = (p.clone(), topo.clone());
-            thread::spawn(move || writer(&p, &topo, 0, w * 128..(w + 1) * 128, until, false))
+            let (p, topo, stop) = (p.clone(), topo.clone(), stop.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 12..(w + 1) * 12, &stop, false))
         })
         .collect();
+    stop_when(&stop, duration(1000), || {
+        let s = p.stats();
+        s.writeback_raced > 0 && s.file_loads > 0
+    });
     for w in workers {
         w.join().expect("writer saw wrong data");
     }
     let written = reclaimer.join().unwrap();
+    let s = p.stats();
     assert!(written > 0, "the reclaimer never wrote anything back");
-    assert!(p.stats().file_loads > 0, "no load came from the file");
+    assert!(s.file_loads > 0, "no load came from the file: {s:?}");
+    assert!(
+        s.writeback_raced > 0,
+        "no entry changed during a writeback: the race was not exercised: {s:?}"
+    );
 }
 
 /// Writeback vs swapoff: swapoff while a reclaimer is writing the area back. Afterwards the
@@ -200,7 +229,10 @@ fn writeback_races_with_swapoff() {
     let p = pool(topo, u64::MAX);
     let until = Instant::now() + duration(700);
     let mut rounds = 0;
-    while Instant::now() < until {
+    let mut overlapped = 0;
+    while Instant::now() < until
+        || overlapped == 0 && Instant::now() < until + Duration::from_secs(10)
+    {
         let f = TempFile::new("stress-off");
         p.swapon(3, 128, Some(f.open_rw())).unwrap();
         for s in 0..128 {
@@ -216,10 +248,15 @@ fn writeback_races_with_swapoff() {
                 }
             })
         };
-        thread::yield_now();
+        while p.stats().written_back == 0 && !reclaimer.is_finished() {
+            thread::yield_now();
+        }
         p.swapoff(3).unwrap();
         // Once swapoff has returned the daemon owns the file again: nothing may write to it.
         let after_swapoff = std::fs::read(&f.path).unwrap();
+        if !reclaimer.is_finished() {
+            overlapped += 1; // swapoff ran while the reclaimer was still at work
+        }
         reclaimer.join().unwrap();
         assert!(
             std::fs::read(&f.path).unwrap() == after_swapoff,
@@ -233,6 +270,14 @@ fn writeback_races_with_swapoff() {
         );
         rounds += 1;
     }
+    assert!(
+        p.stats().written_back > 0,
+        "no writeback in {rounds} rounds"
+    );
+    assert!(
+        overlapped > 0,
+        "swapoff never overlapped a reclaimer in {rounds} rounds"
+    );
 }
 
 /// Writeback under a small memory limit with a background reclaimer: every load returns the
@@ -244,19 +289,26 @@ fn small_limit_with_background_writeback() {
     let f = TempFile::new("stress-limit");
     p.swapon(0, 512, Some(f.open_rw())).unwrap();
     let bg = Pool::spawn_reclaimer(&p, Duration::from_millis(5));
-    let until = Instant::now() + duration(1000);
+    let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2u64)
         .map(|w| {
-            let (p, topo) = (p.clone(), topo.clone());
-            thread::spawn(move || writer(&p, &topo, 0, w * 256..(w + 1) * 256, until, true))
+            let (p, topo, stop) = (p.clone(), topo.clone(), stop.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 256..(w + 1) * 256, &stop, true))
         })
         .collect();
+    stop_when(&stop, duration(1000), || {
+        let s = p.stats();
+        s.limit_hits > 1 && s.written_back > 0 && s.file_loads > 0
+    });
     for w in workers {
         w.join().expect("writer saw wrong data");
     }
     drop(bg);
     let s = p.stats();
-    assert!(s.written_back > 0, "{s:?}");
+    assert!(
+        s.limit_hits > 1 && s.written_back > 0 && s.file_loads > 0,
+        "the limit, writeback and file loads were not all exercised: {s:?}"
+    );
 }
 
 /// Compaction vs load and free: a compactor moves objects while writers store, load and free
@@ -266,12 +318,12 @@ fn compaction_races_with_load_and_free() {
     let topo = Arc::new(TestTopology::new(&[0, 1]));
     let p = pool(topo.clone(), u64::MAX);
     p.swapon(0, 256, None).unwrap();
-    let until = Instant::now() + duration(1000);
+    let stop = Arc::new(AtomicBool::new(false));
     let compactor = {
-        let p = p.clone();
+        let (p, stop) = (p.clone(), stop.clone());
         thread::spawn(move || {
             let mut freed = 0;
-            while Instant::now() < until {
+            while !stop.load(Ordering::Relaxed) {
                 freed += p.compact();
             }
             freed
@@ -279,16 +331,18 @@ fn compaction_races_with_load_and_free() {
     };
     let workers: Vec<_> = (0..2u64)
         .map(|w| {
-            let (p, topo) = (p.clone(), topo.clone());
-            thread::spawn(move || writer(&p, &topo, 0, w * 128..(w + 1) * 128, until, false))
+            let (p, topo, stop) = (p.clone(), topo.clone(), stop.clone());
+            thread::spawn(move || writer(&p, &topo, 0, w * 128..(w + 1) * 128, &stop, false))
         })
         .collect();
+    stop_when(&stop, duration(1000), || p.stats().compaction_moves > 100);
     for w in workers {
         w.join().expect("writer saw wrong data");
     }
     compactor.join().unwrap();
+    let s = p.stats();
     assert!(
-        p.stats().compaction_moves > 0,
-        "compaction never moved anything"
+        s.compaction_moves > 100 && s.loads > 1000,
+        "compaction and loads did not overlap much: {s:?}"
     );
 }
