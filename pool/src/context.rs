@@ -138,7 +138,9 @@ impl Contexts {
     }
 
     /// The context for `cpu_hint`: that CPU's, a newly created one if the CPU is new, or an
-    /// existing one if the hint names no possible CPU. Blocks only to build a new context.
+    /// existing one if the hint names no possible CPU — or if the topology cannot be read or
+    /// the new CPU's context cannot be built (the CPU is only a hint; that is logged, and
+    /// the next call for the CPU tries again). Blocks only to build a new context.
     pub fn get(&self, cpu_hint: usize) -> Result<&Context> {
         #[cfg(feature = "unprotected-hotplug")]
         if crate::unprotected() {
@@ -147,17 +149,33 @@ impl Contexts {
         if let Some(c) = self.table.get(cpu_hint).and_then(OnceLock::get) {
             return Ok(c.as_ref());
         }
-        let possible = self.topology.possible()?;
+        let possible = match self.topology.possible() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, cpu_hint, "CPU topology unreadable; using another context");
+                return self.any(cpu_hint, self.cpus());
+            }
+        };
         if cpu_hint < MAX_CPUS && possible.contains(&cpu_hint) {
-            return self.add(cpu_hint);
+            match self.add(cpu_hint) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, cpu_hint, "cannot build the CPU's context; using another");
+                }
+            }
         }
-        let existing: Vec<usize> = possible
+        self.any(cpu_hint, possible)
+    }
+
+    /// An existing context among `cpus`, spread by `cpu_hint`.
+    fn any(&self, cpu_hint: usize, cpus: Vec<usize>) -> Result<&Context> {
+        let existing: Vec<&Context> = cpus
             .iter()
-            .copied()
-            .filter(|&c| c < MAX_CPUS && self.table[c].get().is_some())
+            .filter_map(|&c| self.table.get(c)?.get())
+            .map(AsRef::as_ref)
             .collect();
         match existing.get(cpu_hint % existing.len().max(1)) {
-            Some(&c) => self.add(c),
+            Some(c) => Ok(*c),
             None => Err(PoolError::Topology("no compression context exists".into())),
         }
     }
@@ -184,17 +202,22 @@ impl Contexts {
         Ok(())
     }
 
-    /// Locks `ctx`, first bringing its compressor up to the current setting and making sure it
-    /// has a decoder for `need` (if given). Builds and frees codecs only outside the lock.
+    /// Locks `ctx`, first making sure it has a decoder for `need` (if given) and bringing its
+    /// compressor up to the current setting — which only a store (`compress`) needs: a load
+    /// whose new compressor cannot be built goes on with the old one. Builds and frees codecs
+    /// only outside the lock.
     pub fn lock_ready<'a>(
         &self,
         ctx: &'a Context,
         need: Option<CodecId>,
+        compress: bool,
     ) -> Result<MutexGuard<'a, CtxInner>> {
+        // A load whose refresh failed goes on with the stale compressor.
+        let mut keep_stale = false;
         loop {
             let gen = self.spec_gen.load(Ordering::Acquire);
             let mut g = ctx.lock();
-            let stale_codec = g.codec_gen != gen;
+            let stale_codec = !keep_stale && g.codec_gen != gen;
             let missing = need.filter(|&id| g.decoder(id).is_none());
             // Decoders of formats with no live entries left go now (outside the lock).
             let mut unused: [Option<Box<dyn PageCodec>>; 3] = Default::default();
@@ -215,10 +238,15 @@ impl Contexts {
             drop(g);
             drop(unused);
             let (spec, gen) = self.setting();
-            let new_codec = if stale_codec {
-                Some(self.factory.build(spec)?)
-            } else {
-                None
+            let new_codec = match stale_codec.then(|| self.factory.build(spec)) {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) if !compress => {
+                    tracing::warn!(error = %e, %spec, "cannot build the new compressor; load goes on");
+                    keep_stale = true;
+                    None
+                }
+                Some(Err(e)) => return Err(e),
+                None => None,
             };
             let new_decoder = match missing {
                 Some(id) => Some(self.factory.build(CodecSpec::default_for(id))?),

@@ -101,7 +101,7 @@ impl Pool {
         let ty = area.ty;
         let mut need: Option<CodecId> = None;
         loop {
-            let mut g = self.contexts.lock_ready(ctx, need)?;
+            let mut g = self.contexts.lock_ready(ctx, need, false)?;
             let (mut chunk, pos) = area.index.lock(slot);
             let e = chunk.get(pos);
             if e.is_empty() {

@@ -152,7 +152,7 @@ impl Pool {
                 m += 1;
             }
         }
-        let mut g = self.contexts.lock_ready(ctx, None)?;
+        let mut g = self.contexts.lock_ready(ctx, None, true)?;
         let inner: &mut CtxInner = &mut g;
         let codec_id = inner.codec.id();
         let cutoff = self.cutoff;

@@ -292,3 +292,25 @@ fn file_read_error_keeps_the_entry() {
     assert_eq!(pool.stats().on_disk_pages, 1);
     assert!(pool.invalidate(0, 9).unwrap().is_some());
 }
+
+/// After a compressor switch, a context that only loads still lets the old compressor go
+/// (loads bring the compressor up to date when they can), and its decoder for the old
+/// format goes with the format's last entry.
+#[test]
+fn load_only_context_drops_the_old_compressor() {
+    let (pool, live) = counted_pool(CodecSpec::DEFLATE, Arc::new(AtomicBool::new(false)));
+    let deflate = || live[CodecId::RawDeflate.as_u8() as usize].load(Ordering::SeqCst);
+    pool.swapon(0, 16, None).unwrap();
+    pool.store(0, 0, &page_for(0, 1)).unwrap();
+    pool.store(0, 1, &vec![0u8; PAGE_SIZE]).unwrap(); // same-filled: no codec
+    pool.set_compressor(CodecSpec::LZ4).unwrap();
+    let mut out = vec![0u8; PAGE_SIZE];
+    pool.load(0, 0, &mut out, LoadMode::Exclusive).unwrap();
+    assert_eq!(out, page_for(0, 1));
+    pool.load(0, 1, &mut out, LoadMode::KeepCopy).unwrap();
+    assert_eq!(
+        deflate(),
+        0,
+        "the old compressor or its decoder outlived its last entry"
+    );
+}
