@@ -103,7 +103,7 @@ impl Entry {
         match self.tag & KIND_MASK {
             KIND_OBJECT => {
                 let len = ((self.word >> LEN_SHIFT) & 0x1fff) as usize;
-                let codec = match (self.word >> CODEC_SHIFT) as u8 & 0b111 {
+                let codec = match self.raw_codec() {
                     0 => None,
                     id => Some(CodecId::try_from(id).ok()?),
                 };
@@ -117,6 +117,11 @@ impl Entry {
             KIND_DISK => Some(Payload::OnDisk),
             _ => None,
         }
+    }
+
+    /// The raw format bits of an object entry (for naming an unknown format).
+    pub fn raw_codec(&self) -> u8 {
+        (self.word >> CODEC_SHIFT) as u8 & 0b111
     }
 
     /// CRC-32 of the uncompressed page.

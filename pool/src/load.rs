@@ -107,15 +107,10 @@ impl Pool {
             if e.is_empty() {
                 return Err(PoolError::AbsentSlot { ty, slot });
             }
-            let corrupt = |source| PoolError::CorruptEntry {
-                ty,
-                slot,
-                codec: CodecId::RawDeflate,
-                source,
-            };
             let Some(payload) = e.payload() else {
-                self.counters.add(Ctr::DecompressFailures, 1);
-                return Err(corrupt(CodecError::UnknownCodecId(0)));
+                // An entry whose fields do not decode (an unknown format among them).
+                let source = CodecError::UnknownCodecId(e.raw_codec());
+                return Err(self.corrupt(ty, slot, CodecId::RawDeflate, source));
             };
             if mark_used {
                 if let Some(m) = chunk.get_mut(pos) {
@@ -154,15 +149,7 @@ impl Pool {
                         }
                         Some(id) => match decode(inner, id, len, page) {
                             Ok(d) => d.crc32,
-                            Err(source) => {
-                                self.counters.add(Ctr::DecompressFailures, 1);
-                                return Err(PoolError::CorruptEntry {
-                                    ty,
-                                    slot,
-                                    codec: id,
-                                    source,
-                                });
-                            }
+                            Err(source) => return Err(self.corrupt(ty, slot, id, source)),
                         },
                     }
                 }

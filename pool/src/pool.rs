@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use crate::sync::{AtomicBool, Mutex};
 
-use software_fallback::{crc32, CodecSpec, PAGE_SIZE};
+use software_fallback::{crc32, CodecError, CodecId, CodecSpec, PAGE_SIZE};
 
 use crate::alloc::{AllocError, Allocator};
 use crate::area::Area;
@@ -279,6 +279,24 @@ impl Pool {
         }
         self.account(&e, false);
         self.free_object(e);
+    }
+
+    /// Counts a decode failure and names it: slot `slot` of type `ty` holds `codec` data that
+    /// did not decode.
+    pub(crate) fn corrupt(
+        &self,
+        ty: u32,
+        slot: u64,
+        codec: CodecId,
+        source: CodecError,
+    ) -> PoolError {
+        self.counters.add(Ctr::DecompressFailures, 1);
+        PoolError::CorruptEntry {
+            ty,
+            slot,
+            codec,
+            source,
+        }
     }
 
     pub(crate) fn free_object(&self, e: Entry) {

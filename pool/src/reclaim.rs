@@ -214,18 +214,9 @@ impl Pool {
                     // (Built by `reclaim` before pinning; only a changed entry lacks one.)
                     None => return Ok(false),
                 };
-                match decoded {
-                    Ok(d) => d.crc32,
-                    Err(source) => {
-                        self.counters.add(Ctr::DecompressFailures, 1);
-                        return Err(PoolError::CorruptEntry {
-                            ty,
-                            slot,
-                            codec: id,
-                            source,
-                        });
-                    }
-                }
+                decoded
+                    .map_err(|source| self.corrupt(ty, slot, id, source))?
+                    .crc32
             }
         };
         if got != e.crc() {

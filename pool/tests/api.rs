@@ -572,62 +572,24 @@ fn memory_overhead_on_real_pages() {
     assert_eq!(pool::ENTRY_BYTES, 16);
 }
 
-/// Counts live codec instances per format, to see when a format's resources go.
-struct Counted {
-    inner: SoftwareCodec,
-    live: Arc<[AtomicUsize; 4]>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.live[self.inner.id().as_u8() as usize].fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl PageCodec for Counted {
-    fn id(&self) -> CodecId {
-        self.inner.id()
-    }
-    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
-        self.inner.compress(page, dst)
-    }
-    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
-        self.inner.decompress(src, page)
-    }
-}
-
 #[test]
 fn old_codec_resources_go_with_its_last_entry() {
-    let live: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
-    let live2 = live.clone();
-    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
-        live2[spec.id.as_u8() as usize].fetch_add(1, Ordering::SeqCst);
-        Ok(Box::new(Counted {
-            inner: spec.build()?,
-            live: live2.clone(),
-        }))
-    };
-    let pool = Pool::new(PoolConfig {
-        codec: CodecSpec::DEFLATE,
-        factory: Arc::new(factory) as Arc<dyn CodecFactory>,
-        topology: Arc::new(TestTopology::new(&[0])),
-        ..PoolConfig::default()
-    })
-    .unwrap();
-    let deflate =
-        |l: &[AtomicUsize; 4]| l[CodecId::RawDeflate.as_u8() as usize].load(Ordering::SeqCst);
+    let env = Arc::new(common::CodecEnv::default());
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let pool = common::env_pool(CodecSpec::DEFLATE, topo, env.clone());
+    let deflate = |e: &common::CodecEnv| e.live(CodecId::RawDeflate);
     pool.swapon(0, 16, None).unwrap();
     for s in 0..4 {
         pool.store(0, s, &page_for(s, 1)).unwrap();
     }
-    assert_eq!(deflate(&live), 1);
+    assert_eq!(deflate(&env), 1);
     pool.set_compressor(CodecSpec::LZ4).unwrap();
     pool.store(0, 8, &page_for(8, 1)).unwrap(); // the context now compresses with lz4
     let mut out = vec![0u8; PAGE_SIZE];
     pool.load(0, 0, &mut out, LoadMode::KeepCopy).unwrap(); // needs a deflate decoder
     assert_eq!(out, page_for(0, 1));
     assert_eq!(
-        deflate(&live),
+        deflate(&env),
         1,
         "one deflate decoder while deflate entries live"
     );
@@ -636,7 +598,7 @@ fn old_codec_resources_go_with_its_last_entry() {
     }
     pool.load(0, 8, &mut out, LoadMode::KeepCopy).unwrap();
     assert_eq!(
-        deflate(&live),
+        deflate(&env),
         0,
         "deflate resources outlived its last entry"
     );

@@ -13,12 +13,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use common::{page_for, TempFile};
-use pool::{CodecFactory, Generation, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
+use common::{factory, injected, page_for, CodecEnv, TempFile};
+use pool::{Generation, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
 use proptest::prelude::*;
-use software_fallback::{
-    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
-};
+use software_fallback::{CodecSpec, PAGE_SIZE};
 
 const TYPES: u32 = 2;
 const SLOTS: u64 = 24;
@@ -103,31 +101,6 @@ fn content(slot: u64, version: u64) -> Vec<u8> {
     }
 }
 
-/// A codec that fails when the shared countdown reaches zero (it counts down per compress
-/// call while positive).
-struct Failing {
-    inner: SoftwareCodec,
-    countdown: Arc<AtomicI64>,
-}
-
-impl PageCodec for Failing {
-    fn id(&self) -> CodecId {
-        self.inner.id()
-    }
-    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
-        if self.countdown.fetch_sub(1, Ordering::SeqCst) == 1 {
-            return Err(CodecError::Backend {
-                codec: self.id(),
-                reason: "injected".into(),
-            });
-        }
-        self.inner.compress(page, dst)
-    }
-    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
-        self.inner.decompress(src, page)
-    }
-}
-
 #[derive(Default)]
 struct Model {
     /// Per type that is on: slot → (contents, generation of its store).
@@ -138,17 +111,19 @@ struct Model {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let file = TempFile::new("model");
+    // While positive, counts down on every compress; the call that brings it to zero fails.
     let countdown = Arc::new(AtomicI64::new(0));
     let cd = countdown.clone();
-    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
-        Ok(Box::new(Failing {
-            inner: spec.build()?,
-            countdown: cd.clone(),
-        }))
+    let env = CodecEnv {
+        on_compress: Box::new(move || match cd.fetch_sub(1, Ordering::SeqCst) {
+            1 => Err(injected()),
+            _ => Ok(()),
+        }),
+        ..CodecEnv::default()
     };
     let pool = Pool::new(PoolConfig {
         codec: CodecSpec::LZ4,
-        factory: Arc::new(factory) as Arc<dyn CodecFactory>,
+        factory: factory(Arc::new(env)),
         max_pool_bytes: 48 * 1024,
         accept_threshold_percent: 75,
         topology: Arc::new(TestTopology::new(&[0, 1, 3])),

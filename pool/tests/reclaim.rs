@@ -5,64 +5,17 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use common::{page_for, TempFile};
-use pool::{CodecFactory, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
-use software_fallback::{
-    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
-};
+use common::{env_pool, page_for, CodecEnv, TempFile};
+use pool::{LoadMode, Pool, PoolConfig, PoolError, TestTopology};
+use software_fallback::{CodecId, CodecSpec, PAGE_SIZE};
 
-/// Counts live codec instances per format and can be made to fail.
-struct Counted {
-    inner: SoftwareCodec,
-    live: Arc<[AtomicUsize; 4]>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.live[self.inner.id().as_u8() as usize].fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl PageCodec for Counted {
-    fn id(&self) -> CodecId {
-        self.inner.id()
-    }
-    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
-        self.inner.compress(page, dst)
-    }
-    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
-        self.inner.decompress(src, page)
-    }
-}
-
-fn counted_pool(codec: CodecSpec, fail: Arc<AtomicBool>) -> (Pool, Arc<[AtomicUsize; 4]>) {
-    let live: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
-    let live2 = live.clone();
-    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
-        if fail.load(Ordering::SeqCst) {
-            return Err(PoolError::Factory {
-                spec: spec.to_string(),
-                reason: "injected".into(),
-            });
-        }
-        live2[spec.id.as_u8() as usize].fetch_add(1, Ordering::SeqCst);
-        Ok(Box::new(Counted {
-            inner: spec.build()?,
-            live: live2.clone(),
-        }))
-    };
-    let pool = Pool::new(PoolConfig {
-        codec,
-        factory: Arc::new(factory) as Arc<dyn CodecFactory>,
-        topology: Arc::new(TestTopology::new(&[0])),
-        ..PoolConfig::default()
-    })
-    .unwrap();
-    (pool, live)
+fn counted_pool(codec: CodecSpec) -> (Pool, Arc<CodecEnv>) {
+    let env = Arc::new(CodecEnv::default());
+    let topo = Arc::new(TestTopology::new(&[0]));
+    (env_pool(codec, topo, env.clone()), env)
 }
 
 /// A writeback whose decoder cannot be built reports the factory's error — the entry is not
@@ -70,13 +23,12 @@ fn counted_pool(codec: CodecSpec, fail: Arc<AtomicBool>) -> (Pool, Arc<[AtomicUs
 #[test]
 fn writeback_decoder_failure_is_not_corruption() {
     let f = TempFile::new("rc-factory");
-    let fail = Arc::new(AtomicBool::new(false));
-    let (pool, _) = counted_pool(CodecSpec::DEFLATE, fail.clone());
+    let (pool, env) = counted_pool(CodecSpec::DEFLATE);
     pool.swapon(0, 16, Some(f.open_rw())).unwrap();
     pool.store(0, 2, &page_for(2, 1)).unwrap();
-    fail.store(true, Ordering::SeqCst);
+    env.fail_build(true);
     let err = pool.reclaim(1).unwrap_err();
-    fail.store(false, Ordering::SeqCst);
+    env.fail_build(false);
     assert!(matches!(err, PoolError::Factory { .. }), "{err}");
     let s = pool.stats();
     assert_eq!((s.decompress_failures, s.written_back), (0, 0), "{s:?}");
@@ -91,8 +43,8 @@ fn writeback_decoder_failure_is_not_corruption() {
 #[test]
 fn reclaimer_decoders_go_with_their_format() {
     let f = TempFile::new("rc-dec");
-    let (pool, live) = counted_pool(CodecSpec::DEFLATE, Arc::new(AtomicBool::new(false)));
-    let deflate = || live[CodecId::RawDeflate.as_u8() as usize].load(Ordering::SeqCst);
+    let (pool, env) = counted_pool(CodecSpec::DEFLATE);
+    let deflate = || env.live(CodecId::RawDeflate);
     pool.swapon(0, 64, Some(f.open_rw())).unwrap();
     for s in 0..4 {
         pool.store(0, s, &page_for(s, 1)).unwrap();
@@ -178,52 +130,27 @@ fn background_reclaim_writes_back_about_what_the_threshold_needs() {
     );
 }
 
-/// Something to run once from inside a decoder call.
+/// Something to run once from inside a decoder call, with the pool in hand.
 type Hook = Box<dyn FnOnce(&Pool) + Send>;
 
-/// A codec that runs a hook (once) on its next decompress, with the pool in hand.
-struct DecodeHook {
-    inner: SoftwareCodec,
-    hook: Arc<Mutex<Option<Hook>>>,
-    pool: Arc<OnceLock<Weak<Pool>>>,
-}
-
-impl PageCodec for DecodeHook {
-    fn id(&self) -> CodecId {
-        self.inner.id()
-    }
-    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
-        self.inner.compress(page, dst)
-    }
-    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
-        let hook = self.hook.lock().unwrap().take();
-        if let (Some(hook), Some(pool)) = (hook, self.pool.get().and_then(Weak::upgrade)) {
-            hook(&pool);
-        }
-        self.inner.decompress(src, page)
-    }
-}
-
+/// A pool whose decoders run the hook put in the returned cell (once) on their next call.
 fn hooked_pool() -> (Arc<Pool>, Arc<Mutex<Option<Hook>>>) {
     let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
     let cell: Arc<OnceLock<Weak<Pool>>> = Arc::new(OnceLock::new());
     let (hook2, cell2) = (hook.clone(), cell.clone());
-    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
-        Ok(Box::new(DecodeHook {
-            inner: spec.build()?,
-            hook: hook2.clone(),
-            pool: cell2.clone(),
-        }))
+    let env = CodecEnv {
+        on_decompress: Box::new(move || {
+            let hook = hook2.lock().unwrap().take();
+            if let (Some(hook), Some(pool)) = (hook, cell2.get().and_then(Weak::upgrade)) {
+                // (A codec calling back into the pool is fine here, on one thread with no
+                // swapon or swapoff waiting; see "Which calls block" in pool.rs.)
+                hook(&pool);
+            }
+        }),
+        ..CodecEnv::default()
     };
-    let pool = Arc::new(
-        Pool::new(PoolConfig {
-            codec: CodecSpec::LZ4,
-            factory: Arc::new(factory) as Arc<dyn CodecFactory>,
-            topology: Arc::new(TestTopology::new(&[0])),
-            ..PoolConfig::default()
-        })
-        .unwrap(),
-    );
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let pool = Arc::new(env_pool(CodecSpec::LZ4, topo, Arc::new(env)));
     let _ = cell.set(Arc::downgrade(&pool));
     (pool, hook)
 }
@@ -298,8 +225,8 @@ fn file_read_error_keeps_the_entry() {
 /// format goes with the format's last entry.
 #[test]
 fn load_only_context_drops_the_old_compressor() {
-    let (pool, live) = counted_pool(CodecSpec::DEFLATE, Arc::new(AtomicBool::new(false)));
-    let deflate = || live[CodecId::RawDeflate.as_u8() as usize].load(Ordering::SeqCst);
+    let (pool, env) = counted_pool(CodecSpec::DEFLATE);
+    let deflate = || env.live(CodecId::RawDeflate);
     pool.swapon(0, 16, None).unwrap();
     pool.store(0, 0, &page_for(0, 1)).unwrap();
     pool.store(0, 1, &vec![0u8; PAGE_SIZE]).unwrap(); // same-filled: no codec

@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::page_for;
-use pool::{CodecFactory, LoadMode, Pool, PoolConfig, PoolError, TestTopology};
-use software_fallback::{
-    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
-};
+use common::{env_pool, injected, page_for, CodecEnv};
+use pool::{LoadMode, Pool, PoolError, TestTopology};
+use software_fallback::{CodecSpec, PAGE_SIZE};
 
 fn absent(pool: &Pool, ty: u32, slot: u64) -> bool {
     let mut out = vec![0u8; PAGE_SIZE];
@@ -28,43 +25,23 @@ fn holds(pool: &Pool, ty: u32, slot: u64, want: &[u8]) -> bool {
     pool.load(ty, slot, &mut out, LoadMode::KeepCopy).is_ok() && out == want
 }
 
-/// A factory that fails while `fail` is set.
-fn flaky_pool(topo: Arc<TestTopology>, fail: Arc<AtomicBool>) -> Pool {
-    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
-        if fail.load(Ordering::SeqCst) {
-            return Err(PoolError::Factory {
-                spec: spec.to_string(),
-                reason: "injected".into(),
-            });
-        }
-        Ok(Box::new(spec.build()?))
-    };
-    Pool::new(PoolConfig {
-        codec: CodecSpec::LZ4,
-        factory: Arc::new(factory) as Arc<dyn CodecFactory>,
-        topology: topo,
-        ..PoolConfig::default()
-    })
-    .unwrap()
-}
-
 /// A hot-added CPU whose context cannot be built: the CPU is only a hint, so stores and
 /// loads run on another context instead of failing.
 #[test]
 fn unbuildable_context_falls_back_to_another() {
     let topo = Arc::new(TestTopology::new(&[0]));
-    let fail = Arc::new(AtomicBool::new(false));
-    let pool = flaky_pool(topo.clone(), fail.clone());
+    let env = Arc::new(CodecEnv::default());
+    let pool = env_pool(CodecSpec::LZ4, topo.clone(), env.clone());
     pool.swapon(0, 16, None).unwrap();
     pool.store(0, 3, &page_for(3, 1)).unwrap();
     topo.online(7);
-    fail.store(true, Ordering::SeqCst);
+    env.fail_build(true);
     pool.store_batch_on(7, 0, 3, &page_for(3, 2)).unwrap();
     let mut out = vec![0u8; PAGE_SIZE];
     pool.load_on(7, 0, 3, &mut out, LoadMode::KeepCopy).unwrap();
     assert_eq!(out, page_for(3, 2));
     assert_eq!(pool.context_cpus(), vec![0]);
-    fail.store(false, Ordering::SeqCst);
+    env.fail_build(false);
     pool.store_batch_on(7, 0, 4, &page_for(4, 1)).unwrap();
     assert_eq!(
         pool.context_cpus(),
@@ -79,13 +56,13 @@ fn unbuildable_context_falls_back_to_another() {
 #[test]
 fn compressor_build_failure_fails_stores_not_loads() {
     let topo = Arc::new(TestTopology::new(&[0]));
-    let fail = Arc::new(AtomicBool::new(false));
-    let pool = flaky_pool(topo, fail.clone());
+    let env = Arc::new(CodecEnv::default());
+    let pool = env_pool(CodecSpec::LZ4, topo, env.clone());
     pool.swapon(0, 16, None).unwrap();
     pool.store(0, 3, &page_for(3, 1)).unwrap();
     pool.store(0, 9, &page_for(9, 1)).unwrap();
     pool.set_compressor(CodecSpec::ZSTD).unwrap();
-    fail.store(true, Ordering::SeqCst);
+    env.fail_build(true);
     let mut out = vec![0u8; PAGE_SIZE];
     pool.load(0, 9, &mut out, LoadMode::KeepCopy)
         .expect("a load does not need the new compressor");
@@ -93,7 +70,7 @@ fn compressor_build_failure_fails_stores_not_loads() {
     let err = pool.store(0, 3, &page_for(3, 2)).unwrap_err();
     assert!(matches!(err, PoolError::Factory { .. }), "{err}");
     assert!(absent(&pool, 0, 3), "a failed store left the older copy");
-    fail.store(false, Ordering::SeqCst);
+    env.fail_build(false);
     assert!(holds(&pool, 0, 9, &page_for(9, 1)), "a neighbour was lost");
 }
 
@@ -122,70 +99,36 @@ fn out_of_range_folio_drops_older_copies_in_range() {
     assert_eq!(pool.stats().stored_pages, 0);
 }
 
-/// Something to run once from inside a codec call.
-type Hook = Box<dyn FnOnce() + Send>;
-
-/// Compress calls so far, and the hook still to run.
-type Calls = Arc<Mutex<(usize, Option<Hook>)>>;
-
-/// Runs the hook once, from inside the codec, on the `at`-th compress call, and fails it.
-struct Hooked {
-    inner: SoftwareCodec,
-    calls: Calls,
-    at: usize,
-}
-
-impl PageCodec for Hooked {
-    fn id(&self) -> CodecId {
-        self.inner.id()
-    }
-    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
-        let hook = {
-            let mut c = self.calls.lock().unwrap();
-            c.0 += 1;
-            if c.0 == self.at {
-                c.1.take()
-            } else {
-                None
-            }
-        };
-        if let Some(hook) = hook {
-            hook();
-            return Err(CodecError::Backend {
-                codec: self.id(),
-                reason: "injected".into(),
-            });
-        }
-        self.inner.compress(page, dst)
-    }
-    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
-        self.inner.decompress(src, page)
-    }
-}
-
 /// While a 16-page folio is being stored, another thread stores one of its slots and
 /// succeeds; then the folio fails. The failed folio's cleanup drops its own entries and the
 /// older ones, but not the newer store that succeeded.
 #[test]
 fn failed_folio_keeps_a_newer_concurrent_store() {
-    let calls: Calls = Arc::new(Mutex::new((0, None)));
+    // Compress calls so far, and a hook to run (then fail the call) on the 25th: the first
+    // page of the folio's second batch.
+    type Hook = Box<dyn FnOnce() + Send>;
+    let calls: Arc<Mutex<(usize, Option<Hook>)>> = Arc::new(Mutex::new((0, None)));
     let calls2 = calls.clone();
-    let factory = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
-        Ok(Box::new(Hooked {
-            inner: spec.build()?,
-            calls: calls2.clone(),
-            at: 16 + 9, // the first page of the folio's second batch
-        }))
+    let env = CodecEnv {
+        on_compress: Box::new(move || {
+            let hook = {
+                let mut c = calls2.lock().unwrap();
+                c.0 += 1;
+                if c.0 == 16 + 9 {
+                    c.1.take()
+                } else {
+                    None
+                }
+            };
+            hook.map_or(Ok(()), |h| {
+                h();
+                Err(injected())
+            })
+        }),
+        ..CodecEnv::default()
     };
-    let pool = Arc::new(
-        Pool::new(PoolConfig {
-            codec: CodecSpec::LZ4,
-            factory: Arc::new(factory) as Arc<dyn CodecFactory>,
-            topology: Arc::new(TestTopology::new(&[0, 1])),
-            ..PoolConfig::default()
-        })
-        .unwrap(),
-    );
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let pool = Arc::new(env_pool(CodecSpec::LZ4, topo, Arc::new(env)));
     pool.swapon(0, 64, None).unwrap();
     let old: Vec<u8> = (0..16).flat_map(|s| page_for(s, 1)).collect();
     pool.store_batch_on(0, 0, 0, &old[..8 * PAGE_SIZE]).unwrap();

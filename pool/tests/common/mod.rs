@@ -3,12 +3,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use pool::{Pool, PoolConfig, TestTopology};
+use pool::{CodecFactory, Pool, PoolConfig, PoolError, TestTopology};
 use software_fallback::corpus::Corpus;
-use software_fallback::{CodecSpec, PAGE_SIZE};
+use software_fallback::{
+    CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
+};
 
 /// A pool with a test topology of CPUs `cpus`.
 pub fn pool_with(codec: CodecSpec, cpus: &[usize]) -> (Pool, Arc<TestTopology>) {
@@ -89,5 +91,104 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// What a test controls in the codecs its pool builds (see [`factory`]).
+pub struct CodecEnv {
+    /// The factory fails while this is set.
+    pub fail_build: AtomicBool,
+    /// Live codec instances per format id.
+    pub live: [AtomicUsize; 4],
+    /// Runs before every compress (any context, any thread); an error fails that page.
+    pub on_compress: Box<dyn Fn() -> Result<(), CodecError> + Send + Sync>,
+    /// Runs before every decompress (contexts' and the reclaimer's decoders).
+    pub on_decompress: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Default for CodecEnv {
+    fn default() -> Self {
+        CodecEnv {
+            fail_build: AtomicBool::new(false),
+            live: Default::default(),
+            on_compress: Box::new(|| Ok(())),
+            on_decompress: Box::new(|| {}),
+        }
+    }
+}
+
+impl CodecEnv {
+    /// Live codec instances of format `id`.
+    pub fn live(&self, id: CodecId) -> usize {
+        self.live[id.as_u8() as usize].load(Ordering::SeqCst)
+    }
+
+    /// Makes the factory fail (`true`) or work again.
+    pub fn fail_build(&self, on: bool) {
+        self.fail_build.store(on, Ordering::SeqCst);
+    }
+}
+
+/// A software codec that runs its environment's hooks and counts itself in.
+struct TestCodec {
+    inner: SoftwareCodec,
+    env: Arc<CodecEnv>,
+}
+
+impl Drop for TestCodec {
+    fn drop(&mut self) {
+        self.env.live[self.inner.id().as_u8() as usize].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PageCodec for TestCodec {
+    fn id(&self) -> CodecId {
+        self.inner.id()
+    }
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        (self.env.on_compress)()?;
+        self.inner.compress(page, dst)
+    }
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        (self.env.on_decompress)();
+        self.inner.decompress(src, page)
+    }
+}
+
+/// A codec factory building software codecs under `env`'s control.
+pub fn factory(env: Arc<CodecEnv>) -> Arc<dyn CodecFactory> {
+    let f = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
+        if env.fail_build.load(Ordering::SeqCst) {
+            return Err(PoolError::Factory {
+                spec: spec.to_string(),
+                reason: "injected".into(),
+            });
+        }
+        let inner = spec.build()?;
+        env.live[spec.id.as_u8() as usize].fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(TestCodec {
+            inner,
+            env: env.clone(),
+        }))
+    };
+    Arc::new(f)
+}
+
+/// A pool of `codec` on topology `topo` whose codecs come from [`factory`]`(env)`.
+pub fn env_pool(codec: CodecSpec, topo: Arc<TestTopology>, env: Arc<CodecEnv>) -> Pool {
+    Pool::new(PoolConfig {
+        codec,
+        factory: factory(env),
+        topology: topo,
+        ..PoolConfig::default()
+    })
+    .expect("pool")
+}
+
+/// The generic error a hook injects.
+pub fn injected() -> CodecError {
+    CodecError::Backend {
+        codec: CodecId::Lz4,
+        reason: "injected".into(),
     }
 }
