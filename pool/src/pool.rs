@@ -7,26 +7,43 @@
 //! most one of each kind at a time. Objects and arrays are freed after the lock that made
 //! them unreachable is dropped.
 //!
-//! * A store (`store.rs`) compresses and allocates on a context, then publishes fully initialised entries
-//!   into the index (publish in order); entries it replaces are freed after. If any page of a
-//!   folio fails, every slot of the folio is emptied (older copies included) before the error
-//!   returns.
-//! * A load (`load.rs`) copies the object into its context's buffer under the chunk lock and decodes it
-//!   after dropping the chunk lock (still on its context); an exclusive load then removes the
-//!   entry only if it is still the generation it decoded. A page is returned only after its
-//!   CRC-32 matched the entry's.
+//! * A store (`store.rs`) compresses and allocates on a context, then publishes fully
+//!   initialised entries into the index (publish in order); entries it replaces are freed
+//!   after. If anything fails once the type is entered — a page of the folio, the limit, an
+//!   allocation, the context, even the range or buffer checks — every slot the buffer covers
+//!   inside the area is emptied of entries not newer than this store (older copies included;
+//!   a newer store that succeeded meanwhile keeps its entry) before the error returns.
+//! * A load (`load.rs`) copies the object into its context's buffer under the chunk lock and
+//!   decodes it after dropping the chunk lock (still on its context); an exclusive load then
+//!   removes the entry only if it is still the generation it decoded. A page is returned only
+//!   after its CRC-32 matched the entry's.
 //! * Writeback (see `reclaim.rs`) finds candidates by sweeping the index (a clock with a
-//!   second-chance bit), then pins the slot (type gate + file lock) and re-validates the entry's
-//!   generation before reading it and again before replacing it with the written-back state.
+//!   second-chance bit), then pins the slot (type gate + file lock) and re-validates the
+//!   entry's generation before reading it and again before replacing it with the written-back
+//!   state.
 //! * Swapoff takes the type's gate for writing — which waits for every operation inside and
 //!   keeps new ones out — unpublishes the area, and frees what it held after the gate is
-//!   released; later callers find the type off.
+//!   released; later callers find the type off. Dropping the pool needs every `&Pool` gone
+//!   (the borrow checker's drain); the background reclaimer holds only a weak reference.
 //!
-//! Which calls block: every call may block briefly on the locks above. `store` may block in
-//! the codec (a device). `load` of a written-back page blocks on file I/O. `reclaim` blocks on
-//! file I/O. `swapoff` blocks until operations on the area finish. `swapon` may extend the
-//! caller's file (one `set_len`) so every slot can be read. `set_compressor` builds a codec.
-//! `invalidate`, `invalidate_if`, `compact` (which only `try_lock`s) and `stats` do no I/O.
+//! Allocation: nothing of a context (codec, buffers, decoders) is built or freed under its
+//! lock. Stores do allocate pool memory (allocator spans) while holding their context, as
+//! zswap allocates under its per-CPU context; the allocator builds spans outside its class
+//! locks.
+//!
+//! **Which calls block.** Every call may wait briefly on the locks above. `store` and
+//! `store_batch_on` block in the codec (a device) and may build a codec (a compressor switch,
+//! a new CPU's context). `load`, `load_on` and `load_run` may build a decoder, and block on
+//! file I/O for a written-back page. `reclaim` blocks on file I/O, on building a decoder and
+//! on other reclaimers. `swapon` waits for the type's gate and may extend the backing file
+//! (one `set_len`). `swapoff` blocks until the operations on the area finish. Dropping a
+//! [`crate::ReclaimerHandle`] waits for the reclaimer's current round. `set_compressor`
+//! builds a codec. `invalidate`, `invalidate_if`, `compact` (which only `try_lock`s) and
+//! `stats` do no I/O and build nothing.
+//!
+//! **No re-entry.** Codecs, codec factories and CPU topologies run inside pool operations,
+//! which hold a swap type's gate for reading; they must not call back into the pool — such a
+//! call can deadlock against a `swapon` or `swapoff` waiting for the gate.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -129,7 +146,9 @@ impl Pool {
     // ----- swap areas -----
 
     /// Turns swap type `ty` on with `slots` slots and an optional backing file (slot N at
-    /// offset N × 4096, used by writeback). Does not block beyond the area table's lock.
+    /// offset N × 4096, used by writeback; extended with `set_len` if shorter, so every slot
+    /// can be read). Blocks on that file call and on the type's gate. The index takes one
+    /// small lock per 512 slots up front; its entry arrays come with the first store there.
     pub fn swapon(&self, ty: u32, slots: u64, backing: Option<File>) -> Result<()> {
         if ty >= MAX_SWAP_TYPES {
             return Err(PoolError::SwapTypeOutOfRange {
