@@ -161,6 +161,10 @@ impl Pool {
                 "{slots} slots: an area has 1..=2^32 slots"
             )));
         }
+        if self.areas[ty as usize].peek().is_some() {
+            // (Checked again under the gate; this only spares the caller's file.)
+            return Err(PoolError::SwapTypeBusy { ty });
+        }
         if let Some(f) = &backing {
             // Make sure every slot can be read back, even one never written (a sparse file).
             let need = slots * PAGE_SIZE as u64;

@@ -152,3 +152,18 @@ fn failed_folio_keeps_a_newer_concurrent_store() {
         "the newer store that succeeded was dropped by the failed one's cleanup"
     );
 }
+
+/// A `swapon` refused because the type is on leaves the caller's file alone.
+#[test]
+fn busy_swapon_does_not_touch_the_file() {
+    let (pool, _) = common::pool_with(CodecSpec::LZ4, &[0]);
+    let (a, b) = (common::TempFile::new("on-a"), common::TempFile::new("on-b"));
+    pool.swapon(0, 8, Some(a.open_rw())).unwrap();
+    let err = pool.swapon(0, 8, Some(b.open_rw())).unwrap_err();
+    assert!(matches!(err, PoolError::SwapTypeBusy { ty: 0 }), "{err}");
+    assert_eq!(
+        std::fs::metadata(&b.path).unwrap().len(),
+        0,
+        "file extended"
+    );
+}
