@@ -66,12 +66,6 @@ pub fn gen_bits(gen: u64) -> u32 {
     (gen & ((1u64 << GEN_BITS) - 1)) as u32
 }
 
-/// True when generation bits `theirs` are not newer than `ours`, comparing modulo
-/// 2^[`GEN_BITS`]: correct while the two are fewer than 2^28 stores apart.
-pub fn not_newer(theirs: u32, ours: u32) -> bool {
-    ours.wrapping_sub(theirs) & ((1 << GEN_BITS) - 1) < 1 << (GEN_BITS - 1)
-}
-
 impl Entry {
     /// An entry for `payload` with `crc` and generation `gen`.
     pub fn new(payload: Payload, crc: u32, gen: u64) -> Entry {
@@ -298,15 +292,6 @@ mod tests {
             Some(Payload::OnDisk)
         );
         assert_eq!(Entry::default().payload(), None);
-    }
-
-    #[test]
-    fn generation_order_wraps() {
-        let top = (1u32 << GEN_BITS) - 1;
-        assert!(not_newer(5, 5) && not_newer(4, 5) && !not_newer(6, 5));
-        assert!(not_newer(top, 0), "the store just before a wrap is older");
-        assert!(!not_newer(0, top), "the store just after a wrap is newer");
-        assert!(not_newer(gen_bits(7), gen_bits(7 + (1 << 28) - 1)));
     }
 
     #[test]

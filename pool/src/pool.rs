@@ -11,8 +11,7 @@
 //!   initialised entries into the index (publish in order); entries it replaces are freed
 //!   after. If anything fails once the type is entered — a page of the folio, the limit, an
 //!   allocation, the context, even the range or buffer checks — every slot the buffer covers
-//!   inside the area is emptied of entries not newer than this store (older copies included;
-//!   a newer store that succeeded meanwhile keeps its entry) before the error returns.
+//!   inside the area is emptied (older copies included) before the error returns.
 //! * A load (`load.rs`) copies the object into its context's buffer under the chunk lock and
 //!   decodes it after dropping the chunk lock (still on its context); an exclusive load then
 //!   removes the entry only if it is still the generation it decoded. A page is returned only
@@ -244,26 +243,12 @@ impl Pool {
         self.areas.iter().filter_map(Gate::peek).collect()
     }
 
-    /// Removes the entry at `slot` if it is of generation bits `gen` (any, if `None`); returns
-    /// the removed entry.
+    /// Removes the entry at `slot` if it is of generation bits `gen` (any, if `None`), then
+    /// frees it (after the chunk lock); returns the removed entry.
     pub(crate) fn remove_if(&self, area: &Area, slot: u64, gen: Option<u32>) -> Option<Entry> {
-        self.remove_where(area, slot, |e| match gen {
-            Some(g) => g == e.gen(),
-            None => true,
-        })
-    }
-
-    /// Removes the entry at `slot` if `pred` accepts it, then frees it (after the chunk lock);
-    /// returns the removed entry.
-    pub(crate) fn remove_where(
-        &self,
-        area: &Area,
-        slot: u64,
-        pred: impl FnOnce(&Entry) -> bool,
-    ) -> Option<Entry> {
         let (mut chunk, pos) = area.index.lock(slot);
         let cur = chunk.get(pos);
-        if cur.is_empty() || !pred(&cur) {
+        if cur.is_empty() || gen.is_some_and(|g| g != cur.gen()) {
             return None;
         }
         let (e, array) = chunk.take(pos);

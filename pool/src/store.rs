@@ -1,10 +1,13 @@
 //! Storing folios: compress on a context in batches of up to 8, allocate, publish in order.
 //!
-//! A store enters the swap type's gate, checks the memory limit before every batch, compresses
-//! and allocates a batch under its context's lock, then publishes the batch's fully
-//! initialised entries into the index and frees the entries they replace. If any page fails,
-//! every slot of the folio is emptied (older copies included) before the error returns, so the
-//! caller, who still owns its data, can never later read something older than it wrote.
+//! A store enters the swap type's gate, takes its generation, checks the memory limit before
+//! every batch, compresses and allocates a batch under its context's lock, then publishes the
+//! batch's fully initialised entries into the index and frees the entries they replace. If
+//! anything fails, every slot the buffer covers is emptied (older copies included) before the
+//! error returns, so the caller, who still owns its data, can never later read something
+//! older than it wrote. (Concurrent stores of one slot are ordered by when they publish, and
+//! a failed store by when it empties its slots: an entry there then is older than it. No
+//! decision depends on comparing generations, whose 29 stored bits wrap.)
 //! Lock order and lifetimes: see `pool.rs`.
 
 use std::sync::atomic::Ordering;
@@ -15,7 +18,7 @@ use software_fallback::{crc32, CodecError, MAX_BATCH, PAGE_SIZE};
 use crate::area::Area;
 use crate::context::{Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
-use crate::index::{gen_bits, new_array, not_newer, Entry, Payload, CHUNK_SLOTS};
+use crate::index::{new_array, Entry, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, whole_pages, zero_crc, Generation, Pool, MAX_FOLIO_PAGES};
 use crate::stats::Ctr;
 
@@ -23,9 +26,9 @@ impl Pool {
     /// Stores a folio of 1 to 512 pages at consecutive slots from `slot`, compressing in
     /// batches of up to 8 on the current CPU's context. On success every page is stored (older
     /// entries replaced) and the store's generation is returned. On any error the pool holds
-    /// no entry older than this store for any slot the buffer covers inside the area (a
-    /// misuse such as a folio running past the area's end included), and the caller still
-    /// owns its data. Blocks in the codec (a device) and on the locks of `pool.rs`.
+    /// no entry for any slot the buffer covers inside the area (older copies included; a
+    /// misuse such as a folio running past the area's end too), and the caller still owns its
+    /// data. Blocks in the codec (a device) and on the locks of `pool.rs`.
     pub fn store(&self, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
         self.store_with(ty, slot, folio, MAX_FOLIO_PAGES, |c| c.current())
     }
@@ -44,7 +47,7 @@ impl Pool {
 
     /// Enters the type, takes a generation, then validates, picks a context and stores. Every
     /// failure after the type was entered — validation and context lookup included — empties
-    /// the covered slots of entries not newer than this store.
+    /// the slots the buffer covers inside the area.
     fn store_with<'a>(
         &'a self,
         ty: u32,
@@ -64,7 +67,7 @@ impl Pool {
             let end = slot.saturating_add(covered).min(area.slots);
             tracing::debug!(ty, slot, covered, error = %e, "store failed; slots emptied");
             for s in slot..end {
-                self.remove_where(&area, s, |e| not_newer(e.gen(), gen_bits(gen)));
+                self.remove_if(&area, s, None);
             }
         }
         res.map(|()| Generation(gen))
@@ -231,7 +234,8 @@ impl Pool {
         Ok(())
     }
 
-    /// Inserts fully initialised entries at consecutive slots; frees what they replace.
+    /// Inserts fully initialised entries at consecutive slots; frees what they replace (the
+    /// last store to publish a slot wins).
     fn publish(&self, area: &Area, first: u64, entries: &[Entry]) {
         let mut replaced = [Entry::default(); MAX_BATCH];
         let mut i = 0;
