@@ -24,6 +24,7 @@
 //! repeats until usage is at the threshold: writeback frees objects, but only compaction
 //! turns objects freed all over the spans into memory given back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -38,57 +39,32 @@ use crate::pool::{alloc_err, Pool, MAX_SWAP_TYPES};
 use crate::stats::Ctr;
 use crate::sync::{Condvar, Mutex};
 
-/// What wakes the background reclaimer: a store that found the pool at its limit, or the
-/// reclaimer's handle asking it to stop.
+/// What wakes the pool's background reclaimers: a store that found the pool at its limit, or
+/// a handle that asks its reclaimer to stop (each reclaimer has its own stop flag).
 #[derive(Default)]
 pub(crate) struct Wake {
-    state: Mutex<WakeState>,
+    woken: Mutex<bool>,
     cv: Condvar,
 }
 
-#[derive(Default)]
-struct WakeState {
-    woken: bool,
-    stop: bool,
-}
-
 impl Wake {
-    /// Wakes the reclaimer (never blocks beyond a short lock).
+    /// Wakes the reclaimers (never blocks beyond a short lock).
     pub fn wake(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .woken = true;
+        *self.woken.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.cv.notify_all();
     }
 
-    fn stop(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stop = true;
-        self.cv.notify_all();
-    }
-
-    fn stopped(&self) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stop
-    }
-
-    /// Sleeps until woken or `period` passes; false once stopped.
-    fn sleep(&self, period: Duration) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if !st.woken && !st.stop {
-            st = self
+    /// Sleeps until woken, `stop` is set, or `period` passes.
+    fn sleep(&self, period: Duration, stop: &AtomicBool) {
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*woken && !stop.load(Ordering::Acquire) {
+            woken = self
                 .cv
-                .wait_timeout(st, period)
+                .wait_timeout(woken, period)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        st.woken = false;
-        !st.stop
+        *woken = false;
     }
 }
 
@@ -254,8 +230,8 @@ impl Pool {
 
     /// Background work: while usage is above the accept threshold, write back about as many
     /// entries as the excess is worth, then compact to give the freed memory back.
-    fn reclaim_to_accept(&self, wake: &Wake) {
-        while self.above_accept() && !wake.stopped() {
+    fn reclaim_to_accept(&self, stop: &AtomicBool) {
+        while self.above_accept() && !stop.load(Ordering::Acquire) {
             let excess = self.alloc.pool_bytes().saturating_sub(self.accept_bytes);
             let c = &self.counters;
             let objects = c
@@ -284,39 +260,35 @@ impl Pool {
     pub fn spawn_reclaimer(pool: &Arc<Pool>, period: Duration) -> ReclaimerHandle {
         let weak: Weak<Pool> = Arc::downgrade(pool);
         let wake = pool.wake.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake2, stop2) = (wake.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("swapaccel-reclaim".into())
-            .spawn(move || background(weak, period))
+            .spawn(move || background(weak, &wake2, &stop2, period))
             .ok();
         if thread.is_none() {
             tracing::error!("cannot spawn the background reclaimer");
         }
-        ReclaimerHandle { wake, thread }
+        ReclaimerHandle { wake, stop, thread }
     }
 }
 
-fn background(weak: Weak<Pool>, period: Duration) {
-    loop {
-        let wake = {
-            // A strong reference only for this round: a pool dropped meanwhile goes now.
-            let Some(pool) = weak.upgrade() else {
-                return;
-            };
-            if pool.wake.stopped() {
-                return;
-            }
-            pool.reclaim_to_accept(&pool.wake);
-            pool.wake.clone()
-        };
-        if !wake.sleep(period) {
+fn background(weak: Weak<Pool>, wake: &Wake, stop: &AtomicBool, period: Duration) {
+    while !stop.load(Ordering::Acquire) {
+        // A strong reference only for this round: a pool dropped meanwhile goes now.
+        let Some(pool) = weak.upgrade() else {
             return;
-        }
+        };
+        pool.reclaim_to_accept(stop);
+        drop(pool);
+        wake.sleep(period, stop);
     }
 }
 
 /// Owns a background reclaimer thread; dropping it stops the thread and joins it.
 pub struct ReclaimerHandle {
     wake: Arc<Wake>,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -330,7 +302,8 @@ impl std::fmt::Debug for ReclaimerHandle {
 
 impl Drop for ReclaimerHandle {
     fn drop(&mut self) {
-        self.wake.stop();
+        self.stop.store(true, Ordering::Release);
+        self.wake.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

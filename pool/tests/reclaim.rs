@@ -241,3 +241,32 @@ fn load_only_context_drops_the_old_compressor() {
         "the old compressor or its decoder outlived its last entry"
     );
 }
+
+/// Stopping one background reclaimer stops only that one: a reclaimer spawned after an
+/// earlier one was dropped still works.
+#[test]
+fn a_reclaimer_spawned_after_another_was_dropped_works() {
+    let f = TempFile::new("rc-respawn");
+    let pool = Arc::new(
+        Pool::new(PoolConfig {
+            codec: CodecSpec::LZ4,
+            max_pool_bytes: 128 * 1024,
+            accept_threshold_percent: 50,
+            topology: Arc::new(TestTopology::new(&[0])),
+            ..PoolConfig::default()
+        })
+        .unwrap(),
+    );
+    pool.swapon(0, 256, Some(f.open_rw())).unwrap();
+    drop(Pool::spawn_reclaimer(&pool, Duration::from_millis(1)));
+    let mut s = 0;
+    while pool.store(0, s, &page_for(s, 1)).is_ok() {
+        s += 1;
+    }
+    let _bg = Pool::spawn_reclaimer(&pool, Duration::from_millis(1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.stats().pool_bytes > 64 * 1024 {
+        assert!(Instant::now() < deadline, "the new reclaimer does nothing");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
