@@ -320,7 +320,10 @@ fn limit_with_hysteresis() {
     assert!(matches!(err, PoolError::LimitReached { .. }), "{err}");
     // The refused slot holds nothing.
     let mut out = vec![0u8; PAGE_SIZE];
-    assert!(pool.load(0, stored, &mut out, LoadMode::KeepCopy).is_err());
+    assert!(matches!(
+        pool.load(0, stored, &mut out, LoadMode::KeepCopy),
+        Err(PoolError::AbsentSlot { .. })
+    ));
     // Free a little: below the limit but above the accept threshold: still refused.
     let mut s = 0;
     while pool.stats().pool_bytes >= 256 * 1024 {

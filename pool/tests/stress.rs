@@ -346,3 +346,67 @@ fn compaction_races_with_load_and_free() {
         "compaction and loads did not overlap much: {s:?}"
     );
 }
+
+/// Swapoff vs stores and loads in flight: writers store, load and invalidate on a type that
+/// the main thread swaps off and on again. A swapoff waits for the operations inside and
+/// frees what they stored; right after it returns (before the next swapon) the pool holds
+/// nothing, and every store either succeeded before it or failed with `UnknownSwapType`.
+#[test]
+fn swapoff_races_with_stores_and_loads() {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let p = pool(topo.clone(), u64::MAX);
+    p.swapon(4, 64, None).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok_stores = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (p, topo, stop, ok) = (p.clone(), topo.clone(), stop.clone(), ok_stores.clone());
+            thread::spawn(move || {
+                let mut out = vec![0u8; PAGE_SIZE];
+                let mut v = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    v += 1;
+                    let slot = w * 32 + v % 32;
+                    let folio: Vec<u8> = (0..4).flat_map(|i| page_for(slot + i, v)).collect();
+                    match p.store_batch_on(topo.current(), 4, slot.min(60), &folio) {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(PoolError::UnknownSwapType { .. }) => {}
+                        Err(e) => panic!("store: {e}"),
+                    }
+                    match p.load(4, slot.min(60), &mut out, LoadMode::KeepCopy) {
+                        Ok(_)
+                        | Err(PoolError::UnknownSwapType { .. } | PoolError::AbsentSlot { .. }) => {
+                        }
+                        Err(e) => panic!("load: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let until = Instant::now() + duration(700);
+    let mut rounds = 0u64;
+    let mut held_before = 0u64;
+    while Instant::now() < until || rounds < 20 {
+        thread::sleep(Duration::from_micros(500));
+        held_before += p.stats().stored_pages;
+        p.swapoff(4).unwrap();
+        let s = p.stats();
+        assert_eq!(
+            (s.stored_pages, s.pool_bytes, s.index_bytes),
+            (0, 0, 0),
+            "round {rounds}: a swapped-off area still holds something"
+        );
+        p.swapon(4, 64, None).unwrap();
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("worker");
+    }
+    assert!(
+        held_before > 0 && ok_stores.load(Ordering::Relaxed) > 100,
+        "stores did not overlap the swapoffs ({rounds} rounds)"
+    );
+}
