@@ -325,7 +325,8 @@ impl Pool {
     }
 
     /// Drops the entry at `slot` if there is one; returns its generation (`None`: the slot
-    /// held nothing, which is not an error for an invalidate).
+    /// held nothing, which is not an error for an invalidate). Waits only for the slot's
+    /// index lock (and the type's gate while a swapon or swapoff of it runs); no I/O.
     pub fn invalidate(&self, ty: u32, slot: u64) -> Result<Option<Generation>> {
         let area = self.enter(ty)?;
         area.check_range(slot, 1)?;
@@ -334,8 +335,10 @@ impl Pool {
             .map(|e| self.full_gen(&area, e.gen())))
     }
 
-    /// Drops the entry at `slot` only if it is still the one generation `gen` stored.
-    /// Errors: absent slot, or [`PoolError::GenerationMismatch`] if it was replaced.
+    /// Drops the entry at `slot` only if it is still the one generation `gen` stored (compared
+    /// on the entry's 29 bits: exact while fewer than 2^29 stores to the area separate them).
+    /// Errors: absent slot, or [`PoolError::GenerationMismatch`] if it was replaced. Blocks
+    /// as [`Pool::invalidate`].
     pub fn invalidate_if(&self, ty: u32, slot: u64, gen: Generation) -> Result<()> {
         let area = self.enter(ty)?;
         area.check_range(slot, 1)?;
