@@ -185,7 +185,9 @@ impl Class {
         ))
     }
 
-    fn install(&mut self, span: Span) -> Option<u32> {
+    /// Installs `span`; gives it back when the class has no room for another span (for the
+    /// caller to drop after unlocking).
+    fn install(&mut self, span: Span) -> Result<u32, Span> {
         let idx = match self.free_span_slots.pop() {
             Some(i) => {
                 self.spans[i as usize] = Some(span);
@@ -193,7 +195,7 @@ impl Class {
             }
             None => {
                 if self.spans.len() >= MAX_SPANS {
-                    return None;
+                    return Err(span);
                 }
                 grow(&mut self.spans);
                 self.spans.push(Some(span));
@@ -201,7 +203,7 @@ impl Class {
             }
         };
         self.push_nonfull(idx);
-        Some(idx)
+        Ok(idx)
     }
 
     fn push_nonfull(&mut self, idx: u32) {
@@ -345,8 +347,13 @@ impl Allocator {
                 None => match spare.take() {
                     Some(span) => {
                         let bytes = g.span_bytes() as u64;
-                        let Some(si) = g.install(span) else {
-                            return Err(AllocError::Exhausted(class as u16));
+                        let si = match g.install(span) {
+                            Ok(si) => si,
+                            Err(span) => {
+                                drop(g);
+                                drop(span);
+                                return Err(AllocError::Exhausted(class as u16));
+                            }
                         };
                         self.span_bytes.fetch_add(bytes, Ordering::Relaxed);
                         si

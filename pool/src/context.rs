@@ -253,20 +253,22 @@ impl Contexts {
                 None => None,
             };
             let mut g = ctx.lock();
-            let mut old_codec = None;
-            if let Some(c) = new_codec {
-                if g.codec_gen < gen {
-                    old_codec = Some(std::mem::replace(&mut g.codec, c));
+            // Whatever is not installed (another user of the context got there first) and
+            // whatever is replaced is dropped after unlocking.
+            let mut spare_codec = new_codec;
+            if g.codec_gen < gen {
+                if let Some(c) = spare_codec.take() {
+                    spare_codec = Some(std::mem::replace(&mut g.codec, c));
                     g.codec_gen = gen;
                 }
             }
-            let mut old_decoder = None;
-            if let (Some(id), Some(d)) = (missing, new_decoder) {
-                old_decoder = g.decoders[decoder_slot(id)].replace(d);
+            let mut spare_decoder = new_decoder;
+            if let (Some(id), Some(d)) = (missing, spare_decoder.take()) {
+                spare_decoder = g.decoders[decoder_slot(id)].replace(d);
             }
             drop(g);
-            drop(old_codec);
-            drop(old_decoder);
+            drop(spare_codec);
+            drop(spare_decoder);
         }
     }
 

@@ -5,11 +5,13 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use common::{env_pool, page_for, CodecEnv};
 use pool::{LoadMode, Pool, PoolError, TestTopology};
-use software_fallback::{CodecSpec, PAGE_SIZE};
+use software_fallback::{CodecId, CodecSpec, PAGE_SIZE};
 
 fn absent(pool: &Pool, ty: u32, slot: u64) -> bool {
     let mut out = vec![0u8; PAGE_SIZE];
@@ -111,4 +113,67 @@ fn busy_swapon_does_not_touch_the_file() {
         0,
         "file extended"
     );
+}
+
+/// Two users of one context both find its compressor stale after a switch and both build the
+/// new one; the one that loses the race must free its spare codec after unlocking the
+/// context (a device codec's drop can block), not under the lock. The spare's drop checks
+/// that another thread can use the context meanwhile.
+#[test]
+fn a_spare_compressor_is_freed_outside_the_context_lock() {
+    let cell: Arc<OnceLock<Weak<Pool>>> = Arc::new(OnceLock::new());
+    let armed = Arc::new(AtomicBool::new(false));
+    let under_lock = Arc::new(AtomicBool::new(false));
+    let (c1, c2, a1, a2, u2) = (
+        cell.clone(),
+        cell.clone(),
+        armed.clone(),
+        armed.clone(),
+        under_lock.clone(),
+    );
+    let env = CodecEnv {
+        // The first build after arming (the main thread's store): another thread stores on
+        // the same context meanwhile, and installs its own new compressor first.
+        on_build: Box::new(move |_| {
+            if a1.swap(false, Ordering::SeqCst) {
+                let p = c1.get().and_then(Weak::upgrade).unwrap();
+                std::thread::spawn(move || p.store_batch_on(0, 0, 1, &page_for(1, 1)).unwrap())
+                    .join()
+                    .unwrap();
+                a1.store(true, Ordering::SeqCst); // now watch the drop
+            }
+        }),
+        // The spare zstd codec's drop: can another thread lock the context now?
+        on_drop: Box::new(move |id| {
+            if id == CodecId::Zstd && a2.swap(false, Ordering::SeqCst) {
+                let p = c2.get().and_then(Weak::upgrade).unwrap();
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let mut out = vec![0u8; PAGE_SIZE];
+                    let _ = p.load_on(0, 0, 1, &mut out, LoadMode::KeepCopy);
+                    let _ = tx.send(());
+                });
+                if rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                    u2.store(true, Ordering::SeqCst);
+                }
+            }
+        }),
+        ..CodecEnv::default()
+    };
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let pool = Arc::new(env_pool(CodecSpec::LZ4, topo, Arc::new(env)));
+    let _ = cell.set(Arc::downgrade(&pool));
+    pool.swapon(0, 16, None).unwrap();
+    pool.set_compressor(CodecSpec::ZSTD).unwrap();
+    armed.store(true, Ordering::SeqCst);
+    pool.store_batch_on(0, 0, 0, &page_for(0, 1)).unwrap();
+    assert!(
+        !armed.load(Ordering::SeqCst),
+        "the spare codec was never dropped"
+    );
+    assert!(
+        !under_lock.load(Ordering::SeqCst),
+        "the spare compressor was dropped while its context was locked"
+    );
+    assert!(holds(&pool, 0, 0, &page_for(0, 1)) && holds(&pool, 0, 1, &page_for(1, 1)));
 }

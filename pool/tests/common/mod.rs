@@ -104,6 +104,10 @@ pub struct CodecEnv {
     pub on_compress: Box<dyn Fn() -> Result<(), CodecError> + Send + Sync>,
     /// Runs before every decompress (contexts' and the reclaimer's decoders).
     pub on_decompress: Box<dyn Fn() + Send + Sync>,
+    /// Runs at the start of every build, with the spec asked for.
+    pub on_build: Box<dyn Fn(CodecSpec) + Send + Sync>,
+    /// Runs when a codec is dropped, with its format.
+    pub on_drop: Box<dyn Fn(CodecId) + Send + Sync>,
 }
 
 impl Default for CodecEnv {
@@ -113,6 +117,8 @@ impl Default for CodecEnv {
             live: Default::default(),
             on_compress: Box::new(|| Ok(())),
             on_decompress: Box::new(|| {}),
+            on_build: Box::new(|_| {}),
+            on_drop: Box::new(|_| {}),
         }
     }
 }
@@ -138,6 +144,7 @@ struct TestCodec {
 impl Drop for TestCodec {
     fn drop(&mut self) {
         self.env.live[self.inner.id().as_u8() as usize].fetch_sub(1, Ordering::SeqCst);
+        (self.env.on_drop)(self.inner.id());
     }
 }
 
@@ -158,6 +165,7 @@ impl PageCodec for TestCodec {
 /// A codec factory building software codecs under `env`'s control.
 pub fn factory(env: Arc<CodecEnv>) -> Arc<dyn CodecFactory> {
     let f = move |spec: CodecSpec| -> pool::Result<Box<dyn PageCodec>> {
+        (env.on_build)(spec);
         if env.fail_build.load(Ordering::SeqCst) {
             return Err(PoolError::Factory {
                 spec: spec.to_string(),
