@@ -2,8 +2,7 @@
 //! a batch's stores into as few pool calls as possible.
 //!
 //! Opportunistic only: `gather` takes what `try_recv` finds *now* and never sleeps or spins
-//! waiting for more. An item that would overflow the batch is carried into the next one
-//! (and a stop message is carried too, so it is acted on only after the batch ran).
+//! waiting for more. An item that would overflow the batch is carried into the next one.
 //!
 //! A pool call stores consecutive slots of one swap type ([`pool::Pool::store_batch_on`]),
 //! so a batch's store items are sorted by (type, slot) and runs of contiguous slots become
@@ -16,39 +15,31 @@ use std::sync::Arc;
 
 use software_fallback::{MAX_BATCH, PAGE_SIZE};
 
-use crate::queue::{Msg, Queue};
+use crate::queue::Queue;
 use crate::request::{Item, Work};
 
 /// Gathers `first` and whatever is already queued into `batch` (empty on entry), up to
-/// [`MAX_BATCH`] pages; returns the batch's pages. Never blocks. Gives the queue one credit
-/// back per item put in the batch (`first`'s is the caller's to give; a carried item's is
-/// given when it is taken from the carry).
+/// [`MAX_BATCH`] pages, urgent lane first; returns the batch's pages. Never blocks. Gives the
+/// queue one credit back per item put in the batch (`first`'s is the caller's to give; a
+/// carried item's is given when it is taken from the carry).
 pub(crate) fn gather(
     first: Item,
     queue: &Queue,
-    carry: &mut Option<Msg>,
+    carry: &mut Option<Item>,
     batch: &mut Vec<Item>,
 ) -> usize {
     let mut pages = first.pages();
     batch.push(first);
     while pages < MAX_BATCH {
-        match queue.try_recv() {
-            Ok(Msg::Work(item)) => {
-                let p = item.pages();
-                if pages + p <= MAX_BATCH {
-                    queue.taken();
-                    pages += p;
-                    batch.push(item);
-                } else {
-                    *carry = Some(Msg::Work(item));
-                    break;
-                }
-            }
-            Ok(stop @ Msg::Stop) => {
-                *carry = Some(stop);
-                break;
-            }
-            Err(_) => break,
+        let Some(item) = queue.try_recv() else { break };
+        let p = item.pages();
+        if pages + p <= MAX_BATCH {
+            queue.taken();
+            pages += p;
+            batch.push(item);
+        } else {
+            *carry = Some(item);
+            break;
         }
     }
     pages

@@ -112,6 +112,14 @@ impl WorkerSet {
 }
 
 impl WorkerHandle {
+    /// Tells the worker to drain the queue and exit (shutdown). Never blocks: a worker whose
+    /// control slot already holds a retire exits on its own.
+    pub fn stop(&self) {
+        if self.ctl.try_send(Ctl::Stop).is_err() {
+            tracing::debug!(cpu = self.cpu, "worker already retiring");
+        }
+    }
+
     /// Waits for the worker's thread. Blocks.
     pub fn join(self) {
         if self.join.join().is_err() {

@@ -1,14 +1,16 @@
-//! The bounded request queue and the submit-vs-shutdown gate.
+//! The bounded request queues and the submit-vs-shutdown gate.
 //!
 //! **The rules, once.**
 //!
-//! * One multi-producer multi-consumer crossbeam channel carries [`Msg`]s from producers to
-//!   workers. Capacity is counted in *items* (a store of N pages is ⌈N/8⌉ items; a load or an
-//!   invalidate is one) by an atomic credit counter: a submitter reserves all of its
-//!   request's items before sending any, and a worker gives one credit back as it takes an
-//!   item. The channel is bounded at the same capacity (plus room for control messages), so
-//!   a send after a successful reservation never blocks and memory never grows without
-//!   bound.
+//! * Two multi-producer multi-consumer crossbeam channels carry [`Item`]s from producers to
+//!   workers: the *urgent* lane (loads and invalidates: a fault waits on a load) and the
+//!   *bulk* lane (stores). Workers always look at the urgent lane first, so a load never
+//!   waits behind a backlog of stores, only behind the batch a worker is running.
+//! * Capacity is counted in *items* (a store of N pages is ⌈N/8⌉ items; a load or an
+//!   invalidate is one) by one atomic credit counter shared by both lanes: a submitter
+//!   reserves all of its request's items before sending any, and a worker gives one credit
+//!   back as it takes an item. Each channel is bounded at that capacity, so a send after a
+//!   successful reservation never blocks and memory never grows without bound.
 //! * When credits run out a submitter either blocks until a worker takes items
 //!   ([`FullPolicy::Block`]) or returns [`EngineError::Busy`] ([`FullPolicy::Busy`]). A
 //!   request is admitted whole or not at all, so the capacity must hold the largest request
@@ -16,30 +18,31 @@
 //! * **The gate.** A submitter *enters* (increments `inside`, SeqCst), then checks `closed`
 //!   (SeqCst); if closed it leaves with [`EngineError::ShutDown`]. It sends its items while
 //!   inside, then leaves. [`Queue::close`] sets `closed` (SeqCst), wakes blocked submitters
-//!   (they leave with `ShutDown`, nothing of theirs sent) and then waits until `inside` is
-//!   zero. Both sides use SeqCst on the two variables, so either the submitter sees `closed`
-//!   or `close` sees it inside and waits for it: after `close` returns, no item can ever be
-//!   sent again, and every item ever sent is in the channel ahead of the stop messages the
-//!   shutdown sends next. Workers drain in FIFO order, so every accepted item is taken and
-//!   finished before the last worker stops.
+//!   (they leave with `ShutDown`, nothing of theirs sent), waits until `inside` is zero, and
+//!   only then sets `sealed`. Both sides use SeqCst on `inside` and `closed`, so either the
+//!   submitter sees `closed` or `close` sees it inside and waits for it: once `sealed` is
+//!   set no item can ever be sent again, so "sealed and both lanes empty" is final. Shutdown
+//!   then tells each worker to stop on its own control channel (which no other worker can
+//!   take a message from); a stopping worker keeps taking items until both lanes are empty,
+//!   so every accepted item is taken and finished before the last worker exits.
 //! * The lost-wakeup argument for blocked submitters: a waiter increments `waiters`
 //!   (SeqCst) before re-checking credits under `wait_lock`; a worker returns credits (SeqCst)
 //!   before reading `waiters` and notifies under `wait_lock`. Either the waiter sees the
 //!   credit or the worker sees the waiter.
 //!
 //! The test-only feature `unprotected-shutdown` removes the gate (the submitter checks
-//! `closed` without entering, and `close` does not wait), to show what the shutdown stress
-//! test catches; `shutdown-window-yield` sleeps briefly between the check and the send (as a
-//! preemption there would), which makes the race frequent without the gate and shows the
-//! gate holding with it.
+//! `closed` without entering, and `close` seals at once without waiting), to show what the
+//! shutdown stress test catches; `shutdown-window-yield` sleeps briefly between the check and
+//! the send (as a preemption there would), which makes the race frequent without the gate
+//! and shows the gate holding with it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::EngineError;
-use crate::request::Item;
+use crate::request::{Item, Work};
 
 /// What to do when the queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,26 +53,23 @@ pub enum FullPolicy {
     Busy,
 }
 
-/// A message on the work channel.
-pub(crate) enum Msg {
-    /// An item to run.
-    Work(Item),
-    /// Stop after taking this (sent by shutdown, one per worker, after the gate closed).
-    Stop,
+/// Which lane an item goes to.
+fn is_urgent(item: &Item) -> bool {
+    !matches!(item.work, Work::Store { .. })
 }
 
-/// Extra channel room beyond the item capacity, for stop messages.
-const CONTROL_ROOM: usize = 1024;
-
 pub(crate) struct Queue {
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
+    urgent_tx: Sender<Item>,
+    urgent_rx: Receiver<Item>,
+    bulk_tx: Sender<Item>,
+    bulk_rx: Receiver<Item>,
     capacity: usize,
     policy: FullPolicy,
     reserved: AtomicUsize,
     waiters: AtomicUsize,
     inside: AtomicUsize,
     closed: AtomicBool,
+    sealed: AtomicBool,
     wait_lock: Mutex<()>,
     space: Condvar,
     left: Condvar,
@@ -98,16 +98,20 @@ impl Drop for Inside<'_> {
 
 impl Queue {
     pub fn new(capacity: usize, policy: FullPolicy) -> Queue {
-        let (tx, rx) = crossbeam_channel::bounded(capacity + CONTROL_ROOM);
+        let (urgent_tx, urgent_rx) = crossbeam_channel::bounded(capacity);
+        let (bulk_tx, bulk_rx) = crossbeam_channel::bounded(capacity);
         Queue {
-            tx,
-            rx,
+            urgent_tx,
+            urgent_rx,
+            bulk_tx,
+            bulk_rx,
             capacity,
             policy,
             reserved: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
             inside: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
             wait_lock: Mutex::new(()),
             space: Condvar::new(),
             left: Condvar::new(),
@@ -188,7 +192,12 @@ impl Queue {
         // is removed, and shows that the gate holds when it is not.
         #[cfg(feature = "shutdown-window-yield")]
         std::thread::sleep(std::time::Duration::from_micros(20));
-        if let Err(e) = self.tx.try_send(Msg::Work(item)) {
+        let lane = if is_urgent(&item) {
+            &self.urgent_tx
+        } else {
+            &self.bulk_tx
+        };
+        if let Err(e) = lane.try_send(item) {
             // Unreachable by the credit accounting; the item's drop completes it with an
             // error rather than losing it.
             tracing::error!("work channel refused a reserved item");
@@ -205,39 +214,41 @@ impl Queue {
         }
     }
 
-    /// The worker side of the channel.
-    pub fn receiver(&self) -> &Receiver<Msg> {
-        &self.rx
+    /// The worker side of the lanes, for blocking: (urgent, bulk).
+    pub fn receivers(&self) -> (&Receiver<Item>, &Receiver<Item>) {
+        (&self.urgent_rx, &self.bulk_rx)
     }
 
-    /// Non-blocking receive, for coalescing and draining.
-    pub fn try_recv(&self) -> Result<Msg, TryRecvError> {
-        self.rx.try_recv()
+    /// Non-blocking receive, urgent lane first, for coalescing and draining.
+    pub fn try_recv(&self) -> Option<Item> {
+        self.urgent_rx
+            .try_recv()
+            .or_else(|_| self.bulk_rx.try_recv())
+            .ok()
     }
 
-    /// Sends a control message (shutdown's stops). Blocks only if the channel's control room
-    /// is full, which takes more than 1024 workers.
-    pub fn send_control(&self, m: Msg) {
-        if self.tx.send(m).is_err() {
-            tracing::error!("work channel disconnected while sending a control message");
-        }
+    /// True once no item can be sent any more (the gate closed and every submitter that was
+    /// inside has left).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::SeqCst)
     }
 
-    /// Closes the gate: refuses new submissions, wakes blocked submitters, then waits until
-    /// every submitter inside has left. Blocks. Idempotent.
+    /// Closes the gate: refuses new submissions, wakes blocked submitters, waits until every
+    /// submitter inside has left, then seals. Blocks. Idempotent.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let mut g = lock(&self.wait_lock);
         self.space.notify_all();
-        if cfg!(feature = "unprotected-shutdown") {
-            return;
+        if !cfg!(feature = "unprotected-shutdown") {
+            while self.inside.load(Ordering::SeqCst) > 0 {
+                g = self
+                    .left
+                    .wait_timeout(g, std::time::Duration::from_millis(10))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
         }
-        while self.inside.load(Ordering::SeqCst) > 0 {
-            g = self
-                .left
-                .wait_timeout(g, std::time::Duration::from_millis(10))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        drop(g);
+        self.sealed.store(true, Ordering::SeqCst);
     }
 }

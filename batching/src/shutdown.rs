@@ -2,21 +2,20 @@
 //!
 //! **The order, once.** (1) Close the queue's gate ([`crate::queue`]): new submissions get
 //! `ShutDown`, submitters blocked on a full queue wake and get `ShutDown` (none of their
-//! items was sent), and the call waits until every submitter inside the gate has left — so
-//! every accepted item is already in the channel. (2) Stop the hotplug supervisor, so the
-//! worker set no longer changes. (3) Send one stop message per worker (retiring ones
-//! included) *behind* every accepted item; workers take messages in FIFO order, finishing
-//! each batch before the next message, so all accepted items are finished before the last
-//! worker stops. (4) Join the workers. (5) Anything still in the channel now would be a bug;
-//! it is finished with `ShutDown` (counted in the report, logged as an error) rather than
-//! left unanswered. Contexts are the pool's and are not touched.
+//! items was sent), and the call waits until every submitter inside the gate has left, then
+//! seals the queue — every accepted item is already in a lane, and no more can come.
+//! (2) Stop the hotplug supervisor, so the worker set no longer changes. (3) Tell every
+//! worker to stop on its own control channel: each keeps taking items (finishing each batch)
+//! until both lanes are empty, then exits; a retiring worker exits after its batch and
+//! leaves the rest to the others. (4) Join the workers. (5) Anything still queued now would
+//! be a bug; it is finished with `ShutDown` (counted in the report, logged as an error)
+//! rather than left unanswered. Contexts are the pool's and are not touched.
 
 use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 
 use crate::engine::Shared;
 use crate::error::EngineError;
-use crate::queue::Msg;
 use crate::request::Backend;
 
 /// What a shutdown did.
@@ -52,8 +51,8 @@ pub(crate) fn shutdown(shared: &Shared) -> ShutdownReport {
     }
     // (3), (4)
     let workers = shared.worker_set().take_all();
-    for _ in &workers {
-        shared.queue.send_control(Msg::Stop);
+    for w in &workers {
+        w.stop();
     }
     let workers_stopped = workers.len();
     for w in workers {
@@ -61,12 +60,10 @@ pub(crate) fn shutdown(shared: &Shared) -> ShutdownReport {
     }
     // (5)
     let mut stragglers = 0;
-    while let Ok(msg) = shared.queue.try_recv() {
-        if let Msg::Work(item) = msg {
-            shared.queue.taken();
-            stragglers += 1;
-            item.finish(Err(EngineError::ShutDown), Backend::NoCodec);
-        }
+    while let Some(item) = shared.queue.try_recv() {
+        shared.queue.taken();
+        stragglers += 1;
+        item.finish(Err(EngineError::ShutDown), Backend::NoCodec);
     }
     if stragglers > 0 {
         tracing::error!(stragglers, "items arrived after the workers stopped");

@@ -23,7 +23,7 @@ use crate::coalesce::{continues, gather, run_bytes, run_order};
 use crate::error::EngineError;
 use crate::fallback::take_tally;
 use crate::metrics::Metrics;
-use crate::queue::{Msg, Queue};
+use crate::queue::Queue;
 use crate::request::{Backend, Item, ItemResult, Kind, Work};
 
 /// What workers share.
@@ -38,10 +38,22 @@ pub(crate) struct Core {
     pub merge_requests: bool,
 }
 
-/// Control messages from the supervisor to one worker.
+/// Control messages to one worker (its own channel: no other worker can take them).
 pub(crate) enum Ctl {
-    /// Finish the current batch and exit.
+    /// From the supervisor: the worker's CPU went offline. Finish the current batch and
+    /// exit; the queued items go to the other workers.
     Retire,
+    /// From shutdown, after the queue was sealed: keep taking items until both lanes are
+    /// empty, then exit.
+    Stop,
+}
+
+/// What a worker is doing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    Retire,
+    Drain,
 }
 
 /// A worker's reusable buffers (no allocation per batch in the steady state).
@@ -64,39 +76,45 @@ impl Scratch {
     }
 }
 
-/// The worker loop. Returns when stopped or retired.
+/// The worker loop. Returns when retired, or when stopped and the queue is empty.
 pub(crate) fn run(core: Arc<Core>, queue: Arc<Queue>, cpu: usize, ctl: Receiver<Ctl>) {
     tracing::debug!(cpu, "worker started");
     let mut s = Scratch {
         bytes: Vec::with_capacity(MAX_BATCH * PAGE_SIZE),
         ..Scratch::default()
     };
-    let mut carry: Option<Msg> = None;
-    let mut retiring = false;
+    let mut carry: Option<Item> = None;
+    let mut mode = Mode::Run;
     loop {
-        let msg = match carry.take() {
-            Some(m) => m,
-            None if retiring => break,
+        let first = match carry.take() {
+            Some(item) => item,
+            None if mode == Mode::Retire => break,
             None => match queue.try_recv() {
-                Ok(m) => m,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => select! {
-                    recv(queue.receiver()) -> m => match m {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    },
-                    recv(ctl) -> _ => break,
-                },
+                Some(item) => item,
+                None if mode == Mode::Drain => {
+                    // Stops are sent only after the queue is sealed: empty now is final.
+                    debug_assert!(queue.is_sealed(), "draining an unsealed queue");
+                    break;
+                }
+                None => {
+                    let (urgent, bulk) = queue.receivers();
+                    let got = select! {
+                        recv(urgent) -> m => m.ok(),
+                        recv(bulk) -> m => m.ok(),
+                        recv(ctl) -> c => {
+                            mode = next_mode(mode, c.ok());
+                            None
+                        },
+                    };
+                    match got {
+                        Some(item) => item,
+                        None => continue,
+                    }
+                }
             },
         };
-        let first = match msg {
-            Msg::Work(item) => {
-                queue.taken();
-                item
-            }
-            Msg::Stop => break,
-        };
-        let pages = if retiring {
+        queue.taken();
+        let pages = if mode == Mode::Retire {
             let p = first.pages();
             s.batch.push(first);
             p
@@ -109,16 +127,22 @@ pub(crate) fn run(core: Arc<Core>, queue: Arc<Queue>, cpu: usize, ctl: Receiver<
             tracing::error!(cpu, "worker batch panicked; its unfinished items failed");
             s.clear();
         }
-        if !retiring && ctl.try_recv().is_ok() {
-            retiring = true;
-            // A carried stop is consumed here: shutdown sends one per worker, retiring ones
-            // included, so no other worker goes without.
-            if matches!(carry, Some(Msg::Stop)) {
-                carry = None;
-            }
+        match ctl.try_recv() {
+            Ok(c) => mode = next_mode(mode, Some(c)),
+            Err(TryRecvError::Disconnected) => mode = next_mode(mode, None),
+            Err(TryRecvError::Empty) => {}
         }
     }
     tracing::debug!(cpu, "worker exiting");
+}
+
+/// The mode after a control message (`None`: the control channel is gone, which only
+/// happens once the engine no longer tracks this worker: drain and exit).
+fn next_mode(mode: Mode, c: Option<Ctl>) -> Mode {
+    match (mode, c) {
+        (Mode::Drain, _) | (_, Some(Ctl::Stop)) | (_, None) => Mode::Drain,
+        (Mode::Retire, _) | (_, Some(Ctl::Retire)) => Mode::Retire,
+    }
 }
 
 /// Runs the batch in `s.batch` (`pages` pages): stores (merged into runs of contiguous

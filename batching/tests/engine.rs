@@ -279,6 +279,46 @@ fn queued_small_stores_coalesce_into_one_pool_call() {
 }
 
 #[test]
+fn loads_overtake_a_backlog_of_stores() {
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let gate = Arc::new(Gate::default());
+    let pool = gated_pool(Arc::clone(&topo), Arc::clone(&gate));
+    pool.swapon(0, 1 << 16, None).unwrap();
+    let mut cfg = engine_cfg(topo);
+    cfg.workers = Workers::Fixed(1);
+    let e = Engine::start(Arc::clone(&pool), cfg).unwrap();
+    let c = builtin();
+    // Stored before the backlog.
+    assert!(e.store(0, 7000, page(&c, 7000, 1)).unwrap().wait().is_ok());
+    // Park the only worker in the codec, then queue a backlog of stores and one load.
+    gate.close();
+    let parked = e.store(0, 9999, page(&c, 9999, 1)).unwrap();
+    gate.wait_for_waiters(1);
+    let stores: Vec<_> = (0..40u64)
+        .map(|k| e.store(0, k * 64, folio(&c, k * 64, 64, 1)).unwrap())
+        .collect();
+    let load = e
+        .load(0, 7000, vec![0; PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap();
+    assert_eq!(e.metrics().queue_depth, 40 * 8 + 1);
+    gate.open();
+    let got = load.wait();
+    assert!(got.is_ok(), "{:?}", got.outcome);
+    assert_eq!(got.buffer, page(&c, 7000, 1));
+    // The load went ahead of (nearly) all 320 queued store items: at most the batch the
+    // worker took with it and the one it was running are done.
+    let done_before = stores.iter().filter(|t| t.is_done()).count();
+    assert!(
+        done_before <= 2,
+        "{done_before} of 40 stores finished before the load"
+    );
+    assert!(parked.wait().is_ok());
+    for t in stores {
+        assert!(t.wait().is_ok());
+    }
+}
+
+#[test]
 fn without_a_device_auto_merge_batches_but_does_not_copy_requests_together() {
     let (e, gate, parked) =
         parked_engine_with(FullPolicy::Block, 1024, 9999, batching::MergePolicy::Auto);
