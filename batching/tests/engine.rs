@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batching::{
-    Backend, Engine, EngineError, FullPolicy, Op, Reply, Request, Workers, MIN_QUEUE_CAPACITY,
+    Backend, Completion, Engine, EngineError, FullPolicy, Op, Reply, Request, Workers,
+    MIN_QUEUE_CAPACITY,
 };
 use common::*;
 use pool::{LoadMode, PoolError, TestTopology};
@@ -294,28 +295,47 @@ fn loads_overtake_a_backlog_of_stores() {
     gate.close();
     let parked = e.store(0, 9999, page(&c, 9999, 1)).unwrap();
     gate.wait_for_waiters(1);
-    let stores: Vec<_> = (0..40u64)
-        .map(|k| e.store(0, k * 64, folio(&c, k * 64, 64, 1)).unwrap())
-        .collect();
-    let load = e
-        .load(0, 7000, vec![0; PAGE_SIZE], LoadMode::KeepCopy)
+    // Completions arrive on one channel in the order requests complete.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for k in 0..40u64 {
+        e.submit_to(
+            Request::Store {
+                ty: 0,
+                slot: k * 64,
+                data: folio(&c, k * 64, 64, 1),
+            },
+            tx.clone(),
+            k,
+        )
         .unwrap();
+    }
+    e.submit_to(
+        Request::Load {
+            ty: 0,
+            slot: 7000,
+            buf: vec![0; PAGE_SIZE],
+            mode: LoadMode::KeepCopy,
+        },
+        tx,
+        1000,
+    )
+    .unwrap();
     assert_eq!(e.metrics().queue_depth, 40 * 8 + 1);
     gate.open();
-    let got = load.wait();
-    assert!(got.is_ok(), "{:?}", got.outcome);
-    assert_eq!(got.buffer, page(&c, 7000, 1));
-    // The load went ahead of (nearly) all 320 queued store items: at most the batch the
-    // worker took with it and the one it was running are done.
-    let done_before = stores.iter().filter(|t| t.is_done()).count();
-    assert!(
-        done_before <= 2,
-        "{done_before} of 40 stores finished before the load"
-    );
     assert!(parked.wait().is_ok());
-    for t in stores {
-        assert!(t.wait().is_ok());
-    }
+    let order: Vec<Completion> = (0..41)
+        .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    // The load, queued behind 320 store items, completes first.
+    assert_eq!(
+        order[0].tag,
+        1000,
+        "completion order: {:?}",
+        order.iter().map(|c| c.tag).collect::<Vec<_>>()
+    );
+    assert!(order[0].is_ok());
+    assert_eq!(order[0].buffer, page(&c, 7000, 1));
+    assert!(order.iter().all(Completion::is_ok));
 }
 
 #[test]
