@@ -4,9 +4,11 @@
 //! 512 pages) from many threads and waits on a [`Ticket`], polls it, or receives the
 //! [`Completion`] on a channel of its own ([`Engine::submit_to`]). Inside:
 //!
-//! * **Queue** (`queue.rs`): one bounded crossbeam channel; capacity counted in items (a
-//!   store is cut into items of up to 8 pages; a load or invalidate is one item). A full
-//!   queue blocks the producer or returns [`EngineError::Busy`] ([`FullPolicy`]).
+//! * **Queues** (`queue.rs`): two bounded crossbeam channels, an urgent lane (loads,
+//!   invalidates: a fault waits on them) that workers always serve first and a bulk lane
+//!   (stores); capacity counted in items (a store is cut into items of up to 8 pages; a load
+//!   or invalidate is one item). A full engine blocks the producer or returns
+//!   [`EngineError::Busy`] ([`FullPolicy`]).
 //! * **Workers** (`worker.rs`, `coalesce.rs`): by default one per online CPU. A worker takes
 //!   an item and coalesces whatever is *already* queued, up to 8 pages, never waiting for
 //!   more; contiguous stores become one pool call (one codec batch on that CPU's pool

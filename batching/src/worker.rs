@@ -4,13 +4,16 @@
 //! **Rules.** A worker owns nothing but a scratch buffer and a CPU *hint*: the contexts it
 //! runs on belong to the pool ([`pool::Pool::store_batch_on`] locks the hinted CPU's context
 //! for the call) and are never created or freed here. A worker finishes every item it takes
-//! — the items of a batch, and an item it carried over when told to retire — before it
-//! exits. It exits on a [`Msg::Stop`] (shutdown, after everything ahead of it in the queue
-//! was taken) or a [`Ctl::Retire`] from the supervisor (its CPU went offline; the shared
-//! queue's other items go to other workers). A panic inside a batch is caught; the batch's
+//! — the items of a batch, and an item it carried over — before it exits. It takes from the
+//! urgent lane (loads, invalidates) before the bulk lane (stores). It exits on a
+//! [`Ctl::Stop`] from shutdown once both lanes are empty (the queue is sealed by then), or
+//! on a [`Ctl::Retire`] from the supervisor after its current batch (its CPU went offline;
+//! the queued items go to the other workers). Control messages come on the worker's own
+//! channel, so no worker can take another's. A panic inside a batch is caught; the batch's
 //! unfinished items complete with [`crate::EngineError::Dropped`] as they unwind.
 //!
-//! Blocks: waits on the queue when it is empty; pool calls block in the codec.
+//! Blocks: waits on the lanes and its control channel when there is nothing to do; pool
+//! calls block in the codec.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
