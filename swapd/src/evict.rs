@@ -9,6 +9,10 @@ use crate::pages::PageState;
 use crate::region::Shared;
 use crate::stats::bump;
 use crate::sys::mapping::Staging;
+use crate::sys::pagemap::Pagemap;
+
+/// Pages whose written bits are collected (and re-armed) in one `PAGEMAP_SCAN`.
+const SCAN_WINDOW: usize = 1024;
 
 /// Most pages in one store run (one codec batch).
 const RUN_PAGES: usize = 8;
@@ -19,11 +23,46 @@ const RUN_PAGES: usize = 8;
 pub(crate) struct Evictor {
     staging: Staging,
     hand: usize,
+    /// With write tracking: where the next `PAGEMAP_SCAN` window starts.
+    scan_at: usize,
+    pagemap: Option<Pagemap>,
 }
 
 impl Evictor {
-    pub(crate) fn new(staging: Staging) -> Evictor {
-        Evictor { staging, hand: 0 }
+    /// `pagemap` turns on write tracking (the mapping must be registered for it).
+    pub(crate) fn new(staging: Staging, pagemap: Option<Pagemap>) -> Evictor {
+        Evictor {
+            staging,
+            hand: 0,
+            scan_at: 0,
+            pagemap,
+        }
+    }
+
+    /// Marks resident pages written since the last scan of `[p, p + SCAN_WINDOW)` referenced
+    /// (and re-arms their write protection): writes count as accesses for the clock.
+    fn mark_written(&mut self, sh: &Shared, p: usize) -> Result<()> {
+        let npages = sh.pages.len();
+        let n = SCAN_WINDOW.min(npages - p);
+        self.scan_at = if p + n >= npages { 0 } else { p + n };
+        let Some(pm) = &self.pagemap else {
+            return Ok(());
+        };
+        let mut marked = 0u64;
+        for (q, len) in sh.map.take_written(pm, p, n)? {
+            for r in q..q + len {
+                if sh.pages.peek(r) != (PageState::Resident { referenced: false }) {
+                    continue;
+                }
+                let mut g = sh.pages.lock(r);
+                if g.state() == (PageState::Resident { referenced: false }) {
+                    g.set(PageState::Resident { referenced: true });
+                    marked += 1;
+                }
+            }
+        }
+        bump(&sh.counters.written_refs, marked);
+        Ok(())
     }
 
     /// Evicts up to `want` pages (at most one staging area's worth); returns how many were
@@ -37,6 +76,15 @@ impl Evictor {
         // 1. Sweep: second chance for referenced pages, take the others.
         while taken.len() < n && scanned < 2 * npages {
             let p = self.hand;
+            // Written bits are collected on the first lap only: on the second, pages whose
+            // second chance was used up go, however hot, so a batch always makes progress.
+            if p == self.scan_at && scanned < npages {
+                if let Err(e) = self.mark_written(sh, p) {
+                    // Tracking is an aid to the choice of victims, not to correctness.
+                    tracing::warn!(error = %e, "PAGEMAP_SCAN failed; write tracking off");
+                    self.pagemap = None;
+                }
+            }
             self.hand = (self.hand + 1) % npages;
             scanned += 1;
             if !matches!(sh.pages.peek(p), PageState::Resident { .. }) {

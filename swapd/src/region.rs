@@ -15,7 +15,7 @@ use crate::evict::Evictor;
 use crate::pages::PageTable;
 use crate::stats::{bump, Counters, Histogram, RegionStats};
 use crate::store::{PageStore, PoolStore};
-use crate::sys::abi::{UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON};
+use crate::sys::abi::{UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON, UFFD_FEATURE_WP_ASYNC};
 use crate::sys::mapping::Mapping;
 use crate::sys::pagemap::Pagemap;
 use crate::sys::uffd::{Uffd, UffdSource};
@@ -36,6 +36,9 @@ pub struct RegionConfig {
     pub fault_threads: usize,
     /// Evicted pages after the faulting one to bring in with it in one load (0: none).
     pub fault_around: usize,
+    /// Count writes as accesses for the clock (async write protection + `PAGEMAP_SCAN`,
+    /// Linux 6.7+); silently off where the kernel lacks it.
+    pub track_writes: bool,
 }
 
 impl Default for RegionConfig {
@@ -46,6 +49,7 @@ impl Default for RegionConfig {
             evict_batch: 32,
             fault_threads: 1,
             fault_around: 0,
+            track_writes: true,
         }
     }
 }
@@ -224,15 +228,35 @@ impl Region {
     /// [`SwapdError::MissingFeature`] on kernels without `UFFDIO_MOVE` (6.8).
     pub fn new(config: &RegionConfig, store: Arc<dyn PageStore>) -> Result<Region> {
         let (pages, budget) = config.validate()?;
+        let want_wp = if config.track_writes {
+            UFFD_FEATURE_WP_ASYNC
+        } else {
+            0
+        };
         let uffd = Uffd::open(
-            UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON,
+            UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON | want_wp,
             &[
                 (UFFD_FEATURE_MOVE, "UFFD_FEATURE_MOVE", "6.8"),
                 (UFFD_FEATURE_POISON, "UFFD_FEATURE_POISON", "6.6"),
             ],
         )?;
         let source = uffd.source();
-        let (map, staging) = Mapping::new(uffd, pages, config.evict_batch)?;
+        let track = config.track_writes && uffd.features() & UFFD_FEATURE_WP_ASYNC != 0;
+        if config.track_writes && !track {
+            tracing::info!("no UFFD_FEATURE_WP_ASYNC: the clock sees faults only");
+        }
+        let (map, staging) = Mapping::new(uffd, pages, config.evict_batch, track)?;
+        let scan_pm = if track {
+            match Pagemap::open() {
+                Ok(pm) => Some(pm),
+                Err(e) => {
+                    tracing::info!(error = %e, "no pagemap: the clock sees faults only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // SAFETY: eventfd(2) returns a new fd or -1.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
@@ -244,7 +268,7 @@ impl Region {
             map,
             pages: PageTable::new(pages),
             store,
-            evictor: Mutex::new(Evictor::new(staging)),
+            evictor: Mutex::new(Evictor::new(staging, scan_pm)),
             counters: Counters::default(),
             hist: Histogram::default(),
             budget,
@@ -367,6 +391,7 @@ impl Region {
             pages: sh.pages.len() as u64,
             resident_pages: sh.pages.resident() as u64,
             budget_pages: sh.budget as u64,
+            tracks_writes: sh.map.tracks_writes(),
             ..sh.counters.snapshot(&sh.hist)
         }
     }

@@ -17,6 +17,7 @@ pub(crate) struct Counters {
     pub stale_invalidates: AtomicU64,
     pub direct_reclaims: AtomicU64,
     pub poisoned: AtomicU64,
+    pub written_refs: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -60,6 +61,11 @@ pub struct RegionStats {
     pub direct_reclaims: u64,
     /// Pages poisoned because their entry could not be loaded.
     pub poisoned: u64,
+    /// Times the clock found a resident page written since its last pass (`PAGEMAP_SCAN`
+    /// with async write protection) and gave it a second chance.
+    pub written_refs: u64,
+    /// Whether writes are tracked.
+    pub tracks_writes: bool,
     /// Fault service time (from reading the message to the page installed), 50th percentile.
     pub fault_p50_ns: u64,
     /// 99th percentile.
@@ -81,6 +87,7 @@ impl Counters {
             stale_invalidates: get(&self.stale_invalidates),
             direct_reclaims: get(&self.direct_reclaims),
             poisoned: get(&self.poisoned),
+            written_refs: get(&self.written_refs),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
             ..RegionStats::default()

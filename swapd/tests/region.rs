@@ -115,14 +115,14 @@ fn write_race() -> Result<(), Failed> {
     let words = r.words();
     const WRITERS: usize = 3;
     const HOT_PAGES: usize = 16;
-    const EVICTIONS: u64 = 3_000;
+    const EVICTIONS: u64 = 10_000;
     let done = AtomicBool::new(false);
     let r_ref = &r;
     let done_ref = &done;
     let last: Result<Vec<u64>, String> = std::thread::scope(|s| {
         let evictor = s.spawn(move || {
             let mut res = Ok(());
-            while r_ref.stats().evicted < EVICTIONS {
+            while r_ref.stats().evicted < EVICTIONS && !done_ref.load(Ordering::Relaxed) {
                 // Evict everything resident (referenced pages go on the second pass).
                 if let Err(e) = r_ref.reclaim(r_ref.resident_pages() + 1) {
                     res = Err(e.to_string());

@@ -29,6 +29,8 @@ pub struct DaemonConfig {
     pub fault_around: usize,
     /// Store through the batching engine (else the pool directly).
     pub use_engine: bool,
+    /// Count writes as accesses for the clock.
+    pub track_writes: bool,
 }
 
 /// Pool figures worth printing (a subset of [`PoolStats`], serialisable).
@@ -109,6 +111,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
             evict_batch: d.evict_batch,
             fault_threads: d.fault_threads,
             fault_around: d.fault_around,
+            track_writes: d.track_writes,
         },
         store,
     )?;

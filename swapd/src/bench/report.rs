@@ -222,7 +222,7 @@ pub fn render(
             out,
             "swapd: store via {}; waited-on-eviction {}, evict busy {}, store failures {}, \
              direct reclaims {}, fault-around pages {}, stale invalidates {}, resident {} / \
-             budget {} pages",
+             budget {} pages, write tracking {} ({} second chances from writes)",
             d.store,
             r.faults_waited_eviction,
             r.evict_busy,
@@ -231,7 +231,9 @@ pub fn render(
             r.fault_around_pages,
             r.stale_invalidates,
             r.resident_pages,
-            r.budget_pages
+            r.budget_pages,
+            if r.tracks_writes { "on" } else { "off" },
+            r.written_refs
         );
     }
     out

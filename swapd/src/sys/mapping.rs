@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use software_fallback::PAGE_SIZE;
 
-use super::abi::UFFDIO_REGISTER_MODE_MISSING;
+use super::abi::{UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP};
 use super::uffd::{Filled, Uffd};
 use crate::error::{Result, SwapdError};
 
@@ -31,16 +31,20 @@ pub struct Mapping {
     region_pages: usize,
     staging_pages: usize,
     uffd: Uffd,
+    /// Registered in async write-protect mode too: writes are tracked (see `written`).
+    tracks_writes: bool,
 }
 
 impl Mapping {
     /// Maps `region_pages + staging_pages` pages, advises them (no THP, not inherited by
-    /// children), and registers all of them with `uffd` in missing mode. Returns the mapping
-    /// and the one staging handle.
+    /// children), and registers all of them with `uffd` in missing mode, and in write-protect
+    /// mode too when `track_writes` (the fd must have `UFFD_FEATURE_WP_ASYNC`). Returns the
+    /// mapping and the one staging handle.
     pub fn new(
         uffd: Uffd,
         region_pages: usize,
         staging_pages: usize,
+        track_writes: bool,
     ) -> Result<(Arc<Mapping>, Staging)> {
         let total = region_pages
             .checked_add(staging_pages)
@@ -71,6 +75,7 @@ impl Mapping {
             region_pages,
             staging_pages,
             uffd,
+            tracks_writes: track_writes,
         };
         for (advice, op) in [
             (libc::MADV_NOHUGEPAGE, "madvise(MADV_NOHUGEPAGE)"),
@@ -84,8 +89,16 @@ impl Mapping {
         // SAFETY: the whole mapping is ours; the region is only accessed through atomics or
         // the raw-pointer contract, the staging area only through `Staging`.
         let ioctls = unsafe {
-            map.uffd
-                .register(map.base, total, UFFDIO_REGISTER_MODE_MISSING)?
+            map.uffd.register(
+                map.base,
+                total,
+                UFFDIO_REGISTER_MODE_MISSING
+                    | if track_writes {
+                        UFFDIO_REGISTER_MODE_WP
+                    } else {
+                        0
+                    },
+            )?
         };
         use super::abi::{NR_COPY, NR_MOVE, NR_WAKE, NR_ZEROPAGE};
         for (nr, feature) in [
@@ -162,6 +175,33 @@ impl Mapping {
             )));
         }
         Ok(())
+    }
+
+    /// Whether writes are tracked.
+    pub fn tracks_writes(&self) -> bool {
+        self.tracks_writes
+    }
+
+    /// Region pages in `[first, first + n)` written since the last call that covered them,
+    /// as runs `(page, count)`; they are write-protected again (asynchronously: the next
+    /// write is resolved by the kernel and only marks the page written). Needs write
+    /// tracking.
+    pub fn take_written(
+        &self,
+        pm: &super::pagemap::Pagemap,
+        first: usize,
+        n: usize,
+    ) -> Result<Vec<(usize, usize)>> {
+        let n = n.min(self.region_pages.saturating_sub(first));
+        if n == 0 || !self.tracks_writes {
+            return Ok(Vec::new());
+        }
+        let start = self.page_addr(first);
+        let runs = pm.take_written(start, start + n * PAGE_SIZE)?;
+        Ok(runs
+            .into_iter()
+            .map(|(a, b)| ((a - self.base) / PAGE_SIZE, (b - a) / PAGE_SIZE))
+            .collect())
     }
 
     /// Installs `src` (whole pages) at missing region pages from `p`, waking the faulting
