@@ -148,8 +148,8 @@ fn next_mode(mode: Mode, c: Option<Ctl>) -> Mode {
     }
 }
 
-/// Runs the batch in `s.batch` (`pages` pages): stores (merged into runs of contiguous
-/// slots), then loads, then invalidates.
+/// Runs the batch in `s.batch` (`pages` pages): loads and invalidates first (a fault may be
+/// waiting), then stores, merged into runs of contiguous slots.
 pub(crate) fn execute(core: &Core, cpu: usize, pages: usize, s: &mut Scratch) {
     let Scratch {
         batch,
@@ -166,6 +166,16 @@ pub(crate) fn execute(core: &Core, cpu: usize, pages: usize, s: &mut Scratch) {
             others.push(item);
         }
     }
+    for item in others.drain(..) {
+        match item.req().kind {
+            Kind::Load(mode) => load(core, cpu, item, mode),
+            Kind::Invalidate { .. } => invalidate(core, item),
+            Kind::Store => item.finish(
+                Err(EngineError::Dropped("store item outside a run")),
+                Backend::NoCodec,
+            ),
+        }
+    }
     stores.sort_by_key(run_order);
     let mut run_pages = 0;
     for item in stores.drain(..) {
@@ -180,16 +190,6 @@ pub(crate) fn execute(core: &Core, cpu: usize, pages: usize, s: &mut Scratch) {
     }
     if !run.is_empty() {
         store_run(core, cpu, run, bytes);
-    }
-    for item in others.drain(..) {
-        match item.req().kind {
-            Kind::Load(mode) => load(core, cpu, item, mode),
-            Kind::Invalidate { .. } => invalidate(core, item),
-            Kind::Store => item.finish(
-                Err(EngineError::Dropped("store item outside a run")),
-                Backend::NoCodec,
-            ),
-        }
     }
 }
 
