@@ -245,8 +245,10 @@ pub(crate) enum Work {
 
 /// One queued unit of work: at most 8 pages of a store, or a whole load/invalidate.
 pub(crate) struct Item {
-    req: Option<Arc<RequestState>>,
+    req: Arc<RequestState>,
     pub work: Work,
+    /// Set by [`Item::finish`]; an item dropped without it completes itself with an error.
+    finished: bool,
 }
 
 /// What a worker learned running an item.
@@ -259,10 +261,7 @@ pub(crate) enum ItemResult {
 impl Item {
     /// The request this item belongs to.
     pub fn req(&self) -> &RequestState {
-        // `req` is only `None` after `finish`, which consumes the item.
-        self.req
-            .as_deref()
-            .expect("an item's request is present until it is finished")
+        &self.req
     }
 
     /// Pages of codec work this item carries (1 for an invalidate, for batching purposes).
@@ -299,16 +298,19 @@ impl Item {
     /// completes the request. Blocks briefly on the request's lock; the last item of a
     /// partly failed store also calls into the pool to remove the pieces that did succeed.
     pub fn finish(mut self, result: Result<ItemResult, EngineError>, backend: Backend) {
-        if let Some(req) = self.req.take() {
-            let work = std::mem::replace(&mut self.work, Work::Invalidate);
-            finish_item(req, work, result, backend);
-        }
+        self.finished = true;
+        let req = Arc::clone(&self.req);
+        let work = std::mem::replace(&mut self.work, Work::Invalidate);
+        drop(self);
+        finish_item(req, work, result, backend);
     }
 }
 
 impl Drop for Item {
     fn drop(&mut self) {
-        if let Some(req) = self.req.take() {
+        if !self.finished {
+            self.finished = true;
+            let req = Arc::clone(&self.req);
             tracing::error!(
                 op = req.kind.op().name(),
                 ty = req.ty,
@@ -518,22 +520,25 @@ pub(crate) fn make_items(
         (Kind::Store, Some(data)) => {
             for first_page in (0..pages).step_by(software_fallback::MAX_BATCH) {
                 emit(Item {
-                    req: Some(Arc::clone(&state)),
+                    req: Arc::clone(&state),
                     work: Work::Store {
                         data: Arc::clone(&data),
                         first_page,
                         pages: (pages - first_page).min(software_fallback::MAX_BATCH),
                     },
+                    finished: false,
                 });
             }
         }
         (Kind::Load(_), _) => emit(Item {
-            req: Some(Arc::clone(&state)),
+            req: Arc::clone(&state),
             work: Work::Load { buf: load_buf },
+            finished: false,
         }),
         _ => emit(Item {
-            req: Some(Arc::clone(&state)),
+            req: Arc::clone(&state),
             work: Work::Invalidate,
+            finished: false,
         }),
     }
     state
