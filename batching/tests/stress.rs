@@ -3,7 +3,7 @@
 //! add up.
 //!
 //! Size: `SWAPACCEL_STRESS_OPS` operations per producer (default 300); the `#[ignore]`d
-//! soak variant runs 5000.
+//! soak variant runs 40 000.
 
 mod common;
 
@@ -387,7 +387,7 @@ fn stress_mixed_requests_with_faults_and_hotplug() {
 }
 
 #[test]
-#[ignore = "soak: minutes; run with --ignored"]
+#[ignore = "soak (about a minute): run with --ignored"]
 fn soak_mixed_requests_with_faults_and_hotplug() {
-    stress(5000);
+    stress(40_000);
 }
