@@ -7,7 +7,6 @@
 //! counter reads; [`Engine::rescan_cpus`] blocks to start threads; [`Engine::shutdown`]
 //! (and dropping the engine) blocks until every accepted request completed.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -227,7 +226,8 @@ pub(crate) struct Shared {
     pub topology: Arc<dyn CpuTopology>,
     pub want: Workers,
     pub device: Option<Arc<DeviceBackend>>,
-    pub shut: AtomicBool,
+    /// Held for the whole of a shutdown; `true` once one has completed.
+    pub shut: Mutex<bool>,
     pub supervisor: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
 }
 
@@ -287,7 +287,7 @@ impl Engine {
             topology: config.topology,
             want: config.workers,
             device: config.device,
-            shut: AtomicBool::new(false),
+            shut: Mutex::new(false),
             supervisor: Mutex::new(None),
         });
         let engine = Engine { shared };
@@ -443,8 +443,8 @@ impl Engine {
     }
 
     /// Shuts down: refuses new requests, lets every accepted one complete (workers drain the
-    /// queue), stops the workers and the supervisor. Blocks until done. Idempotent; also
-    /// run by `Drop`.
+    /// queue), stops the workers and the supervisor. Blocks until done; a concurrent second
+    /// call waits for the first to finish. Idempotent; also run by `Drop`.
     pub fn shutdown(&self) -> ShutdownReport {
         shutdown::shutdown(&self.shared)
     }

@@ -10,8 +10,10 @@
 //! leaves the rest to the others. (4) Join the workers. (5) Anything still queued now would
 //! be a bug; it is finished with `ShutDown` (counted in the report, logged as an error)
 //! rather than left unanswered. Contexts are the pool's and are not touched.
+//!
+//! The whole sequence runs under the engine's shutdown mutex (taken by nothing else, and
+//! before any other lock), so a concurrent second call returns only once the engine is down.
 
-use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 
 use crate::engine::Shared;
@@ -31,7 +33,9 @@ pub struct ShutdownReport {
 }
 
 pub(crate) fn shutdown(shared: &Shared) -> ShutdownReport {
-    if shared.shut.swap(true, Ordering::AcqRel) {
+    // Held throughout: a concurrent caller waits until the engine is down.
+    let mut done = shared.shut.lock().unwrap_or_else(PoisonError::into_inner);
+    if *done {
         return ShutdownReport::default();
     }
     tracing::info!("batching engine shutting down");
@@ -68,6 +72,7 @@ pub(crate) fn shutdown(shared: &Shared) -> ShutdownReport {
     if stragglers > 0 {
         tracing::error!(stragglers, "items arrived after the workers stopped");
     }
+    *done = true;
     tracing::info!(workers_stopped, "batching engine shut down");
     ShutdownReport {
         performed: true,

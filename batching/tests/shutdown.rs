@@ -281,3 +281,36 @@ fn shutdown_races_submit_tightly() {
         bad.join("\n")
     );
 }
+
+#[test]
+fn concurrent_shutdowns_all_wait_for_the_drain() {
+    let topo = Arc::new(TestTopology::new(&[0, 1]));
+    let pool = software_pool(Arc::clone(&topo));
+    pool.swapon(0, 1 << 12, None).unwrap();
+    let engine = Arc::new(Engine::start(Arc::clone(&pool), engine_cfg(topo)).unwrap());
+    let c = builtin();
+    let tickets: Vec<Ticket> = (0..64u64)
+        .map(|k| engine.store(0, k * 16, folio(&c, k * 16, 16, 1)).unwrap())
+        .collect();
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let e = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                let report = e.shutdown();
+                // Whoever returns, the engine is down: everything accepted has completed.
+                (report, e.metrics().completed_total())
+            })
+        })
+        .collect();
+    let results: Vec<_> = callers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|(r, _)| r.performed).count(), 1);
+    for (_, completed) in &results {
+        assert_eq!(
+            *completed, 64,
+            "a shutdown call returned before the drain finished"
+        );
+    }
+    for t in tickets {
+        assert!(t.wait().is_ok());
+    }
+}
