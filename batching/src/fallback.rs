@@ -15,6 +15,11 @@
 //!   it and [`FallbackReason::DeviceDown`] for pages sent straight to software while down.
 //!   Every `probe_interval` one caller probes: a health check, then the device gets that
 //!   caller's batch again; success marks it up.
+//! * a queue that refuses *every* page of [`BUSY_STREAK_LIMIT`] device batches in a row
+//!   (its in-flight budget never comes back, e.g. descriptors lost and quarantined) is
+//!   treated like a device gone: marked down and probed later, instead of paying the
+//!   refused submissions on every batch. A probe whose batch is refused whole marks it down
+//!   again at once.
 //!
 //! Raw DEFLATE is interchangeable between IAA and software, so every entry stays readable
 //! whichever engine made it. Formats other than raw DEFLATE (zstd, lz4) have no device path
@@ -38,6 +43,10 @@ use software_fallback::{
     BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec,
     SoftwareCodec, MAX_BATCH,
 };
+
+/// Device batches in a row whose every page the queue refused, after which the device is
+/// marked down (and probed again later).
+pub const BUSY_STREAK_LIMIT: u64 = 32;
 
 /// Why a page went to software although a device is configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -152,6 +161,8 @@ pub struct DeviceBackend {
     down: AtomicBool,
     /// Nanoseconds since `epoch` at which the next probe may run (while down).
     next_probe_ns: AtomicU64,
+    /// Consecutive device batches refused whole (any context).
+    busy_streak: AtomicU64,
     counters: Counters,
 }
 
@@ -180,6 +191,7 @@ impl DeviceBackend {
             epoch: Instant::now(),
             down: AtomicBool::new(false),
             next_probe_ns: AtomicU64::new(0),
+            busy_streak: AtomicU64::new(0),
             counters: Counters::default(),
         })
     }
@@ -328,6 +340,7 @@ impl CodecFactory for DeviceFactory {
             software,
             seen_in_flight: [0; MAX_BATCH + 1],
             gone_in_call: false,
+            busy_in_call: 0,
         }))
     }
 }
@@ -344,6 +357,8 @@ pub struct FallbackCodec {
     seen_in_flight: [u64; MAX_BATCH + 1],
     /// Set when a page of the current call found the device gone.
     gone_in_call: bool,
+    /// Pages of the current device call the queue refused.
+    busy_in_call: u64,
 }
 
 impl std::fmt::Debug for FallbackCodec {
@@ -417,6 +432,9 @@ impl FallbackCodec {
             return Err(e);
         }
         let reason = FallbackReason::of(&err);
+        if reason == FallbackReason::QueueBusy {
+            self.busy_in_call += 1;
+        }
         if reason == FallbackReason::DeviceGone {
             self.gone_in_call = true;
             self.backend.mark_down(&err.to_string());
@@ -427,12 +445,29 @@ impl FallbackCodec {
         redo(&mut self.software)
     }
 
-    /// After a probe's batch: the device is back unless this batch found it gone again.
-    fn after_probe(&mut self, probing: bool) {
-        if probing && !self.gone_in_call {
-            self.backend.mark_up();
+    /// After a device call of `pages` pages: tracks whole-batch refusals (marking the device
+    /// down after [`BUSY_STREAK_LIMIT`] in a row, or at once on a probe) and, after a probe
+    /// that found the device neither gone nor refusing everything, marks it up.
+    fn end_call(&mut self, probing: bool, pages: usize) {
+        let b = &self.backend;
+        let refused_all = pages > 0 && self.busy_in_call == pages as u64;
+        if self.gone_in_call {
+            // Already marked down.
+        } else if refused_all {
+            if probing {
+                b.mark_down("probe: the queue refused every page");
+            } else if b.busy_streak.fetch_add(1, Ordering::AcqRel) + 1 >= BUSY_STREAK_LIMIT {
+                b.busy_streak.store(0, Ordering::Release);
+                b.mark_down("the queue refused every page of many batches in a row");
+            }
+        } else {
+            b.busy_streak.store(0, Ordering::Release);
+            if probing {
+                b.mark_up();
+            }
         }
         self.gone_in_call = false;
+        self.busy_in_call = 0;
     }
 }
 
@@ -497,7 +532,7 @@ impl PageCodec for FallbackCodec {
             };
             out.push(r);
         }
-        self.after_probe(probing);
+        self.end_call(probing, pages.len());
         Ok(out)
     }
 
@@ -536,7 +571,7 @@ impl PageCodec for FallbackCodec {
             };
             out.push(r);
         }
-        self.after_probe(probing);
+        self.end_call(probing, srcs.len());
         Ok(out)
     }
 }

@@ -44,7 +44,9 @@ mod worker;
 
 pub use engine::{Engine, EngineConfig, MergePolicy, Request, MIN_QUEUE_CAPACITY};
 pub use error::{EngineError, Rejected};
-pub use fallback::{DeviceBackend, DeviceSnapshot, Direction, FallbackCodec, FallbackReason};
+pub use fallback::{
+    DeviceBackend, DeviceSnapshot, Direction, FallbackCodec, FallbackReason, BUSY_STREAK_LIMIT,
+};
 pub use hotplug::Workers;
 pub use metrics::MetricsSnapshot;
 pub use queue::FullPolicy;

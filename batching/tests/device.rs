@@ -196,3 +196,46 @@ fn an_unplugged_device_stays_down_and_nothing_is_lost() {
     assert!(dev.fallbacks_total() >= 32, "{:?}", dev.fallbacks);
     assert_eq!(m.failed_of(Op::Store) + m.failed_of(Op::Load), 0);
 }
+
+#[test]
+fn a_queue_that_refuses_everything_is_marked_down_then_probed_back() {
+    let probe = Duration::from_millis(50);
+    let topo = Arc::new(TestTopology::new(&[0]));
+    let rig = device_rig(
+        Arc::clone(&topo),
+        WqMode::Shared,
+        32,
+        Duration::from_secs(2),
+        probe,
+    );
+    rig.pool.swapon(0, 1 << 14, None).unwrap();
+    let mut cfg = engine_cfg(topo);
+    cfg.device = Some(Arc::clone(&rig.backend));
+    cfg.workers = Workers::Fixed(1);
+    let e = Engine::start(Arc::clone(&rig.pool), cfg).unwrap();
+    let c = builtin();
+    rig.emu.faults().reject_enqcmd(u32::MAX);
+    let limit = batching::BUSY_STREAK_LIMIT;
+    // One 8-page batch at a time, each refused whole.
+    for k in 0..limit + 4 {
+        let d = e.store(0, k * 8, folio(&c, k * 8, 8, 1)).unwrap().wait();
+        assert!(d.is_ok(), "{:?}", d.outcome);
+    }
+    let m = e.metrics();
+    let dev = m.device.clone().unwrap();
+    assert!(dev.down, "{dev:?}");
+    assert_eq!(dev.marked_down, 1);
+    assert_eq!(m.fallbacks(FallbackReason::QueueBusy), limit * 8);
+    assert_eq!(m.fallbacks(FallbackReason::DeviceDown), 4 * 8);
+    // The queue accepts again; the next probe finds it and the device is used again.
+    rig.emu.faults().clear();
+    std::thread::sleep(probe + Duration::from_millis(20));
+    let d = e.store(0, 4000, folio(&c, 4000, 8, 1)).unwrap().wait();
+    assert_eq!(d.backend, Backend::Device);
+    let dev = e.metrics().device.unwrap();
+    assert!(!dev.down);
+    assert_eq!(dev.recoveries, 1);
+    for k in 0..limit + 4 {
+        assert_eq!(load_back(&e, k * 8, 8), folio(&c, k * 8, 8, 1));
+    }
+}
