@@ -18,7 +18,7 @@ use software_fallback::{MAX_BATCH, PAGE_SIZE};
 use crate::error::{EngineError, Rejected};
 use crate::fallback::DeviceBackend;
 use crate::hotplug::{rescan, WorkerSet, Workers};
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{Metrics, MetricsSnapshot, QueueGauges};
 use crate::queue::{FullPolicy, Queue};
 use crate::request::{make_items, Completion, Head, Kind, Sink, Ticket};
 use crate::shutdown::{self, ShutdownReport};
@@ -37,8 +37,8 @@ pub struct EngineConfig {
     pub full_policy: FullPolicy,
     /// How many workers. Default: one per online CPU.
     pub workers: Workers,
-    /// Where online CPUs come from: pass the pool's own topology (the same `Arc` as in
-    /// [`pool::PoolConfig::topology`]).
+    /// Where online CPUs come from: the pool's own topology ([`Pool::topology`], as
+    /// [`EngineConfig::for_pool`] sets it) unless a test wants another.
     pub topology: Arc<dyn CpuTopology>,
     /// How often the supervisor re-reads the online CPUs. Default 100 ms.
     pub hotplug_poll: Duration,
@@ -89,6 +89,12 @@ impl EngineConfig {
             device: None,
             merge: MergePolicy::Auto,
         }
+    }
+
+    /// Defaults, following the pool's own CPU topology ([`Pool::topology`]): the workers'
+    /// CPU hints are the CPUs the pool's contexts follow.
+    pub fn for_pool(pool: &Pool) -> EngineConfig {
+        EngineConfig::new(Arc::clone(pool.topology()))
     }
 
     fn validate(&self) -> Result<(), EngineError> {
@@ -429,8 +435,11 @@ impl Engine {
             (set.len(), set.started, set.retired_count)
         };
         self.shared.core.metrics.snapshot(
-            q.depth(),
-            q.capacity(),
+            QueueGauges {
+                depth: q.depth(),
+                capacity: q.capacity(),
+                waiting: q.waiting(),
+            },
             workers,
             self.shared.device.as_ref().map(|d| d.snapshot()),
         )

@@ -21,6 +21,13 @@
 //!   refused submissions on every batch. A probe whose batch is refused whole marks it down
 //!   again at once.
 //!
+//! The classes are the accel layer's own ([`EngineFailure`], what its `PageCodec`
+//! interface reports as `CodecError::Engine`): busy → `QueueBusy`, gone → `DeviceGone`, page
+//! failed → `DeviceError`. An error about the page itself — a caller error, or compressed
+//! data the device found corrupt — is no fallback: it is returned as the data error it is
+//! (software would report it too), and counted nowhere as a device failure.
+//! [`DeviceBackend::probe_now`] makes the next call probe a device that is down at once.
+//!
 //! Raw DEFLATE is interchangeable between IAA and software, so every entry stays readable
 //! whichever engine made it. Formats other than raw DEFLATE (zstd, lz4) have no device path
 //! and run in software without counting a fallback.
@@ -40,8 +47,8 @@ use accel::{ContextConfig, IaaCodec, PageError, WorkQueue};
 use pool::{CodecFactory, PoolError};
 use software_fallback::codec::check_batch_shape;
 use software_fallback::{
-    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec,
-    SoftwareCodec, MAX_BATCH,
+    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, EngineFailure,
+    PageCodec, SoftwareCodec, MAX_BATCH,
 };
 
 /// Device batches in a row whose every page the queue refused, after which the device is
@@ -84,13 +91,18 @@ impl FallbackReason {
         self as usize
     }
 
-    fn of(e: &PageError) -> FallbackReason {
-        if e.is_busy() {
-            FallbackReason::QueueBusy
-        } else if e.is_device_gone() {
-            FallbackReason::DeviceGone
-        } else {
-            FallbackReason::DeviceError
+    /// The reason for a page the device did not do, from the accel layer's own
+    /// classification ([`EngineFailure`], the same one its [`PageCodec`] interface reports);
+    /// `None` for an error about the page itself (bad compressed data, a wrong buffer), which
+    /// software would report as well and which is therefore no fallback.
+    fn of(e: &PageError) -> Option<FallbackReason> {
+        match e {
+            PageError::Codec(_) => None,
+            PageError::Device(d) => match d.to_codec_error().engine_failure()? {
+                EngineFailure::Busy => Some(FallbackReason::QueueBusy),
+                EngineFailure::Gone => Some(FallbackReason::DeviceGone),
+                EngineFailure::PageFailed => Some(FallbackReason::DeviceError),
+            },
         }
     }
 }
@@ -225,6 +237,13 @@ impl DeviceBackend {
         }
         self.next_probe_ns
             .store(self.now_ns() + self.probe_ns(), Ordering::Release);
+    }
+
+    /// While the device is marked down, lets the next codec call probe it now instead of
+    /// after the rest of the probe interval (e.g. once an operator has re-enabled the work
+    /// queue). No effect while the device is up. Never blocks.
+    pub fn probe_now(&self) {
+        self.next_probe_ns.store(0, Ordering::Release);
     }
 
     fn mark_up(&self) {
@@ -420,18 +439,19 @@ impl FallbackCodec {
     }
 
     /// Handles one page the device did not do: marks the device down if it is gone, counts
-    /// the reason, and runs `redo` (software). A caller error (wrong page size, empty
-    /// input) is returned as it is: software would refuse it too.
+    /// the reason, and runs `redo` (software). An error about the page itself (a caller
+    /// error such as a wrong page size, or compressed data the device found corrupt) is
+    /// returned as the page codec interface reports it: software would refuse it too, and
+    /// it says nothing about the device.
     fn fallback_page<T>(
         &mut self,
         dir: Direction,
         err: PageError,
         redo: impl FnOnce(&mut SoftwareCodec) -> Result<T, CodecError>,
     ) -> Result<T, CodecError> {
-        if let PageError::Codec(e) = err {
-            return Err(e);
-        }
-        let reason = FallbackReason::of(&err);
+        let Some(reason) = FallbackReason::of(&err) else {
+            return Err(err.to_codec_error());
+        };
         if reason == FallbackReason::QueueBusy {
             self.busy_in_call += 1;
         }

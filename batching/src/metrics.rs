@@ -193,8 +193,7 @@ impl Metrics {
     /// backend supply their parts.
     pub(crate) fn snapshot(
         &self,
-        queue_depth: usize,
-        queue_capacity: usize,
+        queue: QueueGauges,
         workers: (usize, u64, u64),
         device: Option<DeviceSnapshot>,
     ) -> MetricsSnapshot {
@@ -222,8 +221,9 @@ impl Metrics {
             batch_items: std::array::from_fn(|i| get(&self.batch_items[i])),
             pool_calls: get(&self.pool_calls),
             split_retries: get(&self.split_retries),
-            queue_depth,
-            queue_capacity,
+            queue_depth: queue.depth,
+            queue_capacity: queue.capacity,
+            producers_waiting: queue.waiting,
             max_queue_depth: get(&self.max_depth),
             workers: workers.0,
             workers_started: workers.1,
@@ -235,6 +235,13 @@ impl Metrics {
             device,
         }
     }
+}
+
+/// The queue's gauges, read when a snapshot is taken.
+pub(crate) struct QueueGauges {
+    pub depth: usize,
+    pub capacity: usize,
+    pub waiting: usize,
 }
 
 /// A point-in-time copy of the engine's metrics.
@@ -267,6 +274,8 @@ pub struct MetricsSnapshot {
     pub queue_capacity: usize,
     /// Largest queue depth seen.
     pub max_queue_depth: u64,
+    /// Producers blocked now on a full queue ([`crate::FullPolicy::Block`]).
+    pub producers_waiting: usize,
     /// Worker threads running now.
     pub workers: usize,
     /// Worker threads started since the engine started (hotplug included).

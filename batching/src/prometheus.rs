@@ -113,6 +113,17 @@ pub fn render(m: &MetricsSnapshot) -> String {
     let _ = writeln!(o, "swapaccel_engine_queue_depth_max {}", m.max_queue_depth);
     header(
         &mut o,
+        "swapaccel_engine_producers_waiting",
+        "gauge",
+        "Producers blocked now on a full queue.",
+    );
+    let _ = writeln!(
+        o,
+        "swapaccel_engine_producers_waiting {}",
+        m.producers_waiting
+    );
+    header(
+        &mut o,
         "swapaccel_engine_workers",
         "gauge",
         "Worker threads.",

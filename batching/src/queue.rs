@@ -127,6 +127,12 @@ impl Queue {
         self.reserved.load(Ordering::Relaxed)
     }
 
+    /// Producers blocked in [`Queue::reserve`] now (counted from just before their first
+    /// wait until they leave it).
+    pub fn waiting(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }

@@ -2,8 +2,8 @@
 //! items.
 //!
 //! **Rules.** A worker owns nothing but a scratch buffer and a CPU *hint*: the contexts it
-//! runs on belong to the pool ([`pool::Pool::store_batch_on`] locks the hinted CPU's context
-//! for the call) and are never created or freed here. A worker finishes every item it takes
+//! runs on belong to the pool ([`pool::Pool::store_batch_on`] and
+//! [`pool::Pool::load_run_on`] lock the hinted CPU's context for the call) and are never created or freed here. A worker finishes every item it takes
 //! — the items of a batch, and an item it carried over — before it exits. It takes from the
 //! urgent lane (loads, invalidates) before the bulk lane (stores). It exits on a
 //! [`Ctl::Stop`] from shutdown once both lanes are empty (the queue is sealed by then), or
@@ -240,7 +240,8 @@ fn load(core: &Core, cpu: usize, mut item: Item, mode: LoadMode) {
     let (ty, slot) = (item.req().ty, item.req().slot);
     take_tally();
     let res = match &mut item.work {
-        Work::Load { buf } => load_pages(&core.pool, cpu, ty, slot, buf, mode),
+        // On this worker's CPU context, up to 8 pages per decode call (one device batch).
+        Work::Load { buf } => core.pool.load_run_on(cpu, ty, slot, buf, mode),
         _ => Ok(()),
     };
     core.metrics.record_pool_call();
@@ -249,28 +250,6 @@ fn load(core: &Core, cpu: usize, mut item: Item, mode: LoadMode) {
         res.map(|()| ItemResult::Loaded).map_err(EngineError::Pool),
         b,
     );
-}
-
-/// Loads on this worker's CPU context where the pool lets it: one page, or a keep-copy run
-/// page by page. An exclusive run of several pages goes through [`Pool::load_run`] (on the
-/// calling thread's current CPU context), which drops the entries only once every page is
-/// verified.
-fn load_pages(
-    pool: &Pool,
-    cpu: usize,
-    ty: u32,
-    slot: u64,
-    buf: &mut [u8],
-    mode: LoadMode,
-) -> pool::Result<()> {
-    if buf.len() == PAGE_SIZE || mode == LoadMode::KeepCopy {
-        for (i, page) in buf.chunks_exact_mut(PAGE_SIZE).enumerate() {
-            pool.load_on(cpu, ty, slot + i as u64, page, mode)?;
-        }
-        Ok(())
-    } else {
-        pool.load_run(ty, slot, buf, mode)
-    }
 }
 
 fn invalidate(core: &Core, item: Item) {

@@ -11,7 +11,10 @@ use accel::emu::{Fault, Target};
 use batching::{Backend, Engine, FallbackReason, Op, Reply, Workers};
 use common::*;
 use pool::{LoadMode, TestTopology};
-use software_fallback::PAGE_SIZE;
+use software_fallback::{CodecId, CodecSpec, PAGE_SIZE};
+
+/// A probe interval no test outlives: probes happen when a test calls `probe_now`.
+const NEVER: Duration = Duration::from_secs(3600);
 
 fn rig(mode: WqMode, size: u32, timeout: Duration, probe: Duration) -> (DeviceRig, Engine) {
     let topo = Arc::new(TestTopology::new(&[0, 1]));
@@ -35,12 +38,7 @@ fn load_back(e: &Engine, slot: u64, pages: usize) -> Vec<u8> {
 
 #[test]
 fn batches_go_to_the_device_whole() {
-    let (rig, e) = rig(
-        WqMode::Dedicated,
-        32,
-        Duration::from_secs(2),
-        Duration::from_millis(50),
-    );
+    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_secs(2), NEVER);
     let c = builtin();
     let data = folio(&c, 0, 64, 1);
     let d = e.store(0, 0, data.clone()).unwrap().wait();
@@ -78,12 +76,7 @@ fn batches_go_to_the_device_whole() {
 
 #[test]
 fn a_device_error_on_a_page_is_redone_in_software() {
-    let (rig, e) = rig(
-        WqMode::Dedicated,
-        32,
-        Duration::from_secs(2),
-        Duration::from_millis(50),
-    );
+    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_secs(2), NEVER);
     let c = builtin();
     rig.emu
         .faults()
@@ -113,12 +106,7 @@ fn a_device_error_on_a_page_is_redone_in_software() {
 
 #[test]
 fn a_busy_queue_sends_pages_to_software_now() {
-    let (rig, e) = rig(
-        WqMode::Shared,
-        32,
-        Duration::from_secs(2),
-        Duration::from_millis(50),
-    );
+    let (rig, e) = rig(WqMode::Shared, 32, Duration::from_secs(2), NEVER);
     let c = builtin();
     rig.emu.faults().reject_enqcmd(1_000_000);
     let data = folio(&c, 200, 8, 1);
@@ -136,8 +124,9 @@ fn a_busy_queue_sends_pages_to_software_now() {
 
 #[test]
 fn an_unresponsive_device_is_marked_down_then_probed_back() {
-    let probe = Duration::from_millis(100);
-    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_millis(30), probe);
+    // The lost descriptor is noticed after the context's timeout; the probe comes only when
+    // the test asks for it (`probe_now`), so a slow machine cannot probe early.
+    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_millis(250), NEVER);
     let c = builtin();
     rig.emu.faults().inject(Target::Any, Fault::Lose, 1);
     let data = folio(&c, 400, 8, 1);
@@ -153,8 +142,8 @@ fn an_unresponsive_device_is_marked_down_then_probed_back() {
     assert!(d2.is_ok());
     assert_eq!(d2.backend, Backend::Software);
     assert_eq!(e.metrics().fallbacks(FallbackReason::DeviceDown), 8);
-    // After the probe interval the next batch probes the device and finds it back.
-    std::thread::sleep(probe + Duration::from_millis(20));
+    // Once a probe is due the next batch probes the device and finds it back.
+    rig.backend.probe_now();
     let d3 = e.store(0, 600, folio(&c, 600, 8, 1)).unwrap().wait();
     assert!(d3.is_ok());
     // The context that lost a descriptor keeps that slot quarantined (its queue entry
@@ -175,8 +164,7 @@ fn an_unresponsive_device_is_marked_down_then_probed_back() {
 
 #[test]
 fn an_unplugged_device_stays_down_and_nothing_is_lost() {
-    let probe = Duration::from_millis(20);
-    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_millis(30), probe);
+    let (rig, e) = rig(WqMode::Dedicated, 32, Duration::from_millis(250), NEVER);
     let c = builtin();
     // Stored on the device first.
     let before = folio(&c, 0, 16, 1);
@@ -185,7 +173,7 @@ fn an_unplugged_device_stays_down_and_nothing_is_lost() {
     let after = folio(&c, 16, 16, 1);
     let d = e.store(0, 16, after.clone()).unwrap().wait();
     assert!(d.is_ok(), "{:?}", d.outcome);
-    std::thread::sleep(probe * 2);
+    rig.backend.probe_now();
     // Device data read back in software; software data too.
     assert_eq!(load_back(&e, 0, 16), before);
     assert_eq!(load_back(&e, 16, 16), after);
@@ -199,14 +187,13 @@ fn an_unplugged_device_stays_down_and_nothing_is_lost() {
 
 #[test]
 fn a_queue_that_refuses_everything_is_marked_down_then_probed_back() {
-    let probe = Duration::from_millis(50);
     let topo = Arc::new(TestTopology::new(&[0]));
     let rig = device_rig(
         Arc::clone(&topo),
         WqMode::Shared,
         32,
         Duration::from_secs(2),
-        probe,
+        NEVER,
     );
     rig.pool.swapon(0, 1 << 14, None).unwrap();
     let mut cfg = engine_cfg(topo);
@@ -229,7 +216,7 @@ fn a_queue_that_refuses_everything_is_marked_down_then_probed_back() {
     assert_eq!(m.fallbacks(FallbackReason::DeviceDown), 4 * 8);
     // The queue accepts again; the next probe finds it and the device is used again.
     rig.emu.faults().clear();
-    std::thread::sleep(probe + Duration::from_millis(20));
+    rig.backend.probe_now();
     let d = e.store(0, 4000, folio(&c, 4000, 8, 1)).unwrap().wait();
     assert_eq!(d.backend, Backend::Device);
     let dev = e.metrics().device.unwrap();
@@ -238,4 +225,51 @@ fn a_queue_that_refuses_everything_is_marked_down_then_probed_back() {
     for k in 0..limit + 4 {
         assert_eq!(load_back(&e, k * 8, 8), folio(&c, k * 8, 8, 1));
     }
+}
+
+#[test]
+fn corrupt_data_found_by_the_device_is_a_data_error_not_a_device_fallback() {
+    let (rig, _e) = rig(WqMode::Dedicated, 32, Duration::from_secs(2), NEVER);
+    let mut codec = rig
+        .backend
+        .factory()
+        .build(CodecSpec::default_for(CodecId::RawDeflate))
+        .unwrap();
+    // BTYPE 11 (reserved): no DEFLATE decoder accepts it.
+    let garbage = [0xffu8; 64];
+    let mut page = vec![0u8; PAGE_SIZE];
+    let r = codec
+        .decompress_batch(&[&garbage[..]], &mut [&mut page[..]])
+        .unwrap();
+    let err = r.into_iter().next().unwrap().unwrap_err();
+    assert!(err.engine_failure().is_none(), "a data error: {err:?}");
+    let dev = rig.backend.snapshot();
+    assert_eq!(dev.fallbacks_total(), 0, "{:?}", dev.fallbacks);
+    assert_eq!(dev.software_pages[1], 0, "not redone in software");
+    assert!(!dev.down);
+}
+
+#[test]
+fn a_load_batch_goes_to_the_device_whole() {
+    let (_rig, e) = rig(WqMode::Dedicated, 32, Duration::from_secs(2), NEVER);
+    let c = builtin();
+    let data = folio(&c, 700, 8, 1);
+    assert!(e.store(0, 700, data.clone()).unwrap().wait().is_ok());
+    let before = e.metrics().device.unwrap();
+    assert_eq!(load_back(&e, 700, 8), data);
+    let after = e.metrics().device.unwrap();
+    let decoded = after.device_pages[1] - before.device_pages[1];
+    assert!(
+        decoded >= 2,
+        "the corpus folio has compressed pages: {decoded}"
+    );
+    let rounds: Vec<(usize, u64)> = (0..=8)
+        .map(|k| (k, after.in_flight[k] - before.in_flight[k]))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    assert_eq!(
+        rounds,
+        vec![(decoded as usize, 1)],
+        "one submission round with every compressed page of the load in flight"
+    );
 }

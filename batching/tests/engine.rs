@@ -411,7 +411,7 @@ fn busy_policy_refuses_when_full_and_block_policy_waits() {
     let c2 = c.clone();
     let blocked =
         std::thread::spawn(move || e2.store(0, 5000, page(&c2, 5000, 1)).map(|t| t.wait()));
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for_blocked_producer(&e);
     assert!(
         !blocked.is_finished(),
         "a full Block-policy queue blocks the producer"
@@ -440,7 +440,9 @@ fn shutdown_wakes_blocked_producers_with_shutdown_error() {
     let e2 = Arc::clone(&e);
     let c2 = c.clone();
     let blocked = std::thread::spawn(move || e2.store(0, 5000, page(&c2, 5000, 1)));
-    std::thread::sleep(Duration::from_millis(50));
+    // The producer is blocked on the full queue (not yet to arrive: then it would be
+    // refused at the gate and the wake-up would go untested).
+    wait_for_blocked_producer(&e);
     // Shutdown closes the gate first (waking the blocked producer), then drains: open the
     // codec gate once the producer has been refused so the workers can drain.
     let e3 = Arc::clone(&e);
@@ -625,4 +627,21 @@ fn a_panic_in_a_batch_fails_its_requests_and_the_worker_goes_on() {
     let d = e.store(0, 6, page(&c, 6, 1)).unwrap().wait();
     assert!(d.is_ok(), "the worker survived: {:?}", d.outcome);
     assert_eq!(e.worker_cpus().len(), 1);
+}
+
+/// Returns once a producer is blocked on the engine's full queue. Polls the engine's own
+/// gauge; the bound only turns a hang into a failure.
+fn wait_for_blocked_producer(e: &Engine) {
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while e.metrics().producers_waiting == 0 {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "no producer ever blocked"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(e.metrics().producers_waiting, 1);
+    assert!(e
+        .prometheus()
+        .contains("swapaccel_engine_producers_waiting 1"));
 }

@@ -277,6 +277,11 @@ impl Contexts {
         self.created.load(Ordering::Relaxed)
     }
 
+    /// The topology the contexts follow.
+    pub fn topology(&self) -> &Arc<dyn CpuTopology> {
+        &self.topology
+    }
+
     /// CPU ids that have a context.
     pub fn cpus(&self) -> Vec<usize> {
         (0..MAX_CPUS)

@@ -6,10 +6,10 @@
 //! page is read from the backing file under the area's file lock, after re-validating the
 //! entry. Lock order and lifetimes: see `pool.rs`.
 
-use software_fallback::{crc32, CodecError, CodecId, PAGE_SIZE};
+use software_fallback::{crc32, CodecError, CodecId, MAX_BATCH, PAGE_SIZE};
 
 use crate::area::Area;
-use crate::context::{decoder_slot, Context, CtxInner};
+use crate::context::{decoder_slot, Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
 use crate::index::Payload;
 use crate::pool::{alloc_err, whole_pages, zero_crc, Generation, LoadMode, Pool};
@@ -64,27 +64,160 @@ impl Pool {
 
     /// Loads `pages.len() / 4096` consecutive slots from `slot` (fault-around). Either every
     /// page is loaded and verified, or an error is returned and (in exclusive mode) no entry
-    /// was dropped. Blocks as [`Pool::load`].
+    /// was dropped. Decodes in batches as [`Pool::load_run_on`], on the current CPU's
+    /// context. Blocks as [`Pool::load`].
     pub fn load_run(&self, ty: u32, slot: u64, pages: &mut [u8], mode: LoadMode) -> Result<()> {
+        self.load_run_with(ty, slot, pages, mode, |c| c.current())
+    }
+
+    /// [`Pool::load_run`] on the context of CPU `cpu_hint` (for a batching layer's workers).
+    /// The pages are decoded in batches of up to 8 consecutive slots: each batch's compressed
+    /// objects are staged in the context's buffers and decoded with *one*
+    /// `decompress_batch` call (so a device such as IAA gets the batch whole, then polls).
+    /// Pages a batch call cannot take (same-filled, stored raw, written back, or in a format
+    /// other than the context's compressor) are loaded one by one as by [`Pool::load_on`].
+    /// Either every page is loaded and verified, or an error is returned and (in exclusive
+    /// mode) no entry was dropped. Blocks as [`Pool::load`], holding the context's lock for
+    /// the whole of a batch call.
+    pub fn load_run_on(
+        &self,
+        cpu_hint: usize,
+        ty: u32,
+        slot: u64,
+        pages: &mut [u8],
+        mode: LoadMode,
+    ) -> Result<()> {
+        self.load_run_with(ty, slot, pages, mode, |c| c.get(cpu_hint))
+    }
+
+    fn load_run_with<'a>(
+        &'a self,
+        ty: u32,
+        slot: u64,
+        pages: &mut [u8],
+        mode: LoadMode,
+        pick: impl FnOnce(&'a Contexts) -> Result<&'a Context>,
+    ) -> Result<()> {
         let n = whole_pages(pages.len(), usize::MAX)?;
         let area = self.enter(ty)?;
         area.check_range(slot, n)?;
-        let ctx = self.contexts.current()?;
-        let mut gens = Vec::with_capacity(if mode == LoadMode::Exclusive { n } else { 0 });
-        for (i, page) in pages.chunks_exact_mut(PAGE_SIZE).enumerate() {
-            let g = self.load_one(
-                &area,
-                ctx,
-                slot + i as u64,
-                page,
-                mode == LoadMode::KeepCopy,
-            )?;
-            if mode == LoadMode::Exclusive {
-                gens.push(g);
+        let ctx = pick(&self.contexts)?;
+        let exclusive = mode == LoadMode::Exclusive;
+        let mut gens = Vec::with_capacity(if exclusive { n } else { 0 });
+        for (b, batch) in pages.chunks_mut(MAX_BATCH * PAGE_SIZE).enumerate() {
+            let got =
+                self.load_batch(&area, ctx, slot + (b * MAX_BATCH) as u64, batch, !exclusive)?;
+            if exclusive {
+                gens.extend_from_slice(&got[..batch.len() / PAGE_SIZE]);
             }
         }
         for (i, g) in gens.into_iter().enumerate() {
             self.remove_if(&area, slot + i as u64, Some(g));
+        }
+        Ok(())
+    }
+
+    /// Loads up to 8 consecutive slots into `pages`: the objects in the context's compressor
+    /// format with one batch decode under the context's lock, the rest one by one after it.
+    /// Returns each page's generation bits (first `pages.len() / 4096` entries).
+    fn load_batch(
+        &self,
+        area: &Area,
+        ctx: &Context,
+        slot: u64,
+        pages: &mut [u8],
+        mark_used: bool,
+    ) -> Result<[u32; MAX_BATCH]> {
+        let ty = area.ty;
+        let k = pages.len() / PAGE_SIZE;
+        let mut gens = [0u32; MAX_BATCH];
+        // Per page: `Some((len, crc, gen))` when staged for the batch call.
+        let mut staged: [Option<(usize, u32, u32)>; MAX_BATCH] = [None; MAX_BATCH];
+        {
+            let mut g = self.contexts.lock_ready(ctx, None, false)?;
+            let inner: &mut CtxInner = &mut g;
+            let id = inner.codec.id();
+            for (i, st) in staged.iter_mut().enumerate().take(k) {
+                let (mut chunk, pos) = area.index.lock(slot + i as u64);
+                let e = chunk.get(pos);
+                let Some(Payload::Object {
+                    handle,
+                    len,
+                    codec: Some(c),
+                }) = e.payload()
+                else {
+                    continue;
+                };
+                if c != id {
+                    continue;
+                }
+                if mark_used {
+                    if let Some(m) = chunk.get_mut(pos) {
+                        m.set_referenced(true);
+                    }
+                }
+                let read = self.alloc.read(handle, &mut inner.dst[i][..len]);
+                drop(chunk);
+                read.map_err(|err| {
+                    self.counters.add(Ctr::DecompressFailures, 1);
+                    alloc_err(err)
+                })?;
+                *st = Some((len, e.crc(), e.gen()));
+            }
+            let CtxInner { codec, dst, .. } = inner;
+            let mut srcs: Vec<&[u8]> = Vec::with_capacity(k);
+            let mut outs: Vec<&mut [u8]> = Vec::with_capacity(k);
+            let mut which: Vec<(usize, u32, u32)> = Vec::with_capacity(k);
+            for ((i, page), (buf, st)) in pages
+                .chunks_exact_mut(PAGE_SIZE)
+                .enumerate()
+                .zip(dst.iter().zip(staged.iter()))
+            {
+                if let Some((len, crc, gen)) = *st {
+                    srcs.push(&buf[..len]);
+                    outs.push(page);
+                    which.push((i, crc, gen));
+                }
+            }
+            if !srcs.is_empty() {
+                let results = codec.decompress_batch(&srcs, &mut outs)?;
+                if results.len() != srcs.len() {
+                    return Err(PoolError::Codec(CodecError::BatchMismatch {
+                        pages: srcs.len(),
+                        buffers: results.len(),
+                    }));
+                }
+                for (((i, crc, gen), page), r) in
+                    which.into_iter().zip(outs.iter_mut()).zip(results)
+                {
+                    let s = slot + i as u64;
+                    let d = r.map_err(|source| self.corrupt(ty, s, id, source))?;
+                    self.check_crc(ty, s, crc, d.crc32, page)?;
+                    gens[i] = gen;
+                }
+            }
+        }
+        for (i, page) in pages.chunks_exact_mut(PAGE_SIZE).enumerate() {
+            if staged[i].is_none() {
+                gens[i] = self.load_one(area, ctx, slot + i as u64, page, mark_used)?;
+            }
+        }
+        Ok(gens)
+    }
+
+    /// Counts a decoded page and checks its CRC-32 against the entry's; a mismatch clears
+    /// `page` and is an error.
+    fn check_crc(&self, ty: u32, slot: u64, stored: u32, got: u32, page: &mut [u8]) -> Result<()> {
+        self.counters.add(Ctr::Loads, 1);
+        if got != stored {
+            self.counters.add(Ctr::ChecksumFailures, 1);
+            page.fill(0);
+            return Err(PoolError::ChecksumMismatch {
+                ty,
+                slot,
+                stored,
+                got,
+            });
         }
         Ok(())
     }
@@ -169,17 +302,7 @@ impl Pool {
                     crc32(page)
                 }
             };
-            self.counters.add(Ctr::Loads, 1);
-            if got != e.crc() {
-                self.counters.add(Ctr::ChecksumFailures, 1);
-                page.fill(0);
-                return Err(PoolError::ChecksumMismatch {
-                    ty,
-                    slot,
-                    stored: e.crc(),
-                    got,
-                });
-            }
+            self.check_crc(ty, slot, e.crc(), got, page)?;
             return Ok(e.gen());
         }
     }

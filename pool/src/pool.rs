@@ -60,6 +60,7 @@ use crate::gate::{Entered, Gate};
 use crate::index::{gen_bits, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
 use crate::reclaim::{ReclaimState, Wake};
 use crate::stats::{Counters, Ctr, PoolStats};
+use crate::topology::CpuTopology;
 
 /// Number of swap types (areas) a pool serves, as the kernel's `MAX_SWAPFILES` order.
 pub const MAX_SWAP_TYPES: u32 = 32;
@@ -401,6 +402,13 @@ impl Pool {
     /// CPU ids that have a compression context.
     pub fn context_cpus(&self) -> Vec<usize> {
         self.contexts.cpus()
+    }
+
+    /// The CPU topology the pool follows (the one in [`crate::PoolConfig::topology`]), so
+    /// that a layer above (a batching engine's workers) can follow the same CPUs. Never
+    /// blocks.
+    pub fn topology(&self) -> &Arc<dyn CpuTopology> {
+        self.contexts.topology()
     }
 }
 
