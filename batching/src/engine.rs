@@ -166,7 +166,22 @@ pub enum Request {
 }
 
 impl Request {
+    /// Validates the request and splits it; the slots it covers must not run past the end
+    /// of the slot space (`slot + pages` fits in a `u64`).
     fn into_parts(self) -> Result<(Kind, u32, u64, usize, Vec<u8>), Rejected> {
+        let (kind, ty, slot, pages, buffer) = self.split()?;
+        if slot.checked_add(pages as u64).is_none() {
+            return Err(Rejected::new(
+                EngineError::InvalidRequest(format!(
+                    "{pages} slots from slot {slot} run past the end of the slot space"
+                )),
+                buffer,
+            ));
+        }
+        Ok((kind, ty, slot, pages, buffer))
+    }
+
+    fn split(self) -> Result<(Kind, u32, u64, usize, Vec<u8>), Rejected> {
         let pages_of = |len: usize, what: &str| -> Result<usize, String> {
             let n = len / PAGE_SIZE;
             if len % PAGE_SIZE != 0 || n == 0 || n > MAX_FOLIO_PAGES {

@@ -235,8 +235,10 @@ impl DeviceBackend {
                 "IAA device marked down; using software"
             );
         }
-        self.next_probe_ns
-            .store(self.now_ns() + self.probe_ns(), Ordering::Release);
+        self.next_probe_ns.store(
+            self.now_ns().saturating_add(self.probe_ns()),
+            Ordering::Release,
+        );
     }
 
     /// While the device is marked down, lets the next codec call probe it now instead of
@@ -273,7 +275,7 @@ impl DeviceBackend {
                 .next_probe_ns
                 .compare_exchange(
                     due,
-                    now + self.probe_ns(),
+                    now.saturating_add(self.probe_ns()),
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 )

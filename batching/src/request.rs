@@ -597,9 +597,13 @@ impl Ticket {
     }
 
     /// Blocks until the request completes or `timeout` passes; gives the ticket back on
-    /// timeout.
+    /// timeout. A timeout too large for a deadline (e.g. `Duration::MAX`) waits as
+    /// [`Ticket::wait`].
     pub fn wait_timeout(self, timeout: Duration) -> Result<Completion, Ticket> {
-        let deadline = Instant::now() + timeout;
+        // A timeout past what `Instant` can hold is no deadline at all.
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Ok(self.wait());
+        };
         {
             let mut p = self.state.progress();
             loop {

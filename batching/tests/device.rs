@@ -273,3 +273,25 @@ fn a_load_batch_goes_to_the_device_whole() {
         "one submission round with every compressed page of the load in flight"
     );
 }
+
+#[test]
+fn a_probe_interval_of_duration_max_means_never_probe() {
+    let (rig, e) = rig(
+        WqMode::Dedicated,
+        32,
+        Duration::from_millis(250),
+        Duration::MAX,
+    );
+    let c = builtin();
+    rig.emu.unplug();
+    let data = folio(&c, 800, 8, 1);
+    let d = e.store(0, 800, data.clone()).unwrap().wait();
+    assert!(d.is_ok(), "{:?}", d.outcome);
+    let d = e.store(0, 808, folio(&c, 808, 8, 1)).unwrap().wait();
+    assert!(d.is_ok(), "{:?}", d.outcome);
+    assert_eq!(d.backend, Backend::Software);
+    let dev = e.metrics().device.unwrap();
+    assert!(dev.down);
+    assert_eq!(dev.probes, 0, "no probe is ever due");
+    assert_eq!(load_back(&e, 800, 8), data);
+}

@@ -645,3 +645,36 @@ fn wait_for_blocked_producer(e: &Engine) {
         .prometheus()
         .contains("swapaccel_engine_producers_waiting 1"));
 }
+
+#[test]
+fn requests_past_the_end_of_the_slot_space_are_refused_at_submission() {
+    let (e, _pool) = engine(&[0]);
+    let c = builtin();
+    let refused = e.invalidate(0, u64::MAX, 2).unwrap_err();
+    assert!(
+        matches!(refused.error, EngineError::InvalidRequest(_)),
+        "{}",
+        refused.error
+    );
+    let data = folio(&c, 0, 2, 1);
+    let refused = e.store(0, u64::MAX - 1, data.clone()).unwrap_err();
+    assert!(matches!(refused.error, EngineError::InvalidRequest(_)));
+    assert_eq!(refused.buffer, data, "the caller's data comes back");
+    let refused = e
+        .load(0, u64::MAX, vec![0; PAGE_SIZE], LoadMode::KeepCopy)
+        .unwrap_err();
+    assert!(matches!(refused.error, EngineError::InvalidRequest(_)));
+    // Nothing reached a worker: no batch ran, nothing failed there.
+    let m = e.metrics();
+    assert_eq!((m.accepted, m.refused), (0, 3));
+    assert_eq!(m.batches(), 0);
+}
+
+#[test]
+fn a_ticket_waits_with_a_timeout_too_large_for_a_deadline() {
+    let (e, _pool) = engine(&[0]);
+    let c = builtin();
+    let t = e.store(0, 7, page(&c, 7, 1)).unwrap();
+    let done = t.wait_timeout(Duration::MAX).expect("completes");
+    assert!(done.is_ok(), "{:?}", done.outcome);
+}
