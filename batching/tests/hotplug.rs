@@ -90,7 +90,8 @@ fn the_supervisor_notices_hotplug_by_itself() {
     pool.swapon(0, 4096, None).unwrap();
     let e = Engine::start(Arc::clone(&pool), engine_cfg(Arc::clone(&topo))).unwrap();
     topo.offline(2);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The bound only turns a hang into a failure; the supervisor polls every 10 ms.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while sorted(e.worker_cpus()) != vec![0, 1] {
         assert!(
             Instant::now() < deadline,

@@ -103,7 +103,8 @@ fn new_pool(null: bool, factory: Option<Arc<dyn CodecFactory>>) -> Arc<Pool> {
 }
 
 fn new_engine(pool: &Arc<Pool>, workers: usize, device: Option<Arc<DeviceBackend>>) -> Engine {
-    let mut cfg = EngineConfig::new(topology() as Arc<dyn CpuTopology>);
+    // The workers follow the pool's own CPU topology.
+    let mut cfg = EngineConfig::for_pool(pool);
     cfg.workers = Workers::Fixed(workers);
     cfg.device = device;
     Engine::start(Arc::clone(pool), cfg).expect("engine")
