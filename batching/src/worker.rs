@@ -205,7 +205,9 @@ fn backend(core: &Core) -> Backend {
 /// Stores a run (emptied on return) in one pool call; a failed merged run is redone item
 /// by item so that only the request that caused the failure fails.
 fn store_run(core: &Core, cpu: usize, run: &mut Vec<Item>, bytes: &mut Vec<u8>) {
-    let (ty, slot) = (run[0].req().ty, run[0].first_slot());
+    let Some((ty, slot)) = run.first().map(|i| (i.req().ty, i.first_slot())) else {
+        return;
+    };
     take_tally();
     let res = core
         .pool

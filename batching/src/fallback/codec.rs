@@ -1,0 +1,265 @@
+//! [`FallbackCodec`]: a pool context's codec — the device first, software per page — and
+//! the factory that builds one per context. The rules are at the top of `fallback.rs`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use accel::{IaaCodec, PageError};
+use pool::{CodecFactory, PoolError};
+use software_fallback::codec::check_batch_shape;
+use software_fallback::{
+    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec,
+    SoftwareCodec, MAX_BATCH,
+};
+
+use super::{inc, tally, DeviceBackend, Direction, FallbackReason, BUSY_STREAK_LIMIT};
+
+pub(super) struct DeviceFactory(pub(super) Arc<DeviceBackend>);
+
+impl CodecFactory for DeviceFactory {
+    fn build(&self, spec: CodecSpec) -> pool::Result<Box<dyn PageCodec>> {
+        let software = spec.build().map_err(PoolError::Codec)?;
+        let device = (spec.id == CodecId::RawDeflate)
+            .then(|| IaaCodec::new(Arc::clone(&self.0.wq), self.0.ctx_cfg.clone()));
+        Ok(Box::new(FallbackCodec {
+            backend: Arc::clone(&self.0),
+            device,
+            software,
+            seen_in_flight: [0; MAX_BATCH + 1],
+            gone_in_call: false,
+            busy_in_call: 0,
+        }))
+    }
+}
+
+/// A pool context's codec: the device first, software per page when the device does not do
+/// the page. Built by [`DeviceBackend::factory`]; used under the pool context's lock. Its
+/// calls block: on the device (submit the batch, then poll until the context's deadline)
+/// and in software for the pages that fall back.
+pub struct FallbackCodec {
+    backend: Arc<DeviceBackend>,
+    device: Option<IaaCodec>,
+    software: SoftwareCodec,
+    /// The accel context's in-flight histogram as last copied into the backend's counters.
+    seen_in_flight: [u64; MAX_BATCH + 1],
+    /// Set when a page of the current call found the device gone.
+    gone_in_call: bool,
+    /// Pages of the current device call the queue refused.
+    busy_in_call: u64,
+}
+
+impl std::fmt::Debug for FallbackCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FallbackCodec")
+            .field("device", &self.device.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Route {
+    Device { probing: bool },
+    Software(Option<FallbackReason>),
+}
+
+impl FallbackCodec {
+    fn route(&self) -> Route {
+        if self.device.is_none() {
+            return Route::Software(None);
+        }
+        let b = &self.backend;
+        if !b.is_down() {
+            return Route::Device { probing: false };
+        }
+        if b.claim_probe() {
+            inc(&b.counters.probes, 1);
+            match b.wq.check_health() {
+                Ok(()) => return Route::Device { probing: true },
+                Err(why) => tracing::debug!(why, "IAA probe: still unhealthy"),
+            }
+        }
+        Route::Software(Some(FallbackReason::DeviceDown))
+    }
+
+    /// Copies new rounds of the accel context's in-flight histogram into the backend.
+    fn sync_in_flight(&mut self) {
+        let Some(dev) = &self.device else { return };
+        let now = dev.context().stats().in_flight.counts;
+        for (i, (&n, seen)) in now.iter().zip(self.seen_in_flight.iter_mut()).enumerate() {
+            if n > *seen {
+                inc(&self.backend.counters.in_flight[i], n - *seen);
+                *seen = n;
+            }
+        }
+    }
+
+    fn software_done(&self, dir: Direction, reason: Option<FallbackReason>, n: u64) {
+        let b = &self.backend;
+        inc(&b.counters.software_pages[dir.ix()], n);
+        if let Some(r) = reason {
+            b.count_fallback(r, dir, n);
+        }
+        tally(0, n);
+    }
+
+    fn device_done(&self, dir: Direction, n: u64) {
+        inc(&self.backend.counters.device_pages[dir.ix()], n);
+        tally(n, 0);
+    }
+
+    /// Handles one page the device did not do: marks the device down if it is gone, counts
+    /// the reason, and runs `redo` (software). An error about the page itself (a caller
+    /// error such as a wrong page size, or compressed data the device found corrupt) is
+    /// returned as the page codec interface reports it: software would refuse it too, and
+    /// it says nothing about the device.
+    fn fallback_page<T>(
+        &mut self,
+        dir: Direction,
+        err: PageError,
+        redo: impl FnOnce(&mut SoftwareCodec) -> Result<T, CodecError>,
+    ) -> Result<T, CodecError> {
+        let Some(reason) = FallbackReason::of(&err) else {
+            return Err(err.to_codec_error());
+        };
+        if reason == FallbackReason::QueueBusy {
+            self.busy_in_call += 1;
+        }
+        if reason == FallbackReason::DeviceGone {
+            self.gone_in_call = true;
+            self.backend.mark_down(&err.to_string());
+        } else {
+            tracing::debug!(error = %err, reason = reason.name(), "page falls back to software");
+        }
+        self.software_done(dir, Some(reason), 1);
+        redo(&mut self.software)
+    }
+
+    /// After a device call of `pages` pages: tracks whole-batch refusals (marking the device
+    /// down after [`BUSY_STREAK_LIMIT`] in a row, or at once on a probe) and, after a probe
+    /// that found the device neither gone nor refusing everything, marks it up.
+    fn end_call(&mut self, probing: bool, pages: usize) {
+        let b = &self.backend;
+        let refused_all = pages > 0 && self.busy_in_call == pages as u64;
+        if self.gone_in_call {
+            // Already marked down.
+        } else if refused_all {
+            if probing {
+                b.mark_down("probe: the queue refused every page");
+            } else if b.busy_streak.fetch_add(1, Ordering::AcqRel) + 1 >= BUSY_STREAK_LIMIT {
+                b.busy_streak.store(0, Ordering::Release);
+                b.mark_down("the queue refused every page of many batches in a row");
+            }
+        } else {
+            b.busy_streak.store(0, Ordering::Release);
+            if probing {
+                b.mark_up();
+            }
+        }
+        self.gone_in_call = false;
+        self.busy_in_call = 0;
+    }
+}
+
+impl PageCodec for FallbackCodec {
+    fn id(&self) -> CodecId {
+        self.software.id()
+    }
+
+    fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
+        self.compress_batch(&[page], &mut [dst])?
+            .into_iter()
+            .next()
+            .unwrap_or(Err(CodecError::BatchMismatch {
+                pages: 1,
+                buffers: 1,
+            }))
+    }
+
+    fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
+        self.decompress_batch(&[src], &mut [page])?
+            .into_iter()
+            .next()
+            .unwrap_or(Err(CodecError::BatchMismatch {
+                pages: 1,
+                buffers: 1,
+            }))
+    }
+
+    fn compress_batch(
+        &mut self,
+        pages: &[&[u8]],
+        dsts: &mut [&mut [u8]],
+    ) -> Result<BatchResults<Compressed>, CodecError> {
+        check_batch_shape(pages.len(), dsts.len())?;
+        let dir = Direction::Compress;
+        let probing = match self.route() {
+            Route::Software(reason) => {
+                self.software_done(dir, reason, pages.len() as u64);
+                return self.software.compress_batch(pages, dsts);
+            }
+            Route::Device { probing } => probing,
+        };
+        let per_page = match &mut self.device {
+            Some(dev) => dev.try_compress_batch(pages, dsts)?,
+            None => Vec::new(),
+        };
+        self.sync_in_flight();
+        let mut out = BatchResults::new();
+        let mut per_page = per_page.into_iter();
+        for (i, page) in pages.iter().enumerate() {
+            let r = match per_page.next() {
+                Some(Ok(c)) => {
+                    self.device_done(dir, 1);
+                    Ok(c)
+                }
+                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.compress(page, dsts[i])),
+                None => {
+                    // The device returned fewer results than pages: treat as a device error.
+                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
+                    self.software.compress(page, dsts[i])
+                }
+            };
+            out.push(r);
+        }
+        self.end_call(probing, pages.len());
+        Ok(out)
+    }
+
+    fn decompress_batch(
+        &mut self,
+        srcs: &[&[u8]],
+        pages: &mut [&mut [u8]],
+    ) -> Result<BatchResults<Decompressed>, CodecError> {
+        check_batch_shape(srcs.len(), pages.len())?;
+        let dir = Direction::Decompress;
+        let probing = match self.route() {
+            Route::Software(reason) => {
+                self.software_done(dir, reason, srcs.len() as u64);
+                return self.software.decompress_batch(srcs, pages);
+            }
+            Route::Device { probing } => probing,
+        };
+        let per_page = match &mut self.device {
+            Some(dev) => dev.try_decompress_batch(srcs, pages)?,
+            None => Vec::new(),
+        };
+        self.sync_in_flight();
+        let mut out = BatchResults::new();
+        let mut per_page = per_page.into_iter();
+        for (i, src) in srcs.iter().enumerate() {
+            let r = match per_page.next() {
+                Some(Ok(d)) => {
+                    self.device_done(dir, 1);
+                    Ok(d)
+                }
+                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.decompress(src, pages[i])),
+                None => {
+                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
+                    self.software.decompress(src, pages[i])
+                }
+            };
+            out.push(r);
+        }
+        self.end_call(probing, srcs.len());
+        Ok(out)
+    }
+}
