@@ -53,10 +53,10 @@ pub struct SwapdBenchArgs {
     /// Evicted neighbours brought in with a faulting page (one batched load).
     #[arg(long, default_value_t = 0)]
     pub fault_around: usize,
-    /// Do not count writes as accesses for the clock (no async write protection /
-    /// PAGEMAP_SCAN): victims are chosen by fault recency alone.
+    /// Experimental: count writes as accesses for the clock (async userfaultfd write
+    /// protection + PAGEMAP_SCAN); by default victims are chosen by fault recency alone.
     #[arg(long)]
-    pub no_write_tracking: bool,
+    pub write_tracking: bool,
     /// Store evicted pages through the batching engine (its workers compress the runs of a
     /// batch in parallel) instead of calling the pool directly.
     #[arg(long)]
@@ -128,7 +128,7 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
             fault_threads: args.fault_threads,
             fault_around: args.fault_around,
             use_engine: args.engine,
-            track_writes: !args.no_write_tracking,
+            track_writes: args.write_tracking,
         };
         Some(daemon::run(&w, &d)?)
     };

@@ -109,6 +109,9 @@ fn write_race() -> Result<(), Failed> {
         bytes: 4 << 20,
         budget_bytes: 2 << 20,
         evict_batch: 8,
+        // Experimental write tracking (see RegionConfig::track_writes) with
+        // SWAPD_TEST_TRACK_WRITES=1.
+        track_writes: std::env::var("SWAPD_TEST_TRACK_WRITES").is_ok_and(|v| v == "1"),
         ..RegionConfig::default()
     };
     let r = region(&cfg, CodecSpec::LZ4)?;
@@ -125,7 +128,11 @@ fn write_race() -> Result<(), Failed> {
             while r_ref.stats().evicted < EVICTIONS && !done_ref.load(Ordering::Relaxed) {
                 // Evict everything resident (referenced pages go on the second pass).
                 if let Err(e) = r_ref.reclaim(r_ref.resident_pages() + 1) {
-                    res = Err(e.to_string());
+                    res = Err(format!(
+                        "{e} (daemon: {:?}; {:?})",
+                        r_ref.health().err(),
+                        r_ref.stats()
+                    ));
                     break;
                 }
             }
