@@ -101,6 +101,42 @@ fn eviction_and_faults() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The same through the batching engine: eviction batches are queued as runs and compressed
+/// by the engine's workers; every word checked after a rewrite.
+fn eviction_through_engine() -> Result<(), Failed> {
+    let topology: Arc<dyn pool::CpuTopology> = Arc::new(pool::SysfsTopology);
+    let pool = Arc::new(Pool::new(PoolConfig {
+        codec: CodecSpec::DEFLATE,
+        topology: topology.clone(),
+        ..PoolConfig::default()
+    })?);
+    let cfg = RegionConfig {
+        bytes: 16 << 20,
+        budget_bytes: 4 << 20,
+        ..RegionConfig::default()
+    };
+    let pages = cfg.bytes / PAGE_SIZE;
+    let store = swapd::EngineStore::new(pool, topology, 0, pages as u64, Some(2))?;
+    let r = Region::new(&cfg, Arc::new(store))?;
+    let words = r.words();
+    let mut version = vec![1u64; pages];
+    for p in 0..pages {
+        fill_page(words, p, 1);
+    }
+    check_all(words, &version)?;
+    for p in (0..pages).step_by(3) {
+        version[p] = 2;
+        fill_page(words, p, 2);
+    }
+    check_all(words, &version)?;
+    r.health()?;
+    let st = r.stats();
+    if st.evicted < pages as u64 || st.faults_loaded == 0 {
+        return Err(format!("too little traffic: {st:?}").into());
+    }
+    Ok(())
+}
+
 /// Writers hammer their own words on a few pages while another thread evicts those very
 /// pages over and over (until it has evicted `EVICTIONS` pages); every write is read back at
 /// once, and the last value of every word is checked at the end, after one more eviction.
@@ -369,8 +405,9 @@ fn main() {
         return;
     }
     let args = Arguments::from_args();
-    let tests: [(&str, TestFn); 5] = [
+    let tests: [(&str, TestFn); 6] = [
         ("eviction_and_faults", eviction_and_faults),
+        ("eviction_through_engine", eviction_through_engine),
         ("write_race", write_race),
         ("zero_pages", zero_pages),
         ("fault_around", fault_around),
