@@ -346,7 +346,7 @@ fn zswap_settings() -> Vec<(String, String)> {
     v
 }
 
-/// The kernel-zswap peer end to end on a small workload (changes global settings while it
+/// The kernel-zswap peer end to end on a small workload (48 MiB, budget 8 MiB) (changes global settings while it
 /// runs: only with `SWAPACCEL_KERNEL_PEER_TEST=1`), and the machine is left as it was.
 fn kernel_peer() -> Result<(), Failed> {
     use swapd::bench::kernel::{self, KernelConfig};
@@ -355,8 +355,10 @@ fn kernel_peer() -> Result<(), Failed> {
         zswap_settings(),
         std::fs::read_to_string("/proc/sys/vm/page-cluster")?,
     );
+    // The limit is the child's own memory + versions + 8 MiB slack + the budget: the
+    // footprint must be well above that for anything to be swapped.
     let w = WorkloadConfig {
-        footprint: 16 << 20,
+        footprint: 48 << 20,
         value_size: 256,
         pattern: Pattern::Zipf { theta: 0.99 },
         write_fraction: 0.3,
