@@ -166,6 +166,60 @@ fn user_errors_are_clear() {
     }
 }
 
+fn probe_lists_fixture_queues_with_their_usability() {
+    use hwtests::fixtures::{IdxdFixture, IAX_ENABLED, WQ_DEDICATED_USER};
+    let fx = IdxdFixture::new().unwrap();
+    fx.bus(&["idxd", "user"]).unwrap();
+    fx.device("iax1", IAX_ENABLED).unwrap();
+    fx.wq("wq1.0", WQ_DEDICATED_USER).unwrap();
+    fx.cdev("wq1.0", 0o666).unwrap();
+    let mut disabled: Vec<(&str, &str)> = WQ_DEDICATED_USER.to_vec();
+    disabled.retain(|(k, _)| *k != "state");
+    disabled.push(("state", "disabled"));
+    fx.wq("wq1.1", &disabled).unwrap();
+    let out = swapaccel()
+        .arg("probe")
+        .arg("--sysfs")
+        .arg(fx.sys())
+        .arg("--dev")
+        .arg(fx.dev())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each queue's header line is followed by its verdict lines.
+    let (Some(a), Some(b)) = (stdout.find("wq1.0 ("), stdout.find("wq1.1 (")) else {
+        panic!("queues not listed:\n{stdout}");
+    };
+    let (first, second) = (&stdout[a..b], &stdout[b..]);
+    assert!(
+        first.contains("usable:") && !first.contains("unusable"),
+        "{stdout}"
+    );
+    assert!(second.contains("unusable: queue is disabled"), "{stdout}");
+    assert!(stdout.contains("1 usable IAA work queue"), "{stdout}");
+}
+
+fn probe_says_why_there_is_no_iaa() {
+    let fx = hwtests::fixtures::IdxdFixture::new().unwrap();
+    let out = swapaccel()
+        .arg("probe")
+        .arg("--sysfs")
+        .arg(fx.sys())
+        .arg("--dev")
+        .arg(fx.dev())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("no usable IAA work queue"), "{stdout}");
+    assert!(stdout.contains("no idxd driver"), "{stdout}");
+}
+
 fn trial(name: &'static str, f: fn()) -> Trial {
     Trial::test(name, move || {
         std::panic::catch_unwind(f).map_err(|e| {
@@ -188,6 +242,14 @@ fn main() {
         ),
         trial("bench_reads_a_live_process", bench_reads_a_live_process),
         trial("user_errors_are_clear", user_errors_are_clear),
+        trial(
+            "probe_lists_fixture_queues_with_their_usability",
+            probe_lists_fixture_queues_with_their_usability,
+        ),
+        trial(
+            "probe_says_why_there_is_no_iaa",
+            probe_says_why_there_is_no_iaa,
+        ),
     ];
     let required = std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1");
     let real = trial(
