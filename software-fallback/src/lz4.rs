@@ -50,6 +50,7 @@ impl PageCodec for Lz4 {
         Ok(Compressed { len, crc32: crc })
     }
 
+    #[inline]
     fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
         check_page(page.len())?;
         if src.is_empty() {
