@@ -110,6 +110,9 @@ impl Drop for Phases<'_> {
 const PHASES: usize = 3;
 
 struct ThreadOut {
+    /// When this thread started and finished compressing, then decompressing.
+    comp_span: (Instant, Instant),
+    dec_span: (Instant, Instant),
     lens: Vec<Option<usize>>,
     comp_ns: Vec<u64>,
     dec_ns: Vec<u64>,
@@ -144,6 +147,7 @@ fn worker(
         left: PHASES,
     };
     phases.next();
+    let comp_start = Instant::now();
     let cpu0 = thread_cpu();
     for (chunk_no, outs) in store.chunks_mut(batch * DEFAULT_COMPRESS_LIMIT).enumerate() {
         let base = chunk_no * batch;
@@ -165,11 +169,13 @@ fn worker(
         progress(pages.len() as u64);
     }
     let comp_cpu = thread_cpu() - cpu0;
+    let comp_span = (comp_start, Instant::now());
 
     let mut out = vec![0u8; count * PAGE_SIZE];
     let todo: Vec<usize> = (0..count).filter(|&i| lens[i].is_some()).collect();
     let mut dec_ns = Vec::with_capacity(todo.len());
     phases.next();
+    let dec_start = Instant::now();
     let cpu0 = thread_cpu();
     let mut out_chunks: Vec<Option<&mut [u8]>> = out.chunks_mut(PAGE_SIZE).map(Some).collect();
     for group in todo.chunks(batch) {
@@ -196,6 +202,7 @@ fn worker(
         }
     }
     let dec_cpu = thread_cpu() - cpu0;
+    let dec_span = (dec_start, Instant::now());
     phases.next();
 
     for &i in &todo {
@@ -207,6 +214,8 @@ fn worker(
         }
     }
     Ok(ThreadOut {
+        comp_span,
+        dec_span,
         lens,
         comp_ns,
         dec_ns,
@@ -263,33 +272,36 @@ pub fn run(
                 })
             })
             .collect();
-        let mut phases = Phases {
+        // The timer thread only releases the phases; each measuring thread times its own
+        // span (a descheduled timer would otherwise shorten the wall time).
+        drop(Phases {
             barrier: &barrier,
             left: PHASES,
-        };
-        phases.next();
-        let t0 = Instant::now();
-        phases.next();
-        let comp_wall = t0.elapsed();
-        let t1 = Instant::now();
-        phases.next();
-        let dec_wall = t1.elapsed();
-        let outs: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
-        (outs, comp_wall, dec_wall)
+        });
+        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
     });
-    let (outs, compress_wall, decompress_wall) = outs;
     let mut fig = RunFigures {
         lens: Vec::with_capacity(n),
-        compress_wall,
-        decompress_wall,
+        compress_wall: Duration::ZERO,
+        decompress_wall: Duration::ZERO,
         decompressed_pages: 0,
         compress_cpu: Duration::ZERO,
         decompress_cpu: Duration::ZERO,
         compress_ns: Vec::with_capacity(n),
         decompress_ns: Vec::with_capacity(n),
     };
+    let mut comp_span: Option<(Instant, Instant)> = None;
+    let mut dec_span: Option<(Instant, Instant)> = None;
+    let widen = |span: &mut Option<(Instant, Instant)>, (a, b): (Instant, Instant)| {
+        *span = Some(match *span {
+            None => (a, b),
+            Some((x, y)) => (x.min(a), y.max(b)),
+        });
+    };
     for o in outs {
         let o = o.map_err(|_| MeasureError::ThreadPanicked)??;
+        widen(&mut comp_span, o.comp_span);
+        widen(&mut dec_span, o.dec_span);
         fig.lens.extend(o.lens);
         fig.compress_ns.extend(o.comp_ns);
         fig.decompress_ns.extend(o.dec_ns);
@@ -297,6 +309,10 @@ pub fn run(
         fig.decompress_cpu += o.dec_cpu;
         fig.decompressed_pages += o.decompressed;
     }
+    // Wall time of a phase: from the first thread's start to the last thread's end.
+    let wall = |s: Option<(Instant, Instant)>| s.map_or(Duration::ZERO, |(a, b)| b - a);
+    fig.compress_wall = wall(comp_span);
+    fig.decompress_wall = wall(dec_span);
     Ok(fig)
 }
 
