@@ -166,6 +166,24 @@ fn user_errors_are_clear() {
     }
 }
 
+/// `swapaccel probe` on a fixture tree; its stdout (it must succeed).
+fn probe(fx: &hwtests::fixtures::IdxdFixture) -> String {
+    let out = swapaccel()
+        .arg("probe")
+        .arg("--sysfs")
+        .arg(fx.sys())
+        .arg("--dev")
+        .arg(fx.dev())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn probe_lists_fixture_queues_with_their_usability() {
     use hwtests::fixtures::{IdxdFixture, IAX_ENABLED, WQ_DEDICATED_USER};
     let fx = IdxdFixture::new().unwrap();
@@ -177,20 +195,7 @@ fn probe_lists_fixture_queues_with_their_usability() {
     disabled.retain(|(k, _)| *k != "state");
     disabled.push(("state", "disabled"));
     fx.wq("wq1.1", &disabled).unwrap();
-    let out = swapaccel()
-        .arg("probe")
-        .arg("--sysfs")
-        .arg(fx.sys())
-        .arg("--dev")
-        .arg(fx.dev())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = probe(&fx);
     // Each queue's header line is followed by its verdict lines.
     let (Some(a), Some(b)) = (stdout.find("wq1.0 ("), stdout.find("wq1.1 (")) else {
         panic!("queues not listed:\n{stdout}");
@@ -206,16 +211,7 @@ fn probe_lists_fixture_queues_with_their_usability() {
 
 fn probe_says_why_there_is_no_iaa() {
     let fx = hwtests::fixtures::IdxdFixture::new().unwrap();
-    let out = swapaccel()
-        .arg("probe")
-        .arg("--sysfs")
-        .arg(fx.sys())
-        .arg("--dev")
-        .arg(fx.dev())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    let stdout = probe(&fx);
     assert!(stdout.contains("no usable IAA work queue"), "{stdout}");
     assert!(stdout.contains("no idxd driver"), "{stdout}");
 }
