@@ -38,9 +38,10 @@ pub struct RegionConfig {
     pub fault_around: usize,
     /// Count writes as accesses for the clock (async write protection + `PAGEMAP_SCAN`,
     /// Linux 6.7+); off where the kernel lacks it. **Experimental, off by default**: on
-    /// 6.18 the write-race test then sees an occasional `EEXIST` from `UFFDIO_MOVE` into a
-    /// cleared staging page (a uffd-wp marker left behind, not yet run down), and it did not
-    /// lower the fault count of the benchmark's read-mostly workload.
+    /// 6.18 the write-race test then sees an occasional `EEXIST` from `UFFDIO_MOVE` into the
+    /// staging area (cause not found yet: resolving write protection on the staging page
+    /// before the move did not remove it), and it did not lower the fault count of the
+    /// benchmark's read-mostly workload.
     pub track_writes: bool,
 }
 
