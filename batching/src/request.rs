@@ -373,11 +373,14 @@ fn finish_item(
                 }
             }
         }
-        if let Work::Load { buf } = work {
-            p.buffer = buf;
+        // `work` (and with it this item's reference to the store data) must be gone before
+        // the count below drops: the last item hands the caller its own buffer back, which
+        // only works when no other reference is left. (An `if let` that does not match
+        // would keep `work` alive to the end of the function.)
+        match work {
+            Work::Load { buf } => p.buffer = buf,
+            other => drop(other),
         }
-        // `work` (and with it this item's reference to the store data) is gone before the
-        // count below drops.
     }
     if req.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
         complete(&req, now);

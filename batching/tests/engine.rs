@@ -23,6 +23,25 @@ fn engine(cpus: &[usize]) -> (Engine, Arc<pool::Pool>) {
 }
 
 #[test]
+fn a_store_gives_back_the_callers_own_buffer_not_a_copy() {
+    let (e, _pool) = engine(&[0, 1]);
+    let c = builtin();
+    // One item, and a folio of several items (cut into batches of 8 pages).
+    for pages in [1usize, 3, 8, 20] {
+        let data = folio(&c, 1000, pages, 1);
+        let (ptr, copy) = (data.as_ptr(), data.clone());
+        let done = e.store(0, 1000, data).unwrap().wait();
+        assert!(done.is_ok(), "{:?}", done.outcome);
+        assert_eq!(done.buffer, copy);
+        assert_eq!(
+            done.buffer.as_ptr(),
+            ptr,
+            "{pages} pages: the store data came back as a copy (still shared at completion)"
+        );
+    }
+}
+
+#[test]
 fn store_load_invalidate_round_trip() {
     let (e, pool) = engine(&[0, 1]);
     let c = builtin();
