@@ -524,13 +524,24 @@ pub(crate) fn make_items(
     });
     match (kind, data) {
         (Kind::Store, Some(data)) => {
+            // The last item takes this function's reference: once it is emitted, a worker
+            // may finish every item before we return, and the completion hands the caller
+            // its buffer back only if no other reference is left.
+            let mut data = Some(data);
             for first_page in (0..pages).step_by(software_fallback::MAX_BATCH) {
+                let n = (pages - first_page).min(software_fallback::MAX_BATCH);
+                let item_data = if first_page + n == pages {
+                    data.take()
+                } else {
+                    data.clone()
+                };
+                let Some(item_data) = item_data else { break };
                 emit(Item {
                     req: Arc::clone(&state),
                     work: Work::Store {
-                        data: Arc::clone(&data),
+                        data: item_data,
                         first_page,
-                        pages: (pages - first_page).min(software_fallback::MAX_BATCH),
+                        pages: n,
                     },
                     finished: false,
                 });
