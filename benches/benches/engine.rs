@@ -350,7 +350,9 @@ fn paired_report() {
     let n = pages().len();
     let nf = n as f64;
     let rounds = 41;
-    println!("\npaired, interleaved medians ({rounds} rounds; robust to load from other processes):");
+    println!(
+        "\npaired, interleaved medians ({rounds} rounds; robust to load from other processes):"
+    );
     for (label, null) in [("deflate:1", false), ("null", true)] {
         let pool = new_pool(null, None);
         let e = new_engine(&pool, 1, None);
