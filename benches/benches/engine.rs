@@ -28,7 +28,6 @@ use accel::ContextConfig;
 use batching::{DeviceBackend, Engine, EngineConfig, Request, Ticket, Workers};
 use criterion::{criterion_group, Criterion, Throughput};
 use pool::{CodecFactory, CpuTopology, Pool, PoolConfig, TestTopology};
-use software_fallback::corpus::{classify, PageKind};
 use software_fallback::{
     CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec,
     DEFAULT_COMPRESS_LIMIT, MAX_BATCH, PAGE_SIZE,
@@ -39,17 +38,7 @@ const PAGES: usize = 256;
 /// The corpus's pages that a codec has to work on.
 fn pages() -> &'static Vec<Vec<u8>> {
     static P: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    P.get_or_init(|| {
-        let c = benches::bench_corpus(PAGES * 2);
-        let v: Vec<Vec<u8>> = c
-            .pages()
-            .filter(|p| classify(p) == PageKind::Other)
-            .take(PAGES)
-            .map(<[u8]>::to_vec)
-            .collect();
-        eprintln!("engine bench: {} pages the codec must compress", v.len());
-        v
-    })
+    P.get_or_init(|| benches::codec_pages(PAGES, "engine"))
 }
 
 /// The same pages as one contiguous run (for 8-page direct calls).

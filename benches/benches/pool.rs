@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use pool::{CodecFactory, LoadMode, Pool, PoolConfig, ENTRY_BYTES};
-use software_fallback::corpus::{classify, Corpus, PageKind};
+use software_fallback::corpus::Corpus;
 use software_fallback::{
     CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec, SoftwareCodec, PAGE_SIZE,
 };
@@ -35,17 +35,7 @@ const SPECS: [&str; 3] = ["deflate:1", "zstd:1", "lz4"];
 /// The corpus's pages that a codec has to work on.
 fn pages() -> &'static Vec<Vec<u8>> {
     static P: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    P.get_or_init(|| {
-        let c = benches::bench_corpus(PAGES * 2);
-        let v: Vec<Vec<u8>> = c
-            .pages()
-            .filter(|p| classify(p) == PageKind::Other)
-            .take(PAGES)
-            .map(<[u8]>::to_vec)
-            .collect();
-        eprintln!("pool bench: {} pages the codec must compress", v.len());
-        v
-    })
+    P.get_or_init(|| benches::codec_pages(PAGES, "pool"))
 }
 
 fn new_pool(spec: CodecSpec) -> Arc<Pool> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use software_fallback::corpus::Corpus;
+use software_fallback::corpus::{classify, Corpus, PageKind};
 
 /// Pages the benchmarks run on: an even sample of `n` pages of the real py-heap corpus
 /// (`../shared/corpus/py-heap.pages.zst`), or the built-in synthetic corpus when the real one
@@ -40,4 +40,18 @@ pub fn criterion_mean_ns(group: &str, function: &str) -> Option<f64> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.get("mean")?.get("point_estimate")?.as_f64()
+}
+
+/// `n` pages of the bench corpus that a codec must work on (neither zero nor same-filled,
+/// which a pool stores without compressing), owned; `who` names the bench in the log line.
+pub fn codec_pages(n: usize, who: &str) -> Vec<Vec<u8>> {
+    let c = bench_corpus(n * 2);
+    let v: Vec<Vec<u8>> = c
+        .pages()
+        .filter(|p| classify(p) == PageKind::Other)
+        .take(n)
+        .map(<[u8]>::to_vec)
+        .collect();
+    eprintln!("{who} bench: {} pages the codec must compress", v.len());
+    v
 }
