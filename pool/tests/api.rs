@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{corpus, page_for, pool_with, real_corpus, TempFile};
+use common::{corpus, page_for, pool_with, real_corpus, small_pool_on_file, TempFile};
 use pool::{
     CodecFactory, Generation, LoadMode, Pool, PoolConfig, PoolError, Result, TestTopology,
     MAX_SWAP_TYPES,
@@ -646,17 +646,7 @@ fn folio_crossing_the_limit_fails_as_a_whole() {
 #[test]
 fn background_reclaimer_brings_usage_to_the_accept_threshold() {
     let f = TempFile::new("bg");
-    let pool = Arc::new(
-        Pool::new(PoolConfig {
-            codec: CodecSpec::LZ4,
-            max_pool_bytes: 128 * 1024,
-            accept_threshold_percent: 50,
-            topology: Arc::new(TestTopology::new(&[0])),
-            ..PoolConfig::default()
-        })
-        .unwrap(),
-    );
-    pool.swapon(0, 256, Some(f.open_rw())).unwrap();
+    let pool = small_pool_on_file(&f);
     let mut s = 0;
     while pool.store(0, s, &page_for(s, 1)).is_ok() {
         s += 1;

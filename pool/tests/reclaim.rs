@@ -8,7 +8,7 @@ mod common;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use common::{env_pool, page_for, CodecEnv, TempFile};
+use common::{env_pool, page_for, small_pool_on_file, CodecEnv, TempFile};
 use pool::{LoadMode, Pool, PoolConfig, PoolError, TestTopology};
 use software_fallback::{CodecId, CodecSpec, PAGE_SIZE};
 
@@ -247,17 +247,7 @@ fn load_only_context_drops_the_old_compressor() {
 #[test]
 fn a_reclaimer_spawned_after_another_was_dropped_works() {
     let f = TempFile::new("rc-respawn");
-    let pool = Arc::new(
-        Pool::new(PoolConfig {
-            codec: CodecSpec::LZ4,
-            max_pool_bytes: 128 * 1024,
-            accept_threshold_percent: 50,
-            topology: Arc::new(TestTopology::new(&[0])),
-            ..PoolConfig::default()
-        })
-        .unwrap(),
-    );
-    pool.swapon(0, 256, Some(f.open_rw())).unwrap();
+    let pool = small_pool_on_file(&f);
     drop(Pool::spawn_reclaimer(&pool, Duration::from_millis(1)));
     let mut s = 0;
     while pool.store(0, s, &page_for(s, 1)).is_ok() {

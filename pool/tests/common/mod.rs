@@ -23,6 +23,23 @@ pub fn pool_with(codec: CodecSpec, cpus: &[usize]) -> (Pool, Arc<TestTopology>) 
     (Pool::new(cfg).expect("pool"), topo)
 }
 
+/// A small lz4 pool on one CPU (128 KiB limit, accept threshold 50 %) with swap type 0 on
+/// `file` (256 slots): the setting of the background-reclaimer tests.
+pub fn small_pool_on_file(file: &TempFile) -> Arc<Pool> {
+    let pool = Arc::new(
+        Pool::new(PoolConfig {
+            codec: CodecSpec::LZ4,
+            max_pool_bytes: 128 * 1024,
+            accept_threshold_percent: 50,
+            topology: Arc::new(TestTopology::new(&[0])),
+            ..PoolConfig::default()
+        })
+        .expect("pool"),
+    );
+    pool.swapon(0, 256, Some(file.open_rw())).expect("swapon");
+    pool
+}
+
 /// The built-in corpus (zero, same-filled, text, heap-like, random pages).
 pub fn corpus() -> Corpus {
     Corpus::builtin()
