@@ -11,8 +11,10 @@ mod export;
 mod machine;
 mod measure;
 mod plot;
+mod queue_room;
 mod report;
 mod stats;
+mod verdict;
 
 pub use backend::{discover, iaa_backends, resolve, Backend, BackendError, Opened};
 pub use export::{write_csv, write_json};
@@ -21,6 +23,7 @@ pub use measure::{ratios, run, MeasureError, RunFigures, RunShape, RunSummary};
 pub use plot::write_svg;
 pub use report::{render_table, CorpusSummary};
 pub use stats::{Percentiles, Spread};
+pub use verdict::{Verdict, VerdictRow, EMULATOR_RATIO_LABEL};
 
 use software_fallback::corpus::Corpus;
 
@@ -70,6 +73,8 @@ pub struct BenchReport {
     pub results: Vec<BackendResult>,
     /// Remarks printed under the table (e.g. what the emulator's figures mean).
     pub notes: Vec<String>,
+    /// What the figures mean for a swap daemon, per backend (printed after the table).
+    pub verdict: Verdict,
 }
 
 /// Measures `backend` with `shape`, `repeat` times.
