@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use swapaccel::bench::{
+use swapaccel_cli::bench::{
     discover, measure_backend, render_table, resolve, write_csv, write_json, write_svg,
     BenchReport, CorpusSummary, MachineInfo, RunShape, Verdict, EMULATOR_RATIO_LABEL,
 };
