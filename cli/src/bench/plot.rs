@@ -224,7 +224,11 @@ fn scatter(
             12.0,
             "middle",
             "#444",
-            "no finite figures to draw",
+            if rows.is_empty() {
+                "no software or IAA backend measured"
+            } else {
+                "no finite figures to draw"
+            },
         );
         return;
     }
