@@ -46,6 +46,9 @@ pub struct BackendResult {
     pub ratio: f64,
     /// Ratio of the non-zero pages, every one through the codec.
     pub ratio_nonzero: f64,
+    /// For the emulator, [`EMULATOR_RATIO_LABEL`]: its ratios are not the device's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_note: Option<String>,
     /// Compression throughput, MB/s, over the repeats.
     pub compress_mb_s: Spread,
     /// Decompression throughput, MB/s, over the repeats.
@@ -114,6 +117,9 @@ pub fn measure_backend(
         incompressible: lens.iter().filter(|l| l.is_none()).count(),
         ratio,
         ratio_nonzero,
+        ratio_note: backend
+            .is_emulator()
+            .then(|| EMULATOR_RATIO_LABEL.to_string()),
         compress_mb_s: Spread::of(&comp_mb),
         decompress_mb_s: Spread::of(&dec_mb),
         compress_cpu_us: Spread::of(&comp_cpu).median,

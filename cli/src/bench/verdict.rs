@@ -211,6 +211,7 @@ mod tests {
             incompressible: 0,
             ratio,
             ratio_nonzero: ratio,
+            ratio_note: None,
             compress_mb_s: Spread::default(),
             decompress_mb_s: Spread::default(),
             compress_cpu_us: c,
