@@ -8,6 +8,7 @@
 
 mod backend;
 mod export;
+mod labels;
 mod machine;
 mod measure;
 mod plot;

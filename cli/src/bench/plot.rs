@@ -14,6 +14,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::labels::{Labeler, Rect, FONT};
 use super::verdict::EMULATOR_RATIO_LABEL;
 use super::{BackendResult, BenchReport, Percentiles};
 
@@ -21,108 +22,11 @@ const W: f64 = 1100.0;
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
-/// Font size of point and row labels, and the width of one of their characters (generous
-/// for sans-serif at that size, so estimated boxes cover the drawn text).
-const FONT: f64 = 11.0;
-const CHAR_W: f64 = 6.4;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// An axis-aligned box, in SVG units.
-#[derive(Clone, Copy, Debug)]
-struct Rect {
-    x: f64,
-    y: f64,
-    w: f64,
-    h: f64,
-}
-
-impl Rect {
-    fn overlap(&self, o: &Rect) -> f64 {
-        let w = (self.x + self.w).min(o.x + o.w) - self.x.max(o.x);
-        let h = (self.y + self.h).min(o.y + o.h) - self.y.max(o.y);
-        if w > 0.0 && h > 0.0 {
-            w * h
-        } else {
-            0.0
-        }
-    }
-    fn inside(&self, o: &Rect) -> bool {
-        self.x >= o.x
-            && self.y >= o.y
-            && self.x + self.w <= o.x + o.w
-            && self.y + self.h <= o.y + o.h
-    }
-}
-
-/// A placed label: text start, baseline, its box, and whether it needs a leader line.
-struct Placed {
-    x: f64,
-    y: f64,
-    leader: bool,
-    rect: Rect,
-}
-
-/// Greedy label placement: candidates around the point, nearest first; the first that
-/// overlaps nothing taken and stays inside `bounds` wins, else the least overlapping one.
-struct Labeler {
-    taken: Vec<Rect>,
-    bounds: Rect,
-}
-
-impl Labeler {
-    fn place(&mut self, px: f64, py: f64, text: &str) -> Placed {
-        let w = text.chars().count() as f64 * CHAR_W;
-        let h = FONT + 3.0;
-        let mut best: Option<(f64, Placed)> = None;
-        'search: for r in [8.0, 18.0, 30.0, 44.0, 60.0, 80.0, 105.0] {
-            for deg in [
-                0.0f64, 180.0, 315.0, 45.0, 270.0, 90.0, 225.0, 135.0, 337.5, 22.5, 202.5, 157.5,
-            ] {
-                let (dx, dy) = (r * deg.to_radians().cos(), r * deg.to_radians().sin());
-                let cx = px + dx;
-                let cy = py + dy;
-                // Above or below the point: centre the text; else start/end at the candidate.
-                let x0 = if dx.abs() < 0.5 {
-                    cx - w / 2.0
-                } else if dx < 0.0 {
-                    cx - w
-                } else {
-                    cx
-                };
-                let rect = Rect {
-                    x: x0,
-                    y: cy - h / 2.0,
-                    w,
-                    h,
-                };
-                let mut cost: f64 = self.taken.iter().map(|t| t.overlap(&rect)).sum();
-                if !rect.inside(&self.bounds) {
-                    cost += 1e6;
-                }
-                let placed = Placed {
-                    x: x0,
-                    y: cy + FONT / 2.0 - 1.5,
-                    leader: r > 10.0,
-                    rect,
-                };
-                if cost == 0.0 {
-                    best = Some((0.0, placed));
-                    break 'search;
-                }
-                if best.as_ref().map_or(true, |(c, _)| cost < *c) {
-                    best = Some((cost, placed));
-                }
-            }
-        }
-        let (_, p) = best.expect("candidates are tried");
-        self.taken.push(p.rect);
-        p
-    }
 }
 
 /// A step of 1, 2 or 5 × 10^k giving about `n` intervals over `span`.
@@ -570,31 +474,6 @@ pub fn render(report: &BenchReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_do_not_overlap_even_when_points_coincide() {
-        let mut l = Labeler {
-            taken: Vec::new(),
-            bounds: Rect {
-                x: 0.0,
-                y: 0.0,
-                w: 500.0,
-                h: 400.0,
-            },
-        };
-        let placed: Vec<Rect> = (0..8)
-            .map(|i| {
-                l.place(250.0 + (i % 2) as f64, 200.0, &format!("zstd:-1 b{i} t1"))
-                    .rect
-            })
-            .collect();
-        for (i, a) in placed.iter().enumerate() {
-            assert!(a.inside(&l.bounds));
-            for b in &placed[i + 1..] {
-                assert_eq!(a.overlap(b), 0.0, "{a:?} {b:?}");
-            }
-        }
-    }
 
     #[test]
     fn ticks_are_round() {
