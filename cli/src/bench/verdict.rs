@@ -91,22 +91,31 @@ impl Verdict {
             })
             .collect();
         let measured_iaa = results.iter().any(|r| r.backend.starts_with("iaa:"));
-        let iaa_host_commands = if measured_iaa {
-            Vec::new()
-        } else {
-            let pages = pages.map_or(String::new(), |n| format!(" --pages {n}"));
-            vec![
-                format!("swapaccel dump --corpus {corpus_spec}{pages} -o pages.zst"),
-                "swapaccel bench --corpus pages.zst".to_string(),
-            ]
+        let (no_iaa, iaa_host_commands) = match (measured_iaa, no_iaa) {
+            (true, _) => (None, Vec::new()),
+            // A queue is usable here, only not asked for: no need to go elsewhere.
+            (false, None) => (
+                Some(
+                    "an IAA queue is usable here but was not measured: add `--backend all` \
+                     (or `iaa`)"
+                        .to_string(),
+                ),
+                Vec::new(),
+            ),
+            (false, Some(why)) => {
+                let pages = pages.map_or(String::new(), |n| format!(" --pages {n}"));
+                (
+                    Some(why),
+                    vec![
+                        format!("swapaccel dump --corpus {corpus_spec}{pages} -o pages.zst"),
+                        "swapaccel bench --corpus pages.zst".to_string(),
+                    ],
+                )
+            }
         };
         Verdict {
             rows,
-            no_iaa: if measured_iaa {
-                None
-            } else {
-                no_iaa.or_else(|| Some("IAA not measured (not among --backend)".into()))
-            },
+            no_iaa,
             iaa_host_commands,
         }
     }
@@ -249,5 +258,9 @@ mod tests {
             None,
         );
         assert!(with_iaa.iaa_host_commands.is_empty() && with_iaa.no_iaa.is_none());
+        // A usable queue here, not asked for: say so, no commands for another host.
+        let not_asked = Verdict::of(&rs, None, "builtin", None);
+        assert!(not_asked.iaa_host_commands.is_empty());
+        assert!(not_asked.no_iaa.unwrap().contains("--backend all"));
     }
 }
