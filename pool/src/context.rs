@@ -37,7 +37,7 @@ pub(crate) struct CtxInner {
     /// Destination buffers, one per page of a batch (also used to stage objects for loads).
     pub dst: [Box<[u8]>; MAX_BATCH],
     /// Decoders for formats other than the compressor's, built on first need.
-    pub decoders: [Option<Box<dyn PageCodec>>; 3],
+    pub decoders: Decoders,
 }
 
 impl CtxInner {
@@ -50,8 +50,27 @@ impl CtxInner {
     }
 }
 
+/// How many formats the pool knows: one decoder slot and one live-entry gauge each. Sized
+/// from the codec list, so that a new format grows every per-format table with it.
+pub(crate) const FORMATS: usize = CodecId::ALL.len();
+
+/// One optional decoder per format, indexed by [`decoder_slot`].
+pub(crate) type Decoders = [Option<Box<dyn PageCodec>>; FORMATS];
+
+/// No decoder for any format.
+pub(crate) fn no_decoders() -> Decoders {
+    std::array::from_fn(|_| None)
+}
+
+/// A format's index in the per-format tables: its position in [`CodecId::ALL`], always
+/// below [`FORMATS`] (the id's byte is not used: ids need not be dense).
 pub(crate) fn decoder_slot(id: CodecId) -> usize {
-    id.as_u8() as usize - 1
+    // Every `CodecId` is in `ALL` (software-fallback's `all_lists_every_id_a_byte_decodes_to`);
+    // `FORMATS - 1` is only reached if that test fails, and is still in bounds.
+    CodecId::ALL
+        .iter()
+        .position(|&c| c == id)
+        .unwrap_or(FORMATS - 1)
 }
 
 /// One CPU's context.
@@ -116,7 +135,7 @@ impl Contexts {
                 codec,
                 codec_gen: gen,
                 dst: std::array::from_fn(|_| vec![0u8; PAGE_SIZE].into_boxed_slice()),
-                decoders: Default::default(),
+                decoders: no_decoders(),
             }),
         }))
     }
@@ -220,7 +239,7 @@ impl Contexts {
             let stale_codec = !keep_stale && g.codec_gen != gen;
             let missing = need.filter(|&id| g.decoder(id).is_none());
             // Decoders of formats with no live entries left go now (outside the lock).
-            let mut unused: [Option<Box<dyn PageCodec>>; 3] = Default::default();
+            let mut unused: Decoders = no_decoders();
             for id in CodecId::ALL {
                 let i = decoder_slot(id);
                 if g.decoders[i].is_some() && Some(id) != need && self.counters.live(i) == 0 {
@@ -315,5 +334,41 @@ impl Contexts {
             }
         }
         Ok(())
+    }
+}
+
+// The unit tests use the primitives directly; under `shuttle` they need a shuttle runtime.
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use super::*;
+
+    /// Every format an entry's stored byte can name, however many the codec list holds (a
+    /// fourth format is covered as soon as it decodes from a byte), has its own slot inside
+    /// every per-format table: the decoders and the live-entry gauges.
+    #[test]
+    fn every_format_a_stored_byte_names_has_its_own_slot_in_every_per_format_table() {
+        let formats: Vec<CodecId> = (0..=u8::MAX)
+            .filter_map(|b| CodecId::try_from(b).ok())
+            .collect();
+        assert_eq!(formats.len(), FORMATS, "the codec list misses a format");
+        let counters = Counters::default();
+        let mut decoders = no_decoders();
+        let mut seen = [false; FORMATS];
+        for (n, &id) in formats.iter().enumerate() {
+            let slot = decoder_slot(id);
+            assert!(slot < FORMATS, "{id:?} has slot {slot} of {FORMATS}");
+            assert!(!seen[slot], "{id:?} shares slot {slot}");
+            seen[slot] = true;
+            assert!(decoders[slot].is_none());
+            decoders[slot] = Some(Box::new(
+                software_fallback::SoftwareCodec::decoder_for(id).unwrap(),
+            ));
+            counters.add_live(slot, n as u64 + 1);
+        }
+        for (n, &id) in formats.iter().enumerate() {
+            let slot = decoder_slot(id);
+            assert_eq!(decoders[slot].as_ref().map(|d| d.id()), Some(id));
+            assert_eq!(counters.live(slot), n as u64 + 1, "{id:?}'s gauge");
+        }
     }
 }

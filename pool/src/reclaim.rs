@@ -32,7 +32,7 @@ use std::time::Duration;
 use software_fallback::{crc32, CodecId, CodecSpec, PageCodec, PAGE_SIZE};
 
 use crate::area::Area;
-use crate::context::decoder_slot;
+use crate::context::{decoder_slot, no_decoders, Decoders};
 use crate::error::{PoolError, Result};
 use crate::index::{Entry, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, Pool, MAX_SWAP_TYPES};
@@ -74,7 +74,7 @@ pub(crate) struct ReclaimState {
     hand_slot: u64,
     obj: Box<[u8]>,
     page: Box<[u8]>,
-    decoders: [Option<Box<dyn PageCodec>>; 3],
+    decoders: Decoders,
 }
 
 impl ReclaimState {
@@ -84,7 +84,7 @@ impl ReclaimState {
             hand_slot: 0,
             obj: vec![0u8; PAGE_SIZE].into_boxed_slice(),
             page: vec![0u8; PAGE_SIZE].into_boxed_slice(),
-            decoders: Default::default(),
+            decoders: no_decoders(),
         }
     }
 }

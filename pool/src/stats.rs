@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+use crate::context::FORMATS;
 use crate::sync::{thread_shard, AtomicU64, SHARDS};
 
 /// Every counter the pool keeps. Gauges go up and down; the rest only up.
@@ -26,11 +27,11 @@ pub(crate) enum Ctr {
     ChecksumFailures,
     DecompressFailures,
     LimitHits,
-    /// Live entries per format (`LiveFormat + id - 1`), three of them.
+    /// Live entries per format (`LiveFormat + decoder_slot(id)`), one per format.
     LiveFormat,
 }
 
-const N_CTRS: usize = Ctr::LiveFormat as usize + 3;
+const N_CTRS: usize = Ctr::LiveFormat as usize + FORMATS;
 
 /// One shard of the counters, on its own cache lines.
 #[repr(align(128))]

@@ -309,3 +309,22 @@ fn codec_ids_and_specs_parse_and_are_stable() {
     assert!("lz4:3".parse::<CodecSpec>().is_err());
     assert_eq!(CodecSpec::ZSTD.to_string(), "zstd:1");
 }
+
+/// `CodecId::ALL` is the codec list other crates size their per-format tables from: every id
+/// a stored byte decodes to is in it, once, and its byte round-trips.
+#[test]
+fn all_lists_every_id_a_byte_decodes_to() {
+    for b in 0..=u8::MAX {
+        if let Ok(id) = CodecId::try_from(b) {
+            assert_eq!(
+                CodecId::ALL.iter().filter(|&&c| c == id).count(),
+                1,
+                "{id:?}"
+            );
+            assert_eq!(id.as_u8(), b);
+        }
+    }
+    for id in CodecId::ALL {
+        assert_eq!(CodecId::try_from(id.as_u8()).ok(), Some(id));
+    }
+}
