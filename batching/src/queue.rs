@@ -30,11 +30,12 @@
 //!   before reading `waiters` and notifies under `wait_lock`. Either the waiter sees the
 //!   credit or the worker sees the waiter.
 //!
-//! The test-only feature `unprotected-shutdown` removes the gate (the submitter checks
-//! `closed` without entering, and `close` seals at once without waiting), to show what the
-//! shutdown stress test catches; `shutdown-window-yield` sleeps briefly between the check and
-//! the send (as a preemption there would), which makes the race frequent without the gate
-//! and shows the gate holding with it.
+//! The test-only switch `--cfg swapaccel_unprotected="shutdown"` (README, "Test-only
+//! switches") removes the gate (the submitter checks `closed` without entering, and `close`
+//! seals at once without waiting), to show what the shutdown stress test catches;
+//! `swapaccel_unprotected="shutdown-window-yield"` sleeps briefly between the check and the
+//! send (as a preemption there would), which makes the race frequent without the gate and
+//! shows the gate holding with it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -86,7 +87,7 @@ pub(crate) struct Inside<'a> {
 
 impl Drop for Inside<'_> {
     fn drop(&mut self) {
-        if !cfg!(feature = "unprotected-shutdown") {
+        if !cfg!(swapaccel_unprotected = "shutdown") {
             let was = self.q.inside.fetch_sub(1, Ordering::SeqCst);
             if was == 1 && self.q.closed.load(Ordering::SeqCst) {
                 let _g = lock(&self.q.wait_lock);
@@ -139,7 +140,7 @@ impl Queue {
 
     /// Enters the gate, or refuses if the engine is closed. Never blocks.
     pub fn enter(&self) -> Result<Inside<'_>, EngineError> {
-        if !cfg!(feature = "unprotected-shutdown") {
+        if !cfg!(swapaccel_unprotected = "shutdown") {
             self.inside.fetch_add(1, Ordering::SeqCst);
         }
         let guard = Inside { q: self };
@@ -196,7 +197,7 @@ impl Queue {
         // Test-only: widens the window between the gate check and the send (as a preemption
         // there would), so that the shutdown stress test sees the race quickly when the gate
         // is removed, and shows that the gate holds when it is not.
-        #[cfg(feature = "shutdown-window-yield")]
+        #[cfg(swapaccel_unprotected = "shutdown-window-yield")]
         std::thread::sleep(std::time::Duration::from_micros(20));
         let lane = if is_urgent(&item) {
             &self.urgent_tx
@@ -245,7 +246,7 @@ impl Queue {
         self.closed.store(true, Ordering::SeqCst);
         let mut g = lock(&self.wait_lock);
         self.space.notify_all();
-        if !cfg!(feature = "unprotected-shutdown") {
+        if !cfg!(swapaccel_unprotected = "shutdown") {
             while self.inside.load(Ordering::SeqCst) > 0 {
                 g = self
                     .left

@@ -2,14 +2,16 @@
 //! gate (`src/queue.rs`).
 //!
 //! * `cargo test -p batching --test shutdown` — passes.
-//! * `--features shutdown-window-yield` — a 20 µs sleep between the gate check and the send
-//!   (a modelled preemption): still passes, the gate holds.
-//! * `--features unprotected-shutdown,shutdown-window-yield` — the gate removed: fails in
-//!   dozens of rounds out of 1500 (accepted requests never complete, or arrive after the
-//!   workers stopped).
-//! * `--features unprotected-shutdown` alone — fails too, but rarely (about 1 round in
-//!   1000 on a 2-core machine): raise `SWAPACCEL_SHUTDOWN_TIGHT_ROUNDS` /
-//!   `SWAPACCEL_SHUTDOWN_ITERS`.
+//!
+//! With the test-only switch `RUSTFLAGS='--cfg swapaccel_unprotected="<what>"'` (a `--cfg`
+//! no cargo feature can set; give it twice for both values):
+//!
+//! * `shutdown-window-yield` — a 20 µs sleep between the gate check and the send (a
+//!   modelled preemption): still passes, the gate holds.
+//! * `shutdown` and `shutdown-window-yield` — the gate removed: fails in dozens of rounds
+//!   out of 1500 (accepted requests never complete, or arrive after the workers stopped).
+//! * `shutdown` alone — fails too, but rarely (about 1 round in 1000 on a 2-core machine):
+//!   raise `SWAPACCEL_SHUTDOWN_TIGHT_ROUNDS` / `SWAPACCEL_SHUTDOWN_ITERS`.
 //!
 //! Iterations: `SWAPACCEL_SHUTDOWN_ITERS` (default 40).
 

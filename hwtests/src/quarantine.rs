@@ -2,8 +2,9 @@
 //! the slot, a lost one keeps it, and a late write never lands in memory that was handed
 //! back — deterministically, and under a concurrent stress. Emulator only. The two cases
 //! that check for wrong data (`late_write_…`, `stress_…`) fail when accel is built with
-//! the test-only `unsafe-no-quarantine` feature (`cargo test -p hwtests --features
-//! unsafe-no-quarantine --test conformance -- quarantine`).
+//! the test-only switch `--cfg swapaccel_unprotected="quarantine"`
+//! (`RUSTFLAGS='--cfg swapaccel_unprotected="quarantine"' CARGO_TARGET_DIR=target/unprotected
+//! cargo test -p hwtests --test conformance -- quarantine`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,8 +67,8 @@ pub(crate) fn slow_completion() -> CaseResult {
 /// once but writes its result 560 ms later, past the 400 ms deadline; page B is then
 /// submitted and takes 300 ms, so A's late write lands while B is in flight. With
 /// quarantine, A's slot is out of use and B gets its own result; a slot handed back at the
-/// deadline would carry A's record and A's output as B's (fails under the
-/// `unsafe-no-quarantine` feature).
+/// deadline would carry A's record and A's output as B's (fails under
+/// `--cfg swapaccel_unprotected="quarantine"`).
 pub(crate) fn late_write_quarantined() -> CaseResult {
     let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
     let mut c = codec(&e, Duration::from_millis(400));
@@ -162,8 +163,8 @@ struct StressTally {
 /// decode to the page — so a timed-out slot handed back before the late write lands shows
 /// up as another page's data or CRC. The case also checks that it really did that work
 /// (pages round-tripped, slots released mid-run), so it cannot pass by doing nothing.
-/// Without quarantine it fails: `cargo test -p hwtests --features unsafe-no-quarantine
-/// --test conformance -- stress`.
+/// Without quarantine it fails: `RUSTFLAGS='--cfg swapaccel_unprotected="quarantine"'
+/// cargo test -p hwtests --test conformance -- stress`.
 pub(crate) fn stress_quarantine() -> CaseResult {
     // Eight engines, as one IAA device has: a held-back descriptor occupies its engine.
     let e = Arc::new(

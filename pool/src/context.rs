@@ -161,10 +161,8 @@ impl Contexts {
     /// the new CPU's context cannot be built (the CPU is only a hint; that is logged, and
     /// the next call for the CPU tries again). Blocks only to build a new context.
     pub fn get(&self, cpu_hint: usize) -> Result<&Context> {
-        #[cfg(feature = "unprotected-hotplug")]
-        if crate::unprotected() {
-            self.hotplug_teardown(cpu_hint)?;
-        }
+        #[cfg(swapaccel_unprotected = "hotplug")]
+        self.hotplug_teardown(cpu_hint)?;
         if let Some(c) = self.table.get(cpu_hint).and_then(OnceLock::get) {
             return Ok(c.as_ref());
         }
@@ -311,7 +309,7 @@ impl Contexts {
     /// Test-only broken behaviour: frees a context's buffers when its CPU goes offline and
     /// rebuilds them when it comes back, as zswap's hotplug callbacks once did — while a
     /// thread that picked the context before the CPU went away may still be about to use it.
-    #[cfg(feature = "unprotected-hotplug")]
+    #[cfg(swapaccel_unprotected = "hotplug")]
     fn hotplug_teardown(&self, cpu_hint: usize) -> Result<()> {
         let online = self.topology.online()?;
         for cpu in self.cpus() {

@@ -39,32 +39,3 @@ pub use topology::{CpuTopology, SysfsTopology, TestTopology};
 
 /// Bytes of index metadata per stored page (one entry).
 pub const ENTRY_BYTES: usize = std::mem::size_of::<index::Entry>();
-
-/// True when a test-only `unprotected-*` feature is built in *and* `POOL_UNPROTECTED=1` is set:
-/// only then do those features remove their protection, so that a build with
-/// `--all-features` still behaves correctly.
-#[cfg(any(
-    feature = "unprotected-hotplug",
-    feature = "unprotected-writeback",
-    feature = "unprotected-compaction"
-))]
-pub(crate) fn unprotected() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        let on = std::env::var("POOL_UNPROTECTED").is_ok_and(|v| v == "1");
-        if on {
-            tracing::warn!("POOL_UNPROTECTED=1: a concurrency protection is removed (test only)");
-        }
-        on
-    })
-}
-
-#[cfg(not(any(
-    feature = "unprotected-hotplug",
-    feature = "unprotected-writeback",
-    feature = "unprotected-compaction"
-)))]
-#[allow(dead_code)]
-pub(crate) fn unprotected() -> bool {
-    false
-}

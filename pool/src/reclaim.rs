@@ -151,7 +151,7 @@ impl Pool {
     fn write_back(&self, rs: &mut ReclaimState, area: &Area, slot: u64, gen: u32) -> Result<bool> {
         // Pin: hold the type's gate (swapoff waits for us) and make sure the area is still the
         // one we found the slot in.
-        let protected = !cfg!(feature = "unprotected-writeback") || !crate::unprotected();
+        let protected = !cfg!(swapaccel_unprotected = "writeback");
         let _in = if protected {
             match self.enter(area.ty) {
                 Ok(e) if std::ptr::eq(&*e, area) => Some(e),

@@ -6,8 +6,8 @@
 //! cargo test -p pool --features shuttle --test shuttle
 //! ```
 //!
-//! Add one of `unprotected-hotplug`, `unprotected-writeback`, `unprotected-compaction` and set
-//! `POOL_UNPROTECTED=1` to see the matching check fail. `SHUTTLE_ITERATIONS` sets the
+//! Build with `RUSTFLAGS='--cfg swapaccel_unprotected="hotplug"'` (or `"writeback"`,
+//! `"compaction"`; see pool/README.md) to see the matching check fail. `SHUTTLE_ITERATIONS` sets the
 //! iterations per check (default 2000).
 #![cfg(feature = "shuttle")]
 

@@ -1,8 +1,7 @@
 //! Stress tests for the three lifetime protocols. Each runs briefly by default; set
-//! `POOL_STRESS_SECS` for a soak. Each has a test-only cargo feature that removes the
-//! protection it checks (`unprotected-hotplug`, `unprotected-writeback`,
-//! `unprotected-compaction`); built with it and run with `POOL_UNPROTECTED=1`, the matching
-//! test fails.
+//! `POOL_STRESS_SECS` for a soak. Each has a test-only switch that removes the protection it
+//! checks (`--cfg swapaccel_unprotected="hotplug"`, `"writeback"`, `"compaction"`; see
+//! pool/README.md); built with it, the matching test fails.
 // Under the `shuttle` feature the pool runs on shuttle primitives: only tests/shuttle.rs runs.
 #![cfg(not(feature = "shuttle"))]
 

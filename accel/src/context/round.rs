@@ -219,13 +219,13 @@ impl IaaContext {
                 continue;
             }
             self.stats.timeouts += 1;
-            #[cfg(not(feature = "unsafe-no-quarantine"))]
+            #[cfg(not(swapaccel_unprotected = "quarantine"))]
             {
                 slot.state = SlotState::Quarantined;
             }
             // Test-only, unsound: hands the slot straight back although the device may still
             // write it, to show that the quarantine stress test catches the reuse.
-            #[cfg(feature = "unsafe-no-quarantine")]
+            #[cfg(swapaccel_unprotected = "quarantine")]
             {
                 slot.state = SlotState::Idle;
                 self.wq.release(1);

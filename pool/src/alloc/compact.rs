@@ -99,8 +99,8 @@ impl Allocator {
         };
         let mut tmp = [0u8; PAGE_SIZE];
         tmp[..size].copy_from_slice(&s.data[obj * size..(obj + 1) * size]);
-        #[cfg(feature = "unprotected-compaction")]
-        if crate::unprotected() {
+        #[cfg(swapaccel_unprotected = "compaction")]
+        {
             // Broken on purpose (test-only): the mover lets go of the class lock between
             // copying the object and re-pointing its handle, so a free (and a new allocation
             // reusing the handle) can slip in, as in zsmalloc's old migration race.

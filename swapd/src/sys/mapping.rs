@@ -296,7 +296,7 @@ impl Staging {
     /// Atomically moves region page `p` to staging page `k` (`UFFDIO_MOVE`): from then on an
     /// access to `p` faults. Errors carry the errno (`EBUSY`: pinned/shared, try later;
     /// `ENOENT`: `p` was not present).
-    #[cfg(not(feature = "unprotected-eviction"))]
+    #[cfg(not(swapaccel_unprotected = "eviction"))]
     pub fn take(&mut self, p: usize, k: usize) -> Result<()> {
         self.map.check(p, 1)?;
         self.check(k)?;
@@ -309,10 +309,10 @@ impl Staging {
         }
     }
 
-    /// Test-only (feature `unprotected-eviction`): the racy way to take a page out — copy it
+    /// Test-only (`--cfg swapaccel_unprotected="eviction"`): the racy way to take a page out — copy it
     /// to staging, then drop it from the region. A write landing between the copy and the
     /// drop is lost; the write-race test shows it.
-    #[cfg(feature = "unprotected-eviction")]
+    #[cfg(swapaccel_unprotected = "eviction")]
     pub fn take(&mut self, p: usize, k: usize) -> Result<()> {
         self.map.check(p, 1)?;
         self.check(k)?;
