@@ -151,10 +151,10 @@ pub enum AccelError {
     },
     /// The kernel's write path rejected a descriptor (EINVAL: e.g. a misaligned completion
     /// record), or another submission error.
-    #[error("IAA submission rejected by the kernel: {0}")]
+    #[error("IAA submission rejected by the kernel")]
     Rejected(#[source] std::io::Error),
     /// Opening or mapping a work queue failed.
-    #[error("cannot open IAA work queue {path}: {source}")]
+    #[error("cannot open IAA work queue {path}")]
     Open {
         /// The char device.
         path: std::path::PathBuf,
@@ -253,6 +253,25 @@ impl AccelError {
         }
     }
 
+    /// What kind of engine failure this is, for a fallback decision, without formatting
+    /// anything: `None` for an error about the page or the call itself (bad compressed data,
+    /// a wrong page size or batch shape), which software would report as well.
+    pub fn engine_failure(&self) -> Option<software_fallback::EngineFailure> {
+        use software_fallback::EngineFailure;
+        match self {
+            AccelError::Analytics {
+                op: Op::Decompress, ..
+            }
+            | AccelError::OutputOverflow { op: Op::Decompress }
+            | AccelError::WrongOutputSize { .. }
+            | AccelError::WrongPageSize { .. }
+            | AccelError::BatchShape { .. } => None,
+            e if e.is_busy() => Some(EngineFailure::Busy),
+            e if e.is_device_gone() => Some(EngineFailure::Gone),
+            _ => Some(EngineFailure::PageFailed),
+        }
+    }
+
     /// Converts to the page-codec error for callers that speak `PageCodec`.
     pub fn to_codec_error(&self) -> software_fallback::CodecError {
         use software_fallback::{CodecError, CodecId, EngineFailure};
@@ -277,19 +296,10 @@ impl AccelError {
                 pages: *pages,
                 buffers: *buffers,
             },
-            e if e.is_busy() => CodecError::Engine {
-                codec,
-                kind: EngineFailure::Busy,
-                reason: self.to_string(),
-            },
-            e if e.is_device_gone() => CodecError::Engine {
-                codec,
-                kind: EngineFailure::Gone,
-                reason: self.to_string(),
-            },
+            // Every other error is an engine failure, of the kind `engine_failure` says.
             _ => CodecError::Engine {
                 codec,
-                kind: EngineFailure::PageFailed,
+                kind: self.engine_failure().unwrap_or(EngineFailure::PageFailed),
                 reason: self.to_string(),
             },
         }
@@ -369,5 +379,47 @@ mod tests {
             },
         );
         assert_eq!(kind(corrupt), None);
+    }
+
+    /// The allocation-free classification and the converted codec error never disagree, on
+    /// one error of every class.
+    #[test]
+    fn engine_failure_reads_the_same_class_as_the_codec_error() {
+        let done = |status_byte, error_code| Completion {
+            status_byte,
+            error_code,
+            ..Default::default()
+        };
+        let errors = [
+            AccelError::QueueBusy { reason: "x".into() },
+            AccelError::DeviceUnresponsive {
+                waited: Duration::from_millis(1),
+            },
+            AccelError::DeviceGone { reason: "x".into() },
+            AccelError::from_completion(Op::Compress, &done(0x20, 0)),
+            AccelError::from_completion(Op::Compress, &done(0x0a, 0x19)),
+            AccelError::from_completion(Op::Decompress, &done(0x0a, 0x01)),
+            AccelError::from_completion(Op::Compress, &done(0x1b, 0)),
+            AccelError::OutputOverflow { op: Op::Decompress },
+            AccelError::OutputOverflow { op: Op::Compress },
+            AccelError::WrongOutputSize { got: 1 },
+            AccelError::WrongPageSize { len: 1 },
+            AccelError::BatchShape {
+                pages: 9,
+                buffers: 9,
+            },
+            AccelError::BatchShape {
+                pages: 2,
+                buffers: 1,
+            },
+            AccelError::Internal { what: "x" },
+        ];
+        for e in errors {
+            assert_eq!(
+                e.engine_failure(),
+                e.to_codec_error().engine_failure(),
+                "{e}"
+            );
+        }
     }
 }

@@ -21,7 +21,7 @@ pub enum EngineError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     /// The pool refused or failed the operation.
-    #[error("pool: {0}")]
+    #[error(transparent)]
     Pool(#[from] PoolError),
     /// An accepted request's state was dropped before it completed. The engine never does
     /// this on purpose: it is reported instead of losing the request silently.
@@ -31,14 +31,14 @@ pub enum EngineError {
     #[error("invalid engine configuration: {0}")]
     InvalidConfig(String),
     /// A worker or supervisor thread could not be started.
-    #[error("cannot spawn engine thread: {0}")]
+    #[error("cannot spawn engine thread")]
     Spawn(#[source] std::io::Error),
 }
 
 /// A request that was not accepted: why, and the caller's buffer back (a store's data, a
 /// load's destination), untouched.
 #[derive(Debug, thiserror::Error)]
-#[error("request not accepted: {error}")]
+#[error("request not accepted")]
 pub struct Rejected {
     /// Why it was refused.
     #[source]

@@ -94,13 +94,14 @@ impl FallbackReason {
     }
 
     /// The reason for a page the device did not do, from the accel layer's own
-    /// classification ([`EngineFailure`], the same one its `PageCodec` interface reports);
-    /// `None` for an error about the page itself (bad compressed data, a wrong buffer), which
-    /// software would report as well and which is therefore no fallback.
+    /// classification ([`EngineFailure`], the same one its `PageCodec` interface reports),
+    /// read without formatting anything; `None` for an error about the page itself (bad
+    /// compressed data, a wrong buffer), which software would report as well and which is
+    /// therefore no fallback.
     fn of(e: &PageError) -> Option<FallbackReason> {
         match e {
             PageError::Codec(_) => None,
-            PageError::Device(d) => match d.to_codec_error().engine_failure()? {
+            PageError::Device(d) => match d.engine_failure()? {
                 EngineFailure::Busy => Some(FallbackReason::QueueBusy),
                 EngineFailure::Gone => Some(FallbackReason::DeviceGone),
                 EngineFailure::PageFailed => Some(FallbackReason::DeviceError),

@@ -79,7 +79,7 @@ pub enum PoolError {
         got: u32,
     },
     /// Stored compressed data did not decode.
-    #[error("swap type {ty} slot {slot}: stored {codec} data is corrupt: {source}")]
+    #[error("swap type {ty} slot {slot}: stored {codec} data is corrupt")]
     CorruptEntry {
         /// Swap type.
         ty: u32,
@@ -100,7 +100,7 @@ pub enum PoolError {
         limit: u64,
     },
     /// A codec failed to compress a page, or could not be built.
-    #[error("codec failure: {0}")]
+    #[error(transparent)]
     Codec(#[from] CodecError),
     /// The codec factory failed to build a context's codec.
     #[error("codec factory failed for {spec}: {reason}")]
@@ -111,7 +111,7 @@ pub enum PoolError {
         reason: String,
     },
     /// I/O on an area's backing file failed.
-    #[error("swap type {ty} slot {slot}: backing file {op} failed: {source}")]
+    #[error("swap type {ty} slot {slot}: backing file {op} failed")]
     Io {
         /// Swap type.
         ty: u32,
@@ -131,7 +131,7 @@ pub enum PoolError {
     Topology(String),
     /// The allocator reported misuse (an entry pointing at an object that is not allocated:
     /// the index is corrupt).
-    #[error("allocator: {0}")]
+    #[error(transparent)]
     Allocator(#[from] crate::alloc::AllocError),
     /// The allocator cannot hand out another object (handle or span space exhausted).
     #[error("allocator exhausted for objects of {size} bytes")]

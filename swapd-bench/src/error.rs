@@ -11,10 +11,10 @@ pub enum BenchError {
     #[error(transparent)]
     Swapd(#[from] SwapdError),
     /// The pool refused an operation.
-    #[error("pool: {0}")]
+    #[error(transparent)]
     Pool(#[from] PoolError),
     /// A system call failed.
-    #[error("{op} failed: {source}")]
+    #[error("{op} failed")]
     Sys {
         /// The call, in words (`swapon`, `mmap`, ...).
         op: &'static str,
@@ -42,7 +42,7 @@ pub enum BenchError {
     #[error("kernel zswap peer unavailable: {0}")]
     KernelPeerUnavailable(String),
     /// A file of the kernel-zswap setup (cgroup, sysfs, swap file) could not be used.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     File {
         /// The path.
         path: String,

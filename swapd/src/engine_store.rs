@@ -12,7 +12,7 @@ use std::sync::Arc;
 use batching::{Engine, EngineConfig, EngineError, Reply, Workers};
 use pool::{CpuTopology, Generation, LoadMode, Pool, PoolError, PoolStats};
 
-use crate::store::PageStore;
+use crate::store::{PageStore, StoreError};
 
 /// A [`PageStore`] on the batching engine in front of a pool's swap area. Turns its area off
 /// (after shutting the engine down) on drop.
@@ -61,15 +61,8 @@ impl EngineStore {
     }
 }
 
-fn pool_err(e: EngineError) -> PoolError {
-    match e {
-        EngineError::Pool(p) => p,
-        other => PoolError::InvalidConfig(format!("batching engine: {other}")),
-    }
-}
-
 impl PageStore for EngineStore {
-    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<Generation, PoolError>> {
+    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<Generation, StoreError>> {
         // Queue every run first, then wait: the workers compress them in parallel.
         let tickets: Vec<_> = runs
             .iter()
@@ -79,14 +72,14 @@ impl PageStore for EngineStore {
             .into_iter()
             .zip(runs)
             .map(|(t, &(slot, _))| {
-                let c = t.map_err(|r| pool_err(r.error))?.wait();
-                match c.outcome.map_err(pool_err)? {
-                    Reply::Stored(receipt) => receipt.generation_of(slot).ok_or_else(|| {
-                        PoolError::InvalidConfig("engine receipt lacks the first slot".into())
-                    }),
-                    other => Err(PoolError::InvalidConfig(format!(
-                        "engine answered a store with {other:?}"
-                    ))),
+                let c = t.map_err(|r| StoreError::from(r.error))?.wait();
+                match c.outcome? {
+                    Reply::Stored(receipt) => receipt.generation_of(slot).ok_or(
+                        StoreError::Protocol("store receipt lacks the run's first slot"),
+                    ),
+                    _ => Err(StoreError::Protocol(
+                        "engine answered a store with another reply",
+                    )),
                 }
             })
             .collect()

@@ -23,7 +23,7 @@ pub enum SwapdError {
         since: &'static str,
     },
     /// A system call or ioctl failed.
-    #[error("{op} failed: {source}")]
+    #[error("{op} failed")]
     Sys {
         /// The call, in words (`UFFDIO_MOVE`, `mmap`, ...).
         op: &'static str,
@@ -32,7 +32,7 @@ pub enum SwapdError {
         source: std::io::Error,
     },
     /// The pool (or the engine in front of it) refused an operation.
-    #[error("pool: {0}")]
+    #[error(transparent)]
     Pool(#[from] PoolError),
     /// A configuration value out of range.
     #[error("invalid configuration: {0}")]
@@ -49,7 +49,7 @@ pub enum SwapdError {
         first: String,
     },
     /// A file the daemon reads (`/proc/self/pagemap`, ...) could not be used.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     File {
         /// The path.
         path: String,

@@ -28,5 +28,5 @@ pub use error::{Result, SwapdError};
 pub use pages::PageState;
 pub use region::{Region, RegionConfig};
 pub use stats::{Histogram, RegionStats};
-pub use store::{PageStore, PoolStore};
+pub use store::{PageStore, PoolStore, StoreError};
 pub use sys::uffd::UffdSource;

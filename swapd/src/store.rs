@@ -3,8 +3,36 @@
 
 use std::sync::Arc;
 
+use batching::EngineError;
 use pool::{Generation, LoadMode, Pool, PoolError, PoolStats};
 use software_fallback::PAGE_SIZE;
+
+/// Why a run of pages was not stored. Whatever the reason, the store holds no entry for any
+/// slot of the run, and the daemon keeps the pages resident.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The pool refused or failed the run.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The batching engine did not take or finish the run: its queues were full
+    /// ([`EngineError::Busy`]), it is shut down ([`EngineError::ShutDown`]), or it failed.
+    #[error(transparent)]
+    Engine(EngineError),
+    /// The engine answered a store with something other than a store's receipt for the run:
+    /// a bug, reported instead of trusted.
+    #[error("batching engine protocol: {0}")]
+    Protocol(&'static str),
+}
+
+impl From<EngineError> for StoreError {
+    /// A pool error inside an engine error is the pool's.
+    fn from(e: EngineError) -> StoreError {
+        match e {
+            EngineError::Pool(p) => StoreError::Pool(p),
+            other => StoreError::Engine(other),
+        }
+    }
+}
 
 /// The operations the daemon needs from a compressed page store. Slots are region page
 /// indices. Implementations are shared between the evictor and the fault threads.
@@ -12,7 +40,7 @@ pub trait PageStore: Send + Sync {
     /// Stores runs of pages: each run is `(first slot, pages)` with 1 to 8 whole pages at
     /// consecutive slots. One result per run: on error the store holds no entry for any slot
     /// of that run.
-    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<Generation, PoolError>>;
+    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<Generation, StoreError>>;
     /// Loads one page, leaving the entry in place (keep-copy); returns its generation.
     fn load_keep(&self, slot: u64, page: &mut [u8]) -> Result<Generation, PoolError>;
     /// Loads consecutive slots (fault-around), keep-copy.
@@ -44,9 +72,9 @@ impl PoolStore {
 }
 
 impl PageStore for PoolStore {
-    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<Generation, PoolError>> {
+    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<Generation, StoreError>> {
         runs.iter()
-            .map(|&(slot, pages)| self.pool.store(self.ty, slot, pages))
+            .map(|&(slot, pages)| Ok(self.pool.store(self.ty, slot, pages)?))
             .collect()
     }
 
@@ -72,6 +100,53 @@ impl Drop for PoolStore {
     fn drop(&mut self) {
         if let Err(e) = self.pool.swapoff(self.ty) {
             tracing::warn!(ty = self.ty, error = %e, "swapoff");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// The engine's refusals keep their own type (a caller can tell "try later" from "gone"),
+    /// a pool error inside an engine error is the pool's, and each text is read once: the
+    /// message and the source chain never repeat each other.
+    #[test]
+    fn engine_refusals_keep_their_kind_and_read_once() {
+        let busy = StoreError::from(EngineError::Busy {
+            queued: 3,
+            capacity: 3,
+        });
+        assert!(matches!(busy, StoreError::Engine(EngineError::Busy { .. })));
+        assert!(matches!(
+            StoreError::from(EngineError::ShutDown),
+            StoreError::Engine(EngineError::ShutDown)
+        ));
+        let pool = StoreError::from(EngineError::Pool(PoolError::AbsentSlot { ty: 0, slot: 7 }));
+        assert!(matches!(
+            pool,
+            StoreError::Pool(PoolError::AbsentSlot { .. })
+        ));
+        let io = PoolError::Io {
+            ty: 0,
+            slot: 1,
+            op: "write",
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let cause = io.source().expect("the OS error is the source").to_string();
+        assert!(!io.to_string().contains(&cause), "{io}");
+        for e in [busy, pool, StoreError::from(io)] {
+            let mut texts = vec![e.to_string()];
+            let mut s = e.source();
+            while let Some(c) = s {
+                texts.push(c.to_string());
+                s = c.source();
+            }
+            for w in texts.windows(2) {
+                assert!(!w[0].contains(&w[1]), "{texts:?}");
+            }
         }
     }
 }

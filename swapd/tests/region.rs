@@ -381,9 +381,12 @@ fn main() {
 struct NullStore;
 
 impl swapd::PageStore for NullStore {
-    fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<pool::Generation, pool::PoolError>> {
+    fn store_runs(
+        &self,
+        runs: &[(u64, &[u8])],
+    ) -> Vec<Result<pool::Generation, swapd::StoreError>> {
         runs.iter()
-            .map(|_| Err(pool::PoolError::InvalidConfig("null store".into())))
+            .map(|_| Err(swapd::StoreError::Protocol("null store")))
             .collect()
     }
     fn load_keep(&self, slot: u64, _: &mut [u8]) -> Result<pool::Generation, pool::PoolError> {

@@ -34,7 +34,7 @@ pub enum BackendError {
     #[error(transparent)]
     Codec(#[from] CodecError),
     /// The device or emulator could not be opened.
-    #[error("cannot open {backend}: {source}")]
+    #[error("cannot open {backend}")]
     Accel {
         /// Backend label.
         backend: String,

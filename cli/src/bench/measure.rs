@@ -40,7 +40,7 @@ pub enum MeasureError {
         threads: usize,
     },
     /// A context could not be made.
-    #[error("cannot create a codec context: {0}")]
+    #[error("cannot create a codec context")]
     Setup(#[from] software_fallback::CodecError),
     /// A page failed, or came back different.
     #[error("page {page}: {reason}")]

@@ -13,7 +13,7 @@ fn gib(pages: u64) -> f64 {
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
     /// The file or folder could not be read.
-    #[error("cannot read corpus {path}: {source}")]
+    #[error("cannot read corpus {path}")]
     Io {
         /// The path being read.
         path: PathBuf,
