@@ -47,9 +47,10 @@ pub enum AccelError {
         /// Operation.
         op: Op,
     },
-    /// Status 0x04 still reported after the bounded number of touch-and-resubmit retries,
+    /// Status 0x03 (0x83 for a write; `crate::status::Status::PageFault`) still reported after
+    /// the bounded number of touch-and-resubmit retries,
     /// or a fault on an address this context does not own.
-    #[error("IAA {op}: PAGE_FAULT_IR (0x04) at 0x{addr:x} ({}) after {attempts} attempts", if *.write { "write" } else { "read" })]
+    #[error("IAA {op}: PAGE_FAULT_NOBOF (0x03) at 0x{addr:x} ({}) after {attempts} attempts", if *.write { "write" } else { "read" })]
     PageFault {
         /// Operation.
         op: Op,
@@ -67,7 +68,7 @@ pub enum AccelError {
         op: Op,
     },
     /// A hardware or translation failure status (HW_ERR1, HW_ERR_DRB, TRANSLATION_FAIL,
-    /// PRS_TIMEOUT, CRA_XLAT, PFAULT_RDBA).
+    /// PRS_TIMEOUT, CRA_XLAT, PFAULT_RDBA, PAGE_FAULT_IR).
     #[error("IAA {op}: hardware error {status}")]
     Hardware {
         /// Operation.
@@ -239,7 +240,8 @@ impl AccelError {
             | Status::TranslationFail
             | Status::PrsTimeout
             | Status::CraTranslation
-            | Status::PfaultRdba => AccelError::Hardware { op, status },
+            | Status::PfaultRdba
+            | Status::PageFaultIr => AccelError::Hardware { op, status },
             Status::Unknown(v) => AccelError::UnknownStatus { op, status: v },
             Status::None | Status::Success => AccelError::UnknownStatus {
                 op,

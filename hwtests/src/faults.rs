@@ -31,6 +31,10 @@ pub fn all() -> Vec<(&'static str, FaultCase)> {
             "persistent_page_fault_gives_up_after_bounded_retries",
             page_fault_persistent,
         ),
+        (
+            "page_fault_ir_status_0x04_is_reported_not_resubmitted",
+            page_fault_ir,
+        ),
         ("output_overflow", output_overflow),
         ("hardware_error_fails_one_page_only", hardware_error),
         ("watchdog_fails_one_page_only", watchdog),
@@ -176,6 +180,32 @@ fn page_fault_persistent() -> CaseResult {
     ensure!(
         !err_is_gone(&compress_one(&mut c, &test_page(7))?),
         "context unusable after faults"
+    );
+    Ok(())
+}
+
+/// 0x04 (`IAX_COMP_PAGE_FAULT_IR`) is not the page fault Intel's code touches and
+/// resubmits on (that is 0x03, QPL `hw_status.h:62`): one submission, a typed hardware error.
+fn page_fault_ir() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    c.context_mut().set_verify(false);
+    e.faults().inject(Target::Compress, Fault::PageFaultIr, 1);
+    let err = device_err(compress_one(&mut c, &test_page(8))?)?;
+    ensure!(
+        matches!(
+            err,
+            AccelError::Hardware {
+                status: accel::Status::PageFaultIr,
+                ..
+            }
+        ),
+        "0x04 gave {err}"
+    );
+    ensure!(
+        c.context().stats().page_faults_resolved == 0 && c.context().stats().submitted == 1,
+        "0x04 was resubmitted: {:?}",
+        c.context().stats()
     );
     Ok(())
 }
