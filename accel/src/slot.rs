@@ -40,14 +40,19 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// A fresh, prefaulted, idle slot.
-    pub(crate) fn new() -> Slot {
-        let mem = DmaBox::<SlotMem>::zeroed();
+    /// A fresh, prefaulted, idle slot, `mlock`ed when the memlock limit allows (`locked`
+    /// says whether it did).
+    pub(crate) fn new() -> (Slot, bool) {
+        let mut mem = DmaBox::<SlotMem>::zeroed();
         prefault(mem.as_ptr() as *mut u8, std::mem::size_of::<SlotMem>());
-        Slot {
-            mem,
-            state: SlotState::Idle,
-        }
+        let locked = lock_or_warn(&mut mem, "slot");
+        (
+            Slot {
+                mem,
+                state: SlotState::Idle,
+            },
+            locked,
+        )
     }
     pub(crate) fn record(&self) -> RecordPtr {
         // SAFETY: `record` is the first field of a 4096-aligned `SlotMem` (so 64-aligned),
@@ -100,11 +105,30 @@ impl Slot {
     }
 }
 
+/// `mlock`s device memory; a refusal is logged (once per call site's context) and the
+/// memory is used unlocked. Returns whether it is locked.
+pub(crate) fn lock_or_warn<T>(mem: &mut DmaBox<T>, what: &str) -> bool {
+    match mem.lock() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!("mlock of IAA {what} memory refused ({e}); using it unlocked");
+            false
+        }
+    }
+}
+
+/// The context's AECS in a page of its own, so that locking it locks no other allocation's
+/// page (and unlocking it unlocks none).
+#[repr(C, align(4096))]
+pub(crate) struct AecsMem {
+    pub(crate) aecs: crate::aecs::CompressAecs,
+}
+
 /// Writes every page of a fresh allocation so that it is backed by memory before the device
 /// first touches it (a zeroed allocation may still be unpopulated). With shared virtual
 /// memory the device could fault on it; a fault on the completion record itself cannot be
 /// reported in that record.
-fn prefault(p: *mut u8, len: usize) {
+pub(crate) fn prefault(p: *mut u8, len: usize) {
     let mut off = 0;
     while off < len {
         // SAFETY: `p..p+len` is a live allocation just made by the caller, not yet named by
