@@ -72,6 +72,25 @@ impl<T> DmaBox<T> {
         Ok(())
     }
 
+    /// Undoes [`DmaBox::lock`] (a no-op when not locked).
+    pub(crate) fn unlock(&mut self) {
+        if self.locked {
+            // SAFETY: as in `lock`; munlock changes only residency rules of these pages.
+            unsafe {
+                libc::munlock(
+                    self.ptr.as_ptr() as *const libc::c_void,
+                    std::mem::size_of::<T>(),
+                )
+            };
+            self.locked = false;
+        }
+    }
+
+    /// Whether the memory is locked.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.locked
+    }
+
     /// The address of the `T`.
     pub(crate) fn as_ptr(&self) -> *mut T {
         self.ptr.as_ptr()

@@ -163,6 +163,25 @@ pub enum AccelError {
         #[source]
         source: std::io::Error,
     },
+    /// A dedicated work queue that another opener (another process, or this one) holds:
+    /// the kernel lets one file have a dedicated queue open (`idxd_cdev_open`,
+    /// `drivers/dma/idxd/cdev.c`: `idxd_wq_refcount(wq) > 0 && wq_dedicated(wq)` → EBUSY).
+    #[error("IAA work queue {path} is dedicated and already open elsewhere (EBUSY): the kernel allows one opener of a dedicated queue")]
+    QueueHeld {
+        /// The char device.
+        path: std::path::PathBuf,
+    },
+    /// Neither submission path works on this queue: the portal cannot be mapped and the
+    /// kernel's `write(2)` path is missing or refuses a NOOP (a kernel from before the
+    /// INTEL-SA-01084 series has no `.write` in the idxd char device, so every `write(2)`
+    /// fails with EINVAL, `vfs_write` in `fs/read_write.c`).
+    #[error("no way to submit to IAA work queue {name}: {reason}")]
+    NoSubmissionPath {
+        /// Queue name.
+        name: String,
+        /// What was tried and what each attempt answered.
+        reason: String,
+    },
     /// The work queue cannot be used (discovery said why).
     #[error("IAA work queue {name} unusable: {reason}")]
     Unusable {

@@ -24,6 +24,15 @@ pub(crate) struct SlotMem {
     dst: [u8; PAGE_SIZE],
 }
 
+/// Which buffer of a slot [`Slot::drop_pages`] drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DroppedRegion {
+    /// The source buffer: the device faults reading it.
+    Source,
+    /// The destination buffer: the device faults writing it.
+    Destination,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {
     /// No descriptor names the slot: the host may read and write it.
@@ -98,6 +107,38 @@ impl Slot {
             )
         }
     }
+    /// Drops the pages of the source or destination buffer (`MADV_DONTNEED`), unlocking the
+    /// slot first, so that the device faults on them (the fact check). Only for an `Idle`
+    /// slot; [`Slot::restore`] undoes it. Returns whether the slot was locked.
+    pub(crate) fn drop_pages(&mut self, region: DroppedRegion) -> std::io::Result<bool> {
+        assert_eq!(self.state, SlotState::Idle);
+        let was_locked = self.mem.is_locked();
+        self.mem.unlock();
+        let (addr, len) = match region {
+            DroppedRegion::Source => (self.src_addr(), MAX_COMPRESSED_INPUT),
+            DroppedRegion::Destination => (self.dst_addr(), PAGE_SIZE),
+        };
+        // SAFETY: the range is page-aligned (`SlotMem` is 4096-aligned, `src` at 4096, `dst`
+        // at 4096 + 8192) and lies inside this slot's live private anonymous allocation; the
+        // slot is Idle, so no descriptor names it. MADV_DONTNEED only makes the next access
+        // find zero-filled pages.
+        let rc =
+            unsafe { libc::madvise(addr as usize as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(was_locked)
+    }
+
+    /// Backs the slot with memory again and relocks it when it was locked.
+    pub(crate) fn restore(&mut self, relock: bool) {
+        assert_eq!(self.state, SlotState::Idle);
+        prefault(self.mem.as_ptr() as *mut u8, std::mem::size_of::<SlotMem>());
+        if relock {
+            lock_or_warn(&mut self.mem, "slot");
+        }
+    }
+
     pub(crate) fn contains(&self, addr: u64, len: u64) -> bool {
         let base = self.base();
         let size = std::mem::size_of::<SlotMem>() as u64;

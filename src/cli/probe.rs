@@ -20,5 +20,9 @@ pub fn run(args: &ProbeArgs) -> Result<(), CliError> {
     let report = accel::discovery::discover(&cfg);
     tracing::debug!(?report, "IAA discovery");
     print!("{report}");
+    // Opening each usable queue says what sysfs cannot: EBUSY, the portal, write(2).
+    for check in accel::discovery::open_usable(&report) {
+        println!("{check}");
+    }
     Ok(())
 }

@@ -35,6 +35,7 @@ use crate::completion::Completion;
 use crate::descriptor::{CompressJob, DecompressJob, Descriptor};
 use crate::dma::DmaBox;
 use crate::error::Op;
+pub use crate::slot::DroppedRegion;
 use crate::slot::{check_raw, lock_or_warn, prefault, AecsMem, Slot, SlotState};
 use crate::stats::ContextStats;
 use crate::status::{Status, ERROR_COMP_BUF_OVERFLOW};
@@ -442,6 +443,29 @@ impl IaaContext {
         input: &[u8],
         build: impl FnOnce(&SlotAddrs) -> Descriptor,
     ) -> Result<(Completion, Vec<u8>), AccelError> {
+        self.run_raw_inner(input, None, build)
+    }
+
+    /// [`IaaContext::run_raw`], with the pages of the slot's source or destination dropped
+    /// (`MADV_DONTNEED`, the slot unlocked) just before submission, so that the device meets
+    /// a page fault there — how the fact check provokes the read and write fault statuses.
+    /// The slot is backed and relocked afterwards. A fault comes back as
+    /// [`AccelError::PageFault`] (not retried), any other record as it is.
+    pub fn run_raw_with_dropped_pages(
+        &mut self,
+        input: &[u8],
+        region: DroppedRegion,
+        build: impl FnOnce(&SlotAddrs) -> Descriptor,
+    ) -> Result<(Completion, Vec<u8>), AccelError> {
+        self.run_raw_inner(input, Some(region), build)
+    }
+
+    fn run_raw_inner(
+        &mut self,
+        input: &[u8],
+        drop_pages: Option<DroppedRegion>,
+        build: impl FnOnce(&SlotAddrs) -> Descriptor,
+    ) -> Result<(Completion, Vec<u8>), AccelError> {
         self.reclaim();
         let Some(si) = self.idle_slots().first().copied() else {
             return Err(self.no_slot());
@@ -465,9 +489,22 @@ impl IaaContext {
         };
         let desc = build(&addrs);
         let op = check_raw(&desc, slot, aecs)?;
+        let relock = match drop_pages {
+            Some(region) => Some(
+                self.slots[si]
+                    .drop_pages(region)
+                    .map_err(AccelError::Rejected)?,
+            ),
+            None => None,
+        };
         let mut round = vec![(0usize, Pending::new(si, desc, op))];
         round[0].1.attempts = self.cfg.page_fault_retries; // no fault retries for raw runs
         self.run_round_raw(&mut round);
+        if let Some(relock) = relock {
+            if self.slots[si].state == SlotState::Idle {
+                self.slots[si].restore(relock);
+            }
+        }
         let (_, p) = round.remove(0);
         let c = p
             .done
