@@ -216,6 +216,67 @@ fn probe_says_why_there_is_no_iaa() {
     assert!(stdout.contains("no idxd driver"), "{stdout}");
 }
 
+/// `swapaccel hwcheck --emulator --json`: every fact printed with its source, each labelled
+/// emulated, exit 0; the JSON says the same.
+fn hwcheck_emulator_prints_every_fact_with_its_source() {
+    let json = tmp("facts.json");
+    let out = swapaccel()
+        .args(["hwcheck", "--emulator", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let facts = v["facts"].as_array().unwrap();
+    assert!(facts.len() >= 10, "{v}");
+    for f in facts {
+        assert_eq!(f["verdict"], "emulated", "{f}");
+        let name = f["name"].as_str().unwrap();
+        let source = f["source"].as_str().unwrap();
+        assert!(!source.is_empty(), "{name}: no source");
+        assert!(
+            stdout.contains(&format!("[Emulated] {name}")),
+            "{name}:\n{stdout}"
+        );
+        assert!(
+            stdout.contains(source),
+            "{name}: source not printed:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("page_fault_read_status"), "{stdout}");
+}
+
+/// Without a device `hwcheck` reports itself skipped (exit 0), and fails under
+/// `SWAPACCEL_REQUIRE_HW=1` (this machine has no IAA; on one that has, both run the check).
+fn hwcheck_without_hardware_skips_or_fails_when_required() {
+    let report = accel::discovery::discover(&accel::discovery::DiscoveryConfig::system());
+    if report.usable().next().is_some() {
+        // A machine with IAA: the hardware CI runs `hwcheck` itself.
+        return;
+    }
+    let out = swapaccel()
+        .arg("hwcheck")
+        .env_remove("SWAPACCEL_REQUIRE_HW")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("IAA fact check skipped"), "{stdout}");
+    let out = swapaccel()
+        .arg("hwcheck")
+        .env("SWAPACCEL_REQUIRE_HW", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded without hardware");
+    assert!(stderr.contains("SWAPACCEL_REQUIRE_HW=1"), "{stderr}");
+}
+
 fn trial(name: &'static str, f: fn()) -> Trial {
     Trial::test(name, move || {
         std::panic::catch_unwind(f).map_err(|e| {
@@ -245,6 +306,14 @@ fn main() {
         trial(
             "probe_says_why_there_is_no_iaa",
             probe_says_why_there_is_no_iaa,
+        ),
+        trial(
+            "hwcheck_emulator_prints_every_fact_with_its_source",
+            hwcheck_emulator_prints_every_fact_with_its_source,
+        ),
+        trial(
+            "hwcheck_without_hardware_skips_or_fails_when_required",
+            hwcheck_without_hardware_skips_or_fails_when_required,
         ),
     ];
     let required = std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1");

@@ -1,6 +1,7 @@
 //! Command-line front end.
 
 mod bench;
+mod hwcheck;
 mod probe;
 mod swapd_bench;
 
@@ -23,6 +24,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Say whether this machine has usable IAA work queues, and why not if it has none.
     Probe(probe::ProbeArgs),
+    /// Check the IAA facts the driver rests on against a device (or `--emulator`), print
+    /// each with its source and verdict; non-zero exit when the device contradicts one.
+    Hwcheck(hwcheck::HwcheckArgs),
     /// Run a key-value workload in a userfaultfd-managed region on the pool (or, with
     /// `--kernel`, in a memory cgroup with kernel zswap) and report the figures.
     SwapdBench(swapd_bench::SwapdBenchArgs),
@@ -43,6 +47,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Probe(args) => probe::run(&args),
+        Command::Hwcheck(args) => hwcheck::run(&args),
         Command::SwapdBench(args) => swapd_bench::run(&args),
     }
 }
