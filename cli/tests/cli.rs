@@ -54,6 +54,10 @@ fn bench_prints_table_and_writes_json_csv_svg() {
         );
     }
     assert!(stdout.contains("device emulator"), "{stdout}");
+    assert!(
+        stdout.contains("not a prediction of the device's"),
+        "{stdout}"
+    );
     assert!(stdout.contains("corpus builtin[48 of 256]"), "{stdout}");
 
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -86,7 +90,10 @@ fn bench_prints_table_and_writes_json_csv_svg() {
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<circle").count(), 4);
-    assert!(svg.contains("iaa-emu (emulator)"));
+    assert!(
+        svg.contains("iaa-emu (emulator: ratio not the device's)"),
+        "{svg}"
+    );
 }
 
 fn bench_reads_a_live_process() {

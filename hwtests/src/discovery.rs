@@ -23,6 +23,7 @@ pub fn all() -> Vec<(&'static str, DiscoveryCase)> {
             portal_choice,
         ),
         ("state_change_is_noticed", state_change),
+        ("queue_op_config_is_read", op_config),
         ("this_machine_reports_why", this_machine),
     ]
 }
@@ -326,6 +327,41 @@ fn portal_choice() -> CaseResult {
             "report does not say which is missing:\n{text}"
         );
     }
+    Ok(())
+}
+
+/// IAA 2.0's per-queue `op_config`: a queue configured without compress is unusable
+/// although the device supports it; one that lists both is usable.
+fn op_config() -> CaseResult {
+    let f = io(IdxdFixture::new())?;
+    io(f.bus(&["idxd", "user"]))?;
+    io(f.device("iax1", IAX_ENABLED))?;
+    let mut no_comp: Vec<(&str, &str)> = WQ_DEDICATED_USER.to_vec();
+    // Bits 0x42 (decompress) only: word 2 of eight 32-bit groups holds bits 64..95.
+    no_comp.push((
+        "op_config",
+        "00000000,00000000,00000000,00000000,00000000,00000004,00000000,00000001",
+    ));
+    io(f.wq("wq1.0", &no_comp))?;
+    io(f.cdev("wq1.0", 0o666))?;
+    let mut both: Vec<(&str, &str)> = WQ_DEDICATED_USER.to_vec();
+    both.push((
+        "op_config",
+        "00000000,00000000,00000000,00000000,00000000,0000000c,00000000,00000001",
+    ));
+    io(f.wq("wq1.1", &both))?;
+    io(f.cdev("wq1.1", 0o666))?;
+    let r = discover(&cfg(&f, CpuFeatures::none(), user(1000)));
+    ensure!(
+        r.wqs[0].verdict == Err(vec![Unusable::QueueOpConfigLacksOp { opcode: 0x43 }]),
+        "wq1.0: {:?}",
+        r.wqs[0].verdict
+    );
+    ensure!(r.wqs[1].is_usable(), "wq1.1: {:?}", r.wqs[1].verdict);
+    ensure!(
+        r.to_string().contains("op_config lacks opcode 0x43"),
+        "report:\n{r}"
+    );
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! run on fixture trees shaped like real ones. Attributes read (from
 //! `Documentation/ABI/stable/sysfs-driver-dma-idxd`): `iaxN/{state,op_cap,max_transfer_size,
 //! pasid_enabled,version}` and `wqN.M/{mode,type,driver_name,name,size,threshold,
-//! block_on_fault,state,max_transfer_size}`. Every work queue that cannot be used carries
+//! block_on_fault,state,max_transfer_size,op_config}`. Every work queue that cannot be used carries
 //! the exact reasons ([`Unusable`]); every usable one says how it will be submitted to
 //! ([`SubmitMethod`]) and why.
 
@@ -133,6 +133,12 @@ pub enum Unusable {
         /// The opcode.
         opcode: u8,
     },
+    /// The queue's own operation configuration (`op_config`, IAA 2.0) leaves out an opcode
+    /// we need, though the device supports it.
+    QueueOpConfigLacksOp {
+        /// The opcode.
+        opcode: u8,
+    },
     /// The queue is not enabled.
     WqDisabled {
         /// Its `state`.
@@ -186,6 +192,9 @@ impl fmt::Display for Unusable {
             }
             Unusable::DeviceLacksOp { device, opcode } => {
                 write!(f, "device {device} op_cap lacks opcode 0x{opcode:02x}")
+            }
+            Unusable::QueueOpConfigLacksOp { opcode } => {
+                write!(f, "queue op_config lacks opcode 0x{opcode:02x}")
             }
             Unusable::WqDisabled { state } => write!(f, "queue is {state}, not enabled"),
             Unusable::NotUserType { wq_type } => {
@@ -266,6 +275,10 @@ pub struct WqInfo {
     pub state: Option<String>,
     /// `max_transfer_size`.
     pub max_transfer_size: Option<u64>,
+    /// `op_config` (IAA 2.0: the operations this queue accepts, same format as `op_cap`;
+    /// `drivers/dma/idxd/sysfs.c` `wq_op_config_show`; QPL reads it too,
+    /// `hw_queue.cpp:228-242`). Absent on IAA 1.0 and older kernels.
+    pub op_config: Option<OpCap>,
     /// Sysfs directory.
     pub dir: PathBuf,
     /// Char device node.
@@ -443,6 +456,7 @@ fn read_wq(cfg: &DiscoveryConfig, dev: &DeviceInfo, name: &str, dir: &Path) -> W
         block_on_fault: sysfs::attr_u64(dir, "block_on_fault").map(|v| v != 0),
         state: sysfs::attr(dir, "state"),
         max_transfer_size: sysfs::attr_u64(dir, "max_transfer_size"),
+        op_config: sysfs::attr(dir, "op_config").and_then(|s| OpCap::parse(&s)),
         dir: dir.to_path_buf(),
         cdev: cfg.dev_root.join("iax").join(name),
         verdict: Ok(SubmitMethod::Write(WritePathReason::NotX86)),
@@ -462,6 +476,13 @@ fn read_wq(cfg: &DiscoveryConfig, dev: &DeviceInfo, name: &str, dir: &Path) -> W
                     device: dev.name.clone(),
                     opcode: op,
                 });
+            }
+        }
+    }
+    if let Some(cfg) = wq.op_config {
+        for op in [opcode::COMPRESS, opcode::DECOMPRESS] {
+            if !cfg.supports(op) {
+                why.push(Unusable::QueueOpConfigLacksOp { opcode: op });
             }
         }
     }

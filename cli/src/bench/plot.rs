@@ -146,7 +146,7 @@ pub fn write_svg(report: &BenchReport, path: &Path) -> std::io::Result<()> {
         let y = y0 + h - r.ratio_nonzero.min(ymax) / ymax * h;
         let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" fill="{c}"/>"#);
         let label = if r.emulator {
-            format!("{} (emulator)", r.backend)
+            format!("{} (emulator: ratio not the device's)", r.backend)
         } else {
             r.backend.clone()
         };

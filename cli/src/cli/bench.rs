@@ -128,7 +128,9 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             notes.push(
                 "* iaa-emu is the device emulator (accel::emu), not hardware: it models no device \
                  latency, so its figures measure swapaccel's own overhead; its engine threads \
-                 stand in for the device and are not counted in CPU time."
+                 stand in for the device and are not counted in CPU time. Its ratio is not a \
+                 prediction of the device's either: its LZ77 matcher is ours, not IAA's \
+                 (docs/iaa-facts.md)."
                     .to_string(),
             );
         }
