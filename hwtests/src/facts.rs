@@ -673,9 +673,9 @@ fn stop_at_stored_end(dut: &Dut, _: FactOptions) -> Observation {
     let mut ctx = ctx(dut);
     // Non-final stored block of 100 'A', final stored block of 50 'B'.
     let mut stream = vec![0x00, 100, 0, !100u8, 0xff];
-    stream.extend(std::iter::repeat_n(b'A', 100));
+    stream.extend_from_slice(&[b'A'; 100]);
     stream.extend_from_slice(&[0x01, 50, 0, !50u8, 0xff]);
-    stream.extend(std::iter::repeat_n(b'B', 50));
+    stream.extend_from_slice(&[b'B'; 50]);
     let flags = decompr_flags::ENABLE | decompr_flags::FLUSH_OUTPUT | decompr_flags::STOP_ON_EOB;
     match decompress_with(&mut ctx, &stream, flags, PAGE_SIZE as u32) {
         Ok((c, _)) if c.status() == Status::Success => answer(
