@@ -9,7 +9,11 @@
 //! descriptors and write completion records asynchronously, status byte last with release
 //! ordering. Compression uses the Huffman tables of the descriptor's AECS (its own LZ77
 //! encoder, not a library); decompression is its own inflater with IAA's 4 KiB history.
-//! Faults are injected on request ([`FaultInjector`]).
+//! Faults are injected on request ([`FaultInjector`]). The submission path is chosen by the
+//! production code (`open_path.rs`) from [`EmulatorConfig`]: the portal when the "CPU" has the
+//! instruction and the "kernel" permits the mapping (`mmap_permitted`), else `write(2)`,
+//! confirmed by a NOOP, or no path at all when the "kernel" has no `write()`
+//! (`kernel_write`). A dedicated queue has one opener ([`Emulator::open_again`] refuses).
 //!
 //! It models **no device latency**: anything timed on it measures this crate's overhead
 //! plus the emulator's software work, never IAA.
