@@ -62,6 +62,10 @@ pub fn all() -> Vec<(&'static str, FaultCase)> {
             "submission_path_portal_first_then_write_confirmed_by_noop",
             path_choice,
         ),
+        (
+            "emulator_answers_unmodelled_flags_as_invalid",
+            unmodelled_flags,
+        ),
         ("unplugged_device_is_gone", unplugged),
         ("verify_catches_corrupt_output", verify_catches_corruption),
         (
@@ -479,6 +483,54 @@ fn path_choice() -> CaseResult {
     ensure!(
         e.work_queue().path_kind() == PathKind::Portal,
         "portal with a kernel lacking write()"
+    );
+    Ok(())
+}
+
+/// Flag bits the emulator does not model (big-endian Huffman input, statistics mode) are
+/// answered as invalid flags (0x30), never silently ignored. Emulator only: the device
+/// supports them.
+fn unmodelled_flags() -> CaseResult {
+    use accel::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut ctx = accel::IaaContext::new(e.work_queue(), ContextConfig::default());
+    let page = test_page(59);
+    let (c, _) = ctx
+        .run_raw(&page, |a| {
+            let mut d = Descriptor::compress(&CompressJob {
+                src: a.src,
+                src_len: PAGE_SIZE as u32,
+                dst: a.dst,
+                max_dst: a.dst_cap,
+                aecs: a.aecs,
+                completion: a.record,
+            });
+            d.set_op_flags(d.op_flags() | compr_flags::STATS_MODE);
+            d
+        })
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        c.status() == accel::Status::InvalidCompFlag,
+        "compress with STATS_MODE: {}",
+        c.status()
+    );
+    let (c, _) = ctx
+        .run_raw(&[0x03, 0x00], |a| {
+            let mut d = Descriptor::decompress(&DecompressJob {
+                src: a.src,
+                src_len: 2,
+                dst: a.dst,
+                max_dst: a.dst_cap,
+                completion: a.record,
+            });
+            d.set_op_flags(decompr_flags::KERNEL | decompr_flags::DECOMP_BE);
+            d
+        })
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        c.status() == accel::Status::InvalidCompFlag,
+        "decompress with DECOMP_BE: {}",
+        c.status()
     );
     Ok(())
 }
