@@ -13,8 +13,10 @@ use software_fallback::PAGE_SIZE;
 use crate::pages::{PageGuard, PageState, STRIPES};
 use crate::region::Shared;
 use crate::stats::bump;
+use crate::store::guarded;
 use crate::sys::abi::{UffdMsg, UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_WRITE};
 use crate::sys::mapping::Where;
+use crate::sys::pagemap::PteKind;
 use crate::sys::uffd::Filled;
 
 static ZERO_PAGE: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
@@ -24,6 +26,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
     let uffd = sh.map.uffd().raw();
     let mut msgs = [UffdMsg::default(); 16];
     let mut buf = vec![0u8; (1 + sh.fault_around) * PAGE_SIZE];
+    let mut spin = SpinWatch::default();
     loop {
         let mut fds = [
             libc::pollfd {
@@ -71,6 +74,39 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
                 sh.fail(e.to_string());
             }
             sh.hist.record(t0.elapsed().as_nanos() as u64);
+            spin.observe(&sh, m.pf_address as usize);
+        }
+    }
+}
+
+/// The last line of defence against a livelock: the same page faulting again and again with
+/// nothing else in between means its fault is not being resolved (the handler believes it
+/// is). Reported through `health()` once per page; the count is far above anything threads
+/// racing for one page produce.
+#[derive(Default)]
+struct SpinWatch {
+    page: usize,
+    repeats: u32,
+    reported: Option<usize>,
+}
+
+impl SpinWatch {
+    const LIMIT: u32 = 10_000;
+
+    fn observe(&mut self, sh: &Shared, addr: usize) {
+        let page = addr / PAGE_SIZE;
+        if page != self.page {
+            self.page = page;
+            self.repeats = 0;
+            return;
+        }
+        self.repeats = self.repeats.saturating_add(1);
+        if self.repeats == Self::LIMIT && self.reported != Some(page) {
+            self.reported = Some(page);
+            sh.fail(format!(
+                "address {addr:#x}: {} faults in a row; the handler does not resolve them",
+                Self::LIMIT
+            ));
         }
     }
 }
@@ -98,36 +134,80 @@ fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> 
     }
     match g.state() {
         PageState::Resident { .. } | PageState::Poisoned => {
-            bump(&sh.counters.faults_already_present, 1);
-            sh.map.wake(p)
+            // Normally another fault on the same page got there first. Ask the kernel when
+            // ours disagrees with it, so that a page we hold resident but the kernel does
+            // not can never make the program fault on it for ever.
+            match sh.pte_kind(p) {
+                Some(PteKind::Present) | None => {
+                    bump(&sh.counters.faults_already_present, 1);
+                    sh.map.wake(p)
+                }
+                Some(PteKind::None) if g.state() != PageState::Poisoned => {
+                    // The program dropped the page itself (MADV_DONTNEED): zeros, as without
+                    // the daemon (and as the evictor treats it).
+                    tracing::debug!(page = p, "resident page was dropped by the program");
+                    install_zeros(sh, &mut g, p, m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0)
+                }
+                Some(PteKind::None) => sh.map.poison(p),
+                Some(PteKind::NotPresent) => {
+                    sh.lost_page(&mut g, p, "fault on it");
+                    Ok(())
+                }
+            }
         }
         PageState::Empty => {
-            let filled = if m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0 {
-                sh.map.install(p, &ZERO_PAGE)?
-            } else {
-                sh.map.install_zero(p)?
-            };
-            if filled == Filled::Exists {
-                sh.map.wake(p)?;
-            }
-            g.set(PageState::Resident { referenced: true });
-            bump(&sh.counters.faults_zero, 1);
-            Ok(())
+            install_zeros(sh, &mut g, p, m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0)
         }
         PageState::Evicted(gen) => {
             let installed = bring_in(sh, g, p, gen, buf)?;
             for (q, gen) in installed {
-                match sh.store.invalidate_if(q as u64, gen) {
-                    Ok(()) => {}
-                    Err(PoolError::GenerationMismatch { .. })
-                    | Err(PoolError::AbsentSlot { .. }) => bump(&sh.counters.stale_invalidates, 1),
-                    Err(e) => tracing::warn!(page = q, error = %e, "invalidate after fault-in"),
+                match guarded("invalidate_if", || sh.store.invalidate_if(q as u64, gen)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(PoolError::GenerationMismatch { .. }))
+                    | Ok(Err(PoolError::AbsentSlot { .. })) => {
+                        bump(&sh.counters.stale_invalidates, 1)
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(page = q, error = %e, "invalidate after fault-in")
+                    }
+                    Err(msg) => sh.fail(msg),
                 }
             }
             Ok(())
         }
         PageState::Evicting => Ok(()), // unreachable: waited above
     }
+}
+
+/// Maps zeros at missing page `p` (locked: `g`): the zero page on a read, a zero-filled copy
+/// on a write; marks it resident.
+fn install_zeros(
+    sh: &Shared,
+    g: &mut PageGuard<'_>,
+    p: usize,
+    write: bool,
+) -> crate::error::Result<()> {
+    let mut filled = if write {
+        sh.map.install(p, &ZERO_PAGE)?
+    } else {
+        sh.map.install_zero(p)?
+    };
+    if filled == Filled::Exists && sh.pte_kind(p) == Some(PteKind::NotPresent) {
+        // Not a page and not empty (a marker): `UFFDIO_ZEROPAGE` refuses it where
+        // `UFFDIO_COPY` does not (see `Pagemap::take_written`). The page held nothing.
+        bump(&sh.counters.phantom_pages, 1);
+        tracing::warn!(
+            page = p,
+            "missing page with a non-empty pte; installing zeros by copy"
+        );
+        filled = sh.map.install(p, &ZERO_PAGE)?;
+    }
+    if filled == Filled::Exists {
+        sh.map.wake(p)?;
+    }
+    g.set(PageState::Resident { referenced: true });
+    bump(&sh.counters.faults_zero, 1);
+    Ok(())
 }
 
 /// Loads `p` (and, with fault-around, the evicted pages after it whose locks are free),
@@ -155,10 +235,12 @@ fn bring_in(
     }
     let n = 1 + extra.len();
     if n > 1
-        && sh
-            .store
-            .load_run_keep(p as u64, &mut buf[..n * PAGE_SIZE])
-            .is_ok()
+        && matches!(
+            guarded("load_run_keep", || sh
+                .store
+                .load_run_keep(p as u64, &mut buf[..n * PAGE_SIZE])),
+            Ok(Ok(()))
+        )
     {
         let filled = sh.map.install(p, &buf[..n * PAGE_SIZE])?;
         if filled == Filled::Exists {
@@ -177,7 +259,14 @@ fn bring_in(
     }
     drop(extra);
     let page = &mut buf[..PAGE_SIZE];
-    match sh.store.load_keep(p as u64, page) {
+    let loaded = match guarded("load_keep", || sh.store.load_keep(p as u64, page)) {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(msg) => {
+            sh.fail(msg.clone());
+            Err(msg)
+        }
+    };
+    match loaded {
         Ok(got) => {
             if got != gen {
                 tracing::debug!(page = p, ?got, ?gen, "loaded generation differs from state");

@@ -231,6 +231,28 @@ impl Mapping {
         unsafe { self.uffd.poison(self.page_addr(p), PAGE_SIZE) }
     }
 
+    /// Drops whatever region page `p`'s pte holds (`MADV_DONTNEED`; on an anonymous mapping
+    /// that also clears a uffd-wp marker: `zap_pte_range` in mm/memory.c). Only for a page the
+    /// caller holds locked and knows to hold no data (not present).
+    pub fn discard(&self, p: usize) -> Result<()> {
+        self.check(p, 1)?;
+        // SAFETY: one page of our own mapping, accessed only through atomics or the raw
+        // pointer's contract; the caller established that it holds no data.
+        if unsafe {
+            libc::madvise(
+                self.page_addr(p) as *mut libc::c_void,
+                PAGE_SIZE,
+                libc::MADV_DONTNEED,
+            )
+        } != 0
+        {
+            return Err(SwapdError::last_os(
+                "madvise(MADV_DONTNEED) of a region page",
+            ));
+        }
+        Ok(())
+    }
+
     /// Wakes threads faulting on region page `p` (it is present now).
     pub fn wake(&self, p: usize) -> Result<()> {
         self.check(p, 1)?;
@@ -291,6 +313,11 @@ impl Staging {
 
     fn addr(&self, k: usize) -> usize {
         self.map.base + (self.map.region_pages + k) * PAGE_SIZE
+    }
+
+    /// Address of staging page `k` (for looking at its pte; callers check `k < pages()`).
+    pub fn page_addr(&self, k: usize) -> usize {
+        self.addr(k)
     }
 
     /// Atomically moves region page `p` to staging page `k` (`UFFDIO_MOVE`): from then on an
