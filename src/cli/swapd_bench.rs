@@ -53,10 +53,14 @@ pub struct SwapdBenchArgs {
     /// Evicted neighbours brought in with a faulting page (one batched load).
     #[arg(long, default_value_t = 0)]
     pub fault_around: usize,
-    /// Experimental: count writes as accesses for the clock (async userfaultfd write
-    /// protection + PAGEMAP_SCAN); by default victims are chosen by fault recency alone.
+    /// Do not count writes as accesses for the clock (by default they are, through async
+    /// userfaultfd write protection + PAGEMAP_SCAN, where the kernel has them).
     #[arg(long)]
-    pub write_tracking: bool,
+    pub no_write_tracking: bool,
+    /// Microseconds a fault thread spins for the next fault before sleeping (0: never);
+    /// the CPU it costs is printed.
+    #[arg(long, default_value_t = 50)]
+    pub spin_us: u32,
     /// Store evicted pages through the batching engine (its workers compress the runs of a
     /// batch in parallel) instead of calling the pool directly.
     #[arg(long)]
@@ -128,7 +132,8 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
             fault_threads: args.fault_threads,
             fault_around: args.fault_around,
             use_engine: args.engine,
-            track_writes: args.write_tracking,
+            track_writes: !args.no_write_tracking,
+            spin_us: args.spin_us,
         };
         Some(daemon::run(&w, &d)?)
     };

@@ -17,6 +17,7 @@ mod engine_store;
 mod error;
 mod evict;
 mod fault;
+pub mod floor;
 mod pages;
 mod region;
 mod stats;

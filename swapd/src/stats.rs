@@ -20,6 +20,9 @@ pub(crate) struct Counters {
     pub written_refs: AtomicU64,
     pub phantom_pages: AtomicU64,
     pub move_eexist_moved: AtomicU64,
+    pub spin_ns: AtomicU64,
+    pub spin_hits: AtomicU64,
+    pub spin_misses: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -73,6 +76,13 @@ pub struct RegionStats {
     /// `UFFDIO_MOVE` calls that reported `EEXIST` although the page moved (a Linux 6.17+
     /// bug after an internal retry; see `evict.rs`): counted and taken as moved.
     pub move_eexist_moved: u64,
+    /// Nanoseconds fault threads spent spinning for a message before sleeping (CPU taken
+    /// from the program on a busy machine).
+    pub spin_ns: u64,
+    /// Spins that found a message (a sleep and a wake-up saved).
+    pub spin_hits: u64,
+    /// Spins that ran out and went to sleep.
+    pub spin_misses: u64,
     /// Whether writes are tracked.
     pub tracks_writes: bool,
     /// Fault service time (from reading the message to the page installed), 50th percentile.
@@ -99,6 +109,9 @@ impl Counters {
             written_refs: get(&self.written_refs),
             phantom_pages: get(&self.phantom_pages),
             move_eexist_moved: get(&self.move_eexist_moved),
+            spin_ns: get(&self.spin_ns),
+            spin_hits: get(&self.spin_hits),
+            spin_misses: get(&self.spin_misses),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
             ..RegionStats::default()

@@ -328,6 +328,49 @@ fn store_failures_put_pages_back() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The bare round trip is measured (every fault timed) for both handler kinds.
+fn floor_is_measured() -> Result<(), Failed> {
+    let f = swapd::floor::measure(300)?;
+    for (name, l) in [("poll", f.poll), ("spin", f.spin)] {
+        if l.samples != 300 || l.p50_ns == 0 || l.p99_ns < l.p50_ns {
+            return Err(format!("{name} floor: {l:?}").into());
+        }
+    }
+    Ok(())
+}
+
+/// A fault thread that spins before sleeping counts the time it spun, and a spin that
+/// finds the next fault is counted as a hit; with spinning off, nothing is counted.
+fn spin_is_bounded_and_counted() -> Result<(), Failed> {
+    for spin_us in [0u32, 1000] {
+        let cfg = RegionConfig {
+            bytes: 4 << 20,
+            budget_bytes: 4 << 20,
+            spin_us,
+            ..RegionConfig::default()
+        };
+        let r = region(&cfg, CodecSpec::LZ4)?;
+        let words = r.words();
+        for p in 0..r.len() / PAGE_SIZE {
+            words[p * WORDS_PER_PAGE].store(p as u64, Ordering::Relaxed);
+        }
+        r.health()?;
+        let st = r.stats();
+        let counted = st.spin_hits + st.spin_misses;
+        match spin_us {
+            0 if counted != 0 || st.spin_ns != 0 => {
+                return Err(format!("spinning off but counted: {st:?}").into())
+            }
+            0 => {}
+            _ if st.spin_hits == 0 || st.spin_ns == 0 => {
+                return Err(format!("no spin hit over {} faults: {st:?}", st.faults).into())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 type TestFn = fn() -> Result<(), Failed>;
 
 const CHILD_FLAG: &str = "--swapd-kernel-child";
@@ -409,7 +452,9 @@ fn main() {
         return;
     }
     let args = Arguments::from_args();
-    let tests: [(&str, TestFn); 6] = [
+    let tests: [(&str, TestFn); 8] = [
+        ("floor_is_measured", floor_is_measured),
+        ("spin_is_bounded_and_counted", spin_is_bounded_and_counted),
         ("eviction_and_faults", eviction_and_faults),
         ("eviction_through_engine", eviction_through_engine),
         ("write_race", write_race),

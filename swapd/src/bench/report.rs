@@ -91,6 +91,55 @@ pub fn render(
         }),
     );
     row(
+        "fault latency seen by the program p50 / p99 (µs)",
+        ours.map(|d| {
+            format!(
+                "{} / {} ({} ops)",
+                us(d.workload.fault_p50_ns),
+                us(d.workload.fault_p99_ns),
+                d.workload.faulted_ops
+            )
+        }),
+        k.map(|_| "n/a (no per-access view)".into()),
+    );
+    row(
+        "uffd floor p50 / p99: poll | spin (µs)",
+        ours.map(|d| {
+            format!(
+                "{} / {} | {} / {}",
+                us(d.floor.poll.p50_ns),
+                us(d.floor.poll.p99_ns),
+                us(d.floor.spin.p50_ns),
+                us(d.floor.spin.p99_ns)
+            )
+        }),
+        None,
+    );
+    row(
+        "program fault p50 / floor p50: poll | spin",
+        ours.map(|d| {
+            let r = |f: u64| d.workload.fault_p50_ns as f64 / f.max(1) as f64;
+            format!(
+                "{:.2}× | {:.2}×",
+                r(d.floor.poll.p50_ns),
+                r(d.floor.spin.p50_ns)
+            )
+        }),
+        None,
+    );
+    row(
+        "handler spin CPU (s) / hits / misses",
+        ours.map(|d| {
+            format!(
+                "{:.2} / {} / {}",
+                d.region.spin_ns as f64 / 1e9,
+                d.region.spin_hits,
+                d.region.spin_misses
+            )
+        }),
+        None,
+    );
+    row(
         "fault service p50 / p99 (µs)",
         ours.map(|d| {
             format!(
