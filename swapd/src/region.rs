@@ -43,7 +43,9 @@ pub struct RegionConfig {
     /// How long a fault thread spins on the userfaultfd (non-blocking reads) after its last
     /// message before it sleeps in `poll` (0: never spins). Spinning saves the wake-up of a
     /// sleeping thread (tens of µs on a VM) at the cost of CPU, reported as
-    /// `RegionStats::spin_ns`; bounded to 1 ms.
+    /// `RegionStats::spin_ns`; bounded to 1 ms. Off by default: on a loaded 2-vCPU machine
+    /// even 5 µs halved the benchmark's throughput (each spin is a `read(2)` loop on the
+    /// userfaultfd, CPU the program does not get).
     pub spin_us: u32,
 }
 
@@ -56,7 +58,7 @@ impl Default for RegionConfig {
             fault_threads: 1,
             fault_around: 0,
             track_writes: true,
-            spin_us: 50,
+            spin_us: 0,
         }
     }
 }
