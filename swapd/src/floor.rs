@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use software_fallback::PAGE_SIZE;
 
 use crate::error::{Result, SwapdError};
@@ -20,7 +19,7 @@ use crate::sys::mapping::{Mapping, Where};
 use crate::sys::uffd::Uffd;
 
 /// Round-trip latency percentiles of one handler kind, nanoseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Latency {
     /// Median.
     pub p50_ns: u64,
@@ -31,7 +30,7 @@ pub struct Latency {
 }
 
 /// The two floors.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Floor {
     /// Handler sleeping in `poll(2)`.
     pub poll: Latency,

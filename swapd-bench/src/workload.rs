@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SwapdError};
-use crate::stats::Histogram;
+use crate::error::{BenchError, Result};
+use swapd::Histogram;
 
 /// Key popularity.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,30 +89,30 @@ impl WorkloadConfig {
     /// Number of records, or an error if the shape is out of range.
     pub fn keys(&self) -> Result<u64> {
         if self.value_size < 16 || self.value_size % 8 != 0 {
-            return Err(SwapdError::InvalidConfig(format!(
+            return Err(BenchError::InvalidConfig(format!(
                 "value size {} is not a multiple of 8 of at least 16",
                 self.value_size
             )));
         }
         if !(0.0..=1.0).contains(&self.write_fraction) {
-            return Err(SwapdError::InvalidConfig(format!(
+            return Err(BenchError::InvalidConfig(format!(
                 "write fraction {} not in 0..=1",
                 self.write_fraction
             )));
         }
         if self.threads == 0 || self.threads > 256 {
-            return Err(SwapdError::InvalidConfig("threads must be 1..=256".into()));
+            return Err(BenchError::InvalidConfig("threads must be 1..=256".into()));
         }
         if let Pattern::Zipf { theta } = self.pattern {
             if !(0.0..10.0).contains(&theta) || theta == 1.0 {
-                return Err(SwapdError::InvalidConfig(format!(
+                return Err(BenchError::InvalidConfig(format!(
                     "zipf exponent {theta} not in [0, 10) or equal to 1"
                 )));
             }
         }
         let keys = (self.footprint / self.value_size) as u64;
         if keys < self.threads as u64 {
-            return Err(SwapdError::InvalidConfig(
+            return Err(BenchError::InvalidConfig(
                 "footprint holds too few records".into(),
             ));
         }
@@ -238,7 +238,7 @@ pub fn run_probed(
     let keys = cfg.keys()?;
     let rw = cfg.value_size / 8;
     if (keys as usize) * rw > mem.len() {
-        return Err(SwapdError::InvalidConfig(format!(
+        return Err(BenchError::InvalidConfig(format!(
             "{keys} records of {} bytes do not fit in {} bytes",
             cfg.value_size,
             mem.len() * 8
@@ -286,7 +286,7 @@ pub fn run_probed(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(SwapdError::Daemon("a workload thread panicked".into()))
+                    Err(BenchError::Daemon("a workload thread panicked".into()))
                 })
             })
             .collect()
@@ -361,7 +361,7 @@ fn thread_ops(
                 let got = w.load(Ordering::Relaxed);
                 let expected = record_word(key, v, i);
                 if got != expected {
-                    return Err(SwapdError::Mismatch { key, expected, got });
+                    return Err(BenchError::Mismatch { key, expected, got });
                 }
             }
             reads += 1;
@@ -425,6 +425,22 @@ mod tests {
         let r = run(&mem, &c, || Ok(())).map_err(|e| e.to_string());
         let r = r.as_ref().map(|r| (r.ops, r.keys));
         assert_eq!(r, Ok((40_000, 4096)));
+    }
+
+    #[test]
+    fn operations_on_absent_pages_are_timed_apart() {
+        let c = cfg(Pattern::Uniform);
+        let mem: Vec<AtomicU64> = (0..(1 << 20) / 8).map(|_| AtomicU64::new(0)).collect();
+        // Every other page "absent": about half the operations are counted as faults.
+        let absent = |word: usize| (word / 512) % 2 == 0;
+        let r = run_probed(&mem, &c, || Ok(()), &absent).map_err(|e| e.to_string());
+        let r = r.as_ref().map(|r| (r.faulted_ops, r.ops));
+        assert!(
+            matches!(r, Ok((f, n)) if f > n / 3 && f < 2 * n / 3),
+            "{r:?}"
+        );
+        let plain = run(&mem, &c, || Ok(())).map_err(|e| e.to_string());
+        assert_eq!(plain.map(|r| r.faulted_ops), Ok(0));
     }
 
     #[test]

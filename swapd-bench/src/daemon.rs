@@ -8,12 +8,9 @@ use serde::{Deserialize, Serialize};
 use software_fallback::CodecSpec;
 
 use super::workload::{self, WorkloadConfig, WorkloadReport};
-use crate::engine_store::EngineStore;
-use crate::error::{Result, SwapdError};
-use crate::floor::Floor;
-use crate::region::{Region, RegionConfig};
-use crate::stats::RegionStats;
-use crate::store::{PageStore, PoolStore};
+use crate::error::{BenchError, Result};
+use swapd::floor::Floor;
+use swapd::{EngineStore, PageStore, PoolStore, Region, RegionConfig, RegionStats};
 
 /// Faults timed for each floor (poll and spin): a few ms each.
 const FLOOR_FAULTS: usize = 2000;
@@ -95,7 +92,7 @@ pub struct DaemonReport {
 /// Runs the workload on a fresh region.
 pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
     w.keys()?;
-    let floor = crate::floor::measure(FLOOR_FAULTS)?;
+    let floor = swapd::floor::measure(FLOOR_FAULTS)?;
     let topology: Arc<dyn CpuTopology> = Arc::new(SysfsTopology);
     let pool = Arc::new(Pool::new(PoolConfig {
         codec: d.codec,
@@ -105,7 +102,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
     let slots = w.footprint.div_ceil(software_fallback::PAGE_SIZE) as u64;
     let (store, name): (Arc<dyn PageStore>, &'static str) = if d.use_engine {
         let s = EngineStore::new(pool.clone(), topology, 0, slots.max(1), None)
-            .map_err(|e| SwapdError::Daemon(format!("batching engine: {e}")))?;
+            .map_err(|e| BenchError::Daemon(format!("batching engine: {e}")))?;
         (Arc::new(s), "batching engine")
     } else {
         (
@@ -132,7 +129,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
         w,
         || {
             *at_start.borrow_mut() = region.stats();
-            region.health()
+            Ok(region.health()?)
         },
         &absent,
     )?;
