@@ -271,7 +271,8 @@ pub fn render(
             out,
             "swapd: store via {}; waited-on-eviction {}, evict busy {}, store failures {}, \
              direct reclaims {}, fault-around pages {}, stale invalidates {}, resident {} / \
-             budget {} pages, write tracking {} ({} second chances from writes)",
+             budget {} pages, write tracking {} ({} second chances from writes), zero-run \
+             pages {}, phantom pages {}, moves reported EEXIST but done {}",
             d.store,
             r.faults_waited_eviction,
             r.evict_busy,
@@ -282,7 +283,10 @@ pub fn render(
             r.resident_pages,
             r.budget_pages,
             if r.tracks_writes { "on" } else { "off" },
-            r.written_refs
+            r.written_refs,
+            r.zero_run_pages,
+            r.phantom_pages,
+            r.move_eexist_moved
         );
     }
     out

@@ -21,6 +21,9 @@ use crate::sys::uffd::Filled;
 
 static ZERO_PAGE: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
 
+/// Most pages one first-touch fault maps (the faulting one and the never-used ones after it).
+const ZERO_RUN: usize = 16;
+
 /// One fault thread: polls the userfaultfd and `stop_fd` until `stop_fd` is readable.
 pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
     let uffd = sh.map.uffd().raw();
@@ -259,6 +262,46 @@ fn install_zeros(
     }
     g.set(PageState::Resident { referenced: true });
     bump(&sh.counters.faults_zero, 1);
+    zero_run_after(sh, p)
+}
+
+/// First touch of never-used memory: maps the zero page over the never-used pages after `p`
+/// (up to [`ZERO_RUN`] − 1, within the budget's headroom) with one `UFFDIO_ZEROPAGE`, so a
+/// program walking fresh memory takes one fault per run instead of one per page (a later
+/// write to one of them is a copy-on-write the kernel resolves by itself). Page locks after
+/// the held one are taken with `try_lock` only (pages.rs).
+fn zero_run_after(sh: &Shared, p: usize) -> crate::error::Result<()> {
+    let room = sh
+        .budget
+        .saturating_sub(sh.pages.resident() + 2 + sh.fault_around);
+    let limit = (ZERO_RUN - 1).min(room).min(sh.pages.len() - p - 1);
+    let mut run: Vec<PageGuard<'_>> = Vec::new();
+    for q in p + 1..p + 1 + limit {
+        if sh.pages.peek(q) != PageState::Empty {
+            break;
+        }
+        let Some(gq) = sh.pages.try_lock(q) else {
+            break;
+        };
+        if gq.state() != PageState::Empty {
+            break;
+        }
+        run.push(gq);
+    }
+    if run.is_empty() {
+        return Ok(());
+    }
+    let filled = sh.map.install_zero_run(p + 1, run.len())?;
+    let mut mapped = 0u64;
+    for gq in &mut run {
+        // After `Exists` (a pte that was not empty part-way), ask the kernel page by page.
+        let present = filled == Filled::Done || sh.pte_kind(gq.page()) == Some(PteKind::Present);
+        if present {
+            gq.set(PageState::Resident { referenced: false });
+            mapped += 1;
+        }
+    }
+    bump(&sh.counters.zero_run_pages, mapped);
     Ok(())
 }
 

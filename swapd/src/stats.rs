@@ -23,6 +23,7 @@ pub(crate) struct Counters {
     pub spin_ns: AtomicU64,
     pub spin_hits: AtomicU64,
     pub spin_misses: AtomicU64,
+    pub zero_run_pages: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -83,6 +84,9 @@ pub struct RegionStats {
     pub spin_hits: u64,
     /// Spins that ran out and went to sleep.
     pub spin_misses: u64,
+    /// Never-used pages mapped to the zero page along with a first-touch fault (one
+    /// `UFFDIO_ZEROPAGE` over the run instead of a fault each).
+    pub zero_run_pages: u64,
     /// Whether writes are tracked.
     pub tracks_writes: bool,
     /// Fault service time (from reading the message to the page installed), 50th percentile.
@@ -112,6 +116,7 @@ impl Counters {
             spin_ns: get(&self.spin_ns),
             spin_hits: get(&self.spin_hits),
             spin_misses: get(&self.spin_misses),
+            zero_run_pages: get(&self.zero_run_pages),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
             ..RegionStats::default()

@@ -224,6 +224,13 @@ impl Mapping {
         unsafe { self.uffd.zeropage(self.page_addr(p), PAGE_SIZE) }
     }
 
+    /// Maps the zero page at missing region pages `p..p + n` with one ioctl.
+    pub fn install_zero_run(&self, p: usize, n: usize) -> Result<Filled> {
+        self.check(p, n)?;
+        // SAFETY: inside our registered region (checked).
+        unsafe { self.uffd.zeropage(self.page_addr(p), n * PAGE_SIZE) }
+    }
+
     /// Poisons missing region page `p` (accesses raise `SIGBUS`).
     pub fn poison(&self, p: usize) -> Result<()> {
         self.check(p, 1)?;

@@ -226,11 +226,12 @@ impl Uffd {
     /// # Safety
     /// The range must be registered and owned by the caller.
     pub unsafe fn zeropage(&self, start: usize, len: usize) -> Result<Filled> {
+        let mut done = 0usize;
         loop {
             let mut z = UffdioZeropage {
                 range: UffdioRange {
-                    start: start as u64,
-                    len: len as u64,
+                    start: (start + done) as u64,
+                    len: (len - done) as u64,
                 },
                 mode: 0,
                 zeropage: 0,
@@ -239,8 +240,17 @@ impl Uffd {
             match unsafe { ioctl(self.raw(), UFFDIO_ZEROPAGE, &mut z, "UFFDIO_ZEROPAGE") } {
                 Ok(()) => return Ok(Filled::Done),
                 Err(e) => match e.errno() {
-                    // Single pages only: a partial zeropage cannot happen, retry all of it.
-                    Some(libc::EAGAIN) => std::thread::yield_now(),
+                    // A range may stop part-way (`zeropage` holds the bytes done): go on
+                    // from there (userfaultfd_zeropage in fs/userfaultfd.c).
+                    Some(libc::EAGAIN) => {
+                        if z.zeropage > 0 {
+                            done += z.zeropage as usize;
+                        }
+                        if done >= len {
+                            return Ok(Filled::Done);
+                        }
+                        std::thread::yield_now();
+                    }
                     Some(libc::EEXIST) => return Ok(Filled::Exists),
                     _ => return Err(e),
                 },
