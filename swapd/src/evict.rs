@@ -94,6 +94,8 @@ impl Evictor {
             let mut g = sh.pages.lock(p);
             match g.state() {
                 PageState::Resident { referenced: true } => {
+                    // A prefetched page marked referenced (a write) was used.
+                    sh.prefetched.take(p);
                     g.set(PageState::Resident { referenced: false })
                 }
                 PageState::Resident { referenced: false } => {
@@ -106,6 +108,9 @@ impl Evictor {
                         Ok(()) => {
                             g.set(PageState::Evicting);
                             taken.push(p);
+                            if sh.prefetched.take(p) {
+                                bump(&sh.counters.useless_prefetches, 1);
+                            }
                         }
                         Err(e) => match e.errno() {
                             Some(libc::EBUSY) | Some(libc::EAGAIN) => {

@@ -315,7 +315,13 @@ fn bring_in(
     buf: &mut [u8],
 ) -> crate::error::Result<Vec<(usize, Generation)>> {
     let mut extra: Vec<(PageGuard<'_>, Generation)> = Vec::new();
-    let limit = sh.fault_around.min(STRIPES - 1);
+    // Adaptive: only where the faults follow each other (this one is where the previous
+    // fault's run ended); random faults bring their neighbours in for nothing.
+    let limit = if sh.stride.sequential(p) {
+        sh.fault_around.min(STRIPES - 1)
+    } else {
+        0
+    };
     for q in p + 1..(p + 1 + limit).min(sh.pages.len()) {
         if !matches!(sh.pages.peek(q), PageState::Evicted(_)) {
             break;
@@ -342,10 +348,12 @@ fn bring_in(
             tracing::warn!(page = p, "fault-around run partly present");
         }
         g.set(PageState::Resident { referenced: true });
+        sh.stride.ended_at(p + n);
         let mut out = vec![(p, gen)];
         for (mut gq, genq) in extra {
             let q = gq.page();
             gq.set(PageState::Resident { referenced: false });
+            sh.prefetched.set(q);
             out.push((q, genq));
         }
         bump(&sh.counters.faults_loaded, 1);
@@ -371,6 +379,7 @@ fn bring_in(
                 sh.map.wake(p)?;
             }
             g.set(PageState::Resident { referenced: true });
+            sh.stride.ended_at(p + 1);
             bump(&sh.counters.faults_loaded, 1);
             Ok(vec![(p, gen)])
         }

@@ -13,6 +13,7 @@
 //!
 //! Locking and lifetime rules are written once at the top of `pages.rs`.
 
+mod around;
 mod engine_store;
 mod error;
 mod evict;

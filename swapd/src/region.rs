@@ -10,6 +10,7 @@ use std::time::Duration;
 use pool::{Pool, PoolStats};
 use software_fallback::PAGE_SIZE;
 
+use crate::around::{Prefetched, Stride};
 use crate::error::{Result, SwapdError};
 use crate::evict::Evictor;
 use crate::pages::{PageGuard, PageState, PageTable};
@@ -34,7 +35,9 @@ pub struct RegionConfig {
     pub evict_batch: usize,
     /// Fault-handling threads (≥ 1).
     pub fault_threads: usize,
-    /// Evicted pages after the faulting one to bring in with it in one load (0: none).
+    /// Most evicted pages after the faulting one to bring in with it in one load (0: none).
+    /// Adaptive: only when faults follow each other (a scan), never for random faults; the
+    /// pages brought in and evicted again unused are counted (`useless_prefetches`).
     pub fault_around: usize,
     /// Count writes as accesses for the clock (async write protection + `PAGEMAP_SCAN`,
     /// Linux 6.7+), so that hot written pages are not evicted; on by default, and off by
@@ -113,6 +116,10 @@ pub(crate) struct Shared {
     pub low: usize,
     pub batch: usize,
     pub fault_around: usize,
+    /// Adaptive fault-around: is this fault part of a scan.
+    pub stride: Stride,
+    /// Pages brought in by fault-around, not known to be used since.
+    pub prefetched: Prefetched,
     /// Spin before sleeping (fault threads).
     pub spin: Duration,
     /// For checking the kernel's view of a page when it disagrees with ours.
@@ -327,6 +334,8 @@ impl Region {
             low: budget.saturating_sub((2 * config.evict_batch).max(budget / 32)),
             batch: config.evict_batch,
             fault_around: config.fault_around,
+            stride: Stride::default(),
+            prefetched: Prefetched::new(pages),
             spin: Duration::from_micros(config.spin_us as u64),
             pagemap: Pagemap::open().ok(),
             kick: (Mutex::new(false), Condvar::new()),

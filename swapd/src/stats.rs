@@ -24,6 +24,7 @@ pub(crate) struct Counters {
     pub spin_hits: AtomicU64,
     pub spin_misses: AtomicU64,
     pub zero_run_pages: AtomicU64,
+    pub useless_prefetches: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -87,6 +88,9 @@ pub struct RegionStats {
     /// Never-used pages mapped to the zero page along with a first-touch fault (one
     /// `UFFDIO_ZEROPAGE` over the run instead of a fault each).
     pub zero_run_pages: u64,
+    /// Pages brought in by fault-around and evicted again with no sign of use (no write
+    /// seen: reads are invisible to user space, so this is an upper bound).
+    pub useless_prefetches: u64,
     /// Whether writes are tracked.
     pub tracks_writes: bool,
     /// Fault service time (from reading the message to the page installed), 50th percentile.
@@ -117,6 +121,7 @@ impl Counters {
             spin_hits: get(&self.spin_hits),
             spin_misses: get(&self.spin_misses),
             zero_run_pages: get(&self.zero_run_pages),
+            useless_prefetches: get(&self.useless_prefetches),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
             ..RegionStats::default()

@@ -402,11 +402,57 @@ fn first_touch_maps_runs() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Fault-around is adaptive: scattered faults bring no neighbours in, a scan does; pages
+/// brought in and evicted again untouched are counted as useless.
+fn fault_around_is_adaptive() -> Result<(), Failed> {
+    let cfg = RegionConfig {
+        bytes: 8 << 20,
+        budget_bytes: 4 << 20,
+        fault_around: 7,
+        ..RegionConfig::default()
+    };
+    let r = region(&cfg, CodecSpec::LZ4)?;
+    let pages = r.len() / PAGE_SIZE;
+    let words = r.words();
+    for p in 0..pages {
+        fill_page(words, p, 3);
+    }
+    r.reclaim(pages * 2)?;
+    let base = r.stats();
+    // Scattered: page i·97 mod pages (never the one after the previous).
+    for i in 1..200 {
+        let p = i * 97 % pages;
+        if words[p * WORDS_PER_PAGE].load(Ordering::Relaxed) != value(p * WORDS_PER_PAGE, 3) {
+            return Err(format!("page {p} wrong").into());
+        }
+    }
+    let scattered = r.stats();
+    if scattered.fault_around_pages != base.fault_around_pages {
+        return Err(format!("random faults prefetched: {scattered:?}").into());
+    }
+    // A scan of 64 pages from an evicted stretch: prefetching turns on.
+    r.reclaim(pages * 2)?;
+    check_all(&words[..64 * WORDS_PER_PAGE], &vec![3; 64])?;
+    let scanned = r.stats();
+    if scanned.fault_around_pages == scattered.fault_around_pages {
+        return Err(format!("a scan did not prefetch: {scanned:?}").into());
+    }
+    // The scan's last run went past page 63 untouched: evicted again, it counts as useless.
+    r.reclaim(pages * 2)?;
+    let after = r.stats();
+    if after.useless_prefetches == 0 {
+        return Err(format!("useless prefetches not counted: {after:?}").into());
+    }
+    r.health()?;
+    Ok(())
+}
+
 type TestFn = fn() -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, TestFn); 9] = [
+    let tests: [(&str, TestFn); 10] = [
+        ("fault_around_is_adaptive", fault_around_is_adaptive),
         ("first_touch_maps_runs", first_touch_maps_runs),
         ("floor_is_measured", floor_is_measured),
         ("spin_is_bounded_and_counted", spin_is_bounded_and_counted),

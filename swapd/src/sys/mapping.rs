@@ -213,8 +213,16 @@ impl Mapping {
             ));
         }
         self.check(p, src.len() / PAGE_SIZE)?;
+        // With write tracking, pages go in write-protected: a page counts as written only when
+        // the program writes it after it came in (else every page faulted in would look
+        // written at the next scan, and prefetched pages would look used).
+        let mode = if self.tracks_writes {
+            super::abi::UFFDIO_COPY_MODE_WP
+        } else {
+            0
+        };
         // SAFETY: the range is inside our registered region (checked).
-        unsafe { self.uffd.copy(self.page_addr(p), src, true) }
+        unsafe { self.uffd.copy_mode(self.page_addr(p), src, mode) }
     }
 
     /// Maps the zero page at missing region page `p`.

@@ -192,13 +192,22 @@ impl Uffd {
     /// # Safety
     /// `[dst, dst + src.len())` must be a registered range the caller owns.
     pub unsafe fn copy(&self, dst: usize, src: &[u8], wake: bool) -> Result<Filled> {
+        // SAFETY: as for `copy_mode` (the caller's contract).
+        unsafe { self.copy_mode(dst, src, if wake { 0 } else { UFFDIO_COPY_MODE_DONTWAKE }) }
+    }
+
+    /// [`Uffd::copy`] with an explicit `UFFDIO_COPY` mode (`UFFDIO_COPY_MODE_*`).
+    ///
+    /// # Safety
+    /// As for [`Uffd::copy`].
+    pub unsafe fn copy_mode(&self, dst: usize, src: &[u8], mode: u64) -> Result<Filled> {
         let mut done = 0usize;
         loop {
             let mut c = UffdioCopy {
                 dst: (dst + done) as u64,
                 src: src[done..].as_ptr() as u64,
                 len: (src.len() - done) as u64,
-                mode: if wake { 0 } else { UFFDIO_COPY_MODE_DONTWAKE },
+                mode,
                 copy: 0,
             };
             // SAFETY: `src[done..]` is readable for `len` bytes; dst is owned (caller).
