@@ -35,15 +35,16 @@ pub(crate) struct Area {
 }
 
 impl Area {
-    pub fn new(ty: u32, slots: u64, file: Option<File>) -> Area {
-        Area {
+    /// An area of `slots` slots; `OutOfMemory` if its index's directory table is refused.
+    pub fn new(ty: u32, slots: u64, file: Option<File>) -> Result<Area> {
+        Ok(Area {
             ty,
             slots,
-            index: Index::new(slots),
+            index: Index::new(slots)?,
             file,
             file_lock: RwLock::new(()),
             next_gen: AtomicU64::new(1),
-        }
+        })
     }
 
     /// Checks that `count` pages from `slot` fit in the area.

@@ -133,6 +133,16 @@ pub enum PoolError {
     /// the index is corrupt).
     #[error("allocator: {0}")]
     Allocator(#[from] crate::alloc::AllocError),
+    /// The system refused memory the pool needed (a span, a table, an index array). The
+    /// operation had no effect beyond what its own error rules say (a failed store leaves
+    /// none of its slots); the pool stays usable.
+    #[error("out of memory: {what} ({bytes} bytes refused)")]
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// Bytes asked for.
+        bytes: usize,
+    },
     /// The allocator cannot hand out another object (handle or span space exhausted).
     #[error("allocator exhausted for objects of {size} bytes")]
     AllocExhausted {

@@ -57,7 +57,7 @@ use crate::config::PoolConfig;
 use crate::context::{decoder_slot, Contexts};
 use crate::error::{PoolError, Result};
 use crate::gate::{Entered, Gate};
-use crate::index::{gen_bits, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
+use crate::index::{gen_bits, Entry, Index, Payload, CHUNK_SLOTS, GEN_BITS};
 use crate::reclaim::{ReclaimState, Wake};
 use crate::stats::{Counters, Ctr, PoolStats};
 use crate::topology::CpuTopology;
@@ -147,8 +147,9 @@ impl Pool {
 
     /// Turns swap type `ty` on with `slots` slots and an optional backing file (slot N at
     /// offset N × 4096, used by writeback; extended with `set_len` if shorter, so every slot
-    /// can be read). Blocks on that file call and on the type's gate. The index takes one
-    /// small lock per 512 slots up front; its entry arrays come with the first store there.
+    /// can be read). Blocks on that file call and on the type's gate. The index's memory
+    /// follows the slots in use (see `index.rs`): up front only 8 bytes per 256 Ki slots;
+    /// `OutOfMemory` if even that is refused.
     pub fn swapon(&self, ty: u32, slots: u64, backing: Option<File>) -> Result<()> {
         if ty >= MAX_SWAP_TYPES {
             return Err(PoolError::SwapTypeOutOfRange {
@@ -178,7 +179,7 @@ impl Pool {
                 f.set_len(need).map_err(io)?;
             }
         }
-        let area = Arc::new(Area::new(ty, slots, backing));
+        let area = Arc::new(Area::new(ty, slots, backing)?);
         self.areas[ty as usize].exclusive(|cell| {
             if cell.is_some() {
                 return Err(PoolError::SwapTypeBusy { ty });
@@ -202,28 +203,31 @@ impl Pool {
             .exclusive(Option::take)
             .ok_or(PoolError::UnknownSwapType { ty })?;
         let mut freed = 0u64;
-        for c in 0..area.index.chunks() {
+        let mut c = 0;
+        while c < area.index.chunks() {
+            if !area.index.has_dir(c) {
+                c = Index::next_dir_chunk(c);
+                continue;
+            }
             let mut chunk = area.index.lock_chunk(c);
+            c += 1;
             if !chunk.has_array() {
                 continue;
             }
-            let mut dropped = Vec::with_capacity(chunk.used() as usize);
-            let mut array = None;
-            for i in 0..CHUNK_SLOTS {
-                let (e, a) = chunk.take(i);
-                if !e.is_empty() {
-                    dropped.push(e);
+            // (No allocation here: swapoff must not fail for want of memory. Entries are
+            // taken one at a time and released after the chunk lock is dropped.)
+            let mut i = 0;
+            while i < CHUNK_SLOTS && chunk.used() > 0 {
+                let (e, array) = chunk.take(i);
+                i += 1;
+                if e.is_empty() {
+                    continue;
                 }
-                if a.is_some() {
-                    array = a;
-                    break;
-                }
-            }
-            drop(chunk);
-            drop(array);
-            for e in dropped {
+                drop(chunk);
+                drop(array);
                 self.release(e);
                 freed += 1;
+                chunk = area.index.lock_chunk(c - 1);
             }
         }
         tracing::info!(ty, freed, "swapoff");
@@ -389,12 +393,7 @@ impl Pool {
         s.index_bytes = self
             .areas_snapshot()
             .iter()
-            .map(|a| {
-                (0..a.index.chunks())
-                    .filter(|&c| a.index.lock_chunk(c).has_array())
-                    .count() as u64
-                    * (CHUNK_SLOTS * std::mem::size_of::<Entry>()) as u64
-            })
+            .map(|a| a.index.allocated_bytes())
             .sum();
         s
     }
@@ -416,6 +415,10 @@ pub(crate) fn alloc_err(e: AllocError) -> PoolError {
     match e {
         AllocError::Exhausted(c) => PoolError::AllocExhausted {
             size: (c as usize + 1) * crate::alloc::CLASS_STEP,
+        },
+        AllocError::OutOfMemory(bytes) => PoolError::OutOfMemory {
+            what: "allocator span or table",
+            bytes,
         },
         other => PoolError::Allocator(other),
     }

@@ -34,7 +34,7 @@ use software_fallback::{crc32, CodecId, CodecSpec, PageCodec, PAGE_SIZE};
 use crate::area::Area;
 use crate::context::decoder_slot;
 use crate::error::{PoolError, Result};
-use crate::index::{Entry, Payload, CHUNK_SLOTS};
+use crate::index::{Entry, Index, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, Pool, MAX_SWAP_TYPES};
 use crate::stats::Ctr;
 use crate::sync::{Condvar, Mutex};
@@ -317,6 +317,12 @@ type Candidate = (u64, u32, Option<CodecId>);
 /// many slots were passed (the candidate's included).
 fn next_candidate(area: &Area, from: u64) -> (Option<Candidate>, u64) {
     let start = from as usize % CHUNK_SLOTS;
+    let c = from as usize / CHUNK_SLOTS;
+    if !area.index.has_dir(c) {
+        // Nothing was ever stored in this directory's range: pass all of it.
+        let next = (Index::next_dir_chunk(c) * CHUNK_SLOTS) as u64;
+        return (None, next.min(area.slots) - from);
+    }
     let end = (CHUNK_SLOTS as u64).min(area.slots - (from - start as u64)) as usize;
     let (mut chunk, _) = area.index.lock(from);
     if !chunk.has_array() {

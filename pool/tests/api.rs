@@ -571,7 +571,10 @@ fn memory_overhead_on_real_pages() {
     assert!(overhead < 1.05, "allocator overhead {overhead}");
     let per_entry = (s.index_bytes + s.allocator_metadata_bytes) as f64 / s.stored_pages as f64;
     eprintln!("metadata per stored page: {per_entry:.1} B");
-    assert!(per_entry <= 24.0, "metadata per entry {per_entry} B");
+    // 16 B entry + ~8 B allocator tables, + ~0.7 B since issue 11 item 5: the index
+    // directory of this range (16 KiB, 0.33 B a page here) and the allocator's span side
+    // lists reserved with the span table (so a free never allocates, hence never aborts).
+    assert!(per_entry <= 25.0, "metadata per entry {per_entry} B");
     assert_eq!(pool::ENTRY_BYTES, 16);
 }
 
