@@ -78,6 +78,16 @@ pub enum PoolError {
         /// CRC-32 of what came back.
         got: u32,
     },
+    /// A written-back page failed authentication when read from the backing file: the block
+    /// was forged or altered, copied from another slot, or is an older write of this slot
+    /// (a replay). Nothing of it is returned.
+    #[error("swap type {ty} slot {slot}: sealed block in the backing file failed authentication (altered, moved or replayed)")]
+    SealBroken {
+        /// Swap type.
+        ty: u32,
+        /// Slot.
+        slot: u64,
+    },
     /// Stored compressed data did not decode.
     #[error("swap type {ty} slot {slot}: stored {codec} data is corrupt: {source}")]
     CorruptEntry {

@@ -57,8 +57,12 @@ pub enum Payload {
     },
     /// A page of one repeated 64-bit word (zero included); no allocation.
     SameFilled(u64),
-    /// Written back: the page is in the area's backing file at `slot × 4096`.
-    OnDisk,
+    /// Written back: the page is sealed in the area's backing file (see `seal.rs`), written
+    /// with sequence number `seq`.
+    OnDisk {
+        /// The sealed write's sequence number (bound into its nonce and associated data).
+        seq: u64,
+    },
 }
 
 /// One slot's entry: 16 bytes. `word` holds the handle index, object length and codec (or the
@@ -90,7 +94,7 @@ impl Entry {
                 KIND_OBJECT,
             ),
             Payload::SameFilled(v) => (v, KIND_SAME),
-            Payload::OnDisk => (0, KIND_DISK),
+            Payload::OnDisk { seq } => (seq, KIND_DISK),
         };
         Entry {
             word,
@@ -121,7 +125,7 @@ impl Entry {
                 })
             }
             KIND_SAME => Some(Payload::SameFilled(self.word)),
-            KIND_DISK => Some(Payload::OnDisk),
+            KIND_DISK => Some(Payload::OnDisk { seq: self.word }),
             _ => None,
         }
     }
@@ -414,8 +418,8 @@ mod tests {
         let same = Entry::new(Payload::SameFilled(u64::MAX), 5, 3);
         assert_eq!(same.payload(), Some(Payload::SameFilled(u64::MAX)));
         assert_eq!(
-            Entry::new(Payload::OnDisk, 5, 3).payload(),
-            Some(Payload::OnDisk)
+            Entry::new(Payload::OnDisk { seq: u64::MAX - 1 }, 5, 3).payload(),
+            Some(Payload::OnDisk { seq: u64::MAX - 1 })
         );
         assert_eq!(Entry::default().payload(), None);
     }

@@ -97,6 +97,7 @@ pub struct Pool {
     pub(crate) reclaim_state: Mutex<ReclaimState>,
     pub(crate) wake: Arc<Wake>,
     pub(crate) factory: Arc<dyn crate::config::CodecFactory>,
+    pub(crate) sealer: crate::seal::Sealer,
 }
 
 impl std::fmt::Debug for Pool {
@@ -115,6 +116,7 @@ impl Pool {
     /// possible CPU. May block (codec construction). On error nothing is left allocated.
     pub fn new(config: PoolConfig) -> Result<Pool> {
         config.validate()?;
+        let sealer = crate::seal::Sealer::new()?;
         let counters = Arc::new(Counters::default());
         let contexts = Contexts::new(
             config.codec,
@@ -140,14 +142,15 @@ impl Pool {
             reclaim_state: Mutex::new(ReclaimState::new()),
             wake: Arc::new(Wake::default()),
             factory: config.factory,
+            sealer,
         })
     }
 
     // ----- swap areas -----
 
-    /// Turns swap type `ty` on with `slots` slots and an optional backing file (slot N at
-    /// offset N × 4096, used by writeback; extended with `set_len` if shorter, so every slot
-    /// can be read). Blocks on that file call and on the type's gate. The index's memory
+    /// Turns swap type `ty` on with `slots` slots and an optional backing file (used by
+    /// writeback; pages are sealed there, laid out as [`crate::seal::block_offsets`] says;
+    /// extended with `set_len` to [`crate::seal::backing_len`] if shorter). Blocks on that file call and on the type's gate. The index's memory
     /// follows the slots in use (see `index.rs`): up front only 8 bytes per 256 Ki slots;
     /// `OutOfMemory` if even that is refused.
     pub fn swapon(&self, ty: u32, slots: u64, backing: Option<File>) -> Result<()> {
@@ -168,7 +171,7 @@ impl Pool {
         }
         if let Some(f) = &backing {
             // Make sure every slot can be read back, even one never written (a sparse file).
-            let need = slots * PAGE_SIZE as u64;
+            let need = crate::seal::backing_len(slots).unwrap_or(u64::MAX);
             let io = |source| PoolError::Io {
                 ty,
                 slot: 0,
@@ -280,7 +283,7 @@ impl Pool {
                 c.add(Ctr::StoredPages, sign(1));
                 c.add(Ctr::SameFilledPages, sign(1));
             }
-            Some(Payload::OnDisk) => c.add(Ctr::OnDiskPages, sign(1)),
+            Some(Payload::OnDisk { .. }) => c.add(Ctr::OnDiskPages, sign(1)),
             None => {}
         }
     }

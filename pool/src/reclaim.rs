@@ -204,12 +204,15 @@ impl Pool {
                 got,
             });
         }
-        if let Err(err) = area.write_page(slot, &rs.page) {
+        // Sealed in the reclaimer's buffer (it is scratch: the entry keeps the page until the
+        // written-back state is published).
+        let (seq, tag) = self.sealer.seal(ty, slot, &mut rs.page)?;
+        if let Err(err) = area.write_block(slot, &rs.page, &tag) {
             self.counters.add(Ctr::WritebackIoErrors, 1);
             tracing::warn!(ty, slot, error = %err, "writeback failed; entry kept");
             return Err(err);
         }
-        let on_disk = Entry::new(Payload::OnDisk, e.crc(), u64::from(gen));
+        let on_disk = Entry::new(Payload::OnDisk { seq }, e.crc(), u64::from(gen));
         let (mut chunk, pos) = area.index.lock(slot);
         let mut now = chunk.get(pos);
         if protected {
