@@ -3,7 +3,7 @@
 //!
 //! **Memory follows use.** Like zswap's xarray, the index costs nothing for slots never
 //! stored: chunks are grouped in *directories* of 512 (256 Ki slots); an area holds only a
-//! table of directory pointers (8 bytes per 256 Ki slots: 128 KiB for a 2^32-slot area), a
+//! table of directory cells (16 bytes per 256 Ki slots: 256 KiB for a 2^32-slot area), a
 //! directory (512 chunk locks, 16 KiB) is allocated on the first store into its range and kept
 //! until the area goes, and a chunk's 8 KiB entry array is allocated on the first store into
 //! its 512 slots and freed when its last entry goes. Every allocation is fallible
@@ -275,7 +275,7 @@ pub struct Index {
 }
 
 impl Index {
-    /// An index for `slots` slots: only the directory table (8 bytes per 256 Ki slots).
+    /// An index for `slots` slots: only the directory table (16 bytes per 256 Ki slots).
     /// `OutOfMemory` if even that is refused.
     pub fn new(slots: u64) -> Result<Index> {
         let n = usize::try_from(slots.div_ceil(DIR_SLOTS))
@@ -422,6 +422,18 @@ mod tests {
             Some(Payload::OnDisk { seq: u64::MAX - 1 })
         );
         assert_eq!(Entry::default().payload(), None);
+    }
+
+    #[test]
+    fn up_front_cost_is_the_directory_table() {
+        // What the module documentation promises: 16 bytes per directory (256 Ki slots).
+        assert_eq!(size_of::<OnceLock<Box<Dir>>>(), 16);
+        assert_eq!(DIR_SLOTS, 256 * 1024);
+        let ix = Index::new(crate::MAX_AREA_SLOTS).unwrap();
+        assert_eq!(ix.dirs.len(), 16384);
+        assert_eq!(ix.allocated_bytes(), 0);
+        let (chunk, pos) = ix.lock(crate::MAX_AREA_SLOTS - 1);
+        assert!(!chunk.has_array() && chunk.get(pos).is_empty());
     }
 
     #[test]

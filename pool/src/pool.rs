@@ -151,7 +151,7 @@ impl Pool {
     /// Turns swap type `ty` on with `slots` slots and an optional backing file (used by
     /// writeback; pages are sealed there, laid out as [`crate::seal::block_offsets`] says;
     /// extended with `set_len` to [`crate::seal::backing_len`] if shorter). Blocks on that file call and on the type's gate. The index's memory
-    /// follows the slots in use (see `index.rs`): up front only 8 bytes per 256 Ki slots;
+    /// follows the slots in use (see `index.rs`): up front only 16 bytes per 256 Ki slots;
     /// `OutOfMemory` if even that is refused.
     pub fn swapon(&self, ty: u32, slots: u64, backing: Option<File>) -> Result<()> {
         if ty >= MAX_SWAP_TYPES {
