@@ -6,22 +6,13 @@ use std::path::PathBuf;
 use software_fallback::corpus::{classify, Corpus, PageKind};
 
 /// Pages the benchmarks run on: an even sample of `n` pages of the real py-heap corpus
-/// (`../shared/corpus/py-heap.pages.zst`), or the built-in synthetic corpus when the real one
-/// is not beside the checkout (the choice is printed).
+/// (found as `software_fallback::corpus::shared` says: `SWAPACCEL_CORPUS_DIR`, else
+/// `../shared/corpus`), or the built-in synthetic corpus where it is missing (the choice is
+/// printed; `SWAPACCEL_REQUIRE_CORPUS=1` makes that a failure).
 pub fn bench_corpus(n: usize) -> Corpus {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/py-heap.pages.zst");
-    match Corpus::load(&path) {
-        Ok(c) => {
-            let c = c.sample(n);
-            eprintln!("bench corpus: {} ({} pages)", c.name(), c.len());
-            c
-        }
-        Err(e) => {
-            eprintln!("bench corpus: builtin ({e})");
-            Corpus::builtin()
-        }
-    }
+    let c = software_fallback::corpus::shared::sample_or_builtin("py-heap.pages.zst", n);
+    eprintln!("bench corpus: {} ({} pages)", c.name(), c.len());
+    c
 }
 
 /// The mean time criterion estimated for `group/function`, in nanoseconds, read from its

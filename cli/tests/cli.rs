@@ -2,8 +2,9 @@
 //! real corpus, with every output file; and the errors a user can cause.
 //!
 //! Runs under libtest-mimic so that the real-corpus check is reported as ignored, with the
-//! reason, when `../../shared/corpus` is missing (`SWAPACCEL_REQUIRE_CORPUS=1` makes that a
-//! failure).
+//! reason, when the real corpus is missing (found as `software_fallback::corpus::shared`
+//! says: `SWAPACCEL_CORPUS_DIR`, else `../shared/corpus`; `SWAPACCEL_REQUIRE_CORPUS=1` makes
+//! that a failure).
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -134,12 +135,14 @@ fn bench_reads_a_live_process() {
     assert!(stdout.contains(&format!("corpus pid:{pid}")), "{stdout}");
 }
 
-fn py_heap() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/py-heap.pages.zst")
+/// The real py-heap corpus, or why it is missing (`software_fallback::corpus::shared`).
+fn py_heap() -> Result<PathBuf, String> {
+    software_fallback::corpus::shared::file("py-heap.pages.zst")
 }
 
 fn bench_on_real_corpus_matches_reference_ratio() {
-    let path = py_heap();
+    // Runs without the corpus only under SWAPACCEL_REQUIRE_CORPUS=1, where that must fail.
+    let path = py_heap().unwrap_or_else(|reason| panic!("SWAPACCEL_REQUIRE_CORPUS=1 but {reason}"));
     let out = swapaccel()
         .args(["bench", "--quiet", "--backend", "deflate:1", "--batch", "8"])
         .arg("--corpus")
@@ -389,19 +392,17 @@ fn main() {
             probe_gives_one_next_step_per_reason_and_json,
         ),
     ];
-    let required = std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1");
+    let required = software_fallback::corpus::shared::required();
     let real = trial(
         "bench_on_real_corpus_matches_reference_ratio",
         bench_on_real_corpus_matches_reference_ratio,
     );
-    if py_heap().exists() || required {
-        trials.push(real);
-    } else {
-        eprintln!(
-            "skipped bench_on_real_corpus_matches_reference_ratio: {} not found",
-            py_heap().display()
-        );
-        trials.push(real.with_ignored_flag(true));
+    match py_heap() {
+        Err(reason) if !required => {
+            eprintln!("skipped bench_on_real_corpus_matches_reference_ratio: {reason}");
+            trials.push(real.with_ignored_flag(true));
+        }
+        _ => trials.push(real),
     }
     libtest_mimic::run(&args, trials).exit();
 }

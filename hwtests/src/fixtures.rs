@@ -5,15 +5,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use software_fallback::corpus::Corpus;
 
-/// Where the shared corpora live: `<workspace>/../shared/corpus`.
-pub fn shared_corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
-}
-
-/// The real-heap corpus file, if present.
-pub fn py_heap_path() -> Option<PathBuf> {
-    let p = shared_corpus_dir().join("py-heap.pages.zst");
-    p.is_file().then_some(p)
+/// The real-heap corpus file, or why it is missing (found as
+/// `software_fallback::corpus::shared` says).
+pub fn py_heap_path() -> Result<PathBuf, String> {
+    software_fallback::corpus::shared::file("py-heap.pages.zst")
 }
 
 /// Pages of the real-heap corpus used in the default run (set
@@ -27,7 +22,7 @@ pub fn py_heap_sample_size() -> usize {
 
 /// Loads `n` pages sampled from the real-heap corpus.
 pub fn py_heap_sample(n: usize) -> Result<Corpus, String> {
-    let p = py_heap_path().ok_or("py-heap corpus missing")?;
+    let p = py_heap_path()?;
     let c = Corpus::load(&p).map_err(|e| format!("{}: {e}", p.display()))?;
     Ok(c.sample(n))
 }

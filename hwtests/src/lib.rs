@@ -18,8 +18,8 @@
 //! * [`facts`]: the IAA fact check (`swapaccel hwcheck`): what only a device can settle.
 //!
 //! Environment: `SWAPACCEL_REQUIRE_HW=1` fails the run when no IAA work queue is usable;
-//! `SWAPACCEL_HWTESTS_PAGES=N` sets how many pages of `../shared/corpus/py-heap.pages.zst`
-//! each device round-trips (default 256; the case is reported ignored if the file is missing,
+//! `SWAPACCEL_HWTESTS_PAGES=N` sets how many pages of `py-heap.pages.zst` (in
+//! `SWAPACCEL_CORPUS_DIR`, else `../shared/corpus`) each device round-trips (default 256; the case is reported ignored if the file is missing,
 //! and fails instead under `SWAPACCEL_REQUIRE_CORPUS=1`, as CI sets it).
 //! `RUST_LOG` is not read here (no subscriber is installed).
 

@@ -37,7 +37,7 @@ fn device_trials(dut: Arc<Dut>, trials: &mut Vec<Trial>) {
     }
     let name = format!("{}::roundtrip_py_heap_sample", dut.label());
     match fixtures::py_heap_path() {
-        Some(_) => {
+        Ok(_) => {
             let d = Arc::clone(&dut);
             trials.push(trial(name, move || {
                 let corpus = fixtures::py_heap_sample(fixtures::py_heap_sample_size())?;
@@ -45,15 +45,9 @@ fn device_trials(dut: Arc<Dut>, trials: &mut Vec<Trial>) {
                 cases::roundtrip_corpus(&d, &corpus)
             }));
         }
-        None => {
-            let missing = format!(
-                "{} missing",
-                fixtures::shared_corpus_dir()
-                    .join("py-heap.pages.zst")
-                    .display()
-            );
+        Err(missing) => {
             // CI sets SWAPACCEL_REQUIRE_CORPUS=1 where the corpus must be present.
-            if std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
+            if software_fallback::corpus::shared::required() {
                 trials.push(Trial::test(name, move || {
                     Err(Failed::from(format!(
                         "SWAPACCEL_REQUIRE_CORPUS=1 but {missing}"

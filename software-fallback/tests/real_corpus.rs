@@ -9,21 +9,15 @@
 //! node-heap (31 % zero pages), for every codec alike. The test compares the figure the
 //! numbers match and prints both.
 //!
-//! The corpus lives beside the checkout (`../shared/corpus`). Where it is missing the tests
-//! are reported as ignored with the reason; `SWAPACCEL_REQUIRE_CORPUS=1` (set by CI) makes
-//! that a failure.
-
-use std::path::PathBuf;
+//! The corpus is found as `software_fallback::corpus::shared` says (`SWAPACCEL_CORPUS_DIR`,
+//! else `../shared/corpus` beside the checkout). Where it is missing the tests are reported
+//! as ignored with the reason; `SWAPACCEL_REQUIRE_CORPUS=1` (set by CI) makes that a failure.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use software_fallback::corpus::{classify, Corpus, PageKind};
+use software_fallback::corpus::{classify, shared, Corpus, PageKind};
 use software_fallback::{
     crc32, first_block_header, CodecSpec, PageCodec, DEFAULT_COMPRESS_LIMIT, PAGE_SIZE,
 };
-
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
-}
 
 /// Reference ratios from shared/corpus/README.md: (spec, py-heap, node-heap).
 const REFERENCE: &[(&str, f64, f64)] = &[
@@ -83,26 +77,27 @@ fn ratio_and_round_trip(corpus: &Corpus, spec: CodecSpec) -> Result<(f64, f64), 
 
 fn main() {
     let args = Arguments::from_args();
-    let required = std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1");
+    let required = shared::required();
     let mut trials = Vec::new();
     for (file, column) in [("py-heap.pages.zst", 0usize), ("node-heap.pages.zst", 1)] {
-        let path = corpus_dir().join(file);
         let name = file.trim_end_matches(".pages.zst");
-        if !path.exists() {
-            let reason = format!("{} not found", path.display());
-            if required {
-                trials.push(Trial::test(format!("{name}: corpus present"), move || {
-                    Err(format!("SWAPACCEL_REQUIRE_CORPUS=1 but {reason}").into())
-                }));
-            } else {
-                eprintln!("skipped {name}: {reason}");
-                trials.push(
-                    Trial::test(format!("{name} (skipped: {reason})"), || Ok(()))
-                        .with_ignored_flag(true),
-                );
+        let path = match shared::file(file) {
+            Ok(p) => p,
+            Err(reason) => {
+                if required {
+                    trials.push(Trial::test(format!("{name}: corpus present"), move || {
+                        Err(format!("SWAPACCEL_REQUIRE_CORPUS=1 but {reason}").into())
+                    }));
+                } else {
+                    eprintln!("skipped {name}: {reason}");
+                    trials.push(
+                        Trial::test(format!("{name} (skipped: {reason})"), || Ok(()))
+                            .with_ignored_flag(true),
+                    );
+                }
+                continue;
             }
-            continue;
-        }
+        };
         let corpus = match Corpus::load(&path) {
             Ok(c) => std::sync::Arc::new(c),
             Err(e) => {

@@ -45,13 +45,10 @@ pub fn corpus() -> Corpus {
     Corpus::builtin()
 }
 
-/// A real heap corpus if the shared one is present, else the built-in one.
+/// `n` pages of the real py-heap corpus, or the built-in ones where it is missing (said on
+/// stderr; a failure under `SWAPACCEL_REQUIRE_CORPUS=1`). See `software_fallback::corpus::shared`.
 pub fn real_corpus(n: usize) -> Corpus {
-    let p = std::path::Path::new("/work/shared/corpus/py-heap.pages.zst");
-    match Corpus::load(p) {
-        Ok(c) => c.sample(n),
-        Err(_) => Corpus::builtin(),
-    }
+    software_fallback::corpus::shared::sample_or_builtin("py-heap.pages.zst", n)
 }
 
 /// A distinct page for (slot, version): heap-like, compressible, never same-filled.

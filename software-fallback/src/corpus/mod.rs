@@ -7,6 +7,8 @@
 //!   [`write_pages_zst`]), or a raw file whose length is a multiple of 4096, or a folder of
 //!   such files (other files in it are skipped, with a [`ReadNote`]).
 //! * [`Corpus::from_process`] — the anonymous writable memory of a live process.
+//! * [`shared`] — where tests and benchmarks find the real heap corpora (one locator, one
+//!   variable to point it elsewhere, one switch that makes a missing corpus a failure).
 //!
 //! Every reader is bounded (see `file.rs` for the rules): at most [`MAX_PAGES`] pages are
 //! held, a page limit bounds what is read and not only what is kept, and a compressed stream
@@ -15,6 +17,7 @@
 mod error;
 mod file;
 pub mod process;
+pub mod shared;
 mod synthetic;
 mod write;
 
