@@ -5,7 +5,7 @@
 //! [`DmaBox<T>`] owns one zero-initialised, suitably aligned `T` behind a raw pointer. It is
 //! never turned into a `&mut T` or `&T` while the device may be writing it: users go through
 //! raw pointers ([`DmaBox::as_ptr`]) and decide, from the slot state machine in
-//! `context.rs`, when a plain read is allowed. [`DmaBox::leak`] gives memory up for good when
+//! `context/mod.rs`, when a plain read is allowed. [`DmaBox::leak`] gives memory up for good when
 //! the device might still write it (a quarantined slot at context drop).
 //!
 //! [`DmaBox::lock`] `mlock`s the memory so that reclaim never takes it away from the device
@@ -121,7 +121,7 @@ impl<T> Drop for DmaBox<T> {
         }
         // SAFETY: `ptr` came from `alloc_zeroed` with `Layout::new::<T>()` and is freed once.
         // Owners drop a `DmaBox` only when no descriptor naming it is in flight (slots that may
-        // still be written are `leak`ed instead); see `context.rs`.
+        // still be written are `leak`ed instead); see `context/mod.rs`.
         unsafe { dealloc(self.ptr.as_ptr() as *mut u8, Layout::new::<T>()) }
     }
 }

@@ -2,7 +2,7 @@
 //! destination), its state, and the check that keeps hand-built descriptors
 //! ([`crate::context::IaaContext::run_raw`]) inside that memory.
 //!
-//! The state machine and its rules are described in `context.rs`; this file only holds the
+//! The state machine and its rules are described in `context/mod.rs`; this file only holds the
 //! memory and the accessors that those rules gate.
 
 use software_fallback::PAGE_SIZE;
@@ -24,7 +24,8 @@ pub(crate) struct SlotMem {
     dst: [u8; PAGE_SIZE],
 }
 
-/// Which buffer of a slot [`Slot::drop_pages`] drops.
+/// Which buffer of a slot [`crate::IaaContext::run_raw_with_dropped_pages`] unbacks before
+/// submission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DroppedRegion {
     /// The source buffer: the device faults reading it.

@@ -1,4 +1,4 @@
-//! The `swapaccel` command: `bench`, `dump`, `probe` and `swapd-bench`.
+//! The `swapaccel` command: `bench`, `dump`, `probe`, `hwcheck` and `swapd-bench`.
 
 mod cli;
 

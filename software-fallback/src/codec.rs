@@ -3,8 +3,9 @@
 //! A codec instance is a long-lived, single-threaded context (the pool keeps one per CPU):
 //! it owns whatever state its library or device needs and is reused for every page. Pages are
 //! exactly [`PAGE_SIZE`] bytes. Compression writes into a caller-provided buffer whose length
-//! is the size limit: a page whose compressed form does not fit is [`Compressed::Incompressible`],
-//! which is an outcome, not an error. Decompression fills exactly one page or fails with a
+//! is the size limit: a page whose compressed form does not fit comes back incompressible
+//! ([`Compressed::len`] `None`, [`Compressed::is_incompressible`]), which is an outcome, not
+//! an error. Decompression fills exactly one page or fails with a
 //! typed error; it never leaves a short page behind as if it were whole.
 
 use crate::CodecError;
