@@ -88,6 +88,21 @@ impl WorkQueue {
     /// Opens a queue that discovery found usable, over the path discovery chose (a portal
     /// whose mmap is refused falls back to `write(2)`, logged).
     pub fn open(info: &WqInfo, cpu: CpuFeatures) -> Result<Arc<WorkQueue>, AccelError> {
+        Self::open_on(info, cpu, None)
+    }
+
+    /// Opens a usable queue over a path the caller forces (`None`: discovery's choice, as
+    /// [`WorkQueue::open`]). Forcing the portal on a queue discovery would drive through
+    /// `write(2)` (no CAP_SYS_RAWIO, a CPU without the instruction) is refused with
+    /// [`AccelError::Unusable`] naming discovery's reason; a portal whose mmap the kernel
+    /// refuses is an [`AccelError::Open`] error instead of a silent fall-back. Forcing
+    /// `write(2)` always works on a usable queue. The hardware CI uses this to run the
+    /// conformance suite over both paths of every queue.
+    pub fn open_on(
+        info: &WqInfo,
+        cpu: CpuFeatures,
+        force: Option<PathKind>,
+    ) -> Result<Arc<WorkQueue>, AccelError> {
         let method = info.verdict.clone().map_err(|why| AccelError::Unusable {
             name: info.name.clone(),
             reason: why
@@ -105,12 +120,31 @@ impl WorkQueue {
                 path: info.cdev.clone(),
                 source,
             })?;
-        let path = match method {
-            SubmitMethod::Portal(_) => match Self::map_portal(file, info) {
+        let path = match (method, force) {
+            (SubmitMethod::Write(why), Some(PathKind::Portal)) => {
+                return Err(AccelError::Unusable {
+                    name: info.name.clone(),
+                    reason: format!("portal path forced, but {why}"),
+                })
+            }
+            (SubmitMethod::Portal(_), Some(PathKind::Portal)) => {
+                match Self::map_portal(file, info) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        return Err(AccelError::Open {
+                            path: info.cdev.clone(),
+                            source: std::io::Error::other(
+                                "portal path forced, but the portal mmap was refused",
+                            ),
+                        })
+                    }
+                }
+            }
+            (SubmitMethod::Portal(_), None) => match Self::map_portal(file, info) {
                 Ok(p) => p,
                 Err(file) => Path::Write(Box::new(crate::write_path::CharDevWriter { file })),
             },
-            SubmitMethod::Write(_) => {
+            (_, Some(PathKind::Write)) | (SubmitMethod::Write(_), None) => {
                 Path::Write(Box::new(crate::write_path::CharDevWriter { file }))
             }
         };
