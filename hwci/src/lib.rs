@@ -129,8 +129,8 @@ pub enum HwciError {
     /// Cases failed (named).
     #[error("{} failing case(s): {}", .0.len(), .0.join(", "))]
     Failed(Vec<String>),
-    /// Interrupted by a signal (after restoring).
-    #[error("interrupted by signal {0}; the IAA configuration was restored")]
+    /// Interrupted by a signal (after restoring what was changed, if anything).
+    #[error("interrupted by signal {0}; whatever this run changed was restored")]
     Interrupted(i32),
 }
 
@@ -271,11 +271,12 @@ impl<'a> Run<'a> {
         }
 
         let outcome = self.steps(&queues);
+        let mut restored = Ok(());
         if let Some(s) = session {
             let t = Instant::now();
             self.say("restoring the IAA configuration");
-            let r = s.restore();
-            let status = match &r {
+            restored = s.restore();
+            let status = match &restored {
                 Ok(()) => Status::Passed,
                 Err(e) => Status::Failed(e.to_string()),
             };
@@ -285,6 +286,8 @@ impl<'a> Run<'a> {
             );
         }
         self.finish_report()?;
+        // A failed restore is what the operator must hear about first.
+        restored?;
         outcome?;
         let failures = self.results.failures();
         if failures.is_empty() {
