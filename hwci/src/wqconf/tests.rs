@@ -11,16 +11,21 @@ use hwtests::fixtures::TempTree;
 
 use super::*;
 
+/// Called before each write with its number.
+type WriteHook = Box<dyn Fn(usize)>;
+
 /// sysfs files on a temporary tree, with the idxd driver's rules (`drivers/dma/idxd/sysfs.c`,
 /// `device.c`) applied to writes: queue attributes only while the queue is disabled,
 /// `group_id`s only while the device is disabled, threshold only on shared queues, queue
-/// sizes within `max_work_queues_size`, bind/unbind changing `state` and `driver`.
+/// sizes within `max_work_queues_size`, empty writes refused (`strlen(buf) == 0`), a type
+/// change clearing the name, `mode=dedicated` zeroing the threshold, bind/unbind changing
+/// `state` and `driver`.
 struct FakeKernel {
     files: RootedSysfs,
     writes: Cell<usize>,
     log: RefCell<Vec<String>>,
     /// Called with the number of the write about to happen (1-based).
-    hook: RefCell<Option<Box<dyn Fn(usize)>>>,
+    hook: RefCell<Option<WriteHook>>,
     /// Writes to these paths fail with EIO.
     broken: RefCell<Vec<String>>,
 }
@@ -127,10 +132,10 @@ impl FakeKernel {
             return Err(err(libc::ENOENT));
         }
         let dev = Self::device_of(obj);
-        if obj.starts_with("engine") || attr == "group_id" {
-            if self.get(&dev, "state") != "disabled" {
-                return Err(err(libc::EPERM));
-            }
+        if (obj.starts_with("engine") || attr == "group_id")
+            && self.get(&dev, "state") != "disabled"
+        {
+            return Err(err(libc::EPERM));
         }
         if obj.starts_with("wq") {
             if self.get(obj, "state") != "disabled" {
@@ -155,7 +160,12 @@ impl FakeKernel {
                 _ => {}
             }
         }
+        let old = self.files.read(rel).unwrap_or_default();
         self.files.write(rel, value)?;
+        // wq_type_store: a change of type clears the name.
+        if obj.starts_with("wq") && attr == "type" && old != value {
+            self.put(obj, "name", "")?;
+        }
         // wq_mode_store: "dedicated" also zeroes the threshold.
         if obj.starts_with("wq") && attr == "mode" && value == "dedicated" {
             self.put(obj, "threshold", "0")?;
