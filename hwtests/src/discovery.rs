@@ -5,6 +5,8 @@ use accel::discovery::{
     discover, recheck_state, BusState, DiscoveryConfig, PortalInsn, Privileges, SubmitMethod,
     Unusable, WritePathReason,
 };
+use accel::wq::PathKind;
+use accel::{AccelError, WorkQueue};
 
 use crate::fixtures::{IdxdFixture, IAX_ENABLED, WQ_DEDICATED_USER};
 use crate::{ensure, CaseResult};
@@ -21,6 +23,7 @@ pub fn all() -> Vec<(&'static str, DiscoveryCase)> {
         ("portal_needs_cpu_and_cap_sys_rawio", portal_choice),
         ("state_change_is_noticed", state_change),
         ("this_machine_reports_why", this_machine),
+        ("forced_path_is_honoured_or_refused", forced_path),
     ]
 }
 
@@ -328,6 +331,57 @@ fn this_machine() -> CaseResult {
     if r.usable().next().is_none() {
         let why = r.why_none().ok_or("no usable queue and no reason")?;
         ensure!(!why.is_empty(), "empty reason");
+    }
+    Ok(())
+}
+
+/// `WorkQueue::open_on`: forcing `write(2)` opens the char device; forcing the portal where
+/// discovery says it cannot be used (no CAP_SYS_RAWIO) is refused with that reason, never a
+/// silent fall-back; an unusable queue is refused whatever the path.
+fn forced_path() -> CaseResult {
+    let f = io(IdxdFixture::new())?;
+    io(f.bus(&["idxd", "user"]))?;
+    io(f.device("iax1", IAX_ENABLED))?;
+    io(f.wq("wq1.0", WQ_DEDICATED_USER))?;
+    io(f.cdev("wq1.0", 0o666))?;
+    io(f.wq("wq1.1", WQ_DEDICATED_USER))?;
+    let cpu = CpuFeatures {
+        movdir64b: true,
+        enqcmd: true,
+        waitpkg: false,
+    };
+    let r = discover(&cfg(&f, cpu, user(1000)));
+    let wq = |n: &str| {
+        r.wqs
+            .iter()
+            .find(|w| w.name == n)
+            .ok_or(format!("{n} missing"))
+    };
+    let w0 = wq("wq1.0")?;
+    let q = WorkQueue::open_on(w0, cpu, Some(PathKind::Write))
+        .map_err(|e| format!("forced write(2): {e}"))?;
+    ensure!(q.path_kind() == PathKind::Write, "path {:?}", q.path_kind());
+    match WorkQueue::open_on(w0, cpu, Some(PathKind::Portal)) {
+        Err(AccelError::Unusable { reason, .. }) => {
+            let want = if cfg!(target_arch = "x86_64") {
+                "CAP_SYS_RAWIO"
+            } else {
+                "not an x86_64 build"
+            };
+            ensure!(
+                reason.contains("portal path forced") && reason.contains(want),
+                "reason: {reason}"
+            );
+        }
+        Err(e) => return Err(format!("forced portal: wrong error {e}")),
+        Ok(q) => return Err(format!("forced portal opened: {q:?}")),
+    }
+    let w1 = wq("wq1.1")?;
+    match WorkQueue::open_on(w1, cpu, Some(PathKind::Write)) {
+        Err(AccelError::Unusable { reason, .. }) => {
+            ensure!(reason.contains("no char device"), "reason: {reason}")
+        }
+        other => return Err(format!("unusable queue opened: {other:?}")),
     }
     Ok(())
 }

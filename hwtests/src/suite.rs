@@ -317,3 +317,46 @@ fn hardware(sel: &Selection, out: &mut Vec<Case>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_path("portal"), Ok(PathKind::Portal));
+        assert_eq!(parse_path("write"), Ok(PathKind::Write));
+        assert!(parse_path("mmap")
+            .unwrap_err()
+            .to_string()
+            .contains("portal or write"));
+        assert_eq!(path_name(PathKind::Write), "write");
+    }
+
+    #[test]
+    fn hardware_part_alone_is_the_hardware_run_only() {
+        let sel = Selection {
+            part: Part::Hardware,
+            wq: Some("wq99.0".into()),
+            require_hw: true,
+            ..Selection::default()
+        };
+        let p = plan(&sel);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].name, "hardware::required");
+        let Some(Case {
+            body: Body::Run(f), ..
+        }) = p.into_iter().next()
+        else {
+            panic!("required hardware must run (and fail), not skip");
+        };
+        let e = f().unwrap_err();
+        assert!(e.contains("wq99.0"), "{e}");
+        let none = plan(&Selection {
+            part: Part::NoHardware,
+            ..Selection::default()
+        });
+        assert!(none.iter().all(|c| !c.name.starts_with("hardware")));
+        assert!(none.iter().any(|c| c.name.starts_with("emulator-")));
+    }
+}
