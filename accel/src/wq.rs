@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::cpu::CpuFeatures;
 use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
-use crate::discovery::{SubmitMethod, WqInfo, WqMode};
+use crate::discovery::{SubmitMethod, WqInfo, WqMode, WritePathReason};
 use crate::portal::Doorbell;
 use crate::write_path::DescriptorWriter;
 use crate::AccelError;
@@ -88,21 +88,6 @@ impl WorkQueue {
     /// Opens a queue that discovery found usable, over the path discovery chose (a portal
     /// whose mmap is refused falls back to `write(2)`, logged).
     pub fn open(info: &WqInfo, cpu: CpuFeatures) -> Result<Arc<WorkQueue>, AccelError> {
-        Self::open_on(info, cpu, None)
-    }
-
-    /// Opens a usable queue over a path the caller forces (`None`: discovery's choice, as
-    /// [`WorkQueue::open`]). Forcing the portal on a queue discovery would drive through
-    /// `write(2)` (no CAP_SYS_RAWIO, a CPU without the instruction) is refused with
-    /// [`AccelError::Unusable`] naming discovery's reason; a portal whose mmap the kernel
-    /// refuses is an [`AccelError::Open`] error instead of a silent fall-back. Forcing
-    /// `write(2)` always works on a usable queue. The hardware CI uses this to run the
-    /// conformance suite over both paths of every queue.
-    pub fn open_on(
-        info: &WqInfo,
-        cpu: CpuFeatures,
-        force: Option<PathKind>,
-    ) -> Result<Arc<WorkQueue>, AccelError> {
         let method = info.verdict.clone().map_err(|why| AccelError::Unusable {
             name: info.name.clone(),
             reason: why
@@ -120,31 +105,12 @@ impl WorkQueue {
                 path: info.cdev.clone(),
                 source,
             })?;
-        let path = match (method, force) {
-            (SubmitMethod::Write(why), Some(PathKind::Portal)) => {
-                return Err(AccelError::Unusable {
-                    name: info.name.clone(),
-                    reason: format!("portal path forced, but {why}"),
-                })
-            }
-            (SubmitMethod::Portal(_), Some(PathKind::Portal)) => {
-                match Self::map_portal(file, info) {
-                    Ok(p) => p,
-                    Err(_) => {
-                        return Err(AccelError::Open {
-                            path: info.cdev.clone(),
-                            source: std::io::Error::other(
-                                "portal path forced, but the portal mmap was refused",
-                            ),
-                        })
-                    }
-                }
-            }
-            (SubmitMethod::Portal(_), None) => match Self::map_portal(file, info) {
+        let path = match method {
+            SubmitMethod::Portal(_) => match Self::map_portal(file, info) {
                 Ok(p) => p,
                 Err(file) => Path::Write(Box::new(crate::write_path::CharDevWriter { file })),
             },
-            (_, Some(PathKind::Write)) | (SubmitMethod::Write(_), None) => {
+            SubmitMethod::Write(_) => {
                 Path::Write(Box::new(crate::write_path::CharDevWriter { file }))
             }
         };
@@ -161,6 +127,45 @@ impl WorkQueue {
             cpu,
             is_emulator: false,
         }))
+    }
+
+    /// Opens a usable queue over a path the caller forces (`None`: [`WorkQueue::open`]).
+    /// Forcing `write(2)` opens the char device for `write(2)` whatever discovery would
+    /// have chosen. Forcing the portal where discovery rules it out (no CAP_SYS_RAWIO, a
+    /// CPU without the instruction) is refused with [`AccelError::Unusable`] naming
+    /// discovery's reason, and a portal whose mmap the kernel refuses is an error too,
+    /// never a silent fall-back. The hardware CI runs the conformance suite over both
+    /// paths of every queue with this.
+    pub fn open_on(
+        info: &WqInfo,
+        cpu: CpuFeatures,
+        force: Option<PathKind>,
+    ) -> Result<Arc<WorkQueue>, AccelError> {
+        let refused = |reason: String| AccelError::Unusable {
+            name: info.name.clone(),
+            reason,
+        };
+        match (force, &info.verdict) {
+            (None, _) | (_, Err(_)) => Self::open(info, cpu),
+            (Some(PathKind::Write), Ok(_)) => {
+                let mut forced = info.clone();
+                forced.verdict = Ok(SubmitMethod::Write(WritePathReason::Forced));
+                Self::open(&forced, cpu)
+            }
+            (Some(PathKind::Portal), Ok(SubmitMethod::Write(why))) => {
+                Err(refused(format!("portal path forced, but {why}")))
+            }
+            (Some(PathKind::Portal), Ok(SubmitMethod::Portal(_))) => {
+                let wq = Self::open(info, cpu)?;
+                if wq.path_kind() == PathKind::Portal {
+                    Ok(wq)
+                } else {
+                    Err(refused(
+                        "portal path forced, but the kernel refused the portal mmap".into(),
+                    ))
+                }
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -268,7 +268,11 @@ pub fn check(roots: &HostRoots, cpu: CpuFeatures) -> Vec<Check> {
     out.push(Check {
         name: "memlock",
         ok: true,
-        detail: format!("RLIMIT_MEMLOCK soft/hard: {memlock} (informational: swapaccel pins nothing; SVM faults pages in)"),
+        detail: format!(
+            "RLIMIT_MEMLOCK soft/hard: {memlock} (informational: the device reaches memory through \
+             the IOMMU (SVM) and needs nothing pinned; buffers the accel layer locks, if any, \
+             need this much room)"
+        ),
     });
     out
 }
