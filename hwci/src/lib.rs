@@ -91,10 +91,11 @@ pub struct HwciArgs {
     /// Pages read from the live process the run starts.
     #[arg(long, default_value_t = 2048)]
     pub process_pages: usize,
-    /// Root of sysfs (a fixture tree in tests).
+    /// Root of sysfs for the host checks and the configuration (a fixture tree in tests;
+    /// the suite and the bench always use /sys).
     #[arg(long, default_value = "/sys")]
     pub sysfs: PathBuf,
-    /// Root of the device nodes.
+    /// Root of the device nodes for the host checks and the configuration.
     #[arg(long = "dev", default_value = "/dev")]
     pub dev: PathBuf,
     /// Internal: run one step as a child process (`suite` or `heap`).
@@ -234,6 +235,16 @@ impl<'a> Run<'a> {
                 Some(&sysfs_conf)
             }
         };
+        if self.args.restore && conf.is_none() {
+            let why = "--restore needs a way to write the configuration back \
+                       (--configure auto, sysfs or accel-config, and no --emulator)";
+            self.results.add(
+                "configure",
+                CaseRecord::new("restore-earlier-run", Status::Failed(why.into())),
+            );
+            self.finish_report()?;
+            return Err(HwciError::Step(why.into()));
+        }
         let journal = Journal::in_dir(&self.args.state_dir);
         let mut session = None;
         let mut queues: Vec<String> = Vec::new();
