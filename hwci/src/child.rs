@@ -167,3 +167,36 @@ pub fn hold_heap() -> Result<(), String> {
     std::hint::black_box((&records, &index, &columns));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_a_crashed_suite_never_reported_are_failures() {
+        let t = hwtests::fixtures::TempTree::new("hwci-suite").unwrap();
+        let plan = SuiteLine::Plan {
+            plan: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let done = SuiteLine::Case {
+            index: 2,
+            case: CaseRecord::new("c", Status::Passed),
+        };
+        let text = format!(
+            "{}\n{}\n{{\"index\":0,\"case\":{{\"name\":\"a\",\"sta",
+            serde_json::to_string(&plan).unwrap(),
+            serde_json::to_string(&done).unwrap()
+        );
+        let p = t.file("s.jsonl", &text).unwrap();
+        let got = read_suite(&p, "not reported: crashed").unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got[0].status,
+            Status::Failed("not reported: crashed".into())
+        );
+        assert_eq!(got[1].name, "b");
+        assert_eq!(got[2].status, Status::Passed);
+        let empty = t.file("e.jsonl", "").unwrap();
+        assert!(read_suite(&empty, "x").unwrap_err().contains("empty"));
+    }
+}

@@ -42,6 +42,22 @@ impl Stop {
     }
 }
 
+impl Stop {
+    /// A stop request no signal sets (tests set it by hand with [`Stop::request`]).
+    pub fn detached() -> Stop {
+        Stop {
+            flag: Arc::new(AtomicBool::new(false)),
+            signal: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Requests a stop as if `signal` had arrived.
+    pub fn request(&self, signal: i32) {
+        self.signal.store(signal as usize, Ordering::Relaxed);
+        self.flag.store(true, Ordering::Relaxed);
+    }
+}
+
 static STOP: OnceLock<Stop> = OnceLock::new();
 
 /// Installs the SIGINT/SIGTERM handlers once and returns the stop request.
@@ -49,10 +65,7 @@ pub fn install() -> std::io::Result<&'static Stop> {
     if let Some(s) = STOP.get() {
         return Ok(s);
     }
-    let stop = Stop {
-        flag: Arc::new(AtomicBool::new(false)),
-        signal: Arc::new(AtomicUsize::new(0)),
-    };
+    let stop = Stop::detached();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_usize(sig, Arc::clone(&stop.signal), sig as usize)?;
         signal_hook::flag::register(sig, Arc::clone(&stop.flag))?;

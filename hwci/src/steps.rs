@@ -118,3 +118,69 @@ pub fn wait(child: &mut Child, deadline: Duration, stop: &Stop) -> StepEnd {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper() -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo started >&2; exec sleep 30"]);
+        c
+    }
+
+    #[test]
+    fn a_hung_step_is_killed_at_its_deadline_and_a_stop_kills_at_once() {
+        let t = hwtests::fixtures::TempTree::new("hwci-steps").unwrap();
+        let stop = Stop::detached();
+        let r = run(
+            sleeper(),
+            "hang",
+            t.path(),
+            Duration::from_millis(300),
+            &stop,
+        );
+        assert!(matches!(r.end, StepEnd::TimedOut(_)), "{:?}", r.end);
+        assert!(
+            r.elapsed < Duration::from_secs(20),
+            "not killed: {:?}",
+            r.elapsed
+        );
+        assert!(
+            r.failure_text().contains("deadline"),
+            "{}",
+            r.failure_text()
+        );
+
+        stop.request(libc::SIGTERM);
+        let r = run(
+            sleeper(),
+            "stopped",
+            t.path(),
+            Duration::from_secs(60),
+            &stop,
+        );
+        assert!(matches!(r.end, StepEnd::Stopped), "{:?}", r.end);
+        assert!(r.elapsed < Duration::from_secs(20));
+
+        let r = run(
+            Command::new("/nonexistent/program"),
+            "missing",
+            t.path(),
+            Duration::from_secs(5),
+            &Stop::detached(),
+        );
+        assert!(matches!(r.end, StepEnd::NotStarted(_)), "{:?}", r.end);
+        let mut ok = Command::new("sh");
+        ok.args(["-c", "echo fine; exit 3"]);
+        let r = run(
+            ok,
+            "exit3",
+            t.path(),
+            Duration::from_secs(30),
+            &Stop::detached(),
+        );
+        assert!(matches!(r.end, StepEnd::Exited(Some(3))), "{:?}", r.end);
+        assert_eq!(std::fs::read_to_string(&r.stdout).unwrap(), "fine\n");
+    }
+}
