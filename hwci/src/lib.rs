@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod child;
+pub mod facts;
 pub mod host;
 pub mod machine;
 pub mod report;
@@ -562,18 +563,29 @@ impl<'a> Run<'a> {
     fn hwcheck(&mut self) -> Result<(), HwciError> {
         self.interrupted()?;
         // The fact check is a subcommand of this same binary when built in.
-        let available = Command::new(&self.exe)
+        let help = Command::new(&self.exe)
             .args(["hwcheck", "--help"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !available {
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let Some(help) = help else {
             self.results.add(
                 "hwcheck",
                 CaseRecord::new(
                     "facts",
                     Status::Skipped("hwcheck not available in this build".into()),
+                ),
+            );
+            return Ok(());
+        };
+        if self.args.emulator && !help.contains("--emulator") {
+            self.results.add(
+                "hwcheck",
+                CaseRecord::new(
+                    "facts",
+                    Status::Skipped("hwcheck has no emulator mode; it runs on hardware".into()),
                 ),
             );
             return Ok(());
@@ -585,15 +597,35 @@ impl<'a> Run<'a> {
             cmd.arg("--emulator");
         }
         let run = steps::run(cmd, "hwcheck", &self.logs, HWCHECK_DEADLINE, self.stop);
-        let status = if run.success() {
-            Status::Passed
-        } else {
-            Status::Failed(run.failure_text())
-        };
-        self.results.add(
-            "hwcheck",
-            CaseRecord::new("facts", status).timed(run.elapsed),
-        );
+        let per_fact = std::fs::read(&json)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| facts::cases(&v));
+        let case = |name: &str, status| CaseRecord::new(name, status).timed(run.elapsed);
+        match per_fact {
+            Some(cases) => {
+                let any_failed = cases.iter().any(|c| matches!(c.status, Status::Failed(_)));
+                for c in cases {
+                    self.results.add("hwcheck", c);
+                }
+                // The exit status stands for the whole check: a failure no fact explains
+                // (a crash, a deadline) is its own case.
+                if !run.success() && !any_failed {
+                    let c = case("process", Status::Failed(run.failure_text()));
+                    self.results.add("hwcheck", c);
+                }
+            }
+            None if !run.success() => {
+                let c = case("facts", Status::Failed(run.failure_text()));
+                self.results.add("hwcheck", c);
+            }
+            None if json.is_file() => self.results.add("hwcheck", case("facts", Status::Passed)),
+            None => {
+                let why = format!("hwcheck exited 0 but wrote no {}", json.display());
+                self.results
+                    .add("hwcheck", case("facts", Status::Failed(why)));
+            }
+        }
         self.interrupted()
     }
 
