@@ -334,3 +334,36 @@ fn sigterm_during_a_hardware_run_restores_the_configuration() {
         "a refused run changed something"
     );
 }
+
+#[test]
+fn bench_backends_on_a_forced_path_run_on_iaa_and_say_why_without() {
+    let iaa = accel::discovery::discover(&accel::discovery::DiscoveryConfig::system())
+        .usable()
+        .next()
+        .is_some();
+    for (b, row) in [("iaa-portal", "@portal"), ("iaa-write", "@write")] {
+        let o = swapaccel()
+            .args([
+                "bench",
+                "--quiet",
+                "--pages",
+                "8",
+                "--batch",
+                "1",
+                "--backend",
+                b,
+            ])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        if iaa {
+            // On an IAA host both paths must work (as root: the portal needs CAP_SYS_RAWIO).
+            assert!(o.status.success(), "{b}: {err}");
+            assert!(out.contains(row), "{b}:\n{out}");
+        } else {
+            assert!(!o.status.success());
+            assert!(err.contains("no IAA work queue is usable"), "{b}: {err}");
+        }
+    }
+}

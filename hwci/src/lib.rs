@@ -633,7 +633,7 @@ impl<'a> Run<'a> {
         if self.args.emulator {
             "iaa-emu,deflate:1,zstd:1,lz4"
         } else {
-            "iaa,deflate:1,zstd:1,lz4"
+            "iaa-portal,iaa-write,deflate:1,zstd:1,lz4"
         }
     }
 
