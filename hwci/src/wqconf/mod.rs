@@ -57,6 +57,17 @@ pub enum WqConfError {
         /// Restore errors it recorded, formatted.
         errors: String,
     },
+    /// Another run is configuring this host right now.
+    #[error(
+        "another hwci run (pid {pid}) holds the IAA configuration (record {path}); wait for it \
+         to finish"
+    )]
+    InProgress {
+        /// Its journal.
+        path: PathBuf,
+        /// Its process.
+        pid: u32,
+    },
     /// The committed (or given) plan is invalid.
     #[error("work-queue plan {origin}: {why}")]
     BadPlan {
@@ -123,6 +134,12 @@ pub struct Session<'a> {
 pub fn refuse_half_restored(journal: &Journal) -> Result<(), WqConfError> {
     match journal.load()? {
         None => Ok(()),
+        Some(r) if r.pid != std::process::id() && process_is_hwci(r.pid) => {
+            Err(WqConfError::InProgress {
+                path: journal.path().to_path_buf(),
+                pid: r.pid,
+            })
+        }
         Some(r) => Err(WqConfError::HalfRestored {
             path: journal.path().to_path_buf(),
             phase: r.phase,
@@ -133,6 +150,16 @@ pub fn refuse_half_restored(journal: &Journal) -> Result<(), WqConfError> {
                 format!(" (its restore failed: {})", r.restore_errors.join("; "))
             },
         }),
+    }
+}
+
+/// Whether `pid` is a live process running this same program (a live hwci run, not a pid
+/// reused by something else since the journal was written).
+fn process_is_hwci(pid: u32) -> bool {
+    let exe = |p: &str| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    match (exe(&pid.to_string()), exe("self")) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => false,
     }
 }
 

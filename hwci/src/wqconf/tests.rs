@@ -548,3 +548,65 @@ fn accel_config_tool_gets_the_same_changes_as_commands() {
         .iter()
         .any(|c| c == "config-wq iax1/wq1.0 --driver-name=crypto"));
 }
+
+#[test]
+fn a_live_run_holding_the_journal_is_named_as_in_progress() {
+    let t = fixture();
+    let k = FakeKernel::new(&sys(&t));
+    let conf = SysfsConfigurator::new(&k);
+    let journal = Journal::in_dir(&state_dir(&t));
+    // A child of this same program stands for the other run; it lives until its stdin
+    // closes, and says when it is running.
+    let mut other = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "wqconf::tests::helper_waits_for_stdin_eof",
+            "--nocapture",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut r = std::io::BufReader::new(other.stdout.take().unwrap());
+    while !line.contains("helper waiting") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut r, &mut line).unwrap() > 0,
+            "helper ended"
+        );
+    }
+    let s = Session::begin(&k, &conf, journal.clone(), &[]).unwrap();
+    let mut rec = journal.load().unwrap().unwrap();
+    let ours = rec.pid;
+    rec.pid = other.id();
+    journal.store(&rec).unwrap();
+    let e = Session::begin(&k, &conf, journal.clone(), &[])
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, WqConfError::InProgress { pid, .. } if pid == other.id()),
+        "{e}"
+    );
+    assert!(e.to_string().contains("wait for it"), "{e}");
+    drop(other.stdin.take());
+    other.wait().unwrap();
+    // Once that process is gone, the same record is a half-restored run.
+    let e = Session::begin(&k, &conf, journal.clone(), &[])
+        .err()
+        .unwrap();
+    assert!(matches!(e, WqConfError::HalfRestored { .. }), "{e}");
+    rec.pid = ours;
+    journal.store(&rec).unwrap();
+    s.restore().unwrap();
+}
+
+/// Run by `a_live_run_holding_the_journal_is_named_as_in_progress` as a stand-in process.
+#[test]
+#[ignore = "helper process for another test"]
+fn helper_waits_for_stdin_eof() {
+    println!("helper waiting");
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+}
