@@ -107,6 +107,11 @@ fn emulator_run_writes_the_whole_folder_and_counts_match_the_suite() {
             assert!(backends.contains(&b), "{name}: {backends:?}");
         }
     }
+    let dumped = out.join("bench/live-process.pages.zst");
+    assert!(
+        dumped.metadata().is_ok_and(|m| m.len() > 0),
+        "no dump of the live process"
+    );
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("machine.json")).unwrap()).unwrap();
     assert!(m["kernel"].as_str().is_some_and(|k| !k.is_empty()));

@@ -726,13 +726,7 @@ impl<'a> Run<'a> {
             .take()
             .map(|o| std::io::BufReader::new(o).read_line(&mut line))
             .is_some_and(|r| r.is_ok_and(|n| n > 0) && line.starts_with("ready"));
-        let r = if ready {
-            self.bench(
-                "live-process",
-                &format!("pid:{}", heap.id()),
-                self.args.process_pages,
-            )
-        } else {
+        if !ready {
             self.results.add(
                 "bench",
                 CaseRecord::new(
@@ -740,12 +734,38 @@ impl<'a> Run<'a> {
                     Status::Failed("the heap process did not become ready".into()),
                 ),
             );
-            Ok(())
-        };
+        }
+        // Its pages are saved into the folder (`swapaccel dump`), so that the figures can
+        // be reproduced on the same pages elsewhere, and benched from there.
+        let pages = self.out.join("bench/live-process.pages.zst");
+        let dumped = ready.then(|| {
+            let mut cmd = Command::new(&self.exe);
+            cmd.args(["dump", "--corpus", &format!("pid:{}", heap.id())]);
+            cmd.args(["--pages", &self.args.process_pages.to_string(), "--output"]);
+            cmd.arg(&pages);
+            steps::run(
+                cmd,
+                "dump-live-process",
+                &self.logs,
+                BENCH_DEADLINE,
+                self.stop,
+            )
+        });
         drop(heap.stdin.take());
         let _ = heap.kill();
         let _ = heap.wait();
-        r
+        match dumped {
+            Some(run) if run.success() => self.bench("live-process", &pages.to_string_lossy(), 0),
+            Some(run) => {
+                let why = format!("swapaccel dump of the heap process: {}", run.failure_text());
+                self.results.add(
+                    "bench",
+                    CaseRecord::new("live-process", Status::Failed(why)),
+                );
+                self.interrupted()
+            }
+            None => Ok(()),
+        }
     }
 
     fn finish_report(&mut self) -> Result<(), HwciError> {
