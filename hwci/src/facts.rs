@@ -5,8 +5,10 @@
 //! `checks` or `results`), each with a name (`name`, `id`, `fact` or `title`) and a verdict
 //! (`verdict`, `status`, `outcome` or `result`). A verdict saying the fact was contradicted
 //! or failed is a failure, one saying it was confirmed or passed a pass, anything else
-//! (not checked, not applicable) a skip; the detail (`detail`, `evidence`, `message`,
-//! `observed`, `reason`) goes with it. A report of another shape gives `None`, and the
+//! (not checked, emulated, not applicable) a skip; the detail (`detail`, `evidence`,
+//! `message`, `observed`, `reason`, and `what_to_change`) goes with it. This reads the report
+//! of `hwtests::facts` (`name`, `verdict` pass/contradicted/emulated/skipped, `observed`,
+//! `what_to_change`). A report of another shape gives `None`, and the
 //! caller falls back to one case for the whole check.
 
 use serde_json::Value;
@@ -37,12 +39,15 @@ pub fn cases(report: &Value) -> Option<Vec<CaseRecord>> {
             .map(text)
             .unwrap_or_else(|| format!("fact-{i}"));
         let verdict = text(field(item, &["verdict", "status", "outcome", "result"])?);
-        let detail = field(
+        let mut detail = field(
             item,
             &["detail", "evidence", "message", "observed", "reason"],
         )
         .map(text)
         .unwrap_or_default();
+        if let Some(change) = field(item, &["what_to_change", "change"]).filter(|c| !c.is_null()) {
+            detail = format!("{detail}; change: {}", text(change));
+        }
         let v = verdict.to_ascii_lowercase();
         let with = |s: &str| {
             if detail.is_empty() {
@@ -79,18 +84,25 @@ mod tests {
             "machine": "x",
             "facts": [
                 {"id": "compress-status-on-overflow", "verdict": "confirmed"},
-                {"id": "crc-of-verify", "verdict": "contradicted", "evidence": "crc 0x1 != 0x2"},
+                {"id": "crc-of-verify", "verdict": "contradicted", "evidence": "crc 0x1 != 0x2",
+                 "what_to_change": "accel/src/context/round.rs: compare output_size"},
+                {"name": "noop", "verdict": "pass", "observed": "status 1", "what_to_change": null},
                 {"id": "portal-needs-rawio", "verdict": "not-checked", "reason": "no IAA"}
             ]
         });
         let c = cases(&r).unwrap();
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.len(), 4);
         assert_eq!(c[0].status, Status::Passed);
         assert_eq!(
             c[1].status,
-            Status::Failed("contradicted: crc 0x1 != 0x2".into())
+            Status::Failed(
+                "contradicted: crc 0x1 != 0x2; change: accel/src/context/round.rs: compare \
+                 output_size"
+                    .into()
+            )
         );
-        assert_eq!(c[2].status, Status::Skipped("not-checked: no IAA".into()));
+        assert_eq!(c[2].status, Status::Passed);
+        assert_eq!(c[3].status, Status::Skipped("not-checked: no IAA".into()));
         assert_eq!(c[1].name, "crc-of-verify");
         assert!(cases(&serde_json::json!({"something": 1})).is_none());
         assert!(cases(&serde_json::json!([{"name": "no verdict"}])).is_none());

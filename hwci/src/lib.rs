@@ -484,7 +484,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        self.hwcheck()?;
+        self.hwcheck(queues)?;
         self.benches()
     }
 
@@ -560,7 +560,9 @@ impl<'a> Run<'a> {
         self.interrupted()
     }
 
-    fn hwcheck(&mut self) -> Result<(), HwciError> {
+    /// The fact check: on the emulator once; on hardware once per configured queue and
+    /// path, named by the same variables as the suite's hardware runs.
+    fn hwcheck(&mut self, queues: &[String]) -> Result<(), HwciError> {
         self.interrupted()?;
         // The fact check is a subcommand of this same binary when built in.
         let help = Command::new(&self.exe)
@@ -590,40 +592,72 @@ impl<'a> Run<'a> {
             );
             return Ok(());
         }
-        let json = self.out.join("hwcheck.json");
+        if self.args.emulator {
+            return self.hwcheck_run("hwcheck", &[]);
+        }
+        if queues.is_empty() {
+            return self.hwcheck_run("hwcheck", &[("SWAPACCEL_REQUIRE_HW", "1")]);
+        }
+        for q in queues {
+            for path in ["portal", "write"] {
+                self.hwcheck_run(
+                    &format!("hwcheck-{q}-{path}"),
+                    &[
+                        ("SWAPACCEL_REQUIRE_HW", "1"),
+                        ("SWAPACCEL_HWTESTS_WQ", q.as_str()),
+                        ("SWAPACCEL_HWTESTS_PATH", path),
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One fact-check run as suite `name`, its report in `<name>.json`.
+    fn hwcheck_run(&mut self, name: &str, env: &[(&str, &str)]) -> Result<(), HwciError> {
+        self.interrupted()?;
+        let json = self.out.join(format!("{name}.json"));
         let mut cmd = Command::new(&self.exe);
         cmd.args(["hwcheck", "--json"]).arg(&json);
         if self.args.emulator {
             cmd.arg("--emulator");
         }
-        let run = steps::run(cmd, "hwcheck", &self.logs, HWCHECK_DEADLINE, self.stop);
+        for k in [
+            "SWAPACCEL_REQUIRE_HW",
+            "SWAPACCEL_HWTESTS_WQ",
+            "SWAPACCEL_HWTESTS_PATH",
+            "SWAPACCEL_HWTESTS_ONLY",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.envs(env.iter().copied());
+        let run = steps::run(cmd, name, &self.logs, HWCHECK_DEADLINE, self.stop);
         let per_fact = std::fs::read(&json)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| facts::cases(&v));
-        let case = |name: &str, status| CaseRecord::new(name, status).timed(run.elapsed);
+        let case = |case_name: &str, status| CaseRecord::new(case_name, status).timed(run.elapsed);
         match per_fact {
             Some(cases) => {
                 let any_failed = cases.iter().any(|c| matches!(c.status, Status::Failed(_)));
                 for c in cases {
-                    self.results.add("hwcheck", c);
+                    self.results.add(name, c);
                 }
                 // The exit status stands for the whole check: a failure no fact explains
                 // (a crash, a deadline) is its own case.
                 if !run.success() && !any_failed {
                     let c = case("process", Status::Failed(run.failure_text()));
-                    self.results.add("hwcheck", c);
+                    self.results.add(name, c);
                 }
             }
             None if !run.success() => {
                 let c = case("facts", Status::Failed(run.failure_text()));
-                self.results.add("hwcheck", c);
+                self.results.add(name, c);
             }
-            None if json.is_file() => self.results.add("hwcheck", case("facts", Status::Passed)),
+            None if json.is_file() => self.results.add(name, case("facts", Status::Passed)),
             None => {
                 let why = format!("hwcheck exited 0 but wrote no {}", json.display());
-                self.results
-                    .add("hwcheck", case("facts", Status::Failed(why)));
+                self.results.add(name, case("facts", Status::Failed(why)));
             }
         }
         self.interrupted()

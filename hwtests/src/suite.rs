@@ -256,8 +256,10 @@ fn device_cases(dut: Arc<Dut>, out: &mut Vec<Case>) {
     }
 }
 
-/// Opens the real queue the selection names (or the first usable one) over its path.
-fn open_hardware(sel: &Selection) -> Result<Arc<WorkQueue>, String> {
+/// Opens the real queue the selection names (or the first usable one) over its path: what
+/// the hardware cases run on, and what any other check that honours the same variables
+/// (the fact check) should open.
+pub fn open_hardware(sel: &Selection) -> Result<Arc<WorkQueue>, String> {
     let cfg = DiscoveryConfig::system();
     let report = discover(&cfg);
     let info = match &sel.wq {
