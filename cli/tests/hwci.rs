@@ -372,3 +372,43 @@ fn bench_backends_on_a_forced_path_run_on_iaa_and_say_why_without() {
         }
     }
 }
+
+#[test]
+fn sigint_stops_an_emulator_run_with_a_report_and_a_failing_status() {
+    let t = TempTree::new("hwci-int").unwrap();
+    let out = t.path().join("out");
+    let mut child = swapaccel()
+        .args(["hwci", "--emulator", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt while the suite's process runs.
+    let started = out.join("logs/conformance.jsonl");
+    let t0 = Instant::now();
+    while !started.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the suite never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own child's pid with SIGINT.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let t1 = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("interrupted by signal 2"), "{stderr}");
+    // The run stopped at once instead of finishing its steps (which take seconds).
+    assert!(t1.elapsed() < Duration::from_secs(30), "{:?}", t1.elapsed());
+    let r = junit(&out);
+    assert!(
+        r.test_suites.iter().all(|s| s.name.as_str() != "bench"),
+        "steps after the interruption ran"
+    );
+}
