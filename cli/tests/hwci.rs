@@ -377,7 +377,7 @@ fn bench_backends_on_a_forced_path_run_on_iaa_and_say_why_without() {
 fn sigint_stops_an_emulator_run_with_a_report_and_a_failing_status() {
     let t = TempTree::new("hwci-int").unwrap();
     let out = t.path().join("out");
-    let mut child = swapaccel()
+    let child = swapaccel()
         .args(["hwci", "--emulator", "--out"])
         .arg(&out)
         .stdout(Stdio::piped())
