@@ -21,6 +21,17 @@ pub const DEFAULT_STATE_DIR: &str = "/run/swapaccel-hwci";
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "wq-journal.json";
 
+/// File a run holds an exclusive `flock(2)` on for as long as it may change the
+/// configuration: two runs on one host never interleave, and a run that dies releases it
+/// (the kernel drops the lock with the last descriptor).
+pub const LOCK_FILE: &str = "wq-journal.lock";
+
+/// An exclusive hold on the state directory; released on drop.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
 /// How far a run got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -68,6 +79,34 @@ impl Journal {
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes the run lock without waiting; `Ok(None)` when another process holds it.
+    pub fn try_lock(&self) -> Result<Option<RunLock>, WqConfError> {
+        use std::os::fd::AsRawFd;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let io = |what: &str, source| WqConfError::Io {
+            what: format!("{what} {}", dir.join(LOCK_FILE).display()),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| io("open", e))?;
+        // SAFETY: flock(2) on a descriptor `file` owns for the duration of the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(Some(RunLock { _file: file }));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(io("lock", e))
+        }
     }
 
     /// The record left by an earlier run, if any.

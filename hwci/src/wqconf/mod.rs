@@ -2,8 +2,10 @@
 //!
 //! # Protocol (the only place it is enforced)
 //!
-//! 1. [`Session::begin`] refuses when a journal exists (an earlier run that did not finish
-//!    restoring), then records every device it will touch and stores the journal in phase
+//! 1. [`Session::begin`] takes an exclusive `flock` on the state directory's lock file
+//!    (another run holding it: [`WqConfError::InProgress`]; the lock lives as long as the
+//!    session and dies with the process), refuses when a journal exists (an earlier run that
+//!    did not finish restoring), then records every device it will touch and stores the journal in phase
 //!    `configuring` — before any change.
 //! 2. [`Session::configure`] takes each device over: its queues and the device are unbound,
 //!    queues outside the plan get size 0 (the device's queue entries are shared), every
@@ -34,7 +36,7 @@ pub use configurator::{
     accel_config_installed, AccelConfigTool, Configurator, SpawnAccelConfig, SysfsConfigurator,
     ToolRunner,
 };
-pub use journal::{Journal, Phase, Record, DEFAULT_STATE_DIR, JOURNAL_FILE};
+pub use journal::{Journal, Phase, Record, RunLock, DEFAULT_STATE_DIR, JOURNAL_FILE, LOCK_FILE};
 pub use plan::{Mode, Plan, WqSpec, DEFAULT_PLAN_JSON};
 pub use sysfs::{iaa_devices, snapshot, DeviceSnapshot, RootedSysfs, SysfsIo, WqSnapshot};
 
@@ -59,8 +61,8 @@ pub enum WqConfError {
     },
     /// Another run is configuring this host right now.
     #[error(
-        "another hwci run (pid {pid}) holds the IAA configuration (record {path}); wait for it \
-         to finish"
+        "another hwci run (pid {pid}, 0 if unknown) holds the IAA configuration (record \
+         {path}); wait for it to finish"
     )]
     InProgress {
         /// Its journal.
@@ -128,6 +130,15 @@ pub struct Session<'a> {
     conf: &'a dyn Configurator,
     journal: Journal,
     record: Record,
+    _lock: RunLock,
+}
+
+/// Takes the run lock, or names the run that holds it.
+fn lock(journal: &Journal) -> Result<RunLock, WqConfError> {
+    journal.try_lock()?.ok_or_else(|| WqConfError::InProgress {
+        path: journal.path().to_path_buf(),
+        pid: journal.load().ok().flatten().map_or(0, |r| r.pid),
+    })
 }
 
 /// Refuses when an earlier run's journal is there.
@@ -172,6 +183,7 @@ impl<'a> Session<'a> {
         journal: Journal,
         devices: &[String],
     ) -> Result<Session<'a>, WqConfError> {
+        let lock = lock(&journal)?;
         refuse_half_restored(&journal)?;
         let all = iaa_devices(io).map_err(|source| WqConfError::Io {
             what: format!("list IAA devices under {}", io.root().display()),
@@ -224,6 +236,7 @@ impl<'a> Session<'a> {
             conf,
             journal,
             record,
+            _lock: lock,
         })
     }
 
@@ -328,6 +341,7 @@ pub fn restore_stale(
     conf: &dyn Configurator,
     journal: &Journal,
 ) -> Result<bool, WqConfError> {
+    let _lock = lock(journal)?;
     let Some(record) = journal.load()? else {
         return Ok(false);
     };

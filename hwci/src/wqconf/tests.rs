@@ -579,9 +579,11 @@ fn a_live_run_holding_the_journal_is_named_as_in_progress() {
     }
     let s = Session::begin(&k, &conf, journal.clone(), &[]).unwrap();
     let mut rec = journal.load().unwrap().unwrap();
-    let ours = rec.pid;
     rec.pid = other.id();
     journal.store(&rec).unwrap();
+    // The lock goes with the session (as with a process that died); the journal stays and
+    // names the live helper.
+    drop(s);
     let e = Session::begin(&k, &conf, journal.clone(), &[])
         .err()
         .unwrap();
@@ -597,9 +599,7 @@ fn a_live_run_holding_the_journal_is_named_as_in_progress() {
         .err()
         .unwrap();
     assert!(matches!(e, WqConfError::HalfRestored { .. }), "{e}");
-    rec.pid = ours;
-    journal.store(&rec).unwrap();
-    s.restore().unwrap();
+    assert!(restore_stale(&k, &conf, &journal).unwrap());
 }
 
 /// Run by `a_live_run_holding_the_journal_is_named_as_in_progress` as a stand-in process.
@@ -609,4 +609,29 @@ fn helper_waits_for_stdin_eof() {
     println!("helper waiting");
     let mut sink = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+}
+
+#[test]
+fn two_sessions_never_overlap() {
+    let t = fixture();
+    let k = FakeKernel::new(&sys(&t));
+    let conf = SysfsConfigurator::new(&k);
+    let journal = Journal::in_dir(&state_dir(&t));
+    let a = Session::begin(&k, &conf, journal.clone(), &[]).unwrap();
+    // A second run (here: a second lock on its own descriptor) is refused while the first
+    // holds the lock, whatever the journal says.
+    let e = Session::begin(&k, &conf, journal.clone(), &[])
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, WqConfError::InProgress { pid, .. } if pid == std::process::id()),
+        "{e}"
+    );
+    let e = restore_stale(&k, &conf, &journal).unwrap_err();
+    assert!(matches!(e, WqConfError::InProgress { .. }), "{e}");
+    a.restore().unwrap();
+    Session::begin(&k, &conf, journal, &[])
+        .unwrap()
+        .restore()
+        .unwrap();
 }
