@@ -11,6 +11,14 @@ use hwtests::fixtures::TempTree;
 use hwtests::suite::{plan, Selection};
 use quick_junit::{Report, TestCaseStatus};
 
+/// One `hwci` run at a time: each runs the conformance suite on every CPU, and some of its
+/// fault cases time a 40 ms deadline, which several suites at once on a small machine miss.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn swapaccel() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_swapaccel"));
     // The run must not inherit a hardware requirement from the caller's environment.
@@ -39,6 +47,7 @@ fn suite<'a>(r: &'a Report, name: &str) -> &'a quick_junit::TestSuite {
 
 #[test]
 fn emulator_run_writes_the_whole_folder_and_counts_match_the_suite() {
+    let _serial = serial();
     let t = TempTree::new("hwci-emu").unwrap();
     let out = t.path().join("out");
     let o = swapaccel()
@@ -126,6 +135,7 @@ fn emulator_run_writes_the_whole_folder_and_counts_match_the_suite() {
 
 #[test]
 fn a_failing_case_makes_the_exit_status_non_zero_and_is_named() {
+    let _serial = serial();
     let t = TempTree::new("hwci-fail").unwrap();
     let out = t.path().join("out");
     let bad = t
@@ -250,6 +260,7 @@ fn attributes(root: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn sigterm_during_a_hardware_run_restores_the_configuration() {
+    let _serial = serial();
     let t = TempTree::new("hwci-term").unwrap();
     fixture_host(&t);
     let before = attributes(t.path());
@@ -375,6 +386,7 @@ fn bench_backends_on_a_forced_path_run_on_iaa_and_say_why_without() {
 
 #[test]
 fn sigint_stops_an_emulator_run_with_a_report_and_a_failing_status() {
+    let _serial = serial();
     let t = TempTree::new("hwci-int").unwrap();
     let out = t.path().join("out");
     let child = swapaccel()
