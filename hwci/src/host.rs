@@ -114,11 +114,13 @@ pub fn check(roots: &HostRoots, cpu: CpuFeatures) -> Vec<Check> {
     });
     out.push(Check {
         name: "cpu-instructions",
-        ok: cpu.movdir64b && cpu.enqcmd,
+        ok: cpu.movdir64b && cpu.enqcmd && cpu.enqcmd_kernel,
         detail: format!(
-            "MOVDIR64B {} (dedicated-queue portal), ENQCMD {} (shared queues, both paths), WAITPKG {}",
+            "MOVDIR64B {} (dedicated-queue portal), ENQCMD {} and enabled by the kernel {} \
+             (shared queues, both paths), WAITPKG {}",
             yes(cpu.movdir64b),
             yes(cpu.enqcmd),
+            yes(cpu.enqcmd_kernel),
             yes(cpu.waitpkg)
         ),
     });
@@ -337,6 +339,7 @@ mod tests {
             movdir64b: true,
             enqcmd: true,
             waitpkg: true,
+            enqcmd_kernel: true,
         };
         let checks = check(&roots, cpu);
         for c in &checks {

@@ -15,6 +15,7 @@
 //! * [`raw`]: hand-built descriptors (bad ones, refused ones, a caller's AECS) on any device;
 //! * [`quarantine`]: slots whose descriptor missed its deadline (emulator only);
 //! * [`discovery`]: discovery on fixture sysfs trees;
+//! * [`facts`]: the IAA fact check (`swapaccel hwcheck`): what only a device can settle;
 //! * [`suite`]: the plan of every case, shared by the test runner and `swapaccel hwci`.
 //!
 //! Environment: `SWAPACCEL_REQUIRE_HW=1` fails the run when no IAA work queue is usable;
@@ -31,6 +32,7 @@ pub mod cases;
 pub mod discovery;
 pub mod dut;
 pub mod encoding;
+pub mod facts;
 pub mod faults;
 pub mod fixtures;
 pub mod harness;

@@ -23,7 +23,7 @@ use accel::WorkQueue;
 
 use crate::dut::Dut;
 use crate::harness::{with_deadline, DEFAULT_DEADLINE};
-use crate::{cases, discovery, encoding, faults, fixtures, CaseResult};
+use crate::{cases, discovery, encoding, facts, faults, fixtures, CaseResult};
 
 /// Which parts of the suite to run, and on which real queue.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -216,6 +216,10 @@ fn device_independent(out: &mut Vec<Case>) {
     for (name, f) in faults::all() {
         out.push(Case::run(format!("faults::{name}"), f));
     }
+    out.push(Case::run(
+        "facts::emulated_run_labels_every_fact_emulated".into(),
+        facts::emulated_run_case,
+    ));
 }
 
 fn device_cases(dut: Arc<Dut>, out: &mut Vec<Case>) {
@@ -303,8 +307,13 @@ fn hardware(sel: &Selection, out: &mut Vec<Case>) {
     match open_hardware(sel) {
         Ok(wq) => {
             // The label names the path actually used, so runs over both paths differ.
-            let dut = Dut::hardware(wq);
-            device_cases(Arc::new(dut), out)
+            let dut = Arc::new(Dut::hardware(wq));
+            let d = Arc::clone(&dut);
+            out.push(Case::run(
+                format!("{}::facts_not_contradicted", dut.label()),
+                move || facts::hardware_case(d),
+            ));
+            device_cases(dut, out)
         }
         Err(reason) if sel.require_hw => out.push(Case::fail(
             "hardware::required",
