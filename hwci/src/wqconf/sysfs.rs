@@ -109,7 +109,7 @@ pub struct WqSnapshot {
     pub state: String,
     /// The driver bound to it (`user`, `crypto`, `dmaengine`), if any.
     pub driver: Option<String>,
-    /// The attributes of [`WQ_ATTRS`] that exist on this kernel.
+    /// The attributes of `WQ_ATTRS` that exist on this kernel.
     pub attrs: BTreeMap<String, String>,
 }
 
