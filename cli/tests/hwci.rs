@@ -406,11 +406,10 @@ fn sigint_stops_an_emulator_run_with_a_report_and_a_failing_status() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // SAFETY: kill(2) on our own child's pid with SIGINT.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
-        0
-    );
+    let rc =
+        // SAFETY: kill(2) on our own child's pid with SIGINT.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
     let t1 = Instant::now();
     let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);

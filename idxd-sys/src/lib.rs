@@ -14,6 +14,9 @@
 #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
 #![allow(clippy::all)]
 #![allow(missing_docs)]
+// bindgen's layout tests read fields through raw pointers without SAFETY comments; the file is
+// generated, never edited by hand.
+#![allow(clippy::undocumented_unsafe_blocks)]
 
 include!("bindings.rs");
 

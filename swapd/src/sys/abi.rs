@@ -8,6 +8,8 @@
 //! struct sizes and cross-checked against the literal values.
 
 #![allow(dead_code)]
+// The fields mirror the uapi structs one for one, under the C names: the header documents them.
+#![allow(missing_docs)]
 
 use std::mem::size_of;
 
