@@ -145,10 +145,13 @@ impl Pool {
 
     // ----- swap areas -----
 
-    /// Turns swap type `ty` on with `slots` slots and an optional backing file (slot N at
-    /// offset N × 4096, used by writeback; extended with `set_len` if shorter, so every slot
-    /// can be read). Blocks on that file call and on the type's gate. The index takes one
-    /// small lock per 512 slots up front; its entry arrays come with the first store there.
+    /// Turns swap type `ty` on with `slots` slots and an optional backing file for writeback
+    /// (slot N at offset N × 4096). The file must be a regular file opened read-write without
+    /// `O_APPEND`; an empty one is grown, sparse, to `slots × 4096` bytes (apparent size: the
+    /// disk holds only pages written back); a non-empty one shorter than that is refused
+    /// ([`PoolError::BadBackingFile`], as are the others). Permissions looser than 0600 are
+    /// logged and counted. Blocks on the file's calls and on the type's gate. The index takes
+    /// one small lock per 512 slots up front; its entry arrays come with the first store there.
     pub fn swapon(&self, ty: u32, slots: u64, backing: Option<File>) -> Result<()> {
         if ty >= MAX_SWAP_TYPES {
             return Err(PoolError::SwapTypeOutOfRange {
@@ -166,16 +169,9 @@ impl Pool {
             return Err(PoolError::SwapTypeBusy { ty });
         }
         if let Some(f) = &backing {
-            // Make sure every slot can be read back, even one never written (a sparse file).
-            let need = slots * PAGE_SIZE as u64;
-            let io = |source| PoolError::Io {
-                ty,
-                slot: 0,
-                op: "write",
-                source,
-            };
-            if f.metadata().map_err(io)?.len() < need {
-                f.set_len(need).map_err(io)?;
+            // Every slot can be read back, even one never written (a sparse file).
+            if crate::backing::check(ty, slots, f)?.loose_permissions {
+                self.counters.add(Ctr::LooseBackingFiles, 1);
             }
         }
         let area = Arc::new(Area::new(ty, slots, backing));
