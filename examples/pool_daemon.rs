@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let swap_file = dir.join("swap0");
 
+    // README:start
     // The device is given once; Auto falls back to software where there is no IAA.
     let sa = Swapaccel::builder()
         .codec("deflate:1".parse()?)
@@ -41,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gen = area.store(300, &pages[..PAGE_SIZE])?;
     area.invalidate_if(300, gen)?;
     area.invalidate(6)?;
+    // README:end
 
     // Write the coldest pages back to the file; they still load, from disk.
     let written = sa.pool().reclaim(64)?;
