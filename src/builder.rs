@@ -98,10 +98,11 @@ impl Builder {
     }
 
     /// Swap type `ty` with `slots` slots and a backing file for writeback at `path`, which
-    /// the pool creates with mode 0600 or opens read-write. **Size:** slot N is at offset
-    /// N × 4096, so the file's apparent size is `slots × 4096` bytes (4 GiB for 2^20 slots),
-    /// made sparse when the file is empty: disk is used only by pages written back, 4 KiB
-    /// each. An existing non-empty file shorter than that is refused.
+    /// the pool creates with mode 0600 or opens read-write. **Size:** the file's apparent
+    /// size is [`pool::seal::backing_len`]`(slots)`: `slots × 4096` bytes of pages plus one
+    /// 4 KiB page of sealing tags per 256 slots (4 GiB + 16 MiB for 2^20 slots), made sparse
+    /// when the file is empty: disk is used only by pages written back (4 KiB each, sealed)
+    /// and their tag pages. An existing non-empty file shorter than that is refused.
     pub fn swap_area(mut self, ty: u32, slots: u64, path: impl Into<PathBuf>) -> Builder {
         self.areas.push(AreaSpec {
             ty,

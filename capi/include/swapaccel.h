@@ -131,8 +131,9 @@ void swapaccel_close(struct swapaccel_t *sa);
 
 // Turns swap type `type` (0..=31) on with `slots` slots. `path` NULL: in memory only.
 // Otherwise the backing file for writeback: created with mode 0600 or opened read-write;
-// slot N is at offset N*4096, so an empty file's apparent size becomes slots*4096 bytes
-// (sparse: disk holds only pages written back, 4 KiB each). Blocks on the file. Returns 0,
+// an empty file's apparent size becomes slots*4096 bytes plus a 4 KiB page of sealing tags
+// per 256 slots (sparse: the disk holds only pages written back, sealed, and their tags).
+// Blocks on the file. Returns 0,
 // -EBUSY (type on), -EINVAL (type or slots out of range; not a regular file), -EFBIG (the
 // file holds data and is shorter than the area), or the open's -errno.
 int swapaccel_swapon(const struct swapaccel_t *sa,
@@ -143,7 +144,7 @@ int swapaccel_swapon(const struct swapaccel_t *sa,
 // Turns swap type `type` on with `slots` slots and the caller's open file `fd` as backing
 // file (the library duplicates it; the caller keeps and may close its own). Checked here:
 // a file open write-only or read-only gives -EBADF, one with O_APPEND or that is not a
-// regular file -EINVAL, a non-empty file shorter than slots*4096 bytes -EFBIG; an empty
+// regular file -EINVAL, a non-empty file shorter than the area's size -EFBIG; an empty
 // file is grown (sparse). Permissions looser than 0600 are allowed, logged and counted
 // (`loose_backing_files`). Blocks on the file.
 int swapaccel_swapon_fd(const struct swapaccel_t *sa,

@@ -35,7 +35,9 @@ pub(crate) fn of_pool(e: &PoolError) -> i32 {
         PoolError::WrongBufferSize { .. } => libc::EINVAL,
         PoolError::AbsentSlot { .. } => libc::ENOENT,
         PoolError::GenerationMismatch { .. } => libc::ESTALE,
-        PoolError::ChecksumMismatch { .. } | PoolError::CorruptEntry { .. } => libc::EBADMSG,
+        PoolError::ChecksumMismatch { .. }
+        | PoolError::CorruptEntry { .. }
+        | PoolError::SealBroken { .. } => libc::EBADMSG,
         PoolError::LimitReached { .. } => libc::ENOSPC,
         PoolError::AllocExhausted { .. } => libc::ENOMEM,
         PoolError::Factory { .. } => libc::ENODEV,
@@ -76,7 +78,7 @@ pub(crate) fn describe(err: i32) -> &'static [u8] {
         libc::ERANGE => b"slot out of the area's range\0",
         libc::ENOENT => b"no entry at that slot\0",
         libc::ESTALE => b"the slot holds a newer store than that generation\0",
-        libc::EBADMSG => b"stored data failed its checksum or did not decode\0",
+        libc::EBADMSG => b"stored data failed its checksum or seal, or did not decode\0",
         libc::ENOSPC => b"pool at its memory limit\0",
         libc::ENOMEM => b"out of memory\0",
         libc::EBADF => b"backing file not open for reading and writing\0",

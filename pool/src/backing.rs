@@ -1,13 +1,15 @@
 //! Backing files of swap areas: checked when a caller hands one to `swapon`, or created (or
 //! opened) by the pool from a path.
 //!
-//! **Size.** Slot N lives at offset N × 4096, so an area of `slots` slots has a file of
-//! apparent size `slots × 4096` bytes (4 GiB for 2^20 slots). The pool makes it that size
+//! **Size.** An area of `slots` slots has a file of apparent size
+//! [`crate::seal::backing_len`]`(slots)`: `slots × 4096` bytes of pages plus one 4 KiB page of
+//! sealing tags per 256 slots (4 GiB + 16 MiB for 2^20 slots). The pool makes it that size
 //! *sparse*: the disk holds only the pages written back (4 KiB each). A file the caller hands
 //! in is grown (sparse) only when it is empty; a non-empty file shorter than the area is a
 //! typed error, never resized behind the caller's back. The size is logged when the pool
 //! grows a file, and a warning is logged when the file system has less free space than the
 //! whole area would take.
+//! (Slot N's page is at [`crate::seal::block_offsets`]`(N)`.)
 //!
 //! **Checks.** The pool reads and writes the file at offsets (`pread`/`pwrite`): a file opened
 //! write-only (or read-only) cannot do both and one opened with `O_APPEND` writes every page
@@ -20,8 +22,6 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-
-use software_fallback::PAGE_SIZE;
 
 use crate::error::{BackingProblem, PoolError, Result};
 
@@ -36,9 +36,10 @@ fn refuse(ty: u32, problem: BackingProblem) -> PoolError {
     PoolError::BadBackingFile { ty, problem }
 }
 
-/// The apparent size of the backing file of an area of `slots` slots.
+/// The apparent size of the backing file of an area of `slots` slots (data pages and their
+/// sealing tags, [`crate::seal::backing_len`]).
 pub(crate) fn area_file_bytes(slots: u64) -> u64 {
-    slots.saturating_mul(PAGE_SIZE as u64)
+    crate::seal::backing_len(slots).unwrap_or(u64::MAX)
 }
 
 /// Checks a caller's backing file for swap type `ty` of `slots` slots, and grows it

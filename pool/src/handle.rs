@@ -28,8 +28,9 @@ impl SwapArea {
 
     /// Turns swap type `ty` on with `slots` slots and a backing file at `path`, which the
     /// pool creates (mode 0600) or opens read-write. The file's apparent size becomes
-    /// `slots × 4096` bytes if it is empty (sparse: the disk holds only pages written back,
-    /// 4 KiB each); an existing non-empty file shorter than that is refused. See
+    /// [`crate::seal::backing_len`]`(slots)` bytes (`slots × 4096` plus a 4 KiB tag page per
+    /// 256 slots) if it is empty, sparse: the disk holds only pages written back (4 KiB each,
+    /// and their tag pages); an existing non-empty file shorter than that is refused. See
     /// [`Pool::swapon`] for the checks.
     pub fn with_file(pool: &Arc<Pool>, ty: u32, slots: u64, path: &Path) -> Result<SwapArea> {
         let file = crate::backing::open(ty, path)?;

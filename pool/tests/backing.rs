@@ -78,7 +78,7 @@ fn short_nonempty_file_is_refused_not_grown() {
         refused(file, 1 << 20),
         BackingProblem::TooSmall {
             len: 3 * PAGE_SIZE as u64,
-            need: (1u64 << 20) * PAGE_SIZE as u64
+            need: pool::seal::backing_len(1 << 20).unwrap()
         }
     );
     assert_eq!(probe.metadata().unwrap().len(), 3 * PAGE_SIZE as u64);
@@ -93,7 +93,7 @@ fn empty_file_is_grown_sparse() {
     let (pool, _) = pool_with(CodecSpec::LZ4, &[0]);
     pool.swapon(0, 1 << 20, Some(file)).unwrap();
     let m = probe.metadata().unwrap();
-    assert_eq!(m.len(), (1u64 << 20) * PAGE_SIZE as u64);
+    assert_eq!(m.len(), pool::seal::backing_len(1 << 20).unwrap());
     assert!(m.blocks() * 512 < 1 << 20, "{} blocks", m.blocks());
     // A file already as large as the area (or larger) is taken as it is.
     pool.swapoff(0).unwrap();
@@ -136,7 +136,7 @@ fn area_from_path_writes_back_and_loads() {
     let area = SwapArea::with_file(&pool, 2, 64, &f.path).unwrap();
     let m = std::fs::metadata(&f.path).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o600);
-    assert_eq!(m.len(), 64 * PAGE_SIZE as u64);
+    assert_eq!(m.len(), pool::seal::backing_len(64).unwrap());
     for s in 0..16 {
         area.store(s, &page_for(s, 1)).unwrap();
     }
