@@ -23,7 +23,7 @@ mod pages;
 mod region;
 mod stats;
 mod store;
-pub mod sys;
+mod sys;
 
 pub use engine_store::EngineStore;
 pub use error::{Result, SwapdError};

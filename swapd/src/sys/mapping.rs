@@ -124,11 +124,6 @@ impl Mapping {
         &self.uffd
     }
 
-    /// Pages in the region.
-    pub fn region_pages(&self) -> usize {
-        self.region_pages
-    }
-
     /// Address of region page `p` (callers check `p < region_pages`).
     pub fn page_addr(&self, p: usize) -> usize {
         self.base + p * PAGE_SIZE

@@ -191,6 +191,8 @@ impl Uffd {
     ///
     /// # Safety
     /// `[dst, dst + src.len())` must be a registered range the caller owns.
+    // Used by the test-only eviction path alone (`--cfg swapaccel_unprotected="eviction"`).
+    #[cfg_attr(not(swapaccel_unprotected = "eviction"), allow(dead_code))]
     pub unsafe fn copy(&self, dst: usize, src: &[u8], wake: bool) -> Result<Filled> {
         // SAFETY: as for `copy_mode` (the caller's contract).
         unsafe { self.copy_mode(dst, src, if wake { 0 } else { UFFDIO_COPY_MODE_DONTWAKE }) }
