@@ -4,5 +4,6 @@
 
 pub mod daemon;
 pub mod kernel;
+pub mod kernel_state;
 pub mod report;
 pub mod workload;
