@@ -516,21 +516,21 @@ impl Drop for SignalWatch {
     }
 }
 
-/// Checks what can be checked before the machine is touched: the compressor exists, the
-/// swap folder is a folder.
-fn preflight(k: &KernelConfig) -> Result<()> {
+/// Checks what can be checked before the machine is touched (and before a long run of our
+/// daemon with `--both`): the compressor is one the kernel has, the swap folder is a folder.
+pub fn preflight(compressor: &str, swap_dir: &Path) -> Result<()> {
     let crypto =
         fs::read_to_string("/proc/crypto").map_err(|e| SwapdError::file("/proc/crypto", e))?;
-    check_compressor(&k.compressor, &crypto)?;
-    match fs::metadata(&k.swap_dir) {
+    check_compressor(compressor, &crypto)?;
+    match fs::metadata(swap_dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(SwapdError::InvalidConfig(format!(
             "swap folder {} is not a folder",
-            k.swap_dir.display()
+            swap_dir.display()
         ))),
         Err(e) => Err(SwapdError::InvalidConfig(format!(
             "swap folder {}: {e}",
-            k.swap_dir.display()
+            swap_dir.display()
         ))),
     }
 }
@@ -557,7 +557,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         .child_cmd
         .split_first()
         .ok_or_else(|| SwapdError::InvalidConfig("no child command".into()))?;
-    preflight(k)?;
+    preflight(&k.compressor, &k.swap_dir)?;
     let swap_bytes = (w.footprint as u64)
         .checked_add(64 << 20)
         .ok_or_else(|| SwapdError::InvalidConfig("footprint too large".into()))?;
@@ -629,7 +629,15 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     // The child's memory now: binary, heap, the untouched mapping. Give it what it has, the
     // checker's versions, some slack, and the region's budget.
     let base = cg.usage()?;
-    limit = base + w.side_bytes() as u64 + CHILD_SLACK + k.budget as u64 + k.pool_allowance;
+    limit = [
+        w.side_bytes() as u64,
+        CHILD_SLACK,
+        k.budget as u64,
+        k.pool_allowance,
+    ]
+    .into_iter()
+    .try_fold(base, u64::checked_add)
+    .ok_or_else(|| SwapdError::InvalidConfig("cgroup limit overflows u64".into()))?;
     cg.set_limit(limit)?;
     let v_start = vmstat()?;
     child.send("GO").map_err(|e| explain(e, limit))?;
