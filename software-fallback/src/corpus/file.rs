@@ -51,6 +51,15 @@ pub enum CorpusError {
         /// What would give access, for the user this process runs as.
         hint: &'static str,
     },
+    /// The corpus holds (or its zstd frames expand to) more than the limit: a file of
+    /// that size, or a decompression bomb.
+    #[error("corpus {path} holds more than {limit} bytes (the limit for a corpus)")]
+    TooLarge {
+        /// The file being read.
+        path: PathBuf,
+        /// The limit, bytes.
+        limit: u64,
+    },
     /// No page at all.
     #[error("corpus {name} holds no pages")]
     Empty {
@@ -66,38 +75,51 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CorpusError + '_ {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, CorpusError> {
+/// Reads a file (decompressing `.zst`) onto `data`, never past `limit` bytes in all: a
+/// zstd frame that expands beyond it is refused while it is read, not after.
+fn read_file(path: &Path, data: &mut Vec<u8>, limit: u64) -> Result<(), CorpusError> {
     let file = File::open(path).map_err(io_err(path))?;
-    let mut data = Vec::new();
+    let start = data.len();
+    let room = limit.saturating_sub(start as u64);
+    // One byte more than the room tells "exactly full" from "too much".
     if path.extension().is_some_and(|e| e == "zst") {
-        let mut dec =
-            zstd::stream::read::Decoder::with_buffer(BufReader::new(file)).map_err(|e| {
-                CorpusError::BadZstd {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                }
-            })?;
-        dec.read_to_end(&mut data)
+        let dec = zstd::stream::read::Decoder::with_buffer(BufReader::new(file)).map_err(|e| {
+            CorpusError::BadZstd {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        dec.take(room.saturating_add(1))
+            .read_to_end(data)
             .map_err(|e| CorpusError::BadZstd {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
     } else {
         BufReader::new(file)
-            .read_to_end(&mut data)
+            .take(room.saturating_add(1))
+            .read_to_end(data)
             .map_err(io_err(path))?;
     }
-    if data.len() % PAGE_SIZE != 0 {
-        return Err(CorpusError::NotWholePages {
-            name: path.display().to_string(),
-            len: data.len() as u64,
+    let len = data.len() - start;
+    if len as u64 > room {
+        data.truncate(start);
+        return Err(CorpusError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
         });
     }
-    Ok(data)
+    if len % PAGE_SIZE != 0 {
+        return Err(CorpusError::NotWholePages {
+            name: path.display().to_string(),
+            len: len as u64,
+        });
+    }
+    Ok(())
 }
 
 /// Loads a file, or every regular file of a folder in name order.
-pub(super) fn load(path: &Path) -> Result<Corpus, CorpusError> {
+pub(super) fn load(path: &Path, limit: u64) -> Result<Corpus, CorpusError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     let name = path
         .file_name()
@@ -113,11 +135,13 @@ pub(super) fn load(path: &Path) -> Result<Corpus, CorpusError> {
         files.sort();
         let mut data = Vec::new();
         for f in &files {
-            data.extend_from_slice(&read_file(f)?);
+            read_file(f, &mut data, limit)?;
         }
         data
     } else {
-        read_file(path)?
+        let mut data = Vec::new();
+        read_file(path, &mut data, limit)?;
+        data
     };
     Corpus::from_bytes(name, data)
 }
@@ -134,15 +158,54 @@ mod tests {
     }
 
     #[test]
+    fn a_zstd_bomb_is_refused_while_read() {
+        let d = tmpdir("bomb");
+        // 256 MiB of zeros: a few KiB of zstd.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+        let p = d.join("bomb.pages.zst");
+        std::fs::write(&p, &bomb).unwrap();
+        let e = load(&p, 16 << 20).unwrap_err();
+        assert!(
+            matches!(e, CorpusError::TooLarge { limit, .. } if limit == 16 << 20),
+            "{e}"
+        );
+        // Exactly at the limit is fine; a raw file past it is refused too.
+        let pages = vec![7u8; 4 * PAGE_SIZE];
+        std::fs::write(d.join("raw.pages"), &pages).unwrap();
+        assert_eq!(
+            load(&d.join("raw.pages"), 4 * PAGE_SIZE as u64)
+                .unwrap()
+                .len(),
+            4
+        );
+        assert!(matches!(
+            load(&d.join("raw.pages"), 3 * PAGE_SIZE as u64),
+            Err(CorpusError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
     fn reads_zst_raw_and_folder() {
         let d = tmpdir("ok");
         let pages: Vec<u8> = (0..3 * PAGE_SIZE).map(|i| (i / 7) as u8).collect();
         std::fs::write(d.join("a.pages"), &pages).unwrap();
         let z = zstd::encode_all(&pages[..], 3).unwrap();
         std::fs::write(d.join("b.pages.zst"), z).unwrap();
-        assert_eq!(load(&d.join("a.pages")).unwrap().as_bytes(), &pages[..]);
-        assert_eq!(load(&d.join("b.pages.zst")).unwrap().as_bytes(), &pages[..]);
-        assert_eq!(load(&d).unwrap().len(), 6);
+        assert_eq!(
+            load(&d.join("a.pages"), u64::MAX).unwrap().as_bytes(),
+            &pages[..]
+        );
+        assert_eq!(
+            load(&d.join("b.pages.zst"), u64::MAX).unwrap().as_bytes(),
+            &pages[..]
+        );
+        assert_eq!(load(&d, u64::MAX).unwrap().len(), 6);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -152,15 +215,15 @@ mod tests {
         std::fs::write(d.join("short.pages"), [1u8; 100]).unwrap();
         std::fs::write(d.join("junk.pages.zst"), [1u8; 100]).unwrap();
         assert!(matches!(
-            load(&d.join("short.pages")),
+            load(&d.join("short.pages"), u64::MAX),
             Err(CorpusError::NotWholePages { len: 100, .. })
         ));
         assert!(matches!(
-            load(&d.join("junk.pages.zst")),
+            load(&d.join("junk.pages.zst"), u64::MAX),
             Err(CorpusError::BadZstd { .. })
         ));
         assert!(matches!(
-            load(&d.join("missing")),
+            load(&d.join("missing"), u64::MAX),
             Err(CorpusError::Io { .. })
         ));
         std::fs::remove_dir_all(&d).unwrap();

@@ -15,6 +15,9 @@ use std::path::Path;
 
 pub use file::CorpusError;
 
+/// The most a corpus may hold, decompressed: 4 GiB (a million pages), all in memory.
+pub const MAX_CORPUS_BYTES: u64 = 4 << 30;
+
 use crate::PAGE_SIZE;
 
 /// A set of pages held contiguously in memory.
@@ -79,9 +82,16 @@ impl Corpus {
         }
     }
 
-    /// Loads a corpus from a `*.pages.zst` file, a raw page file, or a folder of them.
+    /// Loads a corpus from a `*.pages.zst` file, a raw page file, or a folder of them, of at
+    /// most [`MAX_CORPUS_BYTES`] (decompressed).
     pub fn load(path: &Path) -> Result<Self, CorpusError> {
-        file::load(path)
+        file::load(path, MAX_CORPUS_BYTES)
+    }
+
+    /// [`Corpus::load`] with another limit on the decompressed size, bytes: more is
+    /// [`CorpusError::TooLarge`], found while reading (a zstd bomb never fills memory).
+    pub fn load_limited(path: &Path, max_bytes: u64) -> Result<Self, CorpusError> {
+        file::load(path, max_bytes)
     }
 
     /// Reads up to `max_pages` pages, evenly spread, of the anonymous writable mappings of

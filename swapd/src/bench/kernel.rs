@@ -683,6 +683,12 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
 /// The child's side (`swapd-bench --kernel-child`): read the config, map the memory, say
 /// READY, wait for GO, run, print REPORT, wait for EXIT.
 pub fn child_main() -> Result<()> {
+    // Die with the parent: after a SIGKILL of the parent, nothing is left running the
+    // workload in the cgroup (the next run's restore would kill it, but only then).
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
+        tracing::warn!("PR_SET_PDEATHSIG failed: the child may outlive a killed parent");
+    }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut next = || -> Result<String> {
