@@ -9,5 +9,3 @@ pub use batching;
 pub use pool;
 pub use software_fallback as codec;
 pub use swapd;
-
-pub mod bench;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use software_fallback::corpus::Corpus;
-use swapaccel::bench::{
+use swapaccel_cli::bench::{
     discover, measure_backend, render_table, resolve, write_csv, write_json, write_svg,
     BenchReport, CorpusSummary, MachineInfo, RunShape,
 };
