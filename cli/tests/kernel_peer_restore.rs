@@ -54,22 +54,15 @@ fn swap_on() -> bool {
 }
 
 /// A long kernel-peer run (it would take minutes), started in the background.
-/// Its output goes to files (a pipe would stay open as long as any descendant lives).
 fn start_long_run() -> Child {
-    let out = std::fs::File::create(log_path("out")).expect("log file");
-    let err = std::fs::File::create(log_path("err")).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_swapaccel"))
         .args(["swapd-bench", "--kernel", "--footprint-mib", "48"])
         .args(["--budget-mib", "8", "--ops", "100000000", "--threads", "1"])
         .args(["--kernel-compressor", "lzo-rle"])
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn swapaccel")
-}
-
-fn log_path(which: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("swapaccel-kpr-{}.{which}", std::process::id()))
 }
 
 /// Waits until the run has changed the machine (its swap file is on) and is in the workload.
@@ -99,24 +92,27 @@ fn signal(child: &Child, sig: i32) {
     assert!(st.success());
 }
 
-/// Waits for the run to end (bounded); its exit status and stderr.
-fn finish(mut child: Child) -> Result<(std::process::ExitStatus, String), Failed> {
-    let t = Instant::now();
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
+/// Waits for the run to end (bounded: its child dies with it, so the pipes close); its exit
+/// status and stderr.
+fn finish(child: Child) -> Result<(std::process::ExitStatus, String), Failed> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => {
+            let out = out?;
+            Ok((
+                out.status,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ))
         }
-        if t.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            return Err("the run did not end within 60 s of the signal".into());
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            Err("the run did not end within 60 s of the signal".into())
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output()?;
-    Ok((
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
 }
 
 fn interrupted_by(sig: i32, name: &str) -> Result<(), Failed> {
@@ -132,7 +128,7 @@ fn interrupted_by(sig: i32, name: &str) -> Result<(), Failed> {
         return Err(format!("exit 0 after {name}: {stderr}").into());
     }
     if !stderr.contains(&format!("interrupted by {name}")) {
-        return Err(format!("stderr does not say {name}: {stderr}").into());
+        return Err(format!("stderr does not say {name} (exit {st}): {stderr}").into());
     }
     let after = machine();
     if after != before {
