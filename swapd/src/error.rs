@@ -2,7 +2,7 @@
 
 use pool::PoolError;
 
-/// Everything the daemon and its benchmark can report.
+/// Everything the daemon can report.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapdError {
     /// No way of getting a userfaultfd worked; each attempt and its errno are listed, and the
@@ -48,35 +48,7 @@ pub enum SwapdError {
         /// The first load error.
         first: String,
     },
-    /// The workload read a value different from the one it last wrote.
-    #[error("data mismatch at key {key}: expected {expected:#x}, read {got:#x}")]
-    Mismatch {
-        /// Key.
-        key: u64,
-        /// Value written last.
-        expected: u64,
-        /// Value read.
-        got: u64,
-    },
-    /// The kernel-zswap peer cannot run here; the reason.
-    #[error("kernel zswap peer unavailable: {0}")]
-    KernelPeerUnavailable(String),
-    /// The kernel peer's state file (the machine's settings before a run) stands in the way
-    /// or could not be written; what to do is in `why`.
-    #[error("kernel-peer state file {path}: {why}")]
-    StateFile {
-        /// The state file.
-        path: String,
-        /// What is wrong and what to do.
-        why: String,
-    },
-    /// The run was stopped by a signal (the machine was restored).
-    #[error("interrupted by {0}; the machine was restored")]
-    Interrupted(&'static str),
-    /// The kernel peer's child process died.
-    #[error("{0}")]
-    ChildDied(String),
-    /// A file of the kernel-zswap setup (cgroup, sysfs, swap file) could not be used.
+    /// A file the daemon reads (`/proc/self/pagemap`, ...) could not be used.
     #[error("{path}: {source}")]
     File {
         /// The path.

@@ -28,7 +28,7 @@ use software_fallback::PAGE_SIZE;
 
 use super::kernel_state::{self, Paths, Session, System};
 use super::workload::{self, WorkloadConfig, WorkloadReport};
-use crate::error::{Result, SwapdError};
+use crate::error::{BenchError, Result};
 
 const ZSWAP_PARAMS: &str = "/sys/module/zswap/parameters";
 const ZSWAP_DEBUGFS: &str = "/sys/kernel/debug/zswap";
@@ -92,9 +92,9 @@ pub struct KernelReport {
 fn zswap_enable(compressor: &str) -> Result<()> {
     write(&format!("{ZSWAP_PARAMS}/compressor"), compressor)?;
     let now = fs::read_to_string(format!("{ZSWAP_PARAMS}/compressor"))
-        .map_err(|e| SwapdError::file(ZSWAP_PARAMS, e))?;
+        .map_err(|e| BenchError::file(ZSWAP_PARAMS, e))?;
     if now.trim() != compressor {
-        return Err(SwapdError::KernelPeerUnavailable(format!(
+        return Err(BenchError::KernelPeerUnavailable(format!(
             "zswap kept compressor {} instead of {compressor} (is it in /proc/crypto?)",
             now.trim()
         )));
@@ -132,7 +132,7 @@ pub fn check_compressor(name: &str, proc_crypto: &str) -> Result<()> {
     if have.iter().any(|h| h == name) {
         return Ok(());
     }
-    Err(SwapdError::InvalidConfig(format!(
+    Err(BenchError::InvalidConfig(format!(
         "kernel compressor `{name}` is not in /proc/crypto (this kernel has: {})",
         if have.is_empty() {
             "none".to_string()
@@ -174,7 +174,7 @@ fn swap_file_path(dir: &Path) -> PathBuf {
 /// Writes a swap file (no holes, with its header) at `path` and turns it on.
 fn swap_file_create(path: &Path, bytes: u64) -> Result<()> {
     let pages = bytes.div_ceil(PAGE_SIZE as u64).max(16);
-    let io = |e| SwapdError::file(path.display().to_string(), e);
+    let io = |e| BenchError::file(path.display().to_string(), e);
     let f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -205,7 +205,7 @@ fn swap_file_create(path: &Path, bytes: u64) -> Result<()> {
     let c = cstr(path)?;
     // SAFETY: `c` is a NUL-terminated path; swapon has no memory effects on us.
     if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
-        return Err(SwapdError::last_os("swapon"));
+        return Err(BenchError::last_os("swapon"));
     }
     tracing::info!(path = %path.display(), pages, "swap file on");
     Ok(())
@@ -214,7 +214,7 @@ fn swap_file_create(path: &Path, bytes: u64) -> Result<()> {
 fn cstr(p: &Path) -> Result<std::ffi::CString> {
     use std::os::unix::ffi::OsStrExt;
     std::ffi::CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| SwapdError::InvalidConfig(format!("path {} has a NUL", p.display())))
+        .map_err(|_| BenchError::InvalidConfig(format!("path {} has a NUL", p.display())))
 }
 
 /// A memory cgroup (v1 or v2).
@@ -237,7 +237,7 @@ impl Cgroup {
         }) {
             (PathBuf::from(r), true)
         } else {
-            return Err(SwapdError::KernelPeerUnavailable(
+            return Err(BenchError::KernelPeerUnavailable(
                 "no memory cgroup controller (neither v1 memory.limit_in_bytes nor v2 memory.max)"
                     .into(),
             ));
@@ -257,7 +257,7 @@ impl Cgroup {
                 );
             }
         }
-        fs::create_dir(&self.dir).map_err(|e| SwapdError::file(self.dir.display().to_string(), e))
+        fs::create_dir(&self.dir).map_err(|e| BenchError::file(self.dir.display().to_string(), e))
     }
 
     fn name(&self) -> String {
@@ -329,11 +329,11 @@ struct ChildGuard {
 
 impl ChildGuard {
     fn send(&mut self, line: &str) -> Result<()> {
-        let io = |e| SwapdError::file("child stdin", e);
+        let io = |e| BenchError::file("child stdin", e);
         let s = self
             .stdin
             .as_mut()
-            .ok_or_else(|| SwapdError::Daemon("child stdin closed".into()))?;
+            .ok_or_else(|| BenchError::Daemon("child stdin closed".into()))?;
         s.write_all(line.as_bytes()).map_err(io)?;
         s.write_all(b"\n").map_err(io)?;
         s.flush().map_err(io)
@@ -346,14 +346,14 @@ impl ChildGuard {
             let n = self
                 .stdout
                 .read_line(&mut line)
-                .map_err(|e| SwapdError::file("child stdout", e))?;
+                .map_err(|e| BenchError::file("child stdout", e))?;
             if n == 0 {
                 let status = self
                     .child
                     .wait()
                     .map(|s| s.to_string())
                     .unwrap_or_else(|e| format!("status unknown: {e}"));
-                return Err(SwapdError::ChildDied(format!(
+                return Err(BenchError::ChildDied(format!(
                     "the kernel-peer child ended before {prefix} ({status})"
                 )));
             }
@@ -380,13 +380,13 @@ impl Drop for ChildGuard {
 // ----- files -----
 
 fn write(path: &str, v: &str) -> Result<()> {
-    fs::write(path, v).map_err(|e| SwapdError::file(path, e))
+    fs::write(path, v).map_err(|e| BenchError::file(path, e))
 }
 
 fn read_u64(p: &Path) -> Result<u64> {
-    let s = fs::read_to_string(p).map_err(|e| SwapdError::file(p.display().to_string(), e))?;
+    let s = fs::read_to_string(p).map_err(|e| BenchError::file(p.display().to_string(), e))?;
     s.trim().parse().map_err(|_| {
-        SwapdError::file(
+        BenchError::file(
             p.display().to_string(),
             std::io::ErrorKind::InvalidData.into(),
         )
@@ -394,7 +394,7 @@ fn read_u64(p: &Path) -> Result<u64> {
 }
 
 fn vmstat() -> Result<BTreeMap<String, u64>> {
-    let s = fs::read_to_string("/proc/vmstat").map_err(|e| SwapdError::file("/proc/vmstat", e))?;
+    let s = fs::read_to_string("/proc/vmstat").map_err(|e| BenchError::file("/proc/vmstat", e))?;
     Ok(s.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(' ')?;
@@ -456,7 +456,7 @@ impl SignalWatch {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals =
             signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|source| {
-                SwapdError::Sys {
+                BenchError::Sys {
                     op: "sigaction",
                     source,
                 }
@@ -481,7 +481,7 @@ impl SignalWatch {
                     }
                 }
             })
-            .map_err(|source| SwapdError::Sys {
+            .map_err(|source| BenchError::Sys {
                 op: "spawning the signal thread",
                 source,
             })?;
@@ -500,9 +500,9 @@ impl SignalWatch {
     fn check(&self) -> Result<()> {
         match self.got.load(Ordering::SeqCst) {
             0 => Ok(()),
-            libc::SIGINT => Err(SwapdError::Interrupted("SIGINT")),
-            libc::SIGTERM => Err(SwapdError::Interrupted("SIGTERM")),
-            _ => Err(SwapdError::Interrupted("SIGHUP")),
+            libc::SIGINT => Err(BenchError::Interrupted("SIGINT")),
+            libc::SIGTERM => Err(BenchError::Interrupted("SIGTERM")),
+            _ => Err(BenchError::Interrupted("SIGHUP")),
         }
     }
 }
@@ -520,15 +520,15 @@ impl Drop for SignalWatch {
 /// daemon with `--both`): the compressor is one the kernel has, the swap folder is a folder.
 pub fn preflight(compressor: &str, swap_dir: &Path) -> Result<()> {
     let crypto =
-        fs::read_to_string("/proc/crypto").map_err(|e| SwapdError::file("/proc/crypto", e))?;
+        fs::read_to_string("/proc/crypto").map_err(|e| BenchError::file("/proc/crypto", e))?;
     check_compressor(compressor, &crypto)?;
     match fs::metadata(swap_dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(SwapdError::InvalidConfig(format!(
+        Ok(_) => Err(BenchError::InvalidConfig(format!(
             "swap folder {} is not a folder",
             swap_dir.display()
         ))),
-        Err(e) => Err(SwapdError::InvalidConfig(format!(
+        Err(e) => Err(BenchError::InvalidConfig(format!(
             "swap folder {}: {e}",
             swap_dir.display()
         ))),
@@ -539,7 +539,7 @@ pub fn preflight(compressor: &str, swap_dir: &Path) -> Result<()> {
 /// --restore`); what was done, or `None` when there was nothing to restore.
 pub fn restore_machine() -> Result<Option<Vec<String>>> {
     if let Some(why) = unavailable() {
-        return Err(SwapdError::KernelPeerUnavailable(why));
+        return Err(BenchError::KernelPeerUnavailable(why));
     }
     Ok(kernel_state::recover(&Paths::system(), &System)?.map(|r| r.actions))
 }
@@ -551,16 +551,16 @@ pub fn restore_machine() -> Result<Option<Vec<String>>> {
 pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     w.keys()?;
     if let Some(why) = unavailable() {
-        return Err(SwapdError::KernelPeerUnavailable(why));
+        return Err(BenchError::KernelPeerUnavailable(why));
     }
     let (prog, args) = k
         .child_cmd
         .split_first()
-        .ok_or_else(|| SwapdError::InvalidConfig("no child command".into()))?;
+        .ok_or_else(|| BenchError::InvalidConfig("no child command".into()))?;
     preflight(&k.compressor, &k.swap_dir)?;
     let swap_bytes = (w.footprint as u64)
         .checked_add(64 << 20)
-        .ok_or_else(|| SwapdError::InvalidConfig("footprint too large".into()))?;
+        .ok_or_else(|| BenchError::InvalidConfig("footprint too large".into()))?;
     let cg = Cgroup::locate()?;
     let swap_path = swap_file_path(&k.swap_dir);
     let sig = SignalWatch::start()?;
@@ -571,7 +571,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     if swap_path.exists() || cg.dir.exists() {
         let r = kernel_state::restore(&Paths::system(), session.recorded(), &System);
         if !r.errors.is_empty() {
-            return Err(SwapdError::KernelPeerUnavailable(format!(
+            return Err(BenchError::KernelPeerUnavailable(format!(
                 "leftovers of an earlier run: {}",
                 r.errors.join("; ")
             )));
@@ -593,13 +593,13 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| SwapdError::file(prog.clone(), e))?;
+        .map_err(|e| BenchError::file(prog.clone(), e))?;
     sig.set_child(child.id());
     let stdin = child.stdin.take();
     let stdout = child
         .stdout
         .take()
-        .ok_or_else(|| SwapdError::Daemon("child has no stdout".into()))?;
+        .ok_or_else(|| BenchError::Daemon("child has no stdout".into()))?;
     let mut child = ChildGuard {
         child,
         stdin,
@@ -610,12 +610,12 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     let mut limit = 0;
     // A failed step: the signal if there was one, else what the kernel saw (the usual cause
     // of a dead child is the cgroup's OOM killer).
-    let explain = |e: SwapdError, limit: u64| -> SwapdError {
+    let explain = |e: BenchError, limit: u64| -> BenchError {
         if let Err(i) = sig.check() {
             return i;
         }
         match (&e, cg.oom_kills()) {
-            (SwapdError::ChildDied(m), Some(n)) if n > 0 => SwapdError::ChildDied(format!(
+            (BenchError::ChildDied(m), Some(n)) if n > 0 => BenchError::ChildDied(format!(
                 "{m}: killed by the cgroup's OOM killer ({n} OOM kill(s) at a limit of {} MiB); \
                  raise --kernel-pool-mib or --budget-mib",
                 limit >> 20
@@ -623,7 +623,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
             _ => e,
         }
     };
-    let cfg = serde_json::to_string(w).map_err(|e| SwapdError::Daemon(e.to_string()))?;
+    let cfg = serde_json::to_string(w).map_err(|e| BenchError::Daemon(e.to_string()))?;
     child.send(&cfg).map_err(|e| explain(e, limit))?;
     child.expect("READY").map_err(|e| explain(e, limit))?;
     // The child's memory now: binary, heap, the untouched mapping. Give it what it has, the
@@ -637,7 +637,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     ]
     .into_iter()
     .try_fold(base, u64::checked_add)
-    .ok_or_else(|| SwapdError::InvalidConfig("cgroup limit overflows u64".into()))?;
+    .ok_or_else(|| BenchError::InvalidConfig("cgroup limit overflows u64".into()))?;
     cg.set_limit(limit)?;
     let v_start = vmstat()?;
     child.send("GO").map_err(|e| explain(e, limit))?;
@@ -651,7 +651,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     child.send("EXIT").map_err(|e| explain(e, limit))?;
     sig.check()?;
     let workload: WorkloadReport =
-        serde_json::from_str(&rep).map_err(|e| SwapdError::Daemon(format!("child report: {e}")))?;
+        serde_json::from_str(&rep).map_err(|e| BenchError::Daemon(format!("child report: {e}")))?;
     let delta = |a: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
         v1.iter()
             .map(|(k, &b)| (k.clone(), b.saturating_sub(a.get(k).copied().unwrap_or(0))))
@@ -694,26 +694,26 @@ pub fn child_main() -> Result<()> {
     let mut next = || -> Result<String> {
         lines
             .next()
-            .ok_or_else(|| SwapdError::Daemon("parent closed stdin".into()))?
-            .map_err(|e| SwapdError::file("stdin", e))
+            .ok_or_else(|| BenchError::Daemon("parent closed stdin".into()))?
+            .map_err(|e| BenchError::file("stdin", e))
     };
     let w: WorkloadConfig = serde_json::from_str(&next()?)
-        .map_err(|e| SwapdError::InvalidConfig(format!("child config: {e}")))?;
+        .map_err(|e| BenchError::InvalidConfig(format!("child config: {e}")))?;
     let mem = AnonMemory::new(w.footprint)?;
     println!("READY");
     if next()? != "GO" {
-        return Err(SwapdError::Daemon("expected GO".into()));
+        return Err(BenchError::Daemon("expected GO".into()));
     }
     let report = workload::run(mem.words(), &w, || {
         println!("POPULATED");
         match next()?.as_str() {
             "RUN" => Ok(()),
-            other => Err(SwapdError::Daemon(format!("expected RUN, got {other}"))),
+            other => Err(BenchError::Daemon(format!("expected RUN, got {other}"))),
         }
     })?;
     println!(
         "REPORT {}",
-        serde_json::to_string(&report).map_err(|e| SwapdError::Daemon(e.to_string()))?
+        serde_json::to_string(&report).map_err(|e| BenchError::Daemon(e.to_string()))?
     );
     let _ = next();
     Ok(())
@@ -740,7 +740,7 @@ impl AnonMemory {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(SwapdError::last_os("mmap"));
+            return Err(BenchError::last_os("mmap"));
         }
         // SAFETY: our own mapping; advice changes no contents.
         if unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) } != 0 {

@@ -244,7 +244,7 @@ fn a_live_run_holding_the_state_file_makes_the_next_refuse_untouched() {
     });
     fx.live.borrow_mut().insert(999_997, 77);
     let e = fx.begin().err().expect("must refuse");
-    assert!(matches!(e, SwapdError::StateFile { .. }), "{e}");
+    assert!(matches!(e, BenchError::StateFile { .. }), "{e}");
     assert!(e.to_string().contains("pid 999997"), "{e}");
     // Nothing restored under the live run's feet.
     assert_eq!(
@@ -260,7 +260,7 @@ fn an_unreadable_state_file_refuses_with_a_typed_error() {
     fs::create_dir_all(&fx.paths.state_dir).unwrap();
     fs::write(fx.paths.state_file(), b"{ not json").unwrap();
     let e = fx.begin().err().expect("must refuse");
-    assert!(matches!(e, SwapdError::StateFile { .. }), "{e}");
+    assert!(matches!(e, BenchError::StateFile { .. }), "{e}");
     assert!(e.to_string().contains("unreadable"), "{e}");
     assert_eq!(fs::read(fx.paths.state_file()).unwrap(), b"{ not json");
 }

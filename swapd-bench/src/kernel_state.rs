@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SwapdError};
+use crate::error::{BenchError, Result};
 
 /// zswap's parameters the run may change, saved in this order and restored in reverse
 /// (`enabled` last).
@@ -270,8 +270,8 @@ pub fn record(
     }
 }
 
-fn state_err(paths: &Paths, why: String) -> SwapdError {
-    SwapdError::StateFile {
+fn state_err(paths: &Paths, why: String) -> BenchError {
+    BenchError::StateFile {
         path: paths.state_file().display().to_string(),
         why,
     }
