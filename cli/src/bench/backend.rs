@@ -8,6 +8,8 @@ use accel::emu::{Emulator, EmulatorConfig};
 use accel::{ContextConfig, IaaCodec, WorkQueue};
 use software_fallback::{CodecError, CodecSpec, PageCodec};
 
+use super::queue_room::WaitForRoom;
+
 /// A backend to measure.
 #[derive(Clone, Debug)]
 pub enum Backend {
@@ -139,8 +141,12 @@ impl Opened {
     pub fn codec(&self) -> Result<Box<dyn PageCodec>, CodecError> {
         Ok(match self {
             Opened::Software(spec) => Box::new(spec.build()?),
-            Opened::Device(wq) => Box::new(IaaCodec::new(wq.clone(), ContextConfig::default())),
-            Opened::Emulator(emu) => Box::new(EmulatedCodec {
+            // The threads share the queue: a page refused for want of room waits for it.
+            Opened::Device(wq) => Box::new(WaitForRoom::new(IaaCodec::new(
+                wq.clone(),
+                ContextConfig::default(),
+            ))),
+            Opened::Emulator(emu) => Box::new(WaitForRoom::new(EmulatedCodec {
                 codec: IaaCodec::new(
                     emu.work_queue(),
                     ContextConfig {
@@ -151,7 +157,7 @@ impl Opened {
                     },
                 ),
                 _emu: emu.clone(),
-            }),
+            })),
         })
     }
 }
