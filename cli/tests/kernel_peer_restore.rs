@@ -208,9 +208,12 @@ fn sigkill_then_next_run_restores_first() -> Result<(), Failed> {
     Ok(())
 }
 
+/// One test of this file.
+type TestFn = fn() -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, fn() -> Result<(), Failed>); 4] = [
+    let tests: [(&str, TestFn); 4] = [
         ("sigint_restores", sigint_restores),
         ("sigterm_restores", sigterm_restores),
         ("sigkill_then_restore", sigkill_then_restore),

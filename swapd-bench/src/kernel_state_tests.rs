@@ -280,7 +280,7 @@ fn a_failed_restore_keeps_the_state_file_and_names_the_item() {
         "state file removed after a failed restore"
     );
     rewrite_state(&fx, |r| r.pid = 999_996);
-    let e = recover(&fx.paths, &fx).err().expect("must fail");
+    let e = recover(&fx.paths, &fx).expect_err("must fail");
     let msg = e.to_string();
     assert!(
         msg.contains("zswap compressor = lzo") && msg.contains("--restore"),
