@@ -274,6 +274,40 @@ fn swapd_bench_errors_are_one_line() {
     }
 }
 
+/// `--kernel` where the peer cannot run (not root) exits non-zero and says why (it used to
+/// print a table of dashes and exit 0). As root, the run drops to uid 65534 with setpriv.
+fn a_kernel_peer_that_cannot_run_is_a_failure() {
+    let mut cmd = if is_root() {
+        if !std::path::Path::new("/usr/bin/setpriv").exists() {
+            eprintln!("a_kernel_peer_that_cannot_run_is_a_failure: no setpriv to drop root; nothing checked");
+            return;
+        }
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_swapaccel"));
+        c
+    } else {
+        swapaccel()
+    };
+    let out = cmd
+        .args([
+            "swapd-bench",
+            "--kernel",
+            "--footprint-mib",
+            "16",
+            "--budget-mib",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0: {stderr}");
+    assert!(
+        stderr.contains("the kernel peer did not run: needs root"),
+        "{stderr}"
+    );
+}
+
 /// Root refused the memory of a process is not told to run as root (pid 1 is out of reach
 /// in a container; where root may read it, the run succeeds and there is nothing to check).
 fn pid_1_as_root_is_not_told_to_run_as_root() {
@@ -420,6 +454,10 @@ fn main() {
         trial(
             "swapd_bench_errors_are_one_line",
             swapd_bench_errors_are_one_line,
+        ),
+        trial(
+            "a_kernel_peer_that_cannot_run_is_a_failure",
+            a_kernel_peer_that_cannot_run_is_a_failure,
         ),
         trial(
             "pid_1_as_root_is_not_told_to_run_as_root",

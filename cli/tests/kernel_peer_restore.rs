@@ -79,7 +79,7 @@ fn wait_until_running(child: &mut Child) -> Result<(), Failed> {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Into the populate/measure phase.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(500));
     Ok(())
 }
 
@@ -120,7 +120,8 @@ fn interrupted_by(sig: i32, name: &str) -> Result<(), Failed> {
     let mut child = start_long_run();
     wait_until_running(&mut child)?;
     if machine() == before {
-        return Err("the run changed nothing: the test would prove nothing".into());
+        let (st, stderr) = finish(child)?;
+        return Err(format!("the run changed nothing (it ended: {st}): {stderr}").into());
     }
     signal(&child, sig);
     let (st, stderr) = finish(child)?;
