@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     match inflate(input, limit, mode) {
         Ok(out) => {
             assert!(out.len() <= limit, "{} > limit {limit}", out.len());
-            if !mode.stop_on_eob && mode.check_for_eob && !mode.bfinal_only && mode.ignore_end_bits == 0
+            if !mode.stop_on_eob
+                && mode.check_for_eob
+                && !mode.bfinal_only
+                && mode.ignore_end_bits == 0
             {
                 let mut d = libdeflater::Decompressor::new();
                 let mut buf = vec![0u8; limit];

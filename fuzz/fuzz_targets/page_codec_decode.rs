@@ -35,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
         let c = codec.compress(&page, &mut dst).expect("compress");
         if let Some(n) = c.len {
             let mut back = vec![0u8; PAGE_SIZE];
-            codec.decompress(&dst[..n], &mut back).expect("decompress own output");
+            codec
+                .decompress(&dst[..n], &mut back)
+                .expect("decompress own output");
             assert!(back == page, "{id:?} round trip changed the page");
         }
     }

@@ -18,15 +18,41 @@ const SLOTS: u64 = 16;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Swapon { ty: u8, file: bool },
-    Swapoff { ty: u8 },
-    Store { ty: u8, slot: u8, pages: u8, version: u16 },
-    Load { ty: u8, slot: u8, exclusive: bool },
-    LoadRun { ty: u8, slot: u8, pages: u8, exclusive: bool },
-    Invalidate { ty: u8, slot: u8 },
-    Reclaim { n: u8 },
+    Swapon {
+        ty: u8,
+        file: bool,
+    },
+    Swapoff {
+        ty: u8,
+    },
+    Store {
+        ty: u8,
+        slot: u8,
+        pages: u8,
+        version: u16,
+    },
+    Load {
+        ty: u8,
+        slot: u8,
+        exclusive: bool,
+    },
+    LoadRun {
+        ty: u8,
+        slot: u8,
+        pages: u8,
+        exclusive: bool,
+    },
+    Invalidate {
+        ty: u8,
+        slot: u8,
+    },
+    Reclaim {
+        n: u8,
+    },
     Compact,
-    Switch { codec: u8 },
+    Switch {
+        codec: u8,
+    },
 }
 
 /// Page contents for (slot, version): zero, same-filled, random, or text-like.
@@ -124,7 +150,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 pages,
                 version,
             } => {
-                let (ty, slot, pages) = ((ty % (TYPES + 1)) as u32, slot as u64 % (SLOTS + 2), (pages % 4 + 1) as u64);
+                let (ty, slot, pages) = (
+                    (ty % (TYPES + 1)) as u32,
+                    slot as u64 % (SLOTS + 2),
+                    (pages % 4 + 1) as u64,
+                );
                 let data: Vec<u8> = (0..pages)
                     .flat_map(|i| content(slot + i, version.wrapping_add(i as u16)))
                     .collect();
@@ -154,7 +184,11 @@ fuzz_target!(|ops: Vec<Op>| {
                     (Some(_), Err(e)) => panic!("unexpected store error {e}"),
                 }
             }
-            Op::Load { ty, slot, exclusive } => {
+            Op::Load {
+                ty,
+                slot,
+                exclusive,
+            } => {
                 let (ty, slot) = ((ty % (TYPES + 1)) as u32, slot as u64 % (SLOTS + 2));
                 let mode = if exclusive {
                     LoadMode::Exclusive
@@ -187,7 +221,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 pages,
                 exclusive,
             } => {
-                let (ty, slot, pages) = ((ty % (TYPES + 1)) as u32, slot as u64 % (SLOTS + 2), (pages % 4 + 1) as u64);
+                let (ty, slot, pages) = (
+                    (ty % (TYPES + 1)) as u32,
+                    slot as u64 % (SLOTS + 2),
+                    (pages % 4 + 1) as u64,
+                );
                 let mode = if exclusive {
                     LoadMode::Exclusive
                 } else {
@@ -209,7 +247,11 @@ fuzz_target!(|ops: Vec<Op>| {
                         for i in 0..pages {
                             let want = area.get(&(slot + i)).expect("run slot present");
                             let p = i as usize * PAGE_SIZE;
-                            assert!(buf[p..p + PAGE_SIZE] == want[..], "run slot {} wrong bytes", slot + i);
+                            assert!(
+                                buf[p..p + PAGE_SIZE] == want[..],
+                                "run slot {} wrong bytes",
+                                slot + i
+                            );
                         }
                         if exclusive {
                             for i in 0..pages {
