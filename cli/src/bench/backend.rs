@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use accel::discovery::{DiscoveryConfig, Report, WqInfo};
 use accel::emu::{Emulator, EmulatorConfig};
+use accel::wq::PathKind;
 use accel::{ContextConfig, IaaCodec, WorkQueue};
 use software_fallback::{CodecError, CodecSpec, PageCodec};
 
@@ -17,6 +18,9 @@ pub enum Backend {
     Software(CodecSpec),
     /// A real IAA work queue (raw DEFLATE, fixed Huffman).
     Iaa(Box<WqInfo>),
+    /// A real IAA work queue driven over a forced submission path (`iaa-portal`,
+    /// `iaa-write`; the hardware CI measures both).
+    IaaOn(Box<WqInfo>, PathKind),
     /// The device emulator in `accel::emu`: a test aid that models no device latency.
     IaaEmu,
 }
@@ -25,7 +29,7 @@ pub enum Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// A name that is no backend.
-    #[error("unknown backend `{0}`: expected iaa, iaa-emu, deflate[:LEVEL], zstd[:LEVEL] or lz4")]
+    #[error("unknown backend `{0}`: expected iaa, iaa-portal, iaa-write, iaa-emu, deflate[:LEVEL], zstd[:LEVEL] or lz4")]
     Unknown(String),
     /// `iaa` was asked for and there is none.
     #[error("backend iaa asked for, but no IAA work queue is usable: {0}")]
@@ -50,6 +54,8 @@ impl Backend {
         match self {
             Backend::Software(spec) => spec.to_string(),
             Backend::Iaa(wq) => format!("iaa:{}", wq.name),
+            Backend::IaaOn(wq, PathKind::Portal) => format!("iaa:{}@portal", wq.name),
+            Backend::IaaOn(wq, PathKind::Write) => format!("iaa:{}@write", wq.name),
             Backend::IaaEmu => "iaa-emu".into(),
         }
     }
@@ -70,6 +76,9 @@ impl Backend {
                 spec.build()?;
                 Opened::Software(*spec)
             }
+            Backend::IaaOn(info, path) => Opened::Device(
+                WorkQueue::open_on(info, report.cpu, Some(*path)).map_err(accel_err)?,
+            ),
             Backend::Iaa(info) => {
                 Opened::Device(WorkQueue::open(info, report.cpu).map_err(accel_err)?)
             }
@@ -211,6 +220,23 @@ pub fn resolve(names: &[String], report: &Report) -> Result<Vec<Backend>, Backen
                     ));
                 }
                 out.extend(found);
+            }
+            "iaa-portal" | "iaa-write" => {
+                let path = if name == "iaa-portal" {
+                    PathKind::Portal
+                } else {
+                    PathKind::Write
+                };
+                let found = iaa_backends(report);
+                if found.is_empty() {
+                    return Err(BackendError::NoIaa(
+                        report.why_none().unwrap_or_else(|| "none found".into()),
+                    ));
+                }
+                out.extend(found.into_iter().filter_map(|b| match b {
+                    Backend::Iaa(w) => Some(Backend::IaaOn(w, path)),
+                    _ => None,
+                }));
             }
             "iaa-emu" => out.push(Backend::IaaEmu),
             other => {

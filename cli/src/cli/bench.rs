@@ -14,8 +14,9 @@ use super::{corpus, CliError};
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Backends, comma-separated: `all` (every real one: each usable IAA work queue, NUMA-local
-    /// first, then deflate:1, zstd:1, zstd:-1, lz4), `iaa`, `iaa-emu` (the device emulator,
-    /// never implied), `deflate[:LEVEL]`, `zstd[:LEVEL]`, `lz4`.
+    /// first, then deflate:1, zstd:1, zstd:-1, lz4), `iaa`, `iaa-portal` / `iaa-write` (each
+    /// usable queue over that submission path, or an error saying why not), `iaa-emu` (the
+    /// device emulator, never implied), `deflate[:LEVEL]`, `zstd[:LEVEL]`, `lz4`.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub backend: Vec<String>,
     /// Pages to use: `builtin` (synthetic, the default), a `*.pages.zst` file, a raw page file
