@@ -126,20 +126,40 @@ pub fn kernel_compressors(proc_crypto: &str) -> Vec<String> {
 }
 
 /// Refuses a compressor the kernel does not have, before anything is changed (zswap
-/// answers such a write with ENOENT, which read as a missing file).
-pub fn check_compressor(name: &str, proc_crypto: &str) -> Result<()> {
+/// answers such a write with ENOENT, which read as a missing file). The kernel has what
+/// `/proc/crypto` lists and what it can load on demand: a module aliased `crypto-NAME` in
+/// `modules_alias` (the running kernel's `modules.alias` and `modules.builtin.alias`, empty
+/// where it has no modules), as the crypto API requests module `crypto-NAME` for an
+/// algorithm not yet registered (crypto/api.c, `crypto_larval_lookup`).
+pub fn check_compressor(name: &str, proc_crypto: &str, modules_alias: &str) -> Result<()> {
     let have = kernel_compressors(proc_crypto);
-    if have.iter().any(|h| h == name) {
+    let want = format!("crypto-{name}");
+    let loadable = modules_alias
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()));
+    if have.iter().any(|h| h == name) || loadable {
         return Ok(());
     }
     Err(BenchError::InvalidConfig(format!(
-        "kernel compressor `{name}` is not in /proc/crypto (this kernel has: {})",
+        "kernel compressor `{name}` is not in /proc/crypto nor a loadable module (this kernel \
+         has: {})",
         if have.is_empty() {
             "none".to_string()
         } else {
             have.join(", ")
         }
     )))
+}
+
+/// The running kernel's module aliases (empty where it has none).
+fn modules_alias() -> String {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let dir = Path::new("/lib/modules").join(release.trim());
+    ["modules.alias", "modules.builtin.alias"]
+        .iter()
+        .filter_map(|f| fs::read_to_string(dir.join(f)).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Sets `vm.page-cluster` when asked.
@@ -519,20 +539,24 @@ impl Drop for SignalWatch {
 /// Checks what can be checked before the machine is touched (and before a long run of our
 /// daemon with `--both`): the compressor is one the kernel has, the swap folder is a folder.
 pub fn preflight(compressor: &str, swap_dir: &Path) -> Result<()> {
+    match fs::metadata(swap_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(BenchError::InvalidConfig(format!(
+                "swap folder {} is not a folder",
+                swap_dir.display()
+            )))
+        }
+        Err(e) => {
+            return Err(BenchError::InvalidConfig(format!(
+                "swap folder {}: {e}",
+                swap_dir.display()
+            )))
+        }
+    }
     let crypto =
         fs::read_to_string("/proc/crypto").map_err(|e| BenchError::file("/proc/crypto", e))?;
-    check_compressor(compressor, &crypto)?;
-    match fs::metadata(swap_dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(BenchError::InvalidConfig(format!(
-            "swap folder {} is not a folder",
-            swap_dir.display()
-        ))),
-        Err(e) => Err(BenchError::InvalidConfig(format!(
-            "swap folder {}: {e}",
-            swap_dir.display()
-        ))),
-    }
+    check_compressor(compressor, &crypto, &modules_alias())
 }
 
 /// Puts the machine back from the state file an interrupted run left (`swapd-bench
@@ -774,8 +798,8 @@ mod tests {
     #[test]
     fn compressors_come_from_proc_crypto() {
         assert_eq!(kernel_compressors(PROC_CRYPTO), ["deflate", "lzo-rle"]);
-        check_compressor("lzo-rle", PROC_CRYPTO).unwrap();
-        let e = check_compressor("bogus", PROC_CRYPTO)
+        check_compressor("lzo-rle", PROC_CRYPTO, "").unwrap();
+        let e = check_compressor("bogus", PROC_CRYPTO, "")
             .unwrap_err()
             .to_string();
         assert!(
@@ -783,6 +807,10 @@ mod tests {
             "{e}"
         );
         // A hash is not a compressor.
-        assert!(check_compressor("sha256", PROC_CRYPTO).is_err());
+        assert!(check_compressor("sha256", PROC_CRYPTO, "").is_err());
+        // Not loaded yet, but a module the kernel loads when zswap asks for it.
+        let aliases = "alias crypto-zstd zstd\nalias crypto-zstd-generic zstd\nalias pci:v* foo\n";
+        check_compressor("zstd", PROC_CRYPTO, aliases).unwrap();
+        assert!(check_compressor("zst", PROC_CRYPTO, aliases).is_err());
     }
 }

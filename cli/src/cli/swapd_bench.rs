@@ -195,6 +195,10 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
     };
     w.keys()?;
     let budget = mib_bytes("budget-mib", args.budget_mib as u64)?;
+    let pool_mib_bytes = args
+        .kernel_pool_mib
+        .map(|m| mib_bytes("kernel-pool-mib", m))
+        .transpose()?;
     let codec: CodecSpec = args.codec.parse()?;
     let label = format!(
         "swapd ({codec}, {})",
@@ -232,8 +236,8 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
             Some(why) => KernelOutcome::Skipped(why),
             None => {
                 let exe = std::env::current_exe()?;
-                let pool_allowance = match (args.kernel_pool_mib, &ours) {
-                    (Some(m), _) => mib_bytes("kernel-pool-mib", m)? as u64,
+                let pool_allowance = match (pool_mib_bytes, &ours) {
+                    (Some(b), _) => b as u64,
                     (None, _) if !kernel::zswap_charged_to_cgroup() => 0,
                     (None, Some(d)) => d.pool.pool_bytes,
                     (None, None) => ((w.footprint.saturating_sub(budget)) / 2) as u64,
