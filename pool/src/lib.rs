@@ -29,6 +29,8 @@ mod store;
 mod sync;
 pub mod topology;
 
+#[cfg(feature = "qpl")]
+pub use config::QplFactory;
 pub use config::{CodecFactory, PoolConfig, SoftwareFactory};
 pub use error::{PoolError, Result};
 pub use index::GEN_BITS;
