@@ -7,7 +7,8 @@
 pub use accel;
 pub use batching;
 pub use pool;
+/// Intel QPL as a page codec (feature `qpl`; see docs/qpl.md).
+#[cfg(feature = "qpl")]
+pub use qpl_codec as qpl;
 pub use software_fallback as codec;
 pub use swapd;
-
-pub mod bench;

@@ -2,7 +2,7 @@
 //! real corpus, with every output file; and the errors a user can cause.
 //!
 //! Runs under libtest-mimic so that the real-corpus check is reported as ignored, with the
-//! reason, when `../shared/corpus` is missing (`SWAPACCEL_REQUIRE_CORPUS=1` makes that a
+//! reason, when `../../shared/corpus` is missing (`SWAPACCEL_REQUIRE_CORPUS=1` makes that a
 //! failure).
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -117,7 +117,7 @@ fn bench_reads_a_live_process() {
 }
 
 fn py_heap() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/py-heap.pages.zst")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/py-heap.pages.zst")
 }
 
 fn bench_on_real_corpus_matches_reference_ratio() {
