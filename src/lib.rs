@@ -12,3 +12,8 @@ pub use pool;
 pub use qpl_codec as qpl;
 pub use software_fallback as codec;
 pub use swapd;
+
+/// The code in `docs/qpl.md`, compiled and run as a doctest (feature `qpl`).
+#[cfg(all(doctest, feature = "qpl"))]
+#[doc = include_str!("../docs/qpl.md")]
+pub struct QplDocs;
