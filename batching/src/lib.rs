@@ -13,10 +13,10 @@
 //!   an item and coalesces whatever is *already* queued, up to 8 pages, never waiting for
 //!   more; contiguous stores become one pool call (one codec batch on that CPU's pool
 //!   context: on IAA submitted whole, then polled).
-//! * **Fallback** (`fallback.rs`): [`DeviceBackend`] plugs IAA into the pool's contexts
-//!   through its codec factory; each page the device does not do runs in software in the
-//!   same call, counted by [`FallbackReason`]; a device that goes away is marked down and
-//!   probed again later.
+//! * **Fallback** (the `device-fallback` crate, re-exported as [`fallback`]):
+//!   [`DeviceBackend`] plugs IAA into the pool's contexts through its codec factory; each
+//!   page the device does not do runs in software in the same call, counted by
+//!   [`FallbackReason`]; a device that goes away is marked down and probed again later.
 //! * **Hotplug** (`hotplug.rs`): workers follow the online CPUs; the pool's contexts are
 //!   never freed on the way.
 //! * **Shutdown** (`shutdown.rs`): stop new callers, drain, stop; nothing accepted is lost.
@@ -33,7 +33,7 @@
 mod coalesce;
 mod engine;
 mod error;
-pub mod fallback;
+pub use device_fallback as fallback;
 mod hotplug;
 pub mod metrics;
 pub mod prometheus;

@@ -1,4 +1,4 @@
-//! The `swapaccel` command: `bench` and `probe`.
+//! The `swapaccel` command: `bench`, `dump`, `probe` and `swapd-bench`.
 
 mod cli;
 
@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     cli::init_tracing();
     let args = cli::Cli::parse();
     match cli::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("swapaccel: error: {e}");
             let mut source = std::error::Error::source(&*e);

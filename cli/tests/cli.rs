@@ -70,6 +70,12 @@ fn bench_prints_table_and_writes_json_csv_svg() {
         .map(|r| r["emulator"].as_bool().unwrap())
         .collect();
     assert_eq!(emu.iter().filter(|e| **e).count(), 2);
+    for r in results.iter().filter(|r| r["emulator"] == true) {
+        assert_eq!(
+            r["ratio_note"],
+            "emulator ratio: not a prediction of the device's"
+        );
+    }
     assert!(v["machine"]["kernel"]
         .as_str()
         .is_some_and(|k| !k.is_empty()));
@@ -85,8 +91,16 @@ fn bench_prints_table_and_writes_json_csv_svg() {
 
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("<circle").count(), 4);
-    assert!(svg.contains("iaa-emu (emulator)"));
+    // Per real configuration (3 backends × 2 batch sizes): a point in each CPU panel, and a
+    // p50 and a p99 marker in each latency panel; the emulator only in its own panel.
+    assert_eq!(svg.matches("<circle").count(), 6 * 2 + 6 * 4, "{svg}");
+    for label in ["deflate:1 b1 t1", "zstd:-1 b8 t1", "lz4 b8 t1"] {
+        assert!(svg.contains(label), "{label}");
+    }
+    assert!(svg.contains("CPU µs per page"));
+    assert!(svg.contains("log scale"));
+    assert!(svg.contains("iaa-emu b8 t1: ratio"));
+    assert!(svg.contains("emulator ratio: not a prediction of the device's"));
 }
 
 fn bench_reads_a_live_process() {
@@ -196,22 +210,31 @@ fn bench_qpl_backends() {
     assert!(hw_row != hw_skipped, "{stdout}");
 }
 
-/// `swapaccel probe` on a fixture tree; its stdout (it must succeed).
-fn probe(fx: &hwtests::fixtures::IdxdFixture) -> String {
+/// `swapaccel probe ARGS` on a fixture tree; its exit status and stdout.
+fn probe_with(fx: &hwtests::fixtures::IdxdFixture, args: &[&str]) -> (i32, String) {
     let out = swapaccel()
         .arg("probe")
         .arg("--sysfs")
         .arg(fx.sys())
         .arg("--dev")
         .arg(fx.dev())
+        .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("error"), "{stderr}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `swapaccel probe` on a fixture tree; its stdout, with the exit status checked: 0 when a
+/// queue is usable, 3 with no IAA device, 4 with devices and no usable queue.
+fn probe(fx: &hwtests::fixtures::IdxdFixture, want_status: i32) -> String {
+    let (status, stdout) = probe_with(fx, &[]);
+    assert_eq!(status, want_status, "{stdout}");
+    stdout
 }
 
 fn probe_lists_fixture_queues_with_their_usability() {
@@ -225,7 +248,7 @@ fn probe_lists_fixture_queues_with_their_usability() {
     disabled.retain(|(k, _)| *k != "state");
     disabled.push(("state", "disabled"));
     fx.wq("wq1.1", &disabled).unwrap();
-    let stdout = probe(&fx);
+    let stdout = probe(&fx, 0);
     // Each queue's header line is followed by its verdict lines.
     let (Some(a), Some(b)) = (stdout.find("wq1.0 ("), stdout.find("wq1.1 (")) else {
         panic!("queues not listed:\n{stdout}");
@@ -241,9 +264,51 @@ fn probe_lists_fixture_queues_with_their_usability() {
 
 fn probe_says_why_there_is_no_iaa() {
     let fx = hwtests::fixtures::IdxdFixture::new().unwrap();
-    let stdout = probe(&fx);
+    let stdout = probe(&fx, 3);
     assert!(stdout.contains("no usable IAA work queue"), "{stdout}");
     assert!(stdout.contains("no idxd driver"), "{stdout}");
+    assert!(stdout.contains("CPU: this CPU"), "{stdout}");
+    assert!(stdout.contains("next step"), "{stdout}");
+    assert!(stdout.contains("exit status 3"), "{stdout}");
+}
+
+fn probe_gives_one_next_step_per_reason_and_json() {
+    use hwtests::fixtures::{IdxdFixture, IAX_ENABLED, WQ_DEDICATED_USER};
+    let fx = IdxdFixture::new().unwrap();
+    fx.bus(&["idxd", "user"]).unwrap();
+    fx.device("iax1", IAX_ENABLED).unwrap();
+    let mut disabled: Vec<(&str, &str)> = WQ_DEDICATED_USER.to_vec();
+    disabled.retain(|(k, _)| *k != "state");
+    disabled.push(("state", "disabled"));
+    fx.wq("wq1.0", &disabled).unwrap();
+    fx.cdev("wq1.0", 0o666).unwrap();
+    fx.wq("wq1.1", &disabled).unwrap(); // no char device either
+    let stdout = probe(&fx, 4);
+    assert!(
+        stdout.contains("accel-config enable-wq iax1/wq1.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("accel-config enable-wq iax1/wq1.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bind the queue to the user driver"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("enable-wq iax1/wq1.0`").count(),
+        1,
+        "{stdout}"
+    );
+    let (status, json) = probe_with(&fx, &["--json"]);
+    assert_eq!(status, 4);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["usable"], 0);
+    assert_eq!(v["exit_status"], 4);
+    assert_eq!(v["queues"].as_array().unwrap().len(), 2);
+    assert!(v["cpu"]["can_have_iaa"].is_string());
+    assert!(v["next_steps"].as_array().unwrap().len() >= 3, "{json}");
 }
 
 fn trial(name: &'static str, f: fn()) -> Trial {
@@ -276,6 +341,10 @@ fn main() {
         trial(
             "probe_says_why_there_is_no_iaa",
             probe_says_why_there_is_no_iaa,
+        ),
+        trial(
+            "probe_gives_one_next_step_per_reason_and_json",
+            probe_gives_one_next_step_per_reason_and_json,
         ),
     ];
     let required = std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1");

@@ -2,7 +2,7 @@
 
 use pool::PoolError;
 
-/// Everything the daemon and its benchmark can report.
+/// Everything the daemon can report.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapdError {
     /// No way of getting a userfaultfd worked; each attempt and its errno are listed, and the
@@ -48,20 +48,7 @@ pub enum SwapdError {
         /// The first load error.
         first: String,
     },
-    /// The workload read a value different from the one it last wrote.
-    #[error("data mismatch at key {key}: expected {expected:#x}, read {got:#x}")]
-    Mismatch {
-        /// Key.
-        key: u64,
-        /// Value written last.
-        expected: u64,
-        /// Value read.
-        got: u64,
-    },
-    /// The kernel-zswap peer cannot run here; the reason.
-    #[error("kernel zswap peer unavailable: {0}")]
-    KernelPeerUnavailable(String),
-    /// A file of the kernel-zswap setup (cgroup, sysfs, swap file) could not be used.
+    /// A file the daemon reads (`/proc/self/pagemap`, ...) could not be used.
     #[error("{path}: {source}")]
     File {
         /// The path.

@@ -7,12 +7,12 @@
 //!   load, `UFFDIO_COPY`, and a conditional invalidate of that generation.
 //! * [`PageStore`] — what the daemon needs from the pool; [`EngineStore`] stores through the
 //!   batching engine (the default), [`PoolStore`] calls the pool directly.
-//! * [`bench`] — the `swapaccel swapd-bench` workload, on the region or, as the peer, in a
-//!   memory cgroup with kernel zswap.
+//!
+//! The `swapaccel swapd-bench` workload and its kernel-zswap peer live in the `swapd-bench`
+//! crate.
 //!
 //! Locking and lifetime rules are written once at the top of `pages.rs`.
 
-pub mod bench;
 mod engine_store;
 mod error;
 mod evict;

@@ -9,6 +9,8 @@ use accel::emu::{Emulator, EmulatorConfig};
 use accel::{ContextConfig, IaaCodec, WorkQueue};
 use software_fallback::{CodecError, CodecSpec, PageCodec};
 
+use super::queue_room::WaitForRoom;
+
 /// A backend to measure.
 #[derive(Clone, Debug)]
 pub enum Backend {
@@ -174,8 +176,12 @@ impl Opened {
     pub fn codec(&self) -> Result<Box<dyn PageCodec>, CodecError> {
         Ok(match self {
             Opened::Software(spec) => Box::new(spec.build()?),
-            Opened::Device(wq) => Box::new(IaaCodec::new(wq.clone(), ContextConfig::default())),
-            Opened::Emulator(emu) => Box::new(EmulatedCodec {
+            // The threads share the queue: a page refused for want of room waits for it.
+            Opened::Device(wq) => Box::new(WaitForRoom::new(IaaCodec::new(
+                wq.clone(),
+                ContextConfig::default(),
+            ))),
+            Opened::Emulator(emu) => Box::new(WaitForRoom::new(EmulatedCodec {
                 codec: IaaCodec::new(
                     emu.work_queue(),
                     ContextConfig {
@@ -186,9 +192,10 @@ impl Opened {
                     },
                 ),
                 _emu: emu.clone(),
-            }),
+            })),
+            // QPL's hardware path refuses a page when its queues are full (Busy), as ours does.
             #[cfg(feature = "qpl")]
-            Opened::Qpl(config) => Box::new(qpl_codec::QplCodec::new(*config)?),
+            Opened::Qpl(config) => Box::new(WaitForRoom::new(qpl_codec::QplCodec::new(*config)?)),
         })
     }
 }

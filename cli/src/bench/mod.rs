@@ -8,11 +8,14 @@
 
 mod backend;
 mod export;
+mod labels;
 mod machine;
 mod measure;
 mod plot;
+mod queue_room;
 mod report;
 mod stats;
+mod verdict;
 
 pub use backend::{discover, iaa_backends, resolve, Backend, BackendError, Opened};
 pub use export::{write_csv, write_json};
@@ -21,6 +24,7 @@ pub use measure::{ratios, run, MeasureError, RunFigures, RunShape, RunSummary};
 pub use plot::write_svg;
 pub use report::{render_table, CorpusSummary};
 pub use stats::{Percentiles, Spread};
+pub use verdict::{Verdict, VerdictRow, EMULATOR_RATIO_LABEL};
 
 use software_fallback::corpus::Corpus;
 
@@ -43,6 +47,9 @@ pub struct BackendResult {
     pub ratio: f64,
     /// Ratio of the non-zero pages, every one through the codec.
     pub ratio_nonzero: f64,
+    /// For the emulator, [`EMULATOR_RATIO_LABEL`]: its ratios are not the device's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_note: Option<String>,
     /// Compression throughput, MB/s, over the repeats.
     pub compress_mb_s: Spread,
     /// Decompression throughput, MB/s, over the repeats.
@@ -70,6 +77,8 @@ pub struct BenchReport {
     pub results: Vec<BackendResult>,
     /// Remarks printed under the table (e.g. what the emulator's figures mean).
     pub notes: Vec<String>,
+    /// What the figures mean for a swap daemon, per backend (printed after the table).
+    pub verdict: Verdict,
 }
 
 /// Measures `backend` with `shape`, `repeat` times.
@@ -109,6 +118,9 @@ pub fn measure_backend(
         incompressible: lens.iter().filter(|l| l.is_none()).count(),
         ratio,
         ratio_nonzero,
+        ratio_note: backend
+            .is_emulator()
+            .then(|| EMULATOR_RATIO_LABEL.to_string()),
         compress_mb_s: Spread::of(&comp_mb),
         decompress_mb_s: Spread::of(&dec_mb),
         compress_cpu_us: Spread::of(&comp_cpu).median,

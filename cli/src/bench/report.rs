@@ -17,6 +17,9 @@ pub struct CorpusSummary {
     pub zero_pages: usize,
     /// Same-filled (one repeated non-zero 64-bit word) pages.
     pub same_filled_pages: usize,
+    /// How the pages were read, where a reader should know (files skipped, a process that
+    /// exited mid-read, …).
+    pub notes: Vec<String>,
 }
 
 impl CorpusSummary {
@@ -35,6 +38,7 @@ impl CorpusSummary {
             pages: corpus.len(),
             zero_pages: zero,
             same_filled_pages: same,
+            notes: corpus.notes().iter().map(|n| n.to_string()).collect(),
         }
     }
 }
@@ -95,6 +99,9 @@ pub fn render_table(r: &BenchReport) -> String {
         "dec p50/p99/p999"
     );
     for x in &r.results {
+        // The emulator's speed figures measure it sharing the cores with the caller: neither
+        // the device's nor our own overhead alone, so they are not printed (JSON keeps them).
+        let speed = |v: String| if x.emulator { "n/a".to_string() } else { v };
         let label = if x.emulator {
             format!("{}*", x.backend)
         } else {
@@ -102,19 +109,19 @@ pub fn render_table(r: &BenchReport) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<16} {:>3} {:>3} {:>6.2} {:>8.3} {:>5.1}% {:>10} {:>10} {:>7.2} {:>7.2} {:>20} {:>20}",
+            "{:<16} {:>3} {:>3} {:>6.2} {:>8.3} {:>5.1}% {:>10} {:>10} {:>7} {:>7} {:>20} {:>20}",
             label,
             x.batch,
             x.threads,
             x.ratio,
             x.ratio_nonzero,
             pct(x.incompressible),
-            throughput(&x.compress_mb_s),
-            throughput(&x.decompress_mb_s),
-            x.compress_cpu_us,
-            x.decompress_cpu_us,
-            lat(&x.compress_us),
-            lat(&x.decompress_us),
+            speed(throughput(&x.compress_mb_s)),
+            speed(throughput(&x.decompress_mb_s)),
+            speed(format!("{:.2}", x.compress_cpu_us)),
+            speed(format!("{:.2}", x.decompress_cpu_us)),
+            speed(lat(&x.compress_us)),
+            speed(lat(&x.decompress_us)),
         );
     }
     let _ = writeln!(
@@ -127,5 +134,9 @@ pub fn render_table(r: &BenchReport) -> String {
     for n in &r.notes {
         let _ = writeln!(s, "{n}");
     }
+    for n in &c.notes {
+        let _ = writeln!(s, "corpus: {n}");
+    }
+    s.push_str(&r.verdict.render(r));
     s
 }

@@ -3,16 +3,12 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use software_fallback::corpus::Corpus;
 use swapaccel_cli::bench::{
     discover, measure_backend, render_table, resolve, write_csv, write_json, write_svg,
-    BackendError, BenchReport, CorpusSummary, MachineInfo, RunShape,
+    BackendError, BenchReport, CorpusSummary, MachineInfo, RunShape, Verdict, EMULATOR_RATIO_LABEL,
 };
 
-use super::CliError;
-
-/// Pages read from a live process when `--pages` is not given.
-const DEFAULT_PROCESS_PAGES: usize = 16384;
+use super::{corpus, CliError};
 
 /// Arguments of `swapaccel bench`.
 #[derive(Debug, clap::Args)]
@@ -29,8 +25,9 @@ pub struct BenchArgs {
     /// or a folder of them, or `pid:PID` (the anonymous writable memory of a live process).
     #[arg(long, default_value = "builtin")]
     pub corpus: String,
-    /// Use at most this many pages, sampled evenly (default: all; 16384 for `pid:`).
-    #[arg(long)]
+    /// Read at most this many pages, sampled evenly (default: all, up to 1 GiB of pages;
+    /// 16384 for `pid:`; a device or pipe is read only with it, its first N pages).
+    #[arg(long, value_parser = corpus::parse_pages)]
     pub pages: Option<usize>,
     /// Batch sizes to measure (pages per call, 1..=8).
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
@@ -47,35 +44,12 @@ pub struct BenchArgs {
     /// Write every figure, with the machine, as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Draw ratio against throughput and latency percentiles as SVG.
+    /// Draw CPU per page against ratio, and latency percentiles, as SVG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-}
-
-fn load_corpus(spec: &str, pages: Option<usize>) -> Result<Corpus, CliError> {
-    let corpus = if spec == "builtin" {
-        Corpus::builtin()
-    } else if let Some(pid) = spec.strip_prefix("pid:") {
-        let pid = if pid == "self" {
-            std::process::id()
-        } else {
-            pid.parse()
-                .map_err(|_| format!("--corpus pid:PID needs a numeric pid, got `{pid}`"))?
-        };
-        return Ok(Corpus::from_process(
-            pid,
-            pages.unwrap_or(DEFAULT_PROCESS_PAGES),
-        )?);
-    } else {
-        Corpus::load(&PathBuf::from(spec))?
-    };
-    Ok(match pages {
-        Some(n) => corpus.sample(n),
-        None => corpus,
-    })
 }
 
 /// Runs the benchmark, prints the table, writes the files asked for.
@@ -88,7 +62,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     }
     let report_iaa = discover();
     let backends = resolve(&args.backend, &report_iaa)?;
-    let corpus = load_corpus(&args.corpus, args.pages)?;
+    let corpus = corpus::load(&args.corpus, args.pages)?;
     let shapes: Vec<RunShape> = args
         .batch
         .iter()
@@ -136,22 +110,24 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             )?);
         }
         if b.is_emulator() {
-            notes.push(
-                "* iaa-emu is the device emulator (accel::emu), not hardware: it models no device \
-                 latency, so its figures measure swapaccel's own overhead; its engine threads \
-                 stand in for the device and are not counted in CPU time."
-                    .to_string(),
-            );
+            notes.push(format!(
+                "* iaa-emu is the device emulator (accel::emu), not hardware. {EMULATOR_RATIO_LABEL} \
+                 (its LZ77 matcher is ours). Its speed (MB/s, CPU, latency) is n/a: its engine \
+                 threads share these cores with the caller, so the figures are neither the \
+                 device's nor swapaccel's own overhead (the JSON keeps them)."
+            ));
         }
     }
     bar.finish_and_clear();
 
+    let verdict = Verdict::of(&results, report_iaa.why_none(), &args.corpus, args.pages);
     let report = BenchReport {
         machine: MachineInfo::collect(&report_iaa),
         corpus: CorpusSummary::of(&corpus),
         repeat: args.repeat,
         results,
         notes,
+        verdict,
     };
     print!("{}", render_table(&report));
     if let Some(p) = &args.json {

@@ -1,8 +1,13 @@
 //! Command-line front end.
 
 mod bench;
+mod corpus;
+mod dump;
 mod probe;
+mod probe_steps;
 mod swapd_bench;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -21,7 +26,12 @@ pub struct Cli {
 enum Command {
     /// Measure every codec on a corpus of pages and print them side by side.
     Bench(bench::BenchArgs),
-    /// Say whether this machine has usable IAA work queues, and why not if it has none.
+    /// Save pages (of a live process, a corpus file) as a *.pages.zst corpus for `bench
+    /// --corpus` on another machine, such as one with IAA.
+    Dump(dump::DumpArgs),
+    /// Say whether this machine has usable IAA work queues, and why not and what to do if it
+    /// has none. Exit status 0: a queue is usable; 3: no IAA device; 4: IAA present, no usable
+    /// queue.
     Probe(probe::ProbeArgs),
     /// Run a key-value workload in a userfaultfd-managed region on the pool (or, with
     /// `--kernel`, in a memory cgroup with kernel zswap) and report the figures.
@@ -38,11 +48,13 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Runs one command.
-pub fn run(cli: Cli) -> Result<(), CliError> {
+/// Runs one command; the exit status it asks for.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let done = |r: Result<(), CliError>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(args) => done(bench::run(&args)),
+        Command::Dump(args) => done(dump::run(&args)),
         Command::Probe(args) => probe::run(&args),
-        Command::SwapdBench(args) => swapd_bench::run(&args),
+        Command::SwapdBench(args) => done(swapd_bench::run(&args)),
     }
 }

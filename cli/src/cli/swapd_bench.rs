@@ -3,10 +3,10 @@
 //! crate; this file only parses arguments and prints).
 
 use software_fallback::{CodecId, CodecSpec};
-use swapd::bench::daemon::{self, DaemonConfig};
-use swapd::bench::kernel::{self, KernelConfig};
-use swapd::bench::report::{self, KernelOutcome};
-use swapd::bench::workload::{Pattern, WorkloadConfig};
+use swapd_bench::daemon::{self, DaemonConfig};
+use swapd_bench::kernel::{self, KernelConfig};
+use swapd_bench::report::{self, KernelOutcome};
+use swapd_bench::workload::{Pattern, WorkloadConfig};
 
 use super::CliError;
 

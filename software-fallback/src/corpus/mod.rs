@@ -2,18 +2,32 @@
 //!
 //! * [`Corpus::builtin`] — a deterministic synthetic set embedded in the code: zero pages,
 //!   same-filled pages, text, pointer-heavy heap-like pages and random pages.
-//! * [`Corpus::load`] — real pages from a file: a `*.pages.zst` corpus (a zstd-compressed run
-//!   of pages, the format of `shared/corpus`), or a raw file whose length is a multiple of
-//!   4096, or a folder of such files.
+//! * [`Corpus::load`] / [`Corpus::load_limited`] — real pages from a file: a `*.pages.zst`
+//!   corpus (a zstd-compressed run of pages, the format of `shared/corpus` and of
+//!   [`write_pages_zst`]), or a raw file whose length is a multiple of 4096, or a folder of
+//!   such files (other files in it are skipped, with a [`ReadNote`]).
 //! * [`Corpus::from_process`] — the anonymous writable memory of a live process.
+//!
+//! Every reader is bounded (see `file.rs` for the rules): at most [`MAX_PAGES`] pages are
+//! held, a page limit bounds what is read and not only what is kept, and a compressed stream
+//! is decompressed at most [`MAX_SCAN_PAGES`] pages far.
 
+mod error;
 mod file;
 pub mod process;
 mod synthetic;
+mod write;
 
 use std::path::Path;
 
-pub use file::CorpusError;
+pub use error::{CorpusError, ReadNote};
+pub use file::is_page_file_name;
+pub use write::write_pages_zst;
+
+/// The most pages a corpus holds in memory (1 GiB of pages); more need a page limit.
+pub const MAX_PAGES: usize = 1 << 18;
+/// The most pages a compressed corpus file is decompressed to (4 GiB): a zstd bomb stops here.
+pub const MAX_SCAN_PAGES: usize = 1 << 20;
 
 use crate::PAGE_SIZE;
 
@@ -22,6 +36,7 @@ use crate::PAGE_SIZE;
 pub struct Corpus {
     name: String,
     data: Vec<u8>,
+    notes: Vec<ReadNote>,
 }
 
 /// What kind of page a page is, as a pool would see it before compressing.
@@ -68,7 +83,23 @@ impl Corpus {
                 len: data.len() as u64,
             });
         }
-        Ok(Corpus { name, data })
+        Ok(Corpus {
+            name,
+            data,
+            notes: Vec::new(),
+        })
+    }
+
+    /// The same corpus with these notes on how it was read.
+    pub fn with_notes(mut self, notes: Vec<ReadNote>) -> Self {
+        self.notes = notes;
+        self
+    }
+
+    /// What a reader should know about how the pages were read (files skipped, a process that
+    /// exited mid-read, …); empty when there is nothing to say.
+    pub fn notes(&self) -> &[ReadNote] {
+        &self.notes
     }
 
     /// The built-in synthetic corpus (deterministic; 256 pages).
@@ -76,16 +107,25 @@ impl Corpus {
         Corpus {
             name: "builtin".into(),
             data: synthetic::generate(synthetic::BUILTIN_SEED),
+            notes: Vec::new(),
         }
     }
 
-    /// Loads a corpus from a `*.pages.zst` file, a raw page file, or a folder of them.
+    /// Loads a corpus from a `*.pages.zst` file, a raw page file, or a folder of them, whole
+    /// (at most [`MAX_PAGES`] pages; a device or pipe needs [`Corpus::load_limited`]).
     pub fn load(path: &Path) -> Result<Self, CorpusError> {
-        file::load(path)
+        file::load(path, None, file::Limits::DEFAULT)
     }
 
-    /// Reads up to `max_pages` pages, evenly spread, of the anonymous writable mappings of
-    /// process `pid` (see [`process`]).
+    /// Like [`Corpus::load`], reading at most `max_pages` pages (`1..=MAX_PAGES`), evenly
+    /// spread over the corpus (the same pages as [`Corpus::sample`] of the whole); from a
+    /// device or pipe, its first `max_pages` pages.
+    pub fn load_limited(path: &Path, max_pages: usize) -> Result<Self, CorpusError> {
+        file::load(path, Some(max_pages), file::Limits::DEFAULT)
+    }
+
+    /// Reads up to `max_pages` pages (`1..=MAX_PAGES`), evenly spread, of the anonymous
+    /// writable mappings of process `pid` (see [`process`]).
     pub fn from_process(pid: u32, max_pages: usize) -> Result<Self, CorpusError> {
         process::load(pid, max_pages)
     }
@@ -135,6 +175,7 @@ impl Corpus {
         Corpus {
             name: format!("{}[{} of {}]", self.name, n, self.len()),
             data,
+            notes: self.notes.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 
-use super::{Corpus, CorpusError};
+use super::{Corpus, CorpusError, ReadNote, MAX_PAGES};
 use crate::PAGE_SIZE;
 
 /// One mapping to sample from.
@@ -73,20 +73,60 @@ fn proc_err(pid: u32, what: &str, e: std::io::Error) -> CorpusError {
     }
 }
 
-/// Reads up to `max_pages` pages (evenly spread over the mappings) of process `pid`.
+/// Reads up to `max_pages` pages (`1..=MAX_PAGES`, evenly spread over the mappings) of
+/// process `pid`. Memory grows with the pages read, whatever the size of the mappings (a
+/// 1 TiB sparse mapping costs `max_pages` reads). A process that exits while it is read
+/// gives the pages read before it, with a [`ReadNote::ProcessExited`]; unreadable pages
+/// (guard pages, `PROT_NONE` remaps) are left out and counted in a [`ReadNote::Unreadable`].
 pub fn load(pid: u32, max_pages: usize) -> Result<Corpus, CorpusError> {
+    if max_pages == 0 || max_pages > MAX_PAGES {
+        return Err(CorpusError::PageLimit { asked: max_pages });
+    }
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map_err(|e| proc_err(pid, "maps", e))?;
     let ranges = anon_writable_ranges(&maps);
+    let mem = File::open(format!("/proc/{pid}/mem")).map_err(|e| proc_err(pid, "mem", e))?;
+    sample(
+        pid,
+        &ranges,
+        max_pages,
+        |addr, page| mem.read_exact_at(page, addr),
+        || alive(pid),
+    )
+}
+
+/// Whether `pid` still has its memory: it exists and is neither a zombie nor dead.
+fn alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after the command name, which is in parentheses and may
+    // itself hold ") ".
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X") | Some("x"))
+}
+
+/// Reads the sampled pages through `read` (one page at an address); `alive` says whether the
+/// process is still there when a read comes back short.
+fn sample(
+    pid: u32,
+    ranges: &[AnonRange],
+    max_pages: usize,
+    mut read: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+    alive: impl Fn() -> bool,
+) -> Result<Corpus, CorpusError> {
     let total: u64 = ranges.iter().map(AnonRange::pages).sum();
     let name = format!("pid:{pid}");
     if total == 0 {
         return Err(CorpusError::Empty { name });
     }
-    let mem = File::open(format!("/proc/{pid}/mem")).map_err(|e| proc_err(pid, "mem", e))?;
-    let want = (max_pages.max(1) as u64).min(total);
-    let mut data = Vec::with_capacity(want as usize * PAGE_SIZE);
+    let want = (max_pages as u64).min(total);
+    let mut data = Vec::new();
     let mut page = vec![0u8; PAGE_SIZE];
+    let mut notes = Vec::new();
+    let mut unreadable = 0usize;
     // Page k of the sample is page k*total/want of the concatenated mappings.
     let (mut r, mut before) = (0usize, 0u64);
     for k in 0..want {
@@ -96,18 +136,43 @@ pub fn load(pid: u32, max_pages: usize) -> Result<Corpus, CorpusError> {
             r += 1;
         }
         let addr = ranges[r].start + (idx - before) * PAGE_SIZE as u64;
-        match mem.read_exact_at(&mut page, addr) {
+        match read(addr, &mut page) {
             Ok(()) => data.extend_from_slice(&page),
-            // The mapping changed or is not readable (guard pages, PROT_NONE remaps): skip it.
-            Err(e) if e.raw_os_error() == Some(EIO) || e.kind() == ErrorKind::UnexpectedEof => {}
+            // EIO, a short read or ESRCH: the range is unreadable, or the process is gone
+            // (its memory reads as end-of-file once it has exited).
+            Err(e)
+                if matches!(e.raw_os_error(), Some(EIO) | Some(ESRCH))
+                    || e.kind() == ErrorKind::UnexpectedEof =>
+            {
+                if alive() {
+                    unreadable += 1;
+                    continue;
+                }
+                let read = data.len() / PAGE_SIZE;
+                if read == 0 {
+                    return Err(CorpusError::ProcessExited { pid });
+                }
+                tracing::warn!(pid, read, wanted = want, "process exited while it was read");
+                notes.push(ReadNote::ProcessExited {
+                    pid,
+                    read,
+                    wanted: want as usize,
+                });
+                break;
+            }
             Err(e) => return Err(proc_err(pid, "mem", e)),
         }
     }
-    Corpus::from_bytes(name, data)
+    if unreadable > 0 {
+        notes.push(ReadNote::Unreadable { pages: unreadable });
+    }
+    Ok(Corpus::from_bytes(name, data)?.with_notes(notes))
 }
 
 /// EIO on Linux: what reading an unreadable range of `/proc/PID/mem` returns.
 const EIO: i32 = 5;
+/// ESRCH on Linux: the process is gone.
+const ESRCH: i32 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -148,13 +213,109 @@ garbage line
     fn reads_own_heap() {
         // A distinctive page on our own heap must show up when we read ourselves in full.
         let marker: Vec<u8> = (0..PAGE_SIZE * 4).map(|i| (i % 251) as u8 ^ 0x5c).collect();
-        let c = load(std::process::id(), usize::MAX).expect("read own process");
+        let c = load(std::process::id(), MAX_PAGES).expect("read own process");
         let found = c
             .pages()
             .any(|p| p[..64] == marker[..64] || p.windows(64).any(|w| w == &marker[..64]));
         std::hint::black_box(&marker);
         assert!(found, "marker page not found among {} pages", c.len());
         assert!(c.name().starts_with("pid:"));
+    }
+
+    fn range(pages: u64) -> Vec<AnonRange> {
+        vec![AnonRange {
+            start: 0x10000,
+            end: 0x10000 + pages * PAGE_SIZE as u64,
+        }]
+    }
+
+    #[test]
+    fn a_process_that_exits_mid_read_gives_what_was_read_with_a_note() {
+        let mut reads = 0;
+        let c = sample(
+            7,
+            &range(100),
+            10,
+            |_, page| {
+                reads += 1;
+                if reads > 4 {
+                    return Err(ErrorKind::UnexpectedEof.into());
+                }
+                page.fill(reads as u8);
+                Ok(())
+            },
+            || false,
+        )
+        .unwrap();
+        assert_eq!(c.len(), 4);
+        assert_eq!(
+            c.notes(),
+            &[ReadNote::ProcessExited {
+                pid: 7,
+                read: 4,
+                wanted: 10
+            }]
+        );
+        assert!(c.notes()[0].to_string().contains("4 of 10"));
+        // Gone before the first page: an error, not an empty corpus.
+        assert!(matches!(
+            sample(
+                7,
+                &range(100),
+                10,
+                |_, _| Err(ErrorKind::UnexpectedEof.into()),
+                || false
+            ),
+            Err(CorpusError::ProcessExited { pid: 7 })
+        ));
+    }
+
+    #[test]
+    fn unreadable_pages_of_a_live_process_are_counted() {
+        let mut n = 0;
+        let c = sample(
+            7,
+            &range(10),
+            10,
+            |_, _| {
+                n += 1;
+                if n % 2 == 0 {
+                    Err(std::io::Error::from_raw_os_error(EIO))
+                } else {
+                    Ok(())
+                }
+            },
+            || true,
+        )
+        .unwrap();
+        assert_eq!(c.len(), 5);
+        assert_eq!(c.notes(), &[ReadNote::Unreadable { pages: 5 }]);
+    }
+
+    #[test]
+    fn a_huge_sparse_mapping_costs_only_the_pages_asked_for() {
+        // 1 TiB of mapping, 3 pages asked: 3 reads, evenly spread.
+        let mut addrs = Vec::new();
+        let c = sample(
+            7,
+            &range(1 << 28),
+            3,
+            |a, _| {
+                addrs.push(a);
+                Ok(())
+            },
+            || true,
+        )
+        .unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(addrs.len(), 3);
+        assert_eq!(addrs[1] - addrs[0], (1u64 << 28) / 3 * PAGE_SIZE as u64);
+        for n in [0, MAX_PAGES + 1] {
+            assert!(matches!(
+                load(std::process::id(), n),
+                Err(CorpusError::PageLimit { .. })
+            ));
+        }
     }
 
     #[test]

@@ -8,11 +8,8 @@ use serde::{Deserialize, Serialize};
 use software_fallback::CodecSpec;
 
 use super::workload::{self, WorkloadConfig, WorkloadReport};
-use crate::engine_store::EngineStore;
-use crate::error::{Result, SwapdError};
-use crate::region::{Region, RegionConfig};
-use crate::stats::RegionStats;
-use crate::store::{PageStore, PoolStore};
+use crate::error::{BenchError, Result};
+use swapd::{EngineStore, PageStore, PoolStore, Region, RegionConfig, RegionStats};
 
 /// How the daemon side is set up.
 #[derive(Clone, Debug)]
@@ -96,7 +93,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
     let slots = w.footprint.div_ceil(software_fallback::PAGE_SIZE) as u64;
     let (store, name): (Arc<dyn PageStore>, &'static str) = if d.use_engine {
         let s = EngineStore::new(pool.clone(), topology, 0, slots.max(1), None)
-            .map_err(|e| SwapdError::Daemon(format!("batching engine: {e}")))?;
+            .map_err(|e| BenchError::Daemon(format!("batching engine: {e}")))?;
         (Arc::new(s), "batching engine")
     } else {
         (
@@ -118,7 +115,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
     let at_start = std::cell::RefCell::new(RegionStats::default());
     let workload = workload::run(region.words(), w, || {
         *at_start.borrow_mut() = region.stats();
-        region.health()
+        Ok(region.health()?)
     })?;
     region.health()?;
     let stats = region.stats();

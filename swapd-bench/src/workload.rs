@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SwapdError};
-use crate::stats::Histogram;
+use crate::error::{BenchError, Result};
+use swapd::Histogram;
 
 /// Key popularity.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,30 +78,30 @@ impl WorkloadConfig {
     /// Number of records, or an error if the shape is out of range.
     pub fn keys(&self) -> Result<u64> {
         if self.value_size < 16 || self.value_size % 8 != 0 {
-            return Err(SwapdError::InvalidConfig(format!(
+            return Err(BenchError::InvalidConfig(format!(
                 "value size {} is not a multiple of 8 of at least 16",
                 self.value_size
             )));
         }
         if !(0.0..=1.0).contains(&self.write_fraction) {
-            return Err(SwapdError::InvalidConfig(format!(
+            return Err(BenchError::InvalidConfig(format!(
                 "write fraction {} not in 0..=1",
                 self.write_fraction
             )));
         }
         if self.threads == 0 || self.threads > 256 {
-            return Err(SwapdError::InvalidConfig("threads must be 1..=256".into()));
+            return Err(BenchError::InvalidConfig("threads must be 1..=256".into()));
         }
         if let Pattern::Zipf { theta } = self.pattern {
             if !(0.0..10.0).contains(&theta) || theta == 1.0 {
-                return Err(SwapdError::InvalidConfig(format!(
+                return Err(BenchError::InvalidConfig(format!(
                     "zipf exponent {theta} not in [0, 10) or equal to 1"
                 )));
             }
         }
         let keys = (self.footprint / self.value_size) as u64;
         if keys < self.threads as u64 {
-            return Err(SwapdError::InvalidConfig(
+            return Err(BenchError::InvalidConfig(
                 "footprint holds too few records".into(),
             ));
         }
@@ -215,7 +215,7 @@ pub fn run(
     let keys = cfg.keys()?;
     let rw = cfg.value_size / 8;
     if (keys as usize) * rw > mem.len() {
-        return Err(SwapdError::InvalidConfig(format!(
+        return Err(BenchError::InvalidConfig(format!(
             "{keys} records of {} bytes do not fit in {} bytes",
             cfg.value_size,
             mem.len() * 8
@@ -261,7 +261,7 @@ pub fn run(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(SwapdError::Daemon("a workload thread panicked".into()))
+                    Err(BenchError::Daemon("a workload thread panicked".into()))
                 })
             })
             .collect()
@@ -332,7 +332,7 @@ fn thread_ops(
                 let got = w.load(Ordering::Relaxed);
                 let expected = record_word(key, v, i);
                 if got != expected {
-                    return Err(SwapdError::Mismatch { key, expected, got });
+                    return Err(BenchError::Mismatch { key, expected, got });
                 }
             }
             reads += 1;

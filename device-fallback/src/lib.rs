@@ -38,6 +38,8 @@
 //! the pages each engine did on the calling thread, so that a worker can attribute a pool
 //! call it just made ([`take_tally`]).
 
+#![deny(missing_docs)]
+
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,7 +166,7 @@ fn inc(c: &AtomicU64, n: u64) {
 /// A device (IAA work queue, or the emulator's) shared by all of a pool's contexts, with
 /// per-page software fallback and health tracking. Hand [`DeviceBackend::factory`] to the
 /// pool ([`pool::PoolConfig::factory`]) and the backend itself to the engine
-/// ([`crate::EngineConfig::device`]) for its metrics.
+/// (`batching::EngineConfig::device`) for its metrics.
 pub struct DeviceBackend {
     wq: Arc<WorkQueue>,
     ctx_cfg: ContextConfig,

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use software_fallback::PAGE_SIZE;
 
 use super::workload::{self, WorkloadConfig, WorkloadReport};
-use crate::error::{Result, SwapdError};
+use crate::error::{BenchError, Result};
 
 const ZSWAP_PARAMS: &str = "/sys/module/zswap/parameters";
 const ZSWAP_DEBUGFS: &str = "/sys/kernel/debug/zswap";
@@ -108,9 +108,9 @@ impl ZswapGuard {
         let g = ZswapGuard { saved };
         write(&format!("{ZSWAP_PARAMS}/compressor"), compressor)?;
         let now = fs::read_to_string(format!("{ZSWAP_PARAMS}/compressor"))
-            .map_err(|e| SwapdError::file(ZSWAP_PARAMS, e))?;
+            .map_err(|e| BenchError::file(ZSWAP_PARAMS, e))?;
         if now.trim() != compressor {
-            return Err(SwapdError::KernelPeerUnavailable(format!(
+            return Err(BenchError::KernelPeerUnavailable(format!(
                 "zswap kept compressor {} instead of {compressor} (is it in /proc/crypto?)",
                 now.trim()
             )));
@@ -147,7 +147,7 @@ impl PageClusterGuard {
             return Ok(PageClusterGuard { saved: None });
         };
         let old = fs::read_to_string(PAGE_CLUSTER)
-            .map_err(|e| SwapdError::file(PAGE_CLUSTER, e))?
+            .map_err(|e| BenchError::file(PAGE_CLUSTER, e))?
             .trim()
             .to_string();
         write(PAGE_CLUSTER, &v.to_string())?;
@@ -223,8 +223,8 @@ impl SwapFile {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| SwapdError::file(path.display().to_string(), e))?;
-        let io = |e| SwapdError::file(path.display().to_string(), e);
+            .map_err(|e| BenchError::file(path.display().to_string(), e))?;
+        let io = |e| BenchError::file(path.display().to_string(), e);
         // A swap file must have no holes: write it out (in 1 MiB pieces).
         let chunk = vec![0u8; 1 << 20];
         let mut left = pages * PAGE_SIZE as u64;
@@ -250,7 +250,7 @@ impl SwapFile {
         let c = cstr(&path)?;
         // SAFETY: `c` is a NUL-terminated path; swapon has no memory effects on us.
         if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
-            return Err(SwapdError::last_os("swapon"));
+            return Err(BenchError::last_os("swapon"));
         }
         sf.on = true;
         tracing::info!(path = %path.display(), pages, "swap file on");
@@ -261,14 +261,14 @@ impl SwapFile {
 fn cstr(p: &Path) -> Result<std::ffi::CString> {
     use std::os::unix::ffi::OsStrExt;
     std::ffi::CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| SwapdError::InvalidConfig(format!("path {} has a NUL", p.display())))
+        .map_err(|_| BenchError::InvalidConfig(format!("path {} has a NUL", p.display())))
 }
 
 fn swapoff(p: &Path) -> Result<()> {
     let c = cstr(p)?;
     // SAFETY: `c` is a NUL-terminated path.
     if unsafe { libc::swapoff(c.as_ptr()) } != 0 {
-        return Err(SwapdError::last_os("swapoff"));
+        return Err(BenchError::last_os("swapoff"));
     }
     Ok(())
 }
@@ -310,7 +310,7 @@ impl Cgroup {
             );
             (root, true)
         } else {
-            return Err(SwapdError::KernelPeerUnavailable(
+            return Err(BenchError::KernelPeerUnavailable(
                 "no memory cgroup controller (neither v1 memory.limit_in_bytes nor v2 memory.max)"
                     .into(),
             ));
@@ -319,7 +319,7 @@ impl Cgroup {
         if dir.exists() {
             let _ = fs::remove_dir(&dir);
         }
-        fs::create_dir(&dir).map_err(|e| SwapdError::file(dir.display().to_string(), e))?;
+        fs::create_dir(&dir).map_err(|e| BenchError::file(dir.display().to_string(), e))?;
         Ok(Cgroup { dir, v2 })
     }
 
@@ -393,11 +393,11 @@ struct ChildGuard {
 
 impl ChildGuard {
     fn send(&mut self, line: &str) -> Result<()> {
-        let io = |e| SwapdError::file("child stdin", e);
+        let io = |e| BenchError::file("child stdin", e);
         let s = self
             .stdin
             .as_mut()
-            .ok_or_else(|| SwapdError::Daemon("child stdin closed".into()))?;
+            .ok_or_else(|| BenchError::Daemon("child stdin closed".into()))?;
         s.write_all(line.as_bytes()).map_err(io)?;
         s.write_all(b"\n").map_err(io)?;
         s.flush().map_err(io)
@@ -410,9 +410,9 @@ impl ChildGuard {
             let n = self
                 .stdout
                 .read_line(&mut line)
-                .map_err(|e| SwapdError::file("child stdout", e))?;
+                .map_err(|e| BenchError::file("child stdout", e))?;
             if n == 0 {
-                return Err(SwapdError::Daemon(format!(
+                return Err(BenchError::Daemon(format!(
                     "the kernel-peer child exited before {prefix} (see its stderr above)"
                 )));
             }
@@ -439,13 +439,13 @@ impl Drop for ChildGuard {
 // ----- files -----
 
 fn write(path: &str, v: &str) -> Result<()> {
-    fs::write(path, v).map_err(|e| SwapdError::file(path, e))
+    fs::write(path, v).map_err(|e| BenchError::file(path, e))
 }
 
 fn read_u64(p: &Path) -> Result<u64> {
-    let s = fs::read_to_string(p).map_err(|e| SwapdError::file(p.display().to_string(), e))?;
+    let s = fs::read_to_string(p).map_err(|e| BenchError::file(p.display().to_string(), e))?;
     s.trim().parse().map_err(|_| {
-        SwapdError::file(
+        BenchError::file(
             p.display().to_string(),
             std::io::ErrorKind::InvalidData.into(),
         )
@@ -453,7 +453,7 @@ fn read_u64(p: &Path) -> Result<u64> {
 }
 
 fn vmstat() -> Result<BTreeMap<String, u64>> {
-    let s = fs::read_to_string("/proc/vmstat").map_err(|e| SwapdError::file("/proc/vmstat", e))?;
+    let s = fs::read_to_string("/proc/vmstat").map_err(|e| BenchError::file("/proc/vmstat", e))?;
     Ok(s.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(' ')?;
@@ -503,12 +503,12 @@ pub fn unavailable() -> Option<String> {
 pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     w.keys()?;
     if let Some(why) = unavailable() {
-        return Err(SwapdError::KernelPeerUnavailable(why));
+        return Err(BenchError::KernelPeerUnavailable(why));
     }
     let (prog, args) = k
         .child_cmd
         .split_first()
-        .ok_or_else(|| SwapdError::InvalidConfig("no child command".into()))?;
+        .ok_or_else(|| BenchError::InvalidConfig("no child command".into()))?;
     let _debugfs = DebugfsGuard::ensure();
     let _zswap = ZswapGuard::enable(&k.compressor)?;
     let _page_cluster = PageClusterGuard::set(k.page_cluster)?;
@@ -523,19 +523,19 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| SwapdError::file(prog.clone(), e))?;
+        .map_err(|e| BenchError::file(prog.clone(), e))?;
     let stdin = child.stdin.take();
     let stdout = child
         .stdout
         .take()
-        .ok_or_else(|| SwapdError::Daemon("child has no stdout".into()))?;
+        .ok_or_else(|| BenchError::Daemon("child has no stdout".into()))?;
     let mut child = ChildGuard {
         child,
         stdin,
         stdout: BufReader::new(stdout),
     };
     cg.add(child.child.id())?;
-    let cfg = serde_json::to_string(w).map_err(|e| SwapdError::Daemon(e.to_string()))?;
+    let cfg = serde_json::to_string(w).map_err(|e| BenchError::Daemon(e.to_string()))?;
     child.send(&cfg)?;
     child.expect("READY")?;
     // The child's memory now: binary, heap, the untouched mapping. Give it what it has, the
@@ -558,7 +558,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         }))
         .map(|v| v.to_string())
         .unwrap_or_else(|_| "?".into());
-        SwapdError::Daemon(format!(
+        BenchError::Daemon(format!(
             "{e}; cgroup limit {limit} B, failcnt {failcnt}, zswap {z:?} (dmesg shows an OOM \
              kill if the limit was too tight: raise --kernel-pool-mib)"
         ))
@@ -568,7 +568,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     let peak = cg.peak().unwrap_or(0);
     child.send("EXIT")?;
     let workload: WorkloadReport =
-        serde_json::from_str(&rep).map_err(|e| SwapdError::Daemon(format!("child report: {e}")))?;
+        serde_json::from_str(&rep).map_err(|e| BenchError::Daemon(format!("child report: {e}")))?;
     let delta = |a: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
         v1.iter()
             .map(|(k, &b)| (k.clone(), b.saturating_sub(a.get(k).copied().unwrap_or(0))))
@@ -605,26 +605,26 @@ pub fn child_main() -> Result<()> {
     let mut next = || -> Result<String> {
         lines
             .next()
-            .ok_or_else(|| SwapdError::Daemon("parent closed stdin".into()))?
-            .map_err(|e| SwapdError::file("stdin", e))
+            .ok_or_else(|| BenchError::Daemon("parent closed stdin".into()))?
+            .map_err(|e| BenchError::file("stdin", e))
     };
     let w: WorkloadConfig = serde_json::from_str(&next()?)
-        .map_err(|e| SwapdError::InvalidConfig(format!("child config: {e}")))?;
+        .map_err(|e| BenchError::InvalidConfig(format!("child config: {e}")))?;
     let mem = AnonMemory::new(w.footprint)?;
     println!("READY");
     if next()? != "GO" {
-        return Err(SwapdError::Daemon("expected GO".into()));
+        return Err(BenchError::Daemon("expected GO".into()));
     }
     let report = workload::run(mem.words(), &w, || {
         println!("POPULATED");
         match next()?.as_str() {
             "RUN" => Ok(()),
-            other => Err(SwapdError::Daemon(format!("expected RUN, got {other}"))),
+            other => Err(BenchError::Daemon(format!("expected RUN, got {other}"))),
         }
     })?;
     println!(
         "REPORT {}",
-        serde_json::to_string(&report).map_err(|e| SwapdError::Daemon(e.to_string()))?
+        serde_json::to_string(&report).map_err(|e| BenchError::Daemon(e.to_string()))?
     );
     let _ = next();
     Ok(())
@@ -651,7 +651,7 @@ impl AnonMemory {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(SwapdError::last_os("mmap"));
+            return Err(BenchError::last_os("mmap"));
         }
         // SAFETY: our own mapping; advice changes no contents.
         if unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) } != 0 {
