@@ -23,11 +23,7 @@ fn qpl_pool(config: QplConfig) -> pool::Result<Pool> {
 fn qpl_contexts_store_and_load_and_survive_a_switch() {
     let c = real_corpus(512);
     for huffman in [Huffman::Fixed, Huffman::Dynamic] {
-        let pool = qpl_pool(QplConfig {
-            path: Path::Software,
-            huffman,
-        })
-        .unwrap();
+        let pool = qpl_pool(QplConfig::new(Path::Software, huffman)).unwrap();
         pool.swapon(0, c.len() as u64, None).unwrap();
         for (i, p) in c.pages().enumerate() {
             pool.store(0, i as u64, p).unwrap();
@@ -56,10 +52,7 @@ fn qpl_contexts_store_and_load_and_survive_a_switch() {
 
 #[test]
 fn hardware_path_without_iaa_fails_the_pool_with_qpls_reason() {
-    match qpl_pool(QplConfig {
-        path: Path::Hardware,
-        huffman: Huffman::Fixed,
-    }) {
+    match qpl_pool(QplConfig::new(Path::Hardware, Huffman::Fixed)) {
         Ok(_) => eprintln!("QPL hardware path is available here"),
         Err(e) => assert!(e.to_string().contains("QPL_STS_INIT_"), "{e}"),
     }

@@ -59,16 +59,40 @@ pub enum Huffman {
 }
 
 /// How a [`QplCodec`] is set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QplConfig {
     /// Execution path.
     pub path: Path,
     /// Huffman code for compression (decompression reads either).
     pub huffman: Huffman,
+    /// Have QPL decompress each compressed page again and compare (QPL's default; without it
+    /// the job carries `QPL_FLAG_OMIT_VERIFY`). [`QplConfig::new`] turns it on for the
+    /// hardware and auto paths, as our IAA context verifies device output, and off for the
+    /// software path, whose output is no more checked than libdeflate's.
+    pub verify: bool,
+}
+
+impl QplConfig {
+    /// `path` and `huffman`, verifying device output only (see [`QplConfig::verify`]).
+    pub fn new(path: Path, huffman: Huffman) -> Self {
+        QplConfig {
+            path,
+            huffman,
+            verify: path != Path::Software,
+        }
+    }
+}
+
+impl Default for QplConfig {
+    /// The software path with fixed Huffman, not verifying.
+    fn default() -> Self {
+        QplConfig::new(Path::Software, Huffman::Fixed)
+    }
 }
 
 impl fmt::Display for QplConfig {
-    /// The bench label: `qpl`, `qpl:dynamic`, `qpl-hw`, `qpl-hw:dynamic`, `qpl-auto`, ...
+    /// The bench label: `qpl`, `qpl:dynamic`, `qpl-hw`, `qpl-hw:dynamic`, `qpl-auto`, ...,
+    /// with `:verify` / `:noverify` when verification is not the path's default.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.path {
             Path::Software => "qpl",
@@ -78,32 +102,44 @@ impl fmt::Display for QplConfig {
         if self.huffman == Huffman::Dynamic {
             f.write_str(":dynamic")?;
         }
-        Ok(())
+        match (self.verify, QplConfig::new(self.path, self.huffman).verify) {
+            (true, false) => f.write_str(":verify"),
+            (false, true) => f.write_str(":noverify"),
+            _ => Ok(()),
+        }
     }
 }
 
 impl FromStr for QplConfig {
     type Err = QplError;
 
-    /// Parses the labels [`Display`](fmt::Display) prints: `qpl[-hw|-auto][:fixed|:dynamic]`.
+    /// Parses the labels [`Display`](fmt::Display) prints:
+    /// `qpl[-hw|-auto][:fixed|:dynamic][:verify|:noverify]`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || QplError::UnknownName(s.to_string());
-        let (path, huffman) = match s.trim().split_once(':') {
-            Some((p, h)) => (p, Some(h)),
-            None => (s.trim(), None),
-        };
-        let path = match path.to_ascii_lowercase().as_str() {
-            "qpl" => Path::Software,
-            "qpl-hw" => Path::Hardware,
-            "qpl-auto" => Path::Auto,
+        let lower = s.trim().to_ascii_lowercase();
+        let mut parts = lower.split(':');
+        let path = match parts.next() {
+            Some("qpl") => Path::Software,
+            Some("qpl-hw") => Path::Hardware,
+            Some("qpl-auto") => Path::Auto,
             _ => return Err(bad()),
         };
-        let huffman = match huffman.map(str::to_ascii_lowercase).as_deref() {
-            None | Some("fixed") => Huffman::Fixed,
-            Some("dynamic") => Huffman::Dynamic,
-            Some(_) => return Err(bad()),
-        };
-        Ok(QplConfig { path, huffman })
+        let (mut huffman, mut verify) = (None, None);
+        for part in parts {
+            match part {
+                "fixed" if huffman.is_none() => huffman = Some(Huffman::Fixed),
+                "dynamic" if huffman.is_none() => huffman = Some(Huffman::Dynamic),
+                "verify" if verify.is_none() => verify = Some(true),
+                "noverify" if verify.is_none() => verify = Some(false),
+                _ => return Err(bad()),
+            }
+        }
+        let mut config = QplConfig::new(path, huffman.unwrap_or_default());
+        if let Some(v) = verify {
+            config.verify = v;
+        }
+        Ok(config)
     }
 }
 
@@ -128,8 +164,11 @@ pub enum QplError {
         /// QPL's status.
         status: Status,
     },
-    /// A backend name that is not `qpl[-hw|-auto][:fixed|:dynamic]`.
-    #[error("unknown QPL backend `{0}`: expected qpl, qpl-hw or qpl-auto, optionally :fixed or :dynamic")]
+    /// A backend name that is not `qpl[-hw|-auto][:fixed|:dynamic][:verify|:noverify]`.
+    #[error(
+        "unknown QPL backend `{0}`: expected qpl, qpl-hw or qpl-auto, then optionally \
+         :fixed or :dynamic and :verify or :noverify"
+    )]
     UnknownName(String),
 }
 
@@ -224,8 +263,11 @@ impl PageCodec for QplCodec {
                 crc32: crc32(page),
             });
         }
-        let dynamic = self.config.huffman == Huffman::Dynamic;
-        let o = self.job.execute(Op::Compress { dynamic }, page, dst);
+        let op = Op::Compress {
+            dynamic: self.config.huffman == Huffman::Dynamic,
+            verify: self.config.verify,
+        };
+        let o = self.job.execute(op, page, dst);
         if o.status == Status::OK {
             if o.total_in as usize != PAGE_SIZE || o.total_out as usize > dst.len() {
                 return Err(CodecError::Backend {
@@ -298,18 +340,28 @@ mod tests {
 
     fn codec(huffman: Huffman) -> QplCodec {
         QplCodec::new(QplConfig {
-            path: Path::Software,
-            huffman,
+            verify: huffman == Huffman::Dynamic,
+            ..QplConfig::new(Path::Software, huffman)
         })
         .expect("software path")
     }
 
     #[test]
     fn labels_round_trip() {
-        for s in ["qpl", "qpl:dynamic", "qpl-hw", "qpl-hw:dynamic", "qpl-auto"] {
+        for s in [
+            "qpl",
+            "qpl:dynamic",
+            "qpl:verify",
+            "qpl-hw",
+            "qpl-hw:dynamic:noverify",
+            "qpl-auto",
+        ] {
             assert_eq!(s.parse::<QplConfig>().unwrap().to_string(), s);
         }
         assert_eq!("qpl:fixed".parse::<QplConfig>().unwrap().to_string(), "qpl");
+        assert!(!"qpl".parse::<QplConfig>().unwrap().verify);
+        assert!("qpl-hw".parse::<QplConfig>().unwrap().verify);
+        assert!("qpl:dynamic:dynamic".parse::<QplConfig>().is_err());
         assert!(matches!(
             "qpl:static".parse::<QplConfig>(),
             Err(QplError::UnknownName(_))
@@ -338,10 +390,7 @@ mod tests {
 
     #[test]
     fn hardware_path_without_iaa_reports_qpls_reason() {
-        match QplCodec::new(QplConfig {
-            path: Path::Hardware,
-            huffman: Huffman::Fixed,
-        }) {
+        match QplCodec::new(QplConfig::new(Path::Hardware, Huffman::Fixed)) {
             // On an IAA host with a configured work queue this test has nothing to show.
             Ok(_) => eprintln!("QPL hardware path is available here"),
             Err(e) => {

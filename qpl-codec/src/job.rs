@@ -34,8 +34,9 @@ pub(crate) struct Outcome {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Op {
     /// Raw DEFLATE compression; `dynamic` selects dynamic Huffman (two passes: statistics,
-    /// then a tailored code) over fixed Huffman.
-    Compress { dynamic: bool },
+    /// then a tailored code) over fixed Huffman; `verify` keeps QPL's check of its output
+    /// (decompressing it again), else the job carries QPL_FLAG_OMIT_VERIFY.
+    Compress { dynamic: bool, verify: bool },
     /// Raw DEFLATE decompression.
     Decompress,
 }
@@ -104,10 +105,13 @@ impl Job {
             j.dictionary = std::ptr::null_mut();
             j.flags = QPL_FLAG_FIRST | QPL_FLAG_LAST;
             match op {
-                Op::Compress { dynamic } => {
+                Op::Compress { dynamic, verify } => {
                     j.op = qpl_op_compress;
                     if dynamic {
                         j.flags |= QPL_FLAG_DYNAMIC_HUFFMAN;
+                    }
+                    if !verify {
+                        j.flags |= QPL_FLAG_OMIT_VERIFY;
                     }
                 }
                 Op::Decompress => j.op = qpl_op_decompress,

@@ -18,11 +18,11 @@
 //!
 #![cfg_attr(feature = "qpl", doc = "```")]
 #![cfg_attr(not(feature = "qpl"), doc = "```ignore")]
-//! use qpl_codec::{Huffman, QplCodec, QplConfig};
+//! use qpl_codec::{Huffman, Path, QplCodec, QplConfig};
 //! use software_fallback::{Deflate, PageCodec, PAGE_SIZE};
 //!
 //! let page: Vec<u8> = (0..PAGE_SIZE).map(|i| (i / 64) as u8).collect();
-//! let mut qpl = QplCodec::new(QplConfig { huffman: Huffman::Dynamic, ..QplConfig::default() })?;
+//! let mut qpl = QplCodec::new(QplConfig::new(Path::Software, Huffman::Dynamic))?;
 //! let mut dst = vec![0u8; PAGE_SIZE - 1];
 //! let len = qpl.compress(&page, &mut dst)?.len.expect("compressible");
 //! // libdeflate reads QPL's output.

@@ -30,9 +30,10 @@ mod run {
     const PY_REFERENCE: [(Huffman, f64); 2] = [(Huffman::Fixed, 3.32), (Huffman::Dynamic, 4.38)];
 
     fn qpl(huffman: Huffman) -> Result<QplCodec, Failed> {
+        // QPL's own output check on for fixed Huffman, off for dynamic: both job forms run.
         QplCodec::new(QplConfig {
-            path: Path::Software,
-            huffman,
+            verify: huffman == Huffman::Fixed,
+            ..QplConfig::new(Path::Software, huffman)
         })
         .map_err(|e| e.to_string().into())
     }
