@@ -9,7 +9,11 @@ use software_fallback::CodecSpec;
 
 use super::workload::{self, WorkloadConfig, WorkloadReport};
 use crate::error::{BenchError, Result};
+use swapd::floor::Floor;
 use swapd::{EngineStore, PageStore, PoolStore, Region, RegionConfig, RegionStats};
+
+/// Faults timed for each floor (poll and spin): a few ms each.
+const FLOOR_FAULTS: usize = 2000;
 
 /// How the daemon side is set up.
 #[derive(Clone, Debug)]
@@ -28,6 +32,8 @@ pub struct DaemonConfig {
     pub use_engine: bool,
     /// Count writes as accesses for the clock.
     pub track_writes: bool,
+    /// Fault threads spin this long for the next message before sleeping.
+    pub spin_us: u32,
 }
 
 /// Pool figures worth printing (a subset of [`PoolStats`], serialisable).
@@ -79,11 +85,14 @@ pub struct DaemonReport {
     pub pool: PoolFigures,
     /// Which store was used.
     pub store: &'static str,
+    /// The bare userfaultfd round trip, measured just before the workload.
+    pub floor: Floor,
 }
 
 /// Runs the workload on a fresh region.
 pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
     w.keys()?;
+    let floor = swapd::floor::measure(FLOOR_FAULTS)?;
     let topology: Arc<dyn CpuTopology> = Arc::new(SysfsTopology);
     let pool = Arc::new(Pool::new(PoolConfig {
         codec: d.codec,
@@ -109,14 +118,21 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
             fault_threads: d.fault_threads,
             fault_around: d.fault_around,
             track_writes: d.track_writes,
+            spin_us: d.spin_us,
         },
         store,
     )?;
     let at_start = std::cell::RefCell::new(RegionStats::default());
-    let workload = workload::run(region.words(), w, || {
-        *at_start.borrow_mut() = region.stats();
-        Ok(region.health()?)
-    })?;
+    let absent = |word: usize| region.page_absent(word * 8 / software_fallback::PAGE_SIZE);
+    let workload = workload::run_probed(
+        region.words(),
+        w,
+        || {
+            *at_start.borrow_mut() = region.stats();
+            Ok(region.health()?)
+        },
+        &absent,
+    )?;
     region.health()?;
     let stats = region.stats();
     let s0 = at_start.into_inner();
@@ -128,5 +144,6 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
         region: stats,
         pool,
         store: name,
+        floor,
     })
 }

@@ -91,6 +91,55 @@ pub fn render(
         }),
     );
     row(
+        "fault latency seen by the program p50 / p99 (µs)",
+        ours.map(|d| {
+            format!(
+                "{} / {} ({} ops)",
+                us(d.workload.fault_p50_ns),
+                us(d.workload.fault_p99_ns),
+                d.workload.faulted_ops
+            )
+        }),
+        k.map(|_| "n/a (no per-access view)".into()),
+    );
+    row(
+        "uffd floor p50 / p99: poll | spin (µs)",
+        ours.map(|d| {
+            format!(
+                "{} / {} | {} / {}",
+                us(d.floor.poll.p50_ns),
+                us(d.floor.poll.p99_ns),
+                us(d.floor.spin.p50_ns),
+                us(d.floor.spin.p99_ns)
+            )
+        }),
+        None,
+    );
+    row(
+        "program fault p50 / floor p50: poll | spin",
+        ours.map(|d| {
+            let r = |f: u64| d.workload.fault_p50_ns as f64 / f.max(1) as f64;
+            format!(
+                "{:.2}× | {:.2}×",
+                r(d.floor.poll.p50_ns),
+                r(d.floor.spin.p50_ns)
+            )
+        }),
+        None,
+    );
+    row(
+        "handler spin CPU (s) / hits / misses",
+        ours.map(|d| {
+            format!(
+                "{:.2} / {} / {}",
+                d.region.spin_ns as f64 / 1e9,
+                d.region.spin_hits,
+                d.region.spin_misses
+            )
+        }),
+        None,
+    );
+    row(
         "fault service p50 / p99 (µs)",
         ours.map(|d| {
             format!(
@@ -222,7 +271,8 @@ pub fn render(
             out,
             "swapd: store via {}; waited-on-eviction {}, evict busy {}, store failures {}, \
              direct reclaims {}, fault-around pages {}, stale invalidates {}, resident {} / \
-             budget {} pages, write tracking {} ({} second chances from writes)",
+             budget {} pages, write tracking {} ({} second chances from writes), zero-run \
+             pages {}, phantom pages {}, moves reported EEXIST but done {}",
             d.store,
             r.faults_waited_eviction,
             r.evict_busy,
@@ -233,7 +283,10 @@ pub fn render(
             r.resident_pages,
             r.budget_pages,
             if r.tracks_writes { "on" } else { "off" },
-            r.written_refs
+            r.written_refs,
+            r.zero_run_pages,
+            r.phantom_pages,
+            r.move_eexist_moved
         );
     }
     out

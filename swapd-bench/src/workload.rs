@@ -72,6 +72,17 @@ pub struct WorkloadReport {
     pub cpu_user_secs: f64,
     /// System CPU seconds, likewise.
     pub cpu_sys_secs: f64,
+    /// Operations whose record was absent when they started (they faulted), as the
+    /// program saw them: 0 where the memory cannot tell (the kernel peer).
+    #[serde(default)]
+    pub faulted_ops: u64,
+    /// Latency of those operations, timed by the workload thread around the access, 50th
+    /// percentile (ns).
+    #[serde(default)]
+    pub fault_p50_ns: u64,
+    /// 99th.
+    #[serde(default)]
+    pub fault_p99_ns: u64,
 }
 
 impl WorkloadConfig {
@@ -212,6 +223,18 @@ pub fn run(
     cfg: &WorkloadConfig,
     before_run: impl FnOnce() -> Result<()>,
 ) -> Result<WorkloadReport> {
+    run_probed(mem, cfg, before_run, &|_| false)
+}
+
+/// [`run`], with `absent(word)` telling whether the page holding `word` is absent now (an
+/// access to it will fault): those operations are also timed apart, as the program sees a
+/// fault.
+pub fn run_probed(
+    mem: &[AtomicU64],
+    cfg: &WorkloadConfig,
+    before_run: impl FnOnce() -> Result<()>,
+    absent: &(dyn Fn(usize) -> bool + Sync),
+) -> Result<WorkloadReport> {
     let keys = cfg.keys()?;
     let rw = cfg.value_size / 8;
     if (keys as usize) * rw > mem.len() {
@@ -248,13 +271,15 @@ pub fn run(
     before_run()?;
     // Measured phase.
     let hist = Histogram::default();
+    let fault_hist = Histogram::default();
     let cpu0 = cpu_times();
     let t1 = Instant::now();
     let results: Vec<Result<(u64, u64)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..t)
             .map(|th| {
-                let (write, versions, hist) = (&write, &versions, &hist);
-                s.spawn(move || thread_ops(mem, cfg, keys, th, rw, write, versions, hist))
+                let (write, versions) = (&write, &versions);
+                let hists = (&hist, &fault_hist, absent);
+                s.spawn(move || thread_ops(mem, cfg, keys, th, rw, write, versions, hists))
             })
             .collect();
         handles
@@ -288,6 +313,9 @@ pub fn run(
         op_p999_ns: hist.quantile(0.999),
         cpu_user_secs: (cpu1.0 - cpu0.0).as_secs_f64(),
         cpu_sys_secs: (cpu1.1 - cpu0.1).as_secs_f64(),
+        faulted_ops: fault_hist.count(),
+        fault_p50_ns: fault_hist.quantile(0.5),
+        fault_p99_ns: fault_hist.quantile(0.99),
     })
 }
 
@@ -300,7 +328,7 @@ fn thread_ops(
     rw: usize,
     write: &(impl Fn(u64, u64) + Sync),
     versions: &[AtomicU64],
-    hist: &Histogram,
+    (hist, fault_hist, absent): (&Histogram, &Histogram, &(dyn Fn(usize) -> bool + Sync)),
 ) -> Result<(u64, u64)> {
     let t = cfg.threads as u64;
     let mine = (keys - th).div_ceil(t); // keys th, th+t, ...
@@ -320,6 +348,7 @@ fn thread_ops(
         let idx = ((rank as u128 * mult as u128) % mine as u128) as u64;
         let key = idx * t + th;
         let is_write = rng.unit() < cfg.write_fraction;
+        let faults = absent(key as usize * rw);
         let start = Instant::now();
         if is_write {
             let v = versions[key as usize].load(Ordering::Relaxed) + 1;
@@ -337,7 +366,11 @@ fn thread_ops(
             }
             reads += 1;
         }
-        hist.record(start.elapsed().as_nanos() as u64);
+        let ns = start.elapsed().as_nanos() as u64;
+        hist.record(ns);
+        if faults {
+            fault_hist.record(ns);
+        }
     }
     Ok((reads, writes))
 }
@@ -392,6 +425,22 @@ mod tests {
         let r = run(&mem, &c, || Ok(())).map_err(|e| e.to_string());
         let r = r.as_ref().map(|r| (r.ops, r.keys));
         assert_eq!(r, Ok((40_000, 4096)));
+    }
+
+    #[test]
+    fn operations_on_absent_pages_are_timed_apart() {
+        let c = cfg(Pattern::Uniform);
+        let mem: Vec<AtomicU64> = (0..(1 << 20) / 8).map(|_| AtomicU64::new(0)).collect();
+        // Every other page "absent": about half the operations are counted as faults.
+        let absent = |word: usize| (word / 512) % 2 == 0;
+        let r = run_probed(&mem, &c, || Ok(()), &absent).map_err(|e| e.to_string());
+        let r = r.as_ref().map(|r| (r.faulted_ops, r.ops));
+        assert!(
+            matches!(r, Ok((f, n)) if f > n / 3 && f < 2 * n / 3),
+            "{r:?}"
+        );
+        let plain = run(&mem, &c, || Ok(())).map_err(|e| e.to_string());
+        assert_eq!(plain.map(|r| r.faulted_ops), Ok(0));
     }
 
     #[test]

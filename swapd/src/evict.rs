@@ -8,6 +8,7 @@ use crate::error::{Result, SwapdError};
 use crate::pages::PageState;
 use crate::region::Shared;
 use crate::stats::bump;
+use crate::store::guarded;
 use crate::sys::mapping::Staging;
 use crate::sys::pagemap::Pagemap;
 
@@ -93,18 +94,32 @@ impl Evictor {
             let mut g = sh.pages.lock(p);
             match g.state() {
                 PageState::Resident { referenced: true } => {
+                    // A prefetched page marked referenced (a write) was used.
+                    sh.prefetched.take(p);
                     g.set(PageState::Resident { referenced: false })
                 }
                 PageState::Resident { referenced: false } => {
-                    match self.staging.take(p, taken.len()) {
+                    let k = taken.len();
+                    match self
+                        .staging
+                        .take(p, k)
+                        .or_else(|e| moved_anyway(sh, &self.staging, e, p, k))
+                    {
                         Ok(()) => {
                             g.set(PageState::Evicting);
                             taken.push(p);
+                            if sh.prefetched.take(p) {
+                                bump(&sh.counters.useless_prefetches, 1);
+                            }
                         }
                         Err(e) => match e.errno() {
                             Some(libc::EBUSY) | Some(libc::EAGAIN) => {
                                 bump(&sh.counters.evict_busy, 1);
                                 g.set(PageState::Resident { referenced: true });
+                            }
+                            Some(libc::EFAULT) => {
+                                // Not a page, not empty (see `Pagemap::take_written`).
+                                sh.lost_page(&mut g, p, "UFFDIO_MOVE out of it: EFAULT");
                             }
                             Some(libc::ENOENT) => {
                                 // The program dropped the page itself (MADV_DONTNEED): it
@@ -141,7 +156,7 @@ impl Evictor {
             for &(k, len) in &bounds {
                 runs.push((taken[k] as u64, self.staging.read(k, len)?));
             }
-            sh.store.store_runs(&runs)
+            checked_store(sh, &runs)
         };
         // 3. Publish: evicted, or put back.
         let mut evicted = 0;
@@ -190,4 +205,74 @@ impl Evictor {
             }
         }
     }
+}
+
+/// `UFFDIO_MOVE` of region page `p` to staging page `k` failed with `EEXIST`: did it move?
+///
+/// Linux 6.17+ (`move_pages` in mm/userfaultfd.c, since the batched-move change "userfaultfd:
+/// opportunistic TLB-flush batching for present pages in MOVE") keeps `err = -EAGAIN` from a
+/// retried step: the retry moves the page but only sets the step size, so the loop retries
+/// again, finds the destination filled and returns `EEXIST` with nothing counted as moved.
+/// The retry happens when the source pte changes between two reads of it; with async write
+/// protection, a write that clears the pte's uffd-wp bit is such a change, which is why this
+/// showed up only with write tracking. Both ptes are ours and locked (page lock, evictor), so
+/// the page tables say what happened.
+fn moved_anyway(
+    sh: &Shared,
+    staging: &crate::sys::mapping::Staging,
+    e: crate::error::SwapdError,
+    p: usize,
+    k: usize,
+) -> Result<()> {
+    use crate::sys::pagemap::PteKind;
+    if e.errno() != Some(libc::EEXIST) {
+        return Err(e);
+    }
+    let region = sh.pte_kind(p);
+    let staged = sh
+        .pagemap
+        .as_ref()
+        .and_then(|pm| pm.pte_kind(staging.page_addr(k)).ok());
+    if region == Some(PteKind::None) && staged == Some(PteKind::Present) {
+        bump(&sh.counters.move_eexist_moved, 1);
+        return Ok(());
+    }
+    Err(e)
+}
+
+/// Stores `runs` through the region's store, one result per run whatever the store does: a
+/// panic or a wrong count is reported through `health()` (the runs without an answer fail,
+/// and their pages are put back).
+fn checked_store(
+    sh: &Shared,
+    runs: &[(u64, &[u8])],
+) -> Vec<std::result::Result<pool::Generation, String>> {
+    let mut out: Vec<std::result::Result<pool::Generation, String>> =
+        match guarded("store_runs", || sh.store.store_runs(runs)) {
+            Ok(r) => {
+                if r.len() != runs.len() {
+                    sh.fail(format!(
+                        "PageStore::store_runs returned {} results for {} runs; the pages of \
+                         runs without a result were put back",
+                        r.len(),
+                        runs.len()
+                    ));
+                }
+                r.into_iter()
+                    .take(runs.len())
+                    .map(|x| x.map_err(|e| e.to_string()))
+                    .collect()
+            }
+            Err(msg) => {
+                sh.fail(format!(
+                    "{msg}; the pages of its {} runs were put back",
+                    runs.len()
+                ));
+                Vec::new()
+            }
+        };
+    while out.len() < runs.len() {
+        out.push(Err("no result from the store".into()));
+    }
+    out
 }

@@ -13,18 +13,40 @@ use software_fallback::PAGE_SIZE;
 use crate::pages::{PageGuard, PageState, STRIPES};
 use crate::region::Shared;
 use crate::stats::bump;
+use crate::store::guarded;
 use crate::sys::abi::{UffdMsg, UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_WRITE};
 use crate::sys::mapping::Where;
+use crate::sys::pagemap::PteKind;
 use crate::sys::uffd::Filled;
 
 static ZERO_PAGE: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+
+/// Most pages one first-touch fault maps (the faulting one and the never-used ones after it).
+const ZERO_RUN: usize = 16;
 
 /// One fault thread: polls the userfaultfd and `stop_fd` until `stop_fd` is readable.
 pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
     let uffd = sh.map.uffd().raw();
     let mut msgs = [UffdMsg::default(); 16];
     let mut buf = vec![0u8; (1 + sh.fault_around) * PAGE_SIZE];
+    let mut watch = RepeatWatch::default();
     loop {
+        // Spin (bounded) for the next message before sleeping: waking a thread asleep in
+        // poll costs a vCPU wake-up on a VM, tens of µs, which the faulting thread waits.
+        match spin_for_message(&sh, &mut msgs) {
+            Ok(Some(n)) => {
+                handle_all(&sh, &msgs[..n], &mut buf, &mut watch);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                sh.fail(e.to_string());
+                return;
+            }
+        }
+        if sh.stopping() {
+            return;
+        }
         let mut fds = [
             libc::pollfd {
                 fd: uffd,
@@ -61,16 +83,85 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
                 return;
             }
         };
-        for m in &msgs[..n] {
-            if m.event != UFFD_EVENT_PAGEFAULT {
-                tracing::debug!(event = m.event, "ignored userfaultfd event");
-                continue;
-            }
-            let t0 = Instant::now();
-            if let Err(e) = handle(&sh, m, &mut buf) {
-                sh.fail(e.to_string());
-            }
-            sh.hist.record(t0.elapsed().as_nanos() as u64);
+        handle_all(&sh, &msgs[..n], &mut buf, &mut watch);
+    }
+}
+
+/// Reads messages without sleeping for up to the region's spin time; `None` when none came
+/// (or spinning is off). The time spent is counted (`spin_ns`): on a machine with few cores
+/// it is CPU taken from the program.
+fn spin_for_message(sh: &Shared, msgs: &mut [UffdMsg]) -> crate::error::Result<Option<usize>> {
+    if sh.spin.is_zero() {
+        return Ok(None);
+    }
+    let t0 = Instant::now();
+    let mut polls = 0u32;
+    let got = loop {
+        let n = sh.map.uffd().read_msgs(msgs)?;
+        if n > 0 {
+            break Some(n);
+        }
+        polls += 1;
+        if polls % 64 == 0 && sh.stopping() {
+            break None;
+        }
+        if t0.elapsed() >= sh.spin {
+            break None;
+        }
+        std::hint::spin_loop();
+    };
+    bump(&sh.counters.spin_ns, t0.elapsed().as_nanos() as u64);
+    if got.is_some() {
+        bump(&sh.counters.spin_hits, 1);
+    } else {
+        bump(&sh.counters.spin_misses, 1);
+    }
+    Ok(got)
+}
+
+fn handle_all(sh: &Shared, msgs: &[UffdMsg], buf: &mut [u8], watch: &mut RepeatWatch) {
+    for m in msgs {
+        if m.event != UFFD_EVENT_PAGEFAULT {
+            tracing::debug!(event = m.event, "ignored userfaultfd event");
+            continue;
+        }
+        let t0 = Instant::now();
+        if let Err(e) = handle(sh, m, buf) {
+            sh.fail(e.to_string());
+        }
+        sh.hist.record(t0.elapsed().as_nanos() as u64);
+        watch.observe(sh, m.pf_address as usize);
+    }
+}
+
+/// The last line of defence against a livelock: the same page faulting again and again with
+/// nothing else in between means its fault is not being resolved (the handler believes it
+/// is). Reported through `health()` once per page; the count is far above anything threads
+/// racing for one page produce.
+#[derive(Default)]
+struct RepeatWatch {
+    page: usize,
+    repeats: u32,
+    reported: Option<usize>,
+}
+
+impl RepeatWatch {
+    const LIMIT: u32 = 10_000;
+
+    fn observe(&mut self, sh: &Shared, addr: usize) {
+        let page = addr / PAGE_SIZE;
+        if page != self.page {
+            self.page = page;
+            self.repeats = 0;
+            return;
+        }
+        self.repeats = self.repeats.saturating_add(1);
+        if self.repeats == Self::LIMIT && self.reported != Some(page) {
+            self.reported = Some(page);
+            sh.fail(format!(
+                "address {addr:#x}: {} faults in a row; the handler does not resolve them",
+                Self::LIMIT
+            ));
         }
     }
 }
@@ -98,36 +189,120 @@ fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> 
     }
     match g.state() {
         PageState::Resident { .. } | PageState::Poisoned => {
-            bump(&sh.counters.faults_already_present, 1);
-            sh.map.wake(p)
+            // Normally another fault on the same page got there first. Ask the kernel when
+            // ours disagrees with it, so that a page we hold resident but the kernel does
+            // not can never make the program fault on it for ever.
+            match sh.pte_kind(p) {
+                Some(PteKind::Present) | None => {
+                    bump(&sh.counters.faults_already_present, 1);
+                    sh.map.wake(p)
+                }
+                Some(PteKind::None) if g.state() != PageState::Poisoned => {
+                    // The program dropped the page itself (MADV_DONTNEED): zeros, as without
+                    // the daemon (and as the evictor treats it).
+                    tracing::debug!(page = p, "resident page was dropped by the program");
+                    install_zeros(sh, &mut g, p, m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0)
+                }
+                Some(PteKind::None) => sh.map.poison(p),
+                Some(PteKind::NotPresent) => {
+                    sh.lost_page(&mut g, p, "fault on it");
+                    Ok(())
+                }
+            }
         }
         PageState::Empty => {
-            let filled = if m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0 {
-                sh.map.install(p, &ZERO_PAGE)?
-            } else {
-                sh.map.install_zero(p)?
-            };
-            if filled == Filled::Exists {
-                sh.map.wake(p)?;
-            }
-            g.set(PageState::Resident { referenced: true });
-            bump(&sh.counters.faults_zero, 1);
-            Ok(())
+            install_zeros(sh, &mut g, p, m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0)
         }
         PageState::Evicted(gen) => {
             let installed = bring_in(sh, g, p, gen, buf)?;
             for (q, gen) in installed {
-                match sh.store.invalidate_if(q as u64, gen) {
-                    Ok(()) => {}
-                    Err(PoolError::GenerationMismatch { .. })
-                    | Err(PoolError::AbsentSlot { .. }) => bump(&sh.counters.stale_invalidates, 1),
-                    Err(e) => tracing::warn!(page = q, error = %e, "invalidate after fault-in"),
+                match guarded("invalidate_if", || sh.store.invalidate_if(q as u64, gen)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(PoolError::GenerationMismatch { .. }))
+                    | Ok(Err(PoolError::AbsentSlot { .. })) => {
+                        bump(&sh.counters.stale_invalidates, 1)
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(page = q, error = %e, "invalidate after fault-in")
+                    }
+                    Err(msg) => sh.fail(msg),
                 }
             }
             Ok(())
         }
         PageState::Evicting => Ok(()), // unreachable: waited above
     }
+}
+
+/// Maps zeros at missing page `p` (locked: `g`): the zero page on a read, a zero-filled copy
+/// on a write; marks it resident.
+fn install_zeros(
+    sh: &Shared,
+    g: &mut PageGuard<'_>,
+    p: usize,
+    write: bool,
+) -> crate::error::Result<()> {
+    let mut filled = if write {
+        sh.map.install(p, &ZERO_PAGE)?
+    } else {
+        sh.map.install_zero(p)?
+    };
+    if filled == Filled::Exists && sh.pte_kind(p) == Some(PteKind::NotPresent) {
+        // Not a page and not empty (a marker): `UFFDIO_ZEROPAGE` refuses it where
+        // `UFFDIO_COPY` does not (see `Pagemap::take_written`). The page held nothing.
+        bump(&sh.counters.phantom_pages, 1);
+        tracing::warn!(
+            page = p,
+            "missing page with a non-empty pte; installing zeros by copy"
+        );
+        filled = sh.map.install(p, &ZERO_PAGE)?;
+    }
+    if filled == Filled::Exists {
+        sh.map.wake(p)?;
+    }
+    g.set(PageState::Resident { referenced: true });
+    bump(&sh.counters.faults_zero, 1);
+    zero_run_after(sh, p)
+}
+
+/// First touch of never-used memory: maps the zero page over the never-used pages after `p`
+/// (up to [`ZERO_RUN`] − 1, within the budget's headroom) with one `UFFDIO_ZEROPAGE`, so a
+/// program walking fresh memory takes one fault per run instead of one per page (a later
+/// write to one of them is a copy-on-write the kernel resolves by itself). Page locks after
+/// the held one are taken with `try_lock` only (pages.rs).
+fn zero_run_after(sh: &Shared, p: usize) -> crate::error::Result<()> {
+    let room = sh
+        .budget
+        .saturating_sub(sh.pages.resident() + 2 + sh.fault_around);
+    let limit = (ZERO_RUN - 1).min(room).min(sh.pages.len() - p - 1);
+    let mut run: Vec<PageGuard<'_>> = Vec::new();
+    for q in p + 1..p + 1 + limit {
+        if sh.pages.peek(q) != PageState::Empty {
+            break;
+        }
+        let Some(gq) = sh.pages.try_lock(q) else {
+            break;
+        };
+        if gq.state() != PageState::Empty {
+            break;
+        }
+        run.push(gq);
+    }
+    if run.is_empty() {
+        return Ok(());
+    }
+    let filled = sh.map.install_zero_run(p + 1, run.len())?;
+    let mut mapped = 0u64;
+    for gq in &mut run {
+        // After `Exists` (a pte that was not empty part-way), ask the kernel page by page.
+        let present = filled == Filled::Done || sh.pte_kind(gq.page()) == Some(PteKind::Present);
+        if present {
+            gq.set(PageState::Resident { referenced: false });
+            mapped += 1;
+        }
+    }
+    bump(&sh.counters.zero_run_pages, mapped);
+    Ok(())
 }
 
 /// Loads `p` (and, with fault-around, the evicted pages after it whose locks are free),
@@ -140,7 +315,13 @@ fn bring_in(
     buf: &mut [u8],
 ) -> crate::error::Result<Vec<(usize, Generation)>> {
     let mut extra: Vec<(PageGuard<'_>, Generation)> = Vec::new();
-    let limit = sh.fault_around.min(STRIPES - 1);
+    // Adaptive: only where the faults follow each other (this one is where the previous
+    // fault's run ended); random faults bring their neighbours in for nothing.
+    let limit = if sh.stride.sequential(p) {
+        sh.fault_around.min(STRIPES - 1)
+    } else {
+        0
+    };
     for q in p + 1..(p + 1 + limit).min(sh.pages.len()) {
         if !matches!(sh.pages.peek(q), PageState::Evicted(_)) {
             break;
@@ -155,20 +336,24 @@ fn bring_in(
     }
     let n = 1 + extra.len();
     if n > 1
-        && sh
-            .store
-            .load_run_keep(p as u64, &mut buf[..n * PAGE_SIZE])
-            .is_ok()
+        && matches!(
+            guarded("load_run_keep", || sh
+                .store
+                .load_run_keep(p as u64, &mut buf[..n * PAGE_SIZE])),
+            Ok(Ok(()))
+        )
     {
         let filled = sh.map.install(p, &buf[..n * PAGE_SIZE])?;
         if filled == Filled::Exists {
             tracing::warn!(page = p, "fault-around run partly present");
         }
         g.set(PageState::Resident { referenced: true });
+        sh.stride.ended_at(p + n);
         let mut out = vec![(p, gen)];
         for (mut gq, genq) in extra {
             let q = gq.page();
             gq.set(PageState::Resident { referenced: false });
+            sh.prefetched.set(q);
             out.push((q, genq));
         }
         bump(&sh.counters.faults_loaded, 1);
@@ -177,7 +362,14 @@ fn bring_in(
     }
     drop(extra);
     let page = &mut buf[..PAGE_SIZE];
-    match sh.store.load_keep(p as u64, page) {
+    let loaded = match guarded("load_keep", || sh.store.load_keep(p as u64, page)) {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(msg) => {
+            sh.fail(msg.clone());
+            Err(msg)
+        }
+    };
+    match loaded {
         Ok(got) => {
             if got != gen {
                 tracing::debug!(page = p, ?got, ?gen, "loaded generation differs from state");
@@ -187,6 +379,7 @@ fn bring_in(
                 sh.map.wake(p)?;
             }
             g.set(PageState::Resident { referenced: true });
+            sh.stride.ended_at(p + 1);
             bump(&sh.counters.faults_loaded, 1);
             Ok(vec![(p, gen)])
         }

@@ -13,10 +13,12 @@
 //!
 //! Locking and lifetime rules are written once at the top of `pages.rs`.
 
+mod around;
 mod engine_store;
 mod error;
 mod evict;
 mod fault;
+pub mod floor;
 mod pages;
 mod region;
 mod stats;

@@ -10,14 +10,15 @@ use std::time::Duration;
 use pool::{Pool, PoolStats};
 use software_fallback::PAGE_SIZE;
 
+use crate::around::{Prefetched, Stride};
 use crate::error::{Result, SwapdError};
 use crate::evict::Evictor;
-use crate::pages::PageTable;
+use crate::pages::{PageGuard, PageState, PageTable};
 use crate::stats::{bump, Counters, Histogram, RegionStats};
 use crate::store::{PageStore, PoolStore};
 use crate::sys::abi::{UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON, UFFD_FEATURE_WP_ASYNC};
 use crate::sys::mapping::Mapping;
-use crate::sys::pagemap::Pagemap;
+use crate::sys::pagemap::{Pagemap, PteKind};
 use crate::sys::uffd::{Uffd, UffdSource};
 
 /// Pages a fault thread evicts beyond the budget when it has to reclaim itself.
@@ -34,15 +35,21 @@ pub struct RegionConfig {
     pub evict_batch: usize,
     /// Fault-handling threads (≥ 1).
     pub fault_threads: usize,
-    /// Evicted pages after the faulting one to bring in with it in one load (0: none).
+    /// Most evicted pages after the faulting one to bring in with it in one load (0: none).
+    /// Adaptive: only when faults follow each other (a scan), never for random faults; the
+    /// pages brought in and evicted again unused are counted (`useless_prefetches`).
     pub fault_around: usize,
     /// Count writes as accesses for the clock (async write protection + `PAGEMAP_SCAN`,
-    /// Linux 6.7+); off where the kernel lacks it. **Experimental, off by default**: on
-    /// 6.18 the write-race test then sees an occasional `EEXIST` from `UFFDIO_MOVE` into the
-    /// staging area (cause not found yet: resolving write protection on the staging page
-    /// before the move did not remove it), and it did not lower the fault count of the
-    /// benchmark's read-mostly workload.
+    /// Linux 6.7+), so that hot written pages are not evicted; on by default, and off by
+    /// itself where the kernel lacks `UFFD_FEATURE_WP_ASYNC` or `PAGEMAP_SCAN`.
     pub track_writes: bool,
+    /// How long a fault thread spins on the userfaultfd (non-blocking reads) after its last
+    /// message before it sleeps in `poll` (0: never spins). Spinning saves the wake-up of a
+    /// sleeping thread (tens of µs on a VM) at the cost of CPU, reported as
+    /// `RegionStats::spin_ns`; bounded to 1 ms. Off by default: on a loaded 2-vCPU machine
+    /// even 5 µs halved the benchmark's throughput (each spin is a `read(2)` loop on the
+    /// userfaultfd, CPU the program does not get).
+    pub spin_us: u32,
 }
 
 impl Default for RegionConfig {
@@ -53,7 +60,8 @@ impl Default for RegionConfig {
             evict_batch: 32,
             fault_threads: 1,
             fault_around: 0,
-            track_writes: false,
+            track_writes: true,
+            spin_us: 0,
         }
     }
 }
@@ -85,6 +93,9 @@ impl RegionConfig {
                 self.fault_threads
             ));
         }
+        if self.spin_us > 1000 {
+            return bad(format!("spin_us {} > 1000", self.spin_us));
+        }
         if self.fault_around > 64 {
             return bad(format!("fault_around {} > 64", self.fault_around));
         }
@@ -105,6 +116,14 @@ pub(crate) struct Shared {
     pub low: usize,
     pub batch: usize,
     pub fault_around: usize,
+    /// Adaptive fault-around: is this fault part of a scan.
+    pub stride: Stride,
+    /// Pages brought in by fault-around, not known to be used since.
+    pub prefetched: Prefetched,
+    /// Spin before sleeping (fault threads).
+    pub spin: Duration,
+    /// For checking the kernel's view of a page when it disagrees with ours.
+    pub pagemap: Option<Pagemap>,
     kick: (Mutex<bool>, Condvar),
     stop: AtomicBool,
     error: Mutex<Option<String>>,
@@ -130,6 +149,41 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         f.get_or_insert_with(|| format!("page {p}: {why}"));
+    }
+
+    /// True once the region is being dropped.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// What the kernel's page table holds for region page `p` (`None`: cannot tell here).
+    pub(crate) fn pte_kind(&self, p: usize) -> Option<PteKind> {
+        let pm = self.pagemap.as_ref()?;
+        match pm.pte_kind(self.map.page_addr(p)) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::warn!(page = p, error = %e, "PAGEMAP_SCAN of one page");
+                None
+            }
+        }
+    }
+
+    /// Region page `p` (locked by the caller, `g`) is `Resident` or `Poisoned` by our count,
+    /// but its pte holds no page and is not empty (a marker): the daemon lost track of it and
+    /// every access would fault for ever. It is reported through `health()`, the pte is
+    /// cleared and the page poisoned (its data is unknown: never hand out zeros for it).
+    pub(crate) fn lost_page(&self, g: &mut PageGuard<'_>, p: usize, why: &str) {
+        bump(&self.counters.phantom_pages, 1);
+        self.fail(format!(
+            "page {p}: {:?} by the daemon's count but not present in the page table ({why}); \
+             poisoned",
+            g.state()
+        ));
+        if let Err(e) = self.map.discard(p) {
+            tracing::warn!(page = p, error = %e, "clearing the pte of a lost page");
+        }
+        self.poison(p, why);
+        g.set(PageState::Poisoned);
     }
 
     /// Called by a fault thread before it locks a page: wakes the background evictor when
@@ -213,7 +267,6 @@ pub struct Region {
     threads: Vec<JoinHandle<()>>,
     stop_fd: OwnedFd,
     source: UffdSource,
-    pagemap: Option<Pagemap>,
 }
 
 impl std::fmt::Debug for Region {
@@ -281,6 +334,10 @@ impl Region {
             low: budget.saturating_sub((2 * config.evict_batch).max(budget / 32)),
             batch: config.evict_batch,
             fault_around: config.fault_around,
+            stride: Stride::default(),
+            prefetched: Prefetched::new(pages),
+            spin: Duration::from_micros(config.spin_us as u64),
+            pagemap: Pagemap::open().ok(),
             kick: (Mutex::new(false), Condvar::new()),
             stop: AtomicBool::new(false),
             error: Mutex::new(None),
@@ -291,7 +348,6 @@ impl Region {
             threads: Vec::new(),
             stop_fd,
             source,
-            pagemap: Pagemap::open().ok(),
         };
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -362,10 +418,14 @@ impl Region {
 
     /// Pages present in the region by the kernel's page tables (`PAGEMAP_SCAN`).
     pub fn present_pages(&self) -> Result<usize> {
-        let pm = self.pagemap.as_ref().ok_or(SwapdError::MissingFeature {
-            feature: "/proc/self/pagemap",
-            since: "6.7",
-        })?;
+        let pm = self
+            .shared
+            .pagemap
+            .as_ref()
+            .ok_or(SwapdError::MissingFeature {
+                feature: "/proc/self/pagemap",
+                since: "6.7",
+            })?;
         let base = self.shared.map.base();
         pm.present_pages(base, base + self.len())
     }
@@ -386,6 +446,16 @@ impl Region {
             done += n;
         }
         Ok(done)
+    }
+
+    /// Whether an access to page `p` will fault now (a hint: its state is evicted or being
+    /// evicted). Cheap (one relaxed load): the benchmark times the accesses it flags.
+    pub fn page_absent(&self, p: usize) -> bool {
+        p < self.shared.pages.len()
+            && matches!(
+                self.shared.pages.peek(p),
+                PageState::Evicted(_) | PageState::Evicting
+            )
     }
 
     /// The daemon's statistics.

@@ -18,6 +18,13 @@ pub(crate) struct Counters {
     pub direct_reclaims: AtomicU64,
     pub poisoned: AtomicU64,
     pub written_refs: AtomicU64,
+    pub phantom_pages: AtomicU64,
+    pub move_eexist_moved: AtomicU64,
+    pub spin_ns: AtomicU64,
+    pub spin_hits: AtomicU64,
+    pub spin_misses: AtomicU64,
+    pub zero_run_pages: AtomicU64,
+    pub useless_prefetches: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -64,6 +71,26 @@ pub struct RegionStats {
     /// Times the clock found a resident page written since its last pass (`PAGEMAP_SCAN`
     /// with async write protection) and gave it a second chance.
     pub written_refs: u64,
+    /// Pages whose state by the daemon's count disagreed with the kernel's page table (a
+    /// fault on a page we hold resident, or a move out of it, found something that is neither
+    /// a page nor empty). Each is reported through `health()`; 0 unless there is a bug.
+    pub phantom_pages: u64,
+    /// `UFFDIO_MOVE` calls that reported `EEXIST` although the page moved (a Linux 6.17+
+    /// bug after an internal retry; see `evict.rs`): counted and taken as moved.
+    pub move_eexist_moved: u64,
+    /// Nanoseconds fault threads spent spinning for a message before sleeping (CPU taken
+    /// from the program on a busy machine).
+    pub spin_ns: u64,
+    /// Spins that found a message (a sleep and a wake-up saved).
+    pub spin_hits: u64,
+    /// Spins that ran out and went to sleep.
+    pub spin_misses: u64,
+    /// Never-used pages mapped to the zero page along with a first-touch fault (one
+    /// `UFFDIO_ZEROPAGE` over the run instead of a fault each).
+    pub zero_run_pages: u64,
+    /// Pages brought in by fault-around and evicted again with no sign of use (no write
+    /// seen: reads are invisible to user space, so this is an upper bound).
+    pub useless_prefetches: u64,
     /// Whether writes are tracked.
     pub tracks_writes: bool,
     /// Fault service time (from reading the message to the page installed), 50th percentile.
@@ -88,6 +115,13 @@ impl Counters {
             direct_reclaims: get(&self.direct_reclaims),
             poisoned: get(&self.poisoned),
             written_refs: get(&self.written_refs),
+            phantom_pages: get(&self.phantom_pages),
+            move_eexist_moved: get(&self.move_eexist_moved),
+            spin_ns: get(&self.spin_ns),
+            spin_hits: get(&self.spin_hits),
+            spin_misses: get(&self.spin_misses),
+            zero_run_pages: get(&self.zero_run_pages),
+            useless_prefetches: get(&self.useless_prefetches),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
             ..RegionStats::default()

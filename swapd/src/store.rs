@@ -11,7 +11,10 @@ use software_fallback::PAGE_SIZE;
 pub trait PageStore: Send + Sync {
     /// Stores runs of pages: each run is `(first slot, pages)` with 1 to 8 whole pages at
     /// consecutive slots. One result per run: on error the store holds no entry for any slot
-    /// of that run.
+    /// of that run. The daemon checks the count: a store that answers fewer runs (or panics)
+    /// is reported through `Region::health`, and the pages of the runs without an answer are
+    /// put back (resident; an entry the store kept for them anyway is replaced by their next
+    /// store).
     fn store_runs(&self, runs: &[(u64, &[u8])]) -> Vec<Result<Generation, PoolError>>;
     /// Loads one page, leaving the entry in place (keep-copy); returns its generation.
     fn load_keep(&self, slot: u64, page: &mut [u8]) -> Result<Generation, PoolError>;
@@ -21,6 +24,21 @@ pub trait PageStore: Send + Sync {
     fn invalidate_if(&self, slot: u64, gen: Generation) -> Result<(), PoolError>;
     /// The pool's statistics.
     fn stats(&self) -> PoolStats;
+}
+
+/// Calls into a [`PageStore`] and turns a panic into an error message: a store is code the
+/// daemon does not control, and a panic that unwound through a daemon thread would leave
+/// pages `Evicting` (their faults waiting for ever) or the staging area full (every later
+/// `UFFDIO_MOVE` into it failing with `EEXIST`).
+pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into());
+        format!("PageStore::{what} panicked: {msg}")
+    })
 }
 
 /// A [`PageStore`] on a [`Pool`] swap area, called directly. Turns its area off on drop.

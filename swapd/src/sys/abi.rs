@@ -61,6 +61,9 @@ pub const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 
 /// `UFFDIO_COPY_MODE_DONTWAKE`.
 pub const UFFDIO_COPY_MODE_DONTWAKE: u64 = 1 << 0;
+/// `UFFDIO_COPY_MODE_WP`: install the pages write-protected (the range must be registered in
+/// write-protect mode).
+pub const UFFDIO_COPY_MODE_WP: u64 = 1 << 1;
 /// `UFFDIO_MOVE_MODE_DONTWAKE`.
 pub const UFFDIO_MOVE_MODE_DONTWAKE: u64 = 1 << 0;
 /// `UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES`.

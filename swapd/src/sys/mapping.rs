@@ -213,8 +213,16 @@ impl Mapping {
             ));
         }
         self.check(p, src.len() / PAGE_SIZE)?;
+        // With write tracking, pages go in write-protected: a page counts as written only when
+        // the program writes it after it came in (else every page faulted in would look
+        // written at the next scan, and prefetched pages would look used).
+        let mode = if self.tracks_writes {
+            super::abi::UFFDIO_COPY_MODE_WP
+        } else {
+            0
+        };
         // SAFETY: the range is inside our registered region (checked).
-        unsafe { self.uffd.copy(self.page_addr(p), src, true) }
+        unsafe { self.uffd.copy_mode(self.page_addr(p), src, mode) }
     }
 
     /// Maps the zero page at missing region page `p`.
@@ -224,11 +232,40 @@ impl Mapping {
         unsafe { self.uffd.zeropage(self.page_addr(p), PAGE_SIZE) }
     }
 
+    /// Maps the zero page at missing region pages `p..p + n` with one ioctl.
+    pub fn install_zero_run(&self, p: usize, n: usize) -> Result<Filled> {
+        self.check(p, n)?;
+        // SAFETY: inside our registered region (checked).
+        unsafe { self.uffd.zeropage(self.page_addr(p), n * PAGE_SIZE) }
+    }
+
     /// Poisons missing region page `p` (accesses raise `SIGBUS`).
     pub fn poison(&self, p: usize) -> Result<()> {
         self.check(p, 1)?;
         // SAFETY: inside our registered region (checked).
         unsafe { self.uffd.poison(self.page_addr(p), PAGE_SIZE) }
+    }
+
+    /// Drops whatever region page `p`'s pte holds (`MADV_DONTNEED`; on an anonymous mapping
+    /// that also clears a uffd-wp marker: `zap_pte_range` in mm/memory.c). Only for a page the
+    /// caller holds locked and knows to hold no data (not present).
+    pub fn discard(&self, p: usize) -> Result<()> {
+        self.check(p, 1)?;
+        // SAFETY: one page of our own mapping, accessed only through atomics or the raw
+        // pointer's contract; the caller established that it holds no data.
+        if unsafe {
+            libc::madvise(
+                self.page_addr(p) as *mut libc::c_void,
+                PAGE_SIZE,
+                libc::MADV_DONTNEED,
+            )
+        } != 0
+        {
+            return Err(SwapdError::last_os(
+                "madvise(MADV_DONTNEED) of a region page",
+            ));
+        }
+        Ok(())
     }
 
     /// Wakes threads faulting on region page `p` (it is present now).
@@ -291,6 +328,11 @@ impl Staging {
 
     fn addr(&self, k: usize) -> usize {
         self.map.base + (self.map.region_pages + k) * PAGE_SIZE
+    }
+
+    /// Address of staging page `k` (for looking at its pte; callers check `k < pages()`).
+    pub fn page_addr(&self, k: usize) -> usize {
+        self.addr(k)
     }
 
     /// Atomically moves region page `p` to staging page `k` (`UFFDIO_MOVE`): from then on an

@@ -192,13 +192,22 @@ impl Uffd {
     /// # Safety
     /// `[dst, dst + src.len())` must be a registered range the caller owns.
     pub unsafe fn copy(&self, dst: usize, src: &[u8], wake: bool) -> Result<Filled> {
+        // SAFETY: as for `copy_mode` (the caller's contract).
+        unsafe { self.copy_mode(dst, src, if wake { 0 } else { UFFDIO_COPY_MODE_DONTWAKE }) }
+    }
+
+    /// [`Uffd::copy`] with an explicit `UFFDIO_COPY` mode (`UFFDIO_COPY_MODE_*`).
+    ///
+    /// # Safety
+    /// As for [`Uffd::copy`].
+    pub unsafe fn copy_mode(&self, dst: usize, src: &[u8], mode: u64) -> Result<Filled> {
         let mut done = 0usize;
         loop {
             let mut c = UffdioCopy {
                 dst: (dst + done) as u64,
                 src: src[done..].as_ptr() as u64,
                 len: (src.len() - done) as u64,
-                mode: if wake { 0 } else { UFFDIO_COPY_MODE_DONTWAKE },
+                mode,
                 copy: 0,
             };
             // SAFETY: `src[done..]` is readable for `len` bytes; dst is owned (caller).
@@ -226,11 +235,12 @@ impl Uffd {
     /// # Safety
     /// The range must be registered and owned by the caller.
     pub unsafe fn zeropage(&self, start: usize, len: usize) -> Result<Filled> {
+        let mut done = 0usize;
         loop {
             let mut z = UffdioZeropage {
                 range: UffdioRange {
-                    start: start as u64,
-                    len: len as u64,
+                    start: (start + done) as u64,
+                    len: (len - done) as u64,
                 },
                 mode: 0,
                 zeropage: 0,
@@ -239,8 +249,17 @@ impl Uffd {
             match unsafe { ioctl(self.raw(), UFFDIO_ZEROPAGE, &mut z, "UFFDIO_ZEROPAGE") } {
                 Ok(()) => return Ok(Filled::Done),
                 Err(e) => match e.errno() {
-                    // Single pages only: a partial zeropage cannot happen, retry all of it.
-                    Some(libc::EAGAIN) => std::thread::yield_now(),
+                    // A range may stop part-way (`zeropage` holds the bytes done): go on
+                    // from there (userfaultfd_zeropage in fs/userfaultfd.c).
+                    Some(libc::EAGAIN) => {
+                        if z.zeropage > 0 {
+                            done += z.zeropage as usize;
+                        }
+                        if done >= len {
+                            return Ok(Filled::Done);
+                        }
+                        std::thread::yield_now();
+                    }
                     Some(libc::EEXIST) => return Ok(Filled::Exists),
                     _ => return Err(e),
                 },
