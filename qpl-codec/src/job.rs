@@ -95,8 +95,9 @@ impl Job {
             j.available_in = in_len;
             j.next_out_ptr = dst.as_mut_ptr();
             j.available_out = out_len;
-            // QPL continues from these on a job that is not FIRST; set them for a fresh stream
-            // (compressor.cpp seeds its CRC from `crc` and its position from `total_out`).
+            // compressor.cpp seeds its CRC from `crc` and its position from `total_out`; QPL
+            // resets them itself for a FIRST job (the tests pass without these lines), but a
+            // fresh stream should not depend on that.
             j.total_in = 0;
             j.total_out = 0;
             j.crc = 0;
