@@ -126,6 +126,17 @@ impl CompressAecs {
         decode_entry(self.d_entry(sym))
     }
 
+    /// The `crc` field: the CRC the device continues from (0 for a fresh stream; QPL
+    /// `hw_aecs_api.h:104`, "Initial (on input) or final (on output) CRC").
+    pub fn crc_seed(&self) -> u32 {
+        self.get_u32(0)
+    }
+
+    /// Sets the `crc` field.
+    pub fn set_crc_seed(&mut self, crc: u32) {
+        self.put_u32(0, crc);
+    }
+
     /// Number of valid bits in the output accumulator.
     pub fn output_accum_bits(&self) -> u32 {
         self.get_u32(OFF_NUM_OUTPUT_ACCUM_BITS)

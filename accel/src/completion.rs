@@ -31,6 +31,8 @@ const _: () = assert!(std::mem::size_of::<iax_completion_record>() == COMPLETION
 const _: () = {
     assert!(idxd_sys::IAX_COMP_SUCCESS == 0x01);
     assert!(idxd_sys::IAX_COMP_PAGE_FAULT_IR == 0x04);
+    // The page-fault status IAA reports with block-on-fault off (QPL hw_status.h:62).
+    assert!(idxd_sys::DSA_COMP_PAGE_FAULT_NOBOF == 0x03);
     assert!(idxd_sys::IAX_COMP_ANALYTICS_ERROR == 0x0a);
     assert!(idxd_sys::IAX_COMP_OUTBUF_OVERFLOW == 0x0b);
     assert!(idxd_sys::IAX_COMP_CRA_ALIGN == 0x1b);
@@ -245,7 +247,7 @@ mod tests {
     #[test]
     fn record_bytes_round_trip_at_documented_offsets() {
         let c = Completion {
-            status_byte: 0x84,
+            status_byte: 0x83,
             error_code: 0x19,
             bytes_completed: 0x1122_3344,
             fault_addr: 0x0102_0304_0506_0708,
@@ -255,7 +257,7 @@ mod tests {
             crc: 0xdead_beef,
         };
         let b = c.to_bytes();
-        assert_eq!(b[0], 0x84);
+        assert_eq!(b[0], 0x83);
         assert_eq!(b[1], 0x19);
         assert_eq!(&b[4..8], &0x1122_3344u32.to_le_bytes());
         assert_eq!(&b[8..16], &0x0102_0304_0506_0708u64.to_le_bytes());

@@ -77,35 +77,84 @@ pub mod flags {
     pub const CRC_RFC3720: u32 = idxd_sys::IDXD_OP_FLAG_CRC_RFC3720;
 }
 
-/// IAA compression flags (the 16-bit `compr_flags` field).
+/// IAA compression flags (the 16-bit `compr_flags` field), named as Intel's user-space code
+/// names them.
 ///
-/// Source: `drivers/crypto/intel/iaa/iaa_crypto.h` (`IAA_COMP_FLUSH_OUTPUT` = BIT(1),
-/// `IAA_COMP_APPEND_EOB` = BIT(2)); not in the uapi header.
+/// Source: QPL 1.6.0 `sources/core-iaa/sources/include/own_hw_definitions.h:88-96`
+/// (`ADCF_*`); accel-config `accfg/idxd.h:58-59` (`IDXD_COMPRESS_FLAG_*`). Bits 3:2 are one
+/// two-bit end-processing field (`ADCF_END_PROC(x)`, values `AD_APPEND_EOB*` at
+/// `own_hw_definitions.h:53-55`). The kernel's `iaa_crypto.h` calls bit 2
+/// `IAA_COMP_APPEND_EOB`, which is `END_PROC(1)`.
 pub mod compr_flags {
-    /// Flush the final partial byte of output.
+    /// Statistics mode (bit 0, `ADCF_STATS_MODE`): not used here.
+    pub const STATS_MODE: u16 = 1 << 0;
+    /// Flush the final partial byte of output (bit 1, `ADCF_FLUSH_OUTPUT`).
     pub const FLUSH_OUTPUT: u16 = 1 << 1;
-    /// Append an end-of-block symbol.
-    pub const APPEND_EOB: u16 = 1 << 2;
-    /// What the kernel's fixed mode uses (`IAA_COMP_FLAGS`).
+    /// Shift of the end-processing field (bits 3:2, `ADCF_END_PROC`).
+    pub const END_PROC_SHIFT: u16 = 2;
+    /// Mask of the end-processing field.
+    pub const END_PROC_MASK: u16 = 0b11 << END_PROC_SHIFT;
+    /// End processing 0: nothing appended.
+    pub const END_PROC_NONE: u16 = 0;
+    /// End processing 1: append an end-of-block symbol (`AD_APPEND_EOB`; the kernel's
+    /// `IAA_COMP_APPEND_EOB` = BIT(2)).
+    pub const APPEND_EOB: u16 = 1 << END_PROC_SHIFT;
+    /// End processing 2: end-of-block, then an empty stored block without BFINAL
+    /// (`AD_APPEND_EOB_SB`).
+    pub const APPEND_EOB_STORED: u16 = 2 << END_PROC_SHIFT;
+    /// End processing 3: end-of-block, then an empty final stored block
+    /// (`AD_APPEND_EOB_FINAL_SB`; accel-config's `IDXD_COMPRESS_FLAG_EOB_BFINAL` = 0x000c).
+    pub const APPEND_EOB_FINAL_STORED: u16 = 3 << END_PROC_SHIFT;
+    /// What the kernel's fixed mode uses (`IAA_COMP_FLAGS`): FLUSH_OUTPUT | END_PROC(1).
     pub const KERNEL_FIXED: u16 = FLUSH_OUTPUT | APPEND_EOB;
 }
 
-/// IAA decompression flags (the 16-bit `decompr_flags` field).
+/// IAA decompression flags (the 16-bit `decompr_flags` field), named as Intel's user-space
+/// code names them.
 ///
-/// Source: `drivers/crypto/intel/iaa/iaa_crypto.h` (`IAA_DECOMP_*`); not in the uapi header.
+/// Source: QPL 1.6.0 `sources/core-iaa/sources/include/own_hw_definitions.h:74-85`
+/// (`ADDF_*`) and accel-config `accfg/idxd.h:61-65` (`IDXD_DECOMPRESS_FLAG_*`): bit 2 is
+/// STOP_ON_EOB, bit 3 CHECK_EOB. The kernel's `drivers/crypto/intel/iaa/iaa_crypto.h` names
+/// bits 2 and 3 the other way round (`IAA_DECOMP_CHECK_FOR_EOB` = BIT(2),
+/// `IAA_DECOMP_STOP_ON_EOB` = BIT(3)). The production value sets both, so the device
+/// behaves the same under either reading.
 pub mod decompr_flags {
-    /// Enable decompression (BIT(0)).
+    /// Enable decompression (bit 0, `ADDF_ENABLE_DECOMP`).
     pub const ENABLE: u16 = 1 << 0;
-    /// Flush the output (BIT(1)).
+    /// Flush the output (bit 1, `ADDF_FLUSH_OUTPUT`).
     pub const FLUSH_OUTPUT: u16 = 1 << 1;
-    /// Check for an end-of-block symbol (BIT(2)).
-    pub const CHECK_FOR_EOB: u16 = 1 << 2;
-    /// Stop on end-of-block (BIT(3)).
-    pub const STOP_ON_EOB: u16 = 1 << 3;
-    /// Suppress the output: decompress only to compute the CRC (BIT(9)).
+    /// Stop at an end-of-block (bit 2, `ADDF_STOP_ON_EOB`; the kernel's
+    /// `IAA_DECOMP_CHECK_FOR_EOB`).
+    pub const STOP_ON_EOB: u16 = 1 << 2;
+    /// Input must end at an end-of-block, else an error (bit 3, `ADDF_CHECK_FOR_EOB`; the
+    /// kernel's `IAA_DECOMP_STOP_ON_EOB`).
+    pub const CHECK_FOR_EOB: u16 = 1 << 3;
+    /// Stop and check apply to the end-of-block of the BFINAL block only (bit 4,
+    /// `ADDF_SEL_BFINAL_EOB`).
+    pub const SEL_BFINAL_EOB: u16 = 1 << 4;
+    /// Big-endian 16-bit Huffman input (bit 5, `ADDF_DECOMP_BE`): not modelled.
+    pub const DECOMP_BE: u16 = 1 << 5;
+    /// Shift of the 3-bit "ignore end bits" field (bits 8:6, `ADDF_IGNORE_END_BITS`): that
+    /// many bits at the end of the input's last byte are not input.
+    pub const IGNORE_END_BITS_SHIFT: u16 = 6;
+    /// Mask of the "ignore end bits" field.
+    pub const IGNORE_END_BITS_MASK: u16 = 0b111 << IGNORE_END_BITS_SHIFT;
+    /// Suppress the output: decompress only to compute the CRC (bit 9,
+    /// `ADDF_SUPPRESS_OUTPUT`).
     pub const SUPPRESS_OUTPUT: u16 = 1 << 9;
-    /// What the kernel uses for a page (`IAA_DECOMP_FLAGS`).
-    pub const KERNEL: u16 = ENABLE | FLUSH_OUTPUT | CHECK_FOR_EOB | STOP_ON_EOB;
+    /// What the kernel uses for a page (`IAA_DECOMP_FLAGS` = 0x000f).
+    pub const KERNEL: u16 = ENABLE | FLUSH_OUTPUT | STOP_ON_EOB | CHECK_FOR_EOB;
+    /// The stop/check rules QPL sends (`hw_iaa_stop_check_rules`,
+    /// `sources/core-iaa/sources/descriptors/hw_decompress_descriptor.c:16-25`).
+    pub const QPL_STOP_CHECK_RULES: [u16; 7] = [
+        STOP_ON_EOB | CHECK_FOR_EOB | SEL_BFINAL_EOB,
+        0,
+        STOP_ON_EOB | CHECK_FOR_EOB,
+        STOP_ON_EOB,
+        STOP_ON_EOB | SEL_BFINAL_EOB,
+        CHECK_FOR_EOB,
+        CHECK_FOR_EOB | SEL_BFINAL_EOB,
+    ];
 }
 
 /// Flags of the kernel's compress descriptor: CRAV | RCR | CC | RD_SRC2_AECS.
@@ -163,9 +212,21 @@ impl Descriptor {
         }
     }
 
+    /// A NOOP as QPL builds it to test a queue (`hw_queue.cpp:146-152`
+    /// `execute_noop`, via `hw_descriptor.c:27-31`): a zeroed descriptor with opcode NOOP
+    /// and CRAV|RCR naming `completion`; nothing else is set.
+    pub fn noop(completion: u64) -> Descriptor {
+        let mut d = Descriptor::zeroed();
+        d.raw.set_opcode(u32::from(opcode::NOOP));
+        d.raw.set_flags(flags::CRAV | flags::RCR);
+        d.raw.completion_addr = completion;
+        d
+    }
+
     /// A compress descriptor exactly as the kernel's fixed mode builds it
     /// (`iaa_setup_compress_hw_desc`): flags CRAV|RCR|CC|RD_SRC2_AECS, compression flags
-    /// FLUSH_OUTPUT|APPEND_EOB, src2 = the AECS with `src2_size` = 1568.
+    /// FLUSH_OUTPUT|END_PROC(1), src2 = the AECS with `src2_size` = 1568 (QPL
+    /// `HW_AECS_COMPRESS_WITH_HT` = 0x620, `hw_aecs_api.h:52`).
     pub fn compress(job: &CompressJob) -> Descriptor {
         let mut d = Descriptor::zeroed();
         d.raw.set_flags(COMPRESS_FLAGS);
@@ -182,7 +243,7 @@ impl Descriptor {
     }
 
     /// A decompress descriptor as the kernel builds it (`iaa_setup_decompress_hw_desc`):
-    /// flags CRAV|RCR|CC, decompression flags ENABLE|FLUSH_OUTPUT|CHECK_FOR_EOB|STOP_ON_EOB.
+    /// flags CRAV|RCR|CC, decompression flags ENABLE|FLUSH_OUTPUT|STOP_ON_EOB|CHECK_FOR_EOB.
     pub fn decompress(job: &DecompressJob) -> Descriptor {
         Self::decompress_with(job, decompr_flags::KERNEL)
     }

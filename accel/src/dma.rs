@@ -7,6 +7,12 @@
 //! raw pointers ([`DmaBox::as_ptr`]) and decide, from the slot state machine in
 //! `context.rs`, when a plain read is allowed. [`DmaBox::leak`] gives memory up for good when
 //! the device might still write it (a quarantined slot at context drop).
+//!
+//! [`DmaBox::lock`] `mlock`s the memory so that reclaim never takes it away from the device
+//! (a swap daemon runs exactly when memory is short, and with block-on-fault off a fault on
+//! a completion record cannot even be reported). A locked box is `munlock`ed before it is
+//! freed. Owners lock only page-aligned, whole-page types, so no page is shared with
+//! another allocation whose lock this could undo.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -14,6 +20,7 @@ use std::ptr::NonNull;
 /// Owner of one zeroed, aligned `T` that the device may access through its address.
 pub(crate) struct DmaBox<T> {
     ptr: NonNull<T>,
+    locked: bool,
 }
 
 // SAFETY: `DmaBox` is a unique owner of heap memory, like `Box<T>`; `T` here is always plain
@@ -35,7 +42,53 @@ impl<T> DmaBox<T> {
             Some(p) => p,
             None => std::alloc::handle_alloc_error(layout),
         };
-        DmaBox { ptr }
+        DmaBox { ptr, locked: false }
+    }
+
+    /// `mlock`s the memory (`T` must be page-aligned and a whole number of pages). `Err`
+    /// with the OS error when refused (RLIMIT_MEMLOCK without CAP_IPC_LOCK: EAGAIN/ENOMEM
+    /// /EPERM); the memory stays usable, only reclaimable.
+    pub(crate) fn lock(&mut self) -> std::io::Result<()> {
+        debug_assert_eq!(
+            self.addr() % 4096,
+            0,
+            "DmaBox::lock on memory not page-aligned"
+        );
+        if self.locked {
+            return Ok(());
+        }
+        // SAFETY: mlock only changes the residency of the pages of this live allocation,
+        // which spans exactly `size_of::<T>()` bytes from `ptr`; it reads or writes nothing.
+        let rc = unsafe {
+            libc::mlock(
+                self.ptr.as_ptr() as *const libc::c_void,
+                std::mem::size_of::<T>(),
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.locked = true;
+        Ok(())
+    }
+
+    /// Undoes [`DmaBox::lock`] (a no-op when not locked).
+    pub(crate) fn unlock(&mut self) {
+        if self.locked {
+            // SAFETY: as in `lock`; munlock changes only residency rules of these pages.
+            unsafe {
+                libc::munlock(
+                    self.ptr.as_ptr() as *const libc::c_void,
+                    std::mem::size_of::<T>(),
+                )
+            };
+            self.locked = false;
+        }
+    }
+
+    /// Whether the memory is locked.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.locked
     }
 
     /// The address of the `T`.
@@ -56,6 +109,16 @@ impl<T> DmaBox<T> {
 
 impl<T> Drop for DmaBox<T> {
     fn drop(&mut self) {
+        if self.locked {
+            // SAFETY: the pages locked in `lock`, still allocated; munlock has no effect on
+            // their contents. Its result does not matter: the pages are freed next.
+            unsafe {
+                libc::munlock(
+                    self.ptr.as_ptr() as *const libc::c_void,
+                    std::mem::size_of::<T>(),
+                )
+            };
+        }
         // SAFETY: `ptr` came from `alloc_zeroed` with `Layout::new::<T>()` and is freed once.
         // Owners drop a `DmaBox` only when no descriptor naming it is in flight (slots that may
         // still be written are `leak`ed instead); see `context.rs`.

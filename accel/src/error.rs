@@ -47,9 +47,10 @@ pub enum AccelError {
         /// Operation.
         op: Op,
     },
-    /// Status 0x04 still reported after the bounded number of touch-and-resubmit retries,
+    /// Status 0x03 (0x83 for a write; `crate::status::Status::PageFault`) still reported after
+    /// the bounded number of touch-and-resubmit retries,
     /// or a fault on an address this context does not own.
-    #[error("IAA {op}: PAGE_FAULT_IR (0x04) at 0x{addr:x} ({}) after {attempts} attempts", if *.write { "write" } else { "read" })]
+    #[error("IAA {op}: PAGE_FAULT_NOBOF (0x03) at 0x{addr:x} ({}) after {attempts} attempts", if *.write { "write" } else { "read" })]
     PageFault {
         /// Operation.
         op: Op,
@@ -67,7 +68,7 @@ pub enum AccelError {
         op: Op,
     },
     /// A hardware or translation failure status (HW_ERR1, HW_ERR_DRB, TRANSLATION_FAIL,
-    /// PRS_TIMEOUT, CRA_XLAT, PFAULT_RDBA).
+    /// PRS_TIMEOUT, CRA_XLAT, PFAULT_RDBA, PAGE_FAULT_IR).
     #[error("IAA {op}: hardware error {status}")]
     Hardware {
         /// Operation.
@@ -162,6 +163,25 @@ pub enum AccelError {
         #[source]
         source: std::io::Error,
     },
+    /// A dedicated work queue that another opener (another process, or this one) holds:
+    /// the kernel lets one file have a dedicated queue open (`idxd_cdev_open`,
+    /// `drivers/dma/idxd/cdev.c`: `idxd_wq_refcount(wq) > 0 && wq_dedicated(wq)` → EBUSY).
+    #[error("IAA work queue {path} is dedicated and already open elsewhere (EBUSY): the kernel allows one opener of a dedicated queue")]
+    QueueHeld {
+        /// The char device.
+        path: std::path::PathBuf,
+    },
+    /// Neither submission path works on this queue: the portal cannot be mapped and the
+    /// kernel's `write(2)` path is missing or refuses a NOOP (a kernel from before the
+    /// INTEL-SA-01084 series has no `.write` in the idxd char device, so every `write(2)`
+    /// fails with EINVAL, `vfs_write` in `fs/read_write.c`).
+    #[error("no way to submit to IAA work queue {name}: {reason}")]
+    NoSubmissionPath {
+        /// Queue name.
+        name: String,
+        /// What was tried and what each attempt answered.
+        reason: String,
+    },
     /// The work queue cannot be used (discovery said why).
     #[error("IAA work queue {name} unusable: {reason}")]
     Unusable {
@@ -239,7 +259,8 @@ impl AccelError {
             | Status::TranslationFail
             | Status::PrsTimeout
             | Status::CraTranslation
-            | Status::PfaultRdba => AccelError::Hardware { op, status },
+            | Status::PfaultRdba
+            | Status::PageFaultIr => AccelError::Hardware { op, status },
             Status::Unknown(v) => AccelError::UnknownStatus { op, status: v },
             Status::None | Status::Success => AccelError::UnknownStatus {
                 op,

@@ -35,6 +35,7 @@ mod dma;
 pub mod emu;
 pub mod error;
 pub mod huffman;
+mod open_path;
 pub mod portal;
 mod slot;
 pub mod stats;

@@ -24,6 +24,15 @@ pub(crate) struct SlotMem {
     dst: [u8; PAGE_SIZE],
 }
 
+/// Which buffer of a slot [`Slot::drop_pages`] drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DroppedRegion {
+    /// The source buffer: the device faults reading it.
+    Source,
+    /// The destination buffer: the device faults writing it.
+    Destination,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {
     /// No descriptor names the slot: the host may read and write it.
@@ -40,14 +49,19 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// A fresh, prefaulted, idle slot.
-    pub(crate) fn new() -> Slot {
-        let mem = DmaBox::<SlotMem>::zeroed();
+    /// A fresh, prefaulted, idle slot, `mlock`ed when the memlock limit allows (`locked`
+    /// says whether it did).
+    pub(crate) fn new() -> (Slot, bool) {
+        let mut mem = DmaBox::<SlotMem>::zeroed();
         prefault(mem.as_ptr() as *mut u8, std::mem::size_of::<SlotMem>());
-        Slot {
-            mem,
-            state: SlotState::Idle,
-        }
+        let locked = lock_or_warn(&mut mem, "slot");
+        (
+            Slot {
+                mem,
+                state: SlotState::Idle,
+            },
+            locked,
+        )
     }
     pub(crate) fn record(&self) -> RecordPtr {
         // SAFETY: `record` is the first field of a 4096-aligned `SlotMem` (so 64-aligned),
@@ -93,6 +107,38 @@ impl Slot {
             )
         }
     }
+    /// Drops the pages of the source or destination buffer (`MADV_DONTNEED`), unlocking the
+    /// slot first, so that the device faults on them (the fact check). Only for an `Idle`
+    /// slot; [`Slot::restore`] undoes it. Returns whether the slot was locked.
+    pub(crate) fn drop_pages(&mut self, region: DroppedRegion) -> std::io::Result<bool> {
+        assert_eq!(self.state, SlotState::Idle);
+        let was_locked = self.mem.is_locked();
+        self.mem.unlock();
+        let (addr, len) = match region {
+            DroppedRegion::Source => (self.src_addr(), MAX_COMPRESSED_INPUT),
+            DroppedRegion::Destination => (self.dst_addr(), PAGE_SIZE),
+        };
+        // SAFETY: the range is page-aligned (`SlotMem` is 4096-aligned, `src` at 4096, `dst`
+        // at 4096 + 8192) and lies inside this slot's live private anonymous allocation; the
+        // slot is Idle, so no descriptor names it. MADV_DONTNEED only makes the next access
+        // find zero-filled pages.
+        let rc =
+            unsafe { libc::madvise(addr as usize as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(was_locked)
+    }
+
+    /// Backs the slot with memory again and relocks it when it was locked.
+    pub(crate) fn restore(&mut self, relock: bool) {
+        assert_eq!(self.state, SlotState::Idle);
+        prefault(self.mem.as_ptr() as *mut u8, std::mem::size_of::<SlotMem>());
+        if relock {
+            lock_or_warn(&mut self.mem, "slot");
+        }
+    }
+
     pub(crate) fn contains(&self, addr: u64, len: u64) -> bool {
         let base = self.base();
         let size = std::mem::size_of::<SlotMem>() as u64;
@@ -100,11 +146,30 @@ impl Slot {
     }
 }
 
+/// `mlock`s device memory; a refusal is logged (once per call site's context) and the
+/// memory is used unlocked. Returns whether it is locked.
+pub(crate) fn lock_or_warn<T>(mem: &mut DmaBox<T>, what: &str) -> bool {
+    match mem.lock() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!("mlock of IAA {what} memory refused ({e}); using it unlocked");
+            false
+        }
+    }
+}
+
+/// The context's AECS in a page of its own, so that locking it locks no other allocation's
+/// page (and unlocking it unlocks none).
+#[repr(C, align(4096))]
+pub(crate) struct AecsMem {
+    pub(crate) aecs: crate::aecs::CompressAecs,
+}
+
 /// Writes every page of a fresh allocation so that it is backed by memory before the device
 /// first touches it (a zeroed allocation may still be unpopulated). With shared virtual
 /// memory the device could fault on it; a fault on the completion record itself cannot be
 /// reported in that record.
-fn prefault(p: *mut u8, len: usize) {
+pub(crate) fn prefault(p: *mut u8, len: usize) {
     let mut off = 0;
     while off < len {
         // SAFETY: `p..p+len` is a live allocation just made by the caller, not yet named by
@@ -150,19 +215,22 @@ pub(crate) fn check_raw(desc: &Descriptor, slot: &Slot, aecs: u64) -> Result<Op,
     let ok_read = |a: u64, l: u64| slot.contains(a, l.max(1)) || in_aecs(a, l.max(1));
     let ok_write = |a: u64, l: u64| slot.contains(a, l.max(1));
     let src2_unused = desc.src2_addr() == 0 && desc.src2_size() == 0;
+    // A NOOP writes only its completion record (QPL builds it from a zeroed descriptor,
+    // `hw_descriptor.c:27-31`): its other fields name no memory.
+    let noop = desc.opcode() == opcode::NOOP;
     let checks = [
         ("completion record", ok_write(desc.completion_addr(), 64)),
         (
             "destination",
-            ok_write(desc.dst_addr(), u64::from(desc.max_dst_size())),
+            noop || ok_write(desc.dst_addr(), u64::from(desc.max_dst_size())),
         ),
         (
             "source 1",
-            ok_read(desc.src1_addr(), u64::from(desc.src1_size())),
+            noop || ok_read(desc.src1_addr(), u64::from(desc.src1_size())),
         ),
         (
             "source 2",
-            src2_unused || ok_read(desc.src2_addr(), u64::from(desc.src2_size())),
+            noop || src2_unused || ok_read(desc.src2_addr(), u64::from(desc.src2_size())),
         ),
     ];
     if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {

@@ -57,6 +57,11 @@ pub struct ContextStats {
     pub verify_mismatches: u64,
     /// Pages refused because the queue was busy.
     pub busy: u64,
+    /// Device-memory regions (slots, AECS) `mlock`ed at construction.
+    pub mlocked: u64,
+    /// Device-memory regions whose `mlock` the memlock limit refused: they work, but
+    /// reclaim may take them and the device then faults on them.
+    pub mlock_refused: u64,
     /// In-flight descriptors per submission round.
     pub in_flight: InFlightHistogram,
 }

@@ -4,7 +4,17 @@
 //! * status values: `enum iax_completion_status` in the Linux uapi header `linux/idxd.h`
 //!   (checked against `idxd_sys` at compile time in `completion.rs`); the page-fault
 //!   "write" bit (0x80) is `DSA_COMP_STATUS_WRITE` in the same header, and Intel QPL's
-//!   `sources/core-iaa/include/hw_status.h` (`FAULT_TYPE_IS_WRITE`, `STATUS_MASK` = 0x3f);
+//!   `sources/core-iaa/include/hw_status.h` (`FAULT_TYPE_IS_WRITE`, `STATUS_MASK` = 0x3f,
+//!   lines 40-41);
+//! * the page-fault status with block-on-fault off is **0x03**, not the uapi IAX enum's 0x04:
+//!   QPL 1.6.0 `sources/core-iaa/include/hw_status.h:62-63` (`AD_STATUS_READ_PAGE_FAULT` =
+//!   3, `AD_STATUS_WRITE_PAGE_FAULT` = 3 + 128), acted on (touch, resubmit) in
+//!   `sources/middle-layer/util/descriptor_processing.hpp:61-80` and
+//!   `sources/c_api/legacy_hw_path/qpl_hw_check_job.cpp:374-393`; accel-config's IAA test
+//!   expects `DSA_COMP_PAGE_FAULT_NOBOF` (3) for a faulting IAA descriptor
+//!   (`test/iaa.c:2594`, `task_result_verify_transl_fetch`). The uapi `enum
+//!   iax_completion_status` (`linux/idxd.h:134-136`) has no 3; its 0x04
+//!   (`IAX_COMP_PAGE_FAULT_IR`) is kept as its own status ([`Status::PageFaultIr`]);
 //! * analytics error codes (the `error_code` byte when the status is 0x0a): Intel QPL,
 //!   `sources/core-iaa/include/hw_status.h` (`AD_ERROR_CODE_*`), and the kernel driver's
 //!   `drivers/crypto/intel/iaa/iaa_crypto.h` (`IAA_ERROR_COMP_BUF_OVERFLOW` = 0x19).
@@ -61,8 +71,15 @@ status_codes! {
     None = 0x00, "NONE";
     /// 0x01: success.
     Success = 0x01, "SUCCESS";
-    /// 0x04: page fault on an address of the descriptor (`IAX_COMP_PAGE_FAULT_IR`).
-    PageFault = 0x04, "PAGE_FAULT_IR";
+    /// 0x03: page fault with block-on-fault off (`DSA_COMP_PAGE_FAULT_NOBOF` in
+    /// `linux/idxd.h`; QPL `AD_STATUS_READ_PAGE_FAULT`, `hw_status.h:62`). Bit 7 of the
+    /// status byte says the faulting access was a write (`AD_STATUS_WRITE_PAGE_FAULT` =
+    /// 0x83, `hw_status.h:63`). The fault address is in the record; touch and resubmit.
+    PageFault = 0x03, "PAGE_FAULT_NOBOF";
+    /// 0x04: `IAX_COMP_PAGE_FAULT_IR` of the uapi header (`linux/idxd.h:136`). Intel's
+    /// user-space code (QPL, accel-config) never touches and resubmits on it: that case is
+    /// 0x03. Reported as a typed error, not retried.
+    PageFaultIr = 0x04, "PAGE_FAULT_IR";
     /// 0x0a: analytics error; the error code says which.
     AnalyticsError = 0x0a, "ANALYTICS_ERROR";
     /// 0x0b: output buffer overflow.
@@ -216,7 +233,12 @@ mod tests {
         for b in 0u8..=0x3f {
             assert_eq!(Status::from_byte(b).code(), b);
         }
-        assert_eq!(Status::from_byte(0x84), Status::PageFault);
+        // Page faults: 0x03 (read) and 0x83 (write), QPL hw_status.h:62-63.
+        assert_eq!(Status::from_byte(0x03), Status::PageFault);
+        assert_eq!(Status::from_byte(0x83), Status::PageFault);
+        // 0x04 is another status, not the one to touch and resubmit.
+        assert_eq!(Status::from_byte(0x04), Status::PageFaultIr);
+        assert_eq!(Status::from_byte(0x84), Status::PageFaultIr);
         assert_eq!(Status::from_byte(0x24).name(), "WATCHDOG");
         assert_eq!(error_code_name(0x19), Some("UNRECOVERABLE_OUTPUT_OVERFLOW"));
         assert_eq!(error_code_name(33), None);

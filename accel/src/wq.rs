@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::cpu::CpuFeatures;
 use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
-use crate::discovery::{SubmitMethod, WqInfo, WqMode};
+use crate::discovery::{WqInfo, WqMode};
 use crate::portal::Doorbell;
 use crate::write_path::DescriptorWriter;
 use crate::AccelError;
@@ -50,6 +50,43 @@ pub(crate) enum Path {
     Write(Box<dyn DescriptorWriter>),
 }
 
+/// The opened char device, as `open_path` sees it.
+struct CharDevNode {
+    file: Option<std::fs::File>,
+}
+
+impl crate::open_path::QueueNode for CharDevNode {
+    fn map_portal(&mut self) -> std::io::Result<Box<dyn Doorbell>> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("queue file already handed out"))?;
+        #[cfg(target_arch = "x86_64")]
+        {
+            match crate::portal::MmioPortal::map(file) {
+                Ok(p) => Ok(Box::new(p)),
+                Err((file, e)) => {
+                    self.file = Some(file);
+                    Err(e)
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self.file = Some(file);
+            Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+        }
+    }
+
+    fn writer(&mut self) -> std::io::Result<Box<dyn DescriptorWriter>> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("queue file already handed out"))?;
+        Ok(Box::new(crate::write_path::CharDevWriter { file }))
+    }
+}
+
 /// Which way descriptors reach the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathKind {
@@ -65,6 +102,7 @@ pub struct WorkQueue {
     mode: WqMode,
     size: u32,
     path: Path,
+    path_reason: String,
     enqcmd_retries: u32,
     reserved: AtomicU32,
     health: Box<dyn Health>,
@@ -85,8 +123,11 @@ impl std::fmt::Debug for WorkQueue {
 }
 
 impl WorkQueue {
-    /// Opens a queue that discovery found usable, over the path discovery chose (a portal
-    /// whose mmap is refused falls back to `write(2)`, logged).
+    /// Opens a queue that discovery found usable. The portal is tried first where the CPU
+    /// has the instruction (a refused mmap falls back to `write(2)`), and a `write(2)` path
+    /// is confirmed with a NOOP before it is used (`open_path.rs`). A dedicated queue some
+    /// other opener holds is [`AccelError::QueueHeld`]; a queue nothing can be submitted to
+    /// is [`AccelError::NoSubmissionPath`].
     pub fn open(info: &WqInfo, cpu: CpuFeatures) -> Result<Arc<WorkQueue>, AccelError> {
         let method = info.verdict.clone().map_err(|why| AccelError::Unusable {
             name: info.name.clone(),
@@ -101,26 +142,28 @@ impl WorkQueue {
             .read(true)
             .write(true)
             .open(&info.cdev)
-            .map_err(|source| AccelError::Open {
-                path: info.cdev.clone(),
-                source,
+            .map_err(|source| {
+                if source.raw_os_error() == Some(libc::EBUSY) {
+                    AccelError::QueueHeld {
+                        path: info.cdev.clone(),
+                    }
+                } else {
+                    AccelError::Open {
+                        path: info.cdev.clone(),
+                        source,
+                    }
+                }
             })?;
-        let path = match method {
-            SubmitMethod::Portal(_) => match Self::map_portal(file, info) {
-                Ok(p) => p,
-                Err(file) => Path::Write(Box::new(crate::write_path::CharDevWriter { file })),
-            },
-            SubmitMethod::Write(_) => {
-                Path::Write(Box::new(crate::write_path::CharDevWriter { file }))
-            }
-        };
+        let mut node = CharDevNode { file: Some(file) };
+        let chosen = crate::open_path::choose(&mut node, &info.name, &method)?;
         let size = info.size.unwrap_or(1).max(1);
-        tracing::info!(wq = %info.name, ?mode, size, "opened IAA work queue");
+        tracing::info!(wq = %info.name, ?mode, size, path = %chosen.reason, "opened IAA work queue");
         Ok(Arc::new(WorkQueue {
             name: info.name.clone(),
             mode,
             size,
-            path,
+            path: chosen.path,
+            path_reason: chosen.reason,
             enqcmd_retries: DEFAULT_ENQCMD_RETRIES,
             reserved: AtomicU32::new(0),
             health: Box::new(SysfsHealth(info.clone())),
@@ -129,28 +172,12 @@ impl WorkQueue {
         }))
     }
 
-    #[cfg(target_arch = "x86_64")]
-    fn map_portal(file: std::fs::File, info: &WqInfo) -> Result<Path, std::fs::File> {
-        match crate::portal::MmioPortal::map(file) {
-            Ok(p) => Ok(Path::Portal(Box::new(p))),
-            Err((file, e)) => {
-                tracing::warn!(wq = %info.name, "portal mmap failed ({e}); using write(2)");
-                Err(file)
-            }
-        }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    fn map_portal(file: std::fs::File, _info: &WqInfo) -> Result<Path, std::fs::File> {
-        Err(file)
-    }
-
     /// Assembles a queue from parts (the emulator's constructor).
     pub(crate) fn from_parts(
         name: String,
         mode: WqMode,
         size: u32,
-        path: Path,
+        chosen: crate::open_path::Chosen,
         health: Box<dyn Health>,
         enqcmd_retries: u32,
     ) -> WorkQueue {
@@ -158,7 +185,8 @@ impl WorkQueue {
             name,
             mode,
             size: size.max(1),
-            path,
+            path: chosen.path,
+            path_reason: chosen.reason,
             enqcmd_retries,
             reserved: AtomicU32::new(0),
             health,
@@ -185,6 +213,10 @@ impl WorkQueue {
             Path::Portal(_) => PathKind::Portal,
             Path::Write(_) => PathKind::Write,
         }
+    }
+    /// Why this path was chosen (and, for `write(2)`, that a NOOP confirmed it).
+    pub fn path_reason(&self) -> &str {
+        &self.path_reason
     }
     /// True when this queue is the device emulator, not hardware.
     pub fn is_emulator(&self) -> bool {

@@ -228,7 +228,10 @@ fn a_queue_that_refuses_everything_is_marked_down_then_probed_back() {
 }
 
 #[test]
-fn corrupt_data_found_by_the_device_is_a_data_error_not_a_device_fallback() {
+fn corrupt_data_found_by_the_device_is_redone_in_software_and_stays_a_data_error() {
+    // On a load the bytes are the pool's own (checksummed when stored): the device's verdict
+    // is not enough to throw a page away, so software decodes the same bytes again; only its
+    // failure (or a checksum mismatch in the pool) makes the entry corrupt.
     let (rig, _e) = rig(WqMode::Dedicated, 32, Duration::from_secs(2), NEVER);
     let mut codec = rig
         .backend
@@ -244,9 +247,108 @@ fn corrupt_data_found_by_the_device_is_a_data_error_not_a_device_fallback() {
     let err = r.into_iter().next().unwrap().unwrap_err();
     assert!(err.engine_failure().is_none(), "a data error: {err:?}");
     let dev = rig.backend.snapshot();
-    assert_eq!(dev.fallbacks_total(), 0, "{:?}", dev.fallbacks);
-    assert_eq!(dev.software_pages[1], 0, "not redone in software");
-    assert!(!dev.down);
+    assert_eq!(dev.fallbacks_of(FallbackReason::DeviceError), 1, "{dev:?}");
+    assert_eq!(dev.software_pages[1], 1, "redone in software");
+    assert!(!dev.down, "bad data does not take the device down");
+}
+
+/// Every fault the emulator can inject on a decompress descriptor, with a device deadline
+/// short enough for a lost descriptor.
+fn load_faults() -> Vec<Fault> {
+    vec![
+        Fault::PageFault { write: false },
+        Fault::PageFault { write: true },
+        Fault::OutputOverflow,
+        Fault::HardwareError,
+        Fault::Watchdog,
+        Fault::SlowCompletion(Duration::from_millis(5)),
+        Fault::CorruptOutput,
+        Fault::Lose,
+    ]
+}
+
+#[test]
+fn every_device_fault_on_a_load_is_redone_in_software_through_the_pool() {
+    let c = builtin();
+    for fault in load_faults() {
+        let topo = Arc::new(TestTopology::new(&[0]));
+        let rig = device_rig(
+            topo,
+            WqMode::Dedicated,
+            32,
+            Duration::from_millis(200),
+            NEVER,
+        );
+        rig.pool.swapon(0, 1 << 10, None).unwrap();
+        let data = folio(&c, 40, 16, 1);
+        rig.pool.store(0, 40, &data).unwrap();
+        // Every decompress descriptor of the loads below fails.
+        rig.emu.faults().inject(Target::Decompress, fault, 1_000);
+        let mut back = vec![0u8; data.len()];
+        rig.pool
+            .load_run(0, 40, &mut back, LoadMode::KeepCopy)
+            .unwrap_or_else(|e| panic!("{fault:?}: run load lost pages: {e}"));
+        assert!(back == data, "{fault:?}: wrong bytes from a run load");
+        for k in 0..16u64 {
+            let mut p = vec![0u8; PAGE_SIZE];
+            rig.pool
+                .load(0, 40 + k, &mut p, LoadMode::Exclusive)
+                .unwrap_or_else(|e| panic!("{fault:?}: page {k} lost: {e}"));
+            let off = k as usize * PAGE_SIZE;
+            assert!(p == data[off..off + PAGE_SIZE], "{fault:?}: page {k} wrong");
+        }
+        let st = rig.pool.stats();
+        assert_eq!(st.stored_pages, 0, "{fault:?}: every page was loaded");
+        if !matches!(fault, Fault::CorruptOutput | Fault::SlowCompletion(_)) {
+            // (CorruptOutput only affects compress; a slow completion is still a success.)
+            let dev = rig.backend.snapshot();
+            assert!(
+                dev.fallbacks[..].iter().any(|&(_, _, d)| d > 0),
+                "{fault:?}: {dev:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_device_fault_on_a_load_is_redone_in_software_through_the_engine() {
+    let c = builtin();
+    for fault in load_faults() {
+        let topo = Arc::new(TestTopology::new(&[0, 1]));
+        let rig = device_rig(
+            Arc::clone(&topo),
+            WqMode::Dedicated,
+            32,
+            Duration::from_millis(200),
+            NEVER,
+        );
+        rig.pool.swapon(0, 1 << 10, None).unwrap();
+        let mut cfg = engine_cfg(topo);
+        cfg.device = Some(Arc::clone(&rig.backend));
+        cfg.workers = Workers::Fixed(2);
+        let e = Engine::start(Arc::clone(&rig.pool), cfg).unwrap();
+        let data = folio(&c, 64, 32, 1);
+        let d = e.store(0, 64, data.clone()).unwrap().wait();
+        assert!(d.is_ok(), "{:?}", d.outcome);
+        rig.emu.faults().inject(Target::Decompress, fault, 1_000);
+        for (slot, n) in [(64u64, 8usize), (72, 8), (80, 16)] {
+            let d = e
+                .load(0, slot, vec![0; n * PAGE_SIZE], LoadMode::Exclusive)
+                .unwrap()
+                .wait();
+            assert!(
+                d.is_ok(),
+                "{fault:?}: load {slot}+{n} lost: {:?}",
+                d.outcome
+            );
+            let off = (slot - 64) as usize * PAGE_SIZE;
+            assert!(
+                d.buffer == data[off..off + n * PAGE_SIZE],
+                "{fault:?}: wrong bytes at {slot}"
+            );
+        }
+        assert_eq!(rig.pool.stats().stored_pages, 0, "{fault:?}");
+    }
 }
 
 #[test]

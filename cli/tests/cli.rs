@@ -54,6 +54,10 @@ fn bench_prints_table_and_writes_json_csv_svg() {
         );
     }
     assert!(stdout.contains("device emulator"), "{stdout}");
+    assert!(
+        stdout.contains("not a prediction of the device's"),
+        "{stdout}"
+    );
     assert!(stdout.contains("corpus builtin[48 of 256]"), "{stdout}");
 
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -311,6 +315,67 @@ fn probe_gives_one_next_step_per_reason_and_json() {
     assert!(v["next_steps"].as_array().unwrap().len() >= 3, "{json}");
 }
 
+/// `swapaccel hwcheck --emulator --json`: every fact printed with its source, each labelled
+/// emulated, exit 0; the JSON says the same.
+fn hwcheck_emulator_prints_every_fact_with_its_source() {
+    let json = tmp("facts.json");
+    let out = swapaccel()
+        .args(["hwcheck", "--emulator", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let facts = v["facts"].as_array().unwrap();
+    assert!(facts.len() >= 10, "{v}");
+    for f in facts {
+        assert_eq!(f["verdict"], "emulated", "{f}");
+        let name = f["name"].as_str().unwrap();
+        let source = f["source"].as_str().unwrap();
+        assert!(!source.is_empty(), "{name}: no source");
+        assert!(
+            stdout.contains(&format!("[Emulated] {name}")),
+            "{name}:\n{stdout}"
+        );
+        assert!(
+            stdout.contains(source),
+            "{name}: source not printed:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("page_fault_read_status"), "{stdout}");
+}
+
+/// Without a device `hwcheck` reports itself skipped (exit 0), and fails under
+/// `SWAPACCEL_REQUIRE_HW=1` (this machine has no IAA; on one that has, both run the check).
+fn hwcheck_without_hardware_skips_or_fails_when_required() {
+    let report = accel::discovery::discover(&accel::discovery::DiscoveryConfig::system());
+    if report.usable().next().is_some() {
+        // A machine with IAA: the hardware CI runs `hwcheck` itself.
+        return;
+    }
+    let out = swapaccel()
+        .arg("hwcheck")
+        .env_remove("SWAPACCEL_REQUIRE_HW")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("IAA fact check skipped"), "{stdout}");
+    let out = swapaccel()
+        .arg("hwcheck")
+        .env("SWAPACCEL_REQUIRE_HW", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded without hardware");
+    assert!(stderr.contains("SWAPACCEL_REQUIRE_HW=1"), "{stderr}");
+}
+
 fn trial(name: &'static str, f: fn()) -> Trial {
     Trial::test(name, move || {
         std::panic::catch_unwind(f).map_err(|e| {
@@ -341,6 +406,14 @@ fn main() {
         trial(
             "probe_says_why_there_is_no_iaa",
             probe_says_why_there_is_no_iaa,
+        ),
+        trial(
+            "hwcheck_emulator_prints_every_fact_with_its_source",
+            hwcheck_emulator_prints_every_fact_with_its_source,
+        ),
+        trial(
+            "hwcheck_without_hardware_skips_or_fails_when_required",
+            hwcheck_without_hardware_skips_or_fails_when_required,
         ),
         trial(
             "probe_gives_one_next_step_per_reason_and_json",

@@ -8,8 +8,8 @@ use accel::{IaaCodec, PageError};
 use pool::{CodecFactory, PoolError};
 use software_fallback::codec::check_batch_shape;
 use software_fallback::{
-    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec,
-    SoftwareCodec, MAX_BATCH,
+    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, EngineFailure,
+    PageCodec, SoftwareCodec, MAX_BATCH,
 };
 
 use super::{inc, tally, DeviceBackend, Direction, FallbackReason, BUSY_STREAK_LIMIT};
@@ -107,18 +107,24 @@ impl FallbackCodec {
     }
 
     /// Handles one page the device did not do: marks the device down if it is gone, counts
-    /// the reason, and runs `redo` (software). An error about the page itself (a caller
-    /// error such as a wrong page size, or compressed data the device found corrupt) is
-    /// returned as the page codec interface reports it: software would refuse it too, and
-    /// it says nothing about the device.
+    /// the reason, and runs `redo` (software). A caller error (a wrong page size, an empty
+    /// source: nothing was submitted) is returned as the page codec interface reports it.
+    /// On a compress, so is a data error the device reported: software would refuse the
+    /// same page. On a decompress, *every* error the device reported is redone in software
+    /// on the same bytes (counted [`FallbackReason::DeviceError`] when the device called it
+    /// a data error): the bytes are the pool's own, checksummed when stored, and the
+    /// device's verdict alone must not cost an intact page (issue 11, item 1). Only
+    /// software's failure then reaches the caller.
     fn fallback_page<T>(
         &mut self,
         dir: Direction,
         err: PageError,
         redo: impl FnOnce(&mut SoftwareCodec) -> Result<T, CodecError>,
     ) -> Result<T, CodecError> {
-        let Some(reason) = FallbackReason::of(&err) else {
-            return Err(err.to_codec_error());
+        let reason = match (FallbackReason::of(&err), &err, dir) {
+            (Some(r), _, _) => r,
+            (None, PageError::Device(_), Direction::Decompress) => FallbackReason::DeviceError,
+            (None, _, _) => return Err(err.to_codec_error()),
         };
         if reason == FallbackReason::QueueBusy {
             self.busy_in_call += 1;
@@ -239,7 +245,22 @@ impl PageCodec for FallbackCodec {
             Route::Device { probing } => probing,
         };
         let per_page = match &mut self.device {
-            Some(dev) => dev.try_decompress_batch(srcs, pages)?,
+            Some(dev) => match dev.try_decompress_batch(srcs, pages) {
+                Ok(v) => v,
+                Err(e) => {
+                    // The whole device call failed: every page is redone in software (the
+                    // shape was checked above, so this is the device's failure, not ours).
+                    if e.engine_failure() == Some(EngineFailure::Gone) {
+                        self.backend.mark_down(&e.to_string());
+                    }
+                    tracing::debug!(error = %e, "device decompress call failed; software");
+                    self.software_done(dir, Some(FallbackReason::DeviceError), srcs.len() as u64);
+                    if probing {
+                        self.backend.mark_down("probe: the device call failed");
+                    }
+                    return self.software.decompress_batch(srcs, pages);
+                }
+            },
             None => Vec::new(),
         };
         self.sync_in_flight();

@@ -23,9 +23,14 @@
 //!
 //! The classes are the accel layer's own ([`EngineFailure`], what its `PageCodec`
 //! interface reports as `CodecError::Engine`): busy → `QueueBusy`, gone → `DeviceGone`, page
-//! failed → `DeviceError`. An error about the page itself — a caller error, or compressed
-//! data the device found corrupt — is no fallback: it is returned as the data error it is
-//! (software would report it too), and counted nowhere as a device failure.
+//! failed → `DeviceError`. A caller error (wrong page size, empty source: nothing was
+//! submitted) is no fallback: it is returned as it is. A data error the device reports on a
+//! *compress* is returned too (software would refuse the same page). On a *decompress*
+//! (a load) every error the device reports — a data error included (output overflow, a
+//! DEFLATE error) — is redone in software on the same bytes, counted `DeviceError`: the
+//! bytes are the pool's own, checksummed when stored, and the device's verdict alone must
+//! never cost an intact page. Only software's failure, or the pool's checksum check, makes
+//! an entry corrupt.
 //! [`DeviceBackend::probe_now`] makes the next call probe a device that is down at once.
 //!
 //! Raw DEFLATE is interchangeable between IAA and software, so every entry stays readable

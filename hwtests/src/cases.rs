@@ -40,6 +40,18 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "compress_uses_the_descriptor_aecs",
             crate::raw::descriptor_aecs,
         ),
+        (
+            "aecs_size_multiple_of_32_and_crc_seed",
+            crate::raw::aecs_size_and_crc_seed,
+        ),
+        (
+            "compress_end_processing_field",
+            crate::raw::end_processing_field,
+        ),
+        (
+            "decompress_accepts_every_qpl_stop_check_rule",
+            crate::raw::qpl_decompress_flag_rules,
+        ),
         ("unbounded_deadlines_do_not_overflow", unbounded_deadlines),
         ("single_page_calls_match_batches", single_vs_batch),
     ]

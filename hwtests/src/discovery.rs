@@ -18,8 +18,12 @@ pub fn all() -> Vec<(&'static str, DiscoveryCase)> {
         ("no_idxd_driver", no_driver as DiscoveryCase),
         ("idxd_without_iaa_device", only_dsa),
         ("every_queue_with_its_reasons", full_tree),
-        ("portal_needs_cpu_and_cap_sys_rawio", portal_choice),
+        (
+            "portal_tried_whatever_cap_sys_rawio_enqcmd_needs_kernel",
+            portal_choice,
+        ),
         ("state_change_is_noticed", state_change),
+        ("queue_op_config_is_read", op_config),
         ("this_machine_reports_why", this_machine),
     ]
 }
@@ -267,40 +271,97 @@ fn portal_choice() -> CaseResult {
     let cpu = CpuFeatures {
         movdir64b: true,
         enqcmd: true,
+        enqcmd_kernel: true,
         waitpkg: false,
     };
+    // Without CAP_SYS_RAWIO the portal is still the first choice: only the kernel knows
+    // whether this device needs the capability (INTEL-SA-01084); `open` falls back to
+    // write(2) on EPERM (QPL `hw_queue.cpp:198`).
     let r = discover(&cfg(&f, cpu, user(1000)));
-    let expect_no_rawio = if cfg!(target_arch = "x86_64") {
-        SubmitMethod::Write(WritePathReason::NoCapSysRawio)
+    let (dedicated, shared) = if cfg!(target_arch = "x86_64") {
+        (
+            SubmitMethod::Portal(PortalInsn::Movdir64b),
+            SubmitMethod::Portal(PortalInsn::Enqcmd),
+        )
     } else {
-        SubmitMethod::Write(WritePathReason::NotX86)
+        (
+            SubmitMethod::Write(WritePathReason::NotX86),
+            SubmitMethod::Write(WritePathReason::NotX86),
+        )
     };
     ensure!(
-        r.wqs[0].verdict == Ok(expect_no_rawio.clone()),
-        "no rawio: {:?}",
+        r.wqs[0].verdict == Ok(dedicated.clone()),
+        "dedicated, no rawio: {:?}",
         r.wqs[0].verdict
     );
-    // A shared queue on a CPU with ENQCMD but without CAP_SYS_RAWIO: the write path.
     ensure!(
-        r.wqs[1].verdict == Ok(expect_no_rawio),
+        r.wqs[1].verdict == Ok(shared),
         "shared, no rawio: {:?}",
         r.wqs[1].verdict
     );
-    let mut p = user(1000);
-    p.sys_rawio = true;
-    let r = discover(&cfg(&f, cpu, p));
+    if cfg!(target_arch = "x86_64") {
+        let text = r.to_string();
+        ensure!(text.contains("mmap tried first"), "report:\n{text}");
+    }
+    // ENQCMD in CPUID but not enabled by the kernel: a user-space ENQCMD would die of
+    // SIGSEGV, so the shared queue is unusable; the dedicated one is not affected.
+    let no_kernel = CpuFeatures {
+        enqcmd_kernel: false,
+        ..cpu
+    };
+    let r = discover(&cfg(&f, no_kernel, user(1000)));
+    ensure!(
+        r.wqs[0].verdict == Ok(dedicated),
+        "dedicated, ENQCMD not enabled: {:?}",
+        r.wqs[0].verdict
+    );
     if cfg!(target_arch = "x86_64") {
         ensure!(
-            r.wqs[0].verdict == Ok(SubmitMethod::Portal(PortalInsn::Movdir64b)),
-            "rawio: {:?}",
-            r.wqs[0].verdict
-        );
-        ensure!(
-            r.wqs[1].verdict == Ok(SubmitMethod::Portal(PortalInsn::Enqcmd)),
-            "shared, rawio: {:?}",
+            r.wqs[1].verdict == Err(vec![Unusable::SharedEnqcmdNotEnabled]),
+            "shared, ENQCMD not enabled: {:?}",
             r.wqs[1].verdict
         );
+        let text = r.to_string();
+        ensure!(
+            text.contains("enabled by the kernel: no") && text.contains("not enabled it"),
+            "report does not say which is missing:\n{text}"
+        );
     }
+    Ok(())
+}
+
+/// IAA 2.0's per-queue `op_config`: a queue configured without compress is unusable
+/// although the device supports it; one that lists both is usable.
+fn op_config() -> CaseResult {
+    let f = io(IdxdFixture::new())?;
+    io(f.bus(&["idxd", "user"]))?;
+    io(f.device("iax1", IAX_ENABLED))?;
+    let mut no_comp: Vec<(&str, &str)> = WQ_DEDICATED_USER.to_vec();
+    // Bits 0x42 (decompress) only: word 2 of eight 32-bit groups holds bits 64..95.
+    no_comp.push((
+        "op_config",
+        "00000000,00000000,00000000,00000000,00000000,00000004,00000000,00000001",
+    ));
+    io(f.wq("wq1.0", &no_comp))?;
+    io(f.cdev("wq1.0", 0o666))?;
+    let mut both: Vec<(&str, &str)> = WQ_DEDICATED_USER.to_vec();
+    both.push((
+        "op_config",
+        "00000000,00000000,00000000,00000000,00000000,0000000c,00000000,00000001",
+    ));
+    io(f.wq("wq1.1", &both))?;
+    io(f.cdev("wq1.1", 0o666))?;
+    let r = discover(&cfg(&f, CpuFeatures::none(), user(1000)));
+    ensure!(
+        r.wqs[0].verdict == Err(vec![Unusable::QueueOpConfigLacksOp { opcode: 0x43 }]),
+        "wq1.0: {:?}",
+        r.wqs[0].verdict
+    );
+    ensure!(r.wqs[1].is_usable(), "wq1.1: {:?}", r.wqs[1].verdict);
+    ensure!(
+        r.to_string().contains("op_config lacks opcode 0x43"),
+        "report:\n{r}"
+    );
     Ok(())
 }
 

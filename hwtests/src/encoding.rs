@@ -130,7 +130,9 @@ pub fn decompress_descriptors() -> CaseResult {
 /// Completion record fields at their documented offsets.
 pub fn completion_record() -> CaseResult {
     let mut b = [0u8; 64];
-    b[0] = 0x84; // status 0x04 (page fault) with the write bit 0x80
+    // Status 0x03 (page fault, block-on-fault off) with the write bit 0x80: QPL
+    // `hw_status.h:63` `AD_STATUS_WRITE_PAGE_FAULT` = 3 + 128.
+    b[0] = 0x83;
     b[1] = 0x19; // error_code
     b[4..8].copy_from_slice(&[0x78, 0x56, 0x34, 0x12]); // bytes_completed
     b[8..16].copy_from_slice(&[0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01]); // fault_addr
@@ -144,6 +146,17 @@ pub fn completion_record() -> CaseResult {
         "status: {c:?}"
     );
     ensure!(c.error_code == 0x19, "error_code: {c:?}");
+    // The read fault is 0x03 without the bit; 0x04 (`IAX_COMP_PAGE_FAULT_IR`) is another
+    // status, never decoded as the touch-and-resubmit page fault.
+    ensure!(
+        Status::from_byte(0x03) == Status::PageFault,
+        "0x03 must decode as the page fault"
+    );
+    ensure!(
+        Status::from_byte(0x04) != Status::PageFault
+            && Status::from_byte(0x84) != Status::PageFault,
+        "0x04/0x84 must not decode as the touch-and-resubmit page fault"
+    );
     ensure!(c.bytes_completed == 0x1234_5678, "bytes_completed: {c:?}");
     ensure!(c.fault_addr == 0x0102_0304_0506_0708, "fault_addr: {c:?}");
     ensure!(c.invalid_flags == 0x03_0201, "invalid_flags: {c:?}");

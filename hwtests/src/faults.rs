@@ -31,6 +31,10 @@ pub fn all() -> Vec<(&'static str, FaultCase)> {
             "persistent_page_fault_gives_up_after_bounded_retries",
             page_fault_persistent,
         ),
+        (
+            "page_fault_ir_status_0x04_is_reported_not_resubmitted",
+            page_fault_ir,
+        ),
         ("output_overflow", output_overflow),
         ("hardware_error_fails_one_page_only", hardware_error),
         ("watchdog_fails_one_page_only", watchdog),
@@ -50,6 +54,18 @@ pub fn all() -> Vec<(&'static str, FaultCase)> {
         ("shared_queue_write_path_eagain_is_busy", write_path_eagain),
         ("dedicated_queue_in_flight_budget", dedicated_budget),
         ("dedicated_queue_drops_beyond_size", dedicated_drops),
+        (
+            "dedicated_queue_second_open_is_busy",
+            dedicated_second_open_is_busy,
+        ),
+        (
+            "submission_path_portal_first_then_write_confirmed_by_noop",
+            path_choice,
+        ),
+        (
+            "emulator_answers_unmodelled_flags_as_invalid",
+            unmodelled_flags,
+        ),
         ("unplugged_device_is_gone", unplugged),
         ("verify_catches_corrupt_output", verify_catches_corruption),
         (
@@ -176,6 +192,32 @@ fn page_fault_persistent() -> CaseResult {
     ensure!(
         !err_is_gone(&compress_one(&mut c, &test_page(7))?),
         "context unusable after faults"
+    );
+    Ok(())
+}
+
+/// 0x04 (`IAX_COMP_PAGE_FAULT_IR`) is not the page fault Intel's code touches and
+/// resubmits on (that is 0x03, QPL `hw_status.h:62`): one submission, a typed hardware error.
+fn page_fault_ir() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut c = codec(&e, Duration::from_secs(2));
+    c.context_mut().set_verify(false);
+    e.faults().inject(Target::Compress, Fault::PageFaultIr, 1);
+    let err = device_err(compress_one(&mut c, &test_page(8))?)?;
+    ensure!(
+        matches!(
+            err,
+            AccelError::Hardware {
+                status: accel::Status::PageFaultIr,
+                ..
+            }
+        ),
+        "0x04 gave {err}"
+    );
+    ensure!(
+        c.context().stats().page_faults_resolved == 0 && c.context().stats().submitted == 1,
+        "0x04 was resubmitted: {:?}",
+        c.context().stats()
     );
     Ok(())
 }
@@ -323,38 +365,24 @@ fn dedicated_budget() -> CaseResult {
 }
 
 fn dedicated_drops() -> CaseResult {
-    // Two contexts on two *separately opened* handles of one emulated dedicated queue do not
-    // share a budget: this is what happens when two processes misuse one dedicated queue,
-    // and the device drops silently — the victims see only a missed deadline.
+    // A dedicated queue whose entries are taken by descriptors this handle's budget does not
+    // know of (a submitter that ignores the budget; `occupy_entries` is that submitter)
+    // drops what the device has no room for, without a word: the victim sees only a
+    // missed deadline. One opener only: the kernel refuses a second (EBUSY).
     let e = emu(WqMode::Dedicated, PathKind::Portal, 2)?;
-    e.faults().inject(
-        Target::Any,
-        Fault::SlowCompletion(Duration::from_millis(150)),
-        2,
-    );
-    let mut a = codec(&e, Duration::from_secs(2));
-    let pages = [test_page(31), test_page(37)];
-    let probe = test_page(41);
-    let t = std::thread::spawn(move || {
-        let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 2];
-        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-        let refs: Vec<&[u8]> = pages.iter().map(|p| p.as_slice()).collect();
-        a.try_compress_batch(&refs, &mut dsts)
-            .map(|r| r.iter().all(|x| x.is_ok()))
-    });
-    std::thread::sleep(Duration::from_millis(50));
-    // A second, independent queue handle: bypasses the first one's budget.
-    let other = e.open_again().map_err(|e| e.to_string())?;
-    let mut b = IaaCodec::new(
-        other,
+    let taken = e.occupy_entries(2);
+    ensure!(taken == 2, "occupied {taken} entries, want 2");
+    let mut c = IaaCodec::new(
+        e.work_queue(),
         ContextConfig {
             timeout: Duration::from_millis(50),
             drain_on_drop: Duration::from_millis(10),
             ..ContextConfig::default()
         },
     );
+    let probe = test_page(41);
     let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
-    let r = b
+    let r = c
         .try_compress_batch(&[&probe], &mut [&mut dst])
         .map_err(|e| e.to_string())?;
     let dropped = e
@@ -370,11 +398,140 @@ fn dedicated_drops() -> CaseResult {
         "dropped descriptor: {:?}",
         r[0]
     );
-    let ok = t
-        .join()
-        .map_err(|_| "thread panicked")?
+    // With the entries back, the same context works again (the lost descriptor's slot
+    // stays quarantined; the others are free).
+    e.free_entries(2);
+    roundtrip_ok(&mut c, &test_page(43))?;
+    Ok(())
+}
+
+/// The kernel lets one file have a dedicated queue open (`idxd_cdev_open`: EBUSY); the
+/// emulator refuses a second opener the same way, with a typed error. A shared queue takes
+/// many openers.
+fn dedicated_second_open_is_busy() -> CaseResult {
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 8)?;
+    match e.open_again() {
+        Err(AccelError::QueueHeld { .. }) => {}
+        other => return Err(format!("second open of a dedicated queue: {other:?}")),
+    }
+    let s = emu(WqMode::Shared, PathKind::Portal, 8)?;
+    let other = s
+        .open_again()
+        .map_err(|e| format!("shared second open: {e}"))?;
+    let mut c = IaaCodec::new(other, ContextConfig::default());
+    roundtrip_ok(&mut c, &test_page(47))?;
+    Ok(())
+}
+
+/// The submission path is chosen by the production code (`open_path.rs`) on the emulator:
+/// portal first; EPERM from the mmap → `write(2)`, confirmed with a NOOP at open; a kernel
+/// without `write()` → a typed error of open, not a failure per page.
+fn path_choice() -> CaseResult {
+    use std::sync::atomic::Ordering::Acquire;
+    let start = |path, mmap_permitted, kernel_write| {
+        Emulator::start(EmulatorConfig {
+            path,
+            mmap_permitted,
+            kernel_write,
+            ..EmulatorConfig::default()
+        })
+    };
+    let e = start(PathKind::Portal, true, true).map_err(|e| e.to_string())?;
+    ensure!(
+        e.work_queue().path_kind() == PathKind::Portal,
+        "mmap permitted: {}",
+        e.work_queue().path_reason()
+    );
+    ensure!(
+        e.counters().accepted.load(Acquire) == 0,
+        "the portal path needs no NOOP at open"
+    );
+    for insn in [PathKind::Portal, PathKind::Write] {
+        let e = start(insn, false, true).map_err(|e| e.to_string())?;
+        let wq = e.work_queue();
+        ensure!(
+            wq.path_kind() == PathKind::Write && wq.path_reason().contains("NOOP"),
+            "{insn:?}, mmap refused: {:?} ({})",
+            wq.path_kind(),
+            wq.path_reason()
+        );
+        ensure!(
+            e.counters().completed.load(Acquire) == 1,
+            "the write(2) path was not confirmed with one NOOP"
+        );
+        if insn == PathKind::Portal {
+            ensure!(
+                wq.path_reason().contains("EPERM"),
+                "reason does not name the refused mmap: {}",
+                wq.path_reason()
+            );
+        }
+        let mut c = IaaCodec::new(wq, ContextConfig::default());
+        roundtrip_ok(&mut c, &test_page(53))?;
+    }
+    for insn in [PathKind::Portal, PathKind::Write] {
+        match start(insn, false, false) {
+            Err(AccelError::NoSubmissionPath { reason, .. }) => ensure!(
+                reason.contains("EINVAL") && reason.contains("no write()"),
+                "reason: {reason}"
+            ),
+            other => return Err(format!("{insn:?}, no mmap, no write(): {other:?}")),
+        }
+    }
+    // A kernel without write() does not matter when the portal can be mapped.
+    let e = start(PathKind::Portal, true, false).map_err(|e| e.to_string())?;
+    ensure!(
+        e.work_queue().path_kind() == PathKind::Portal,
+        "portal with a kernel lacking write()"
+    );
+    Ok(())
+}
+
+/// Flag bits the emulator does not model (big-endian Huffman input, statistics mode) are
+/// answered as invalid flags (0x30), never silently ignored. Emulator only: the device
+/// supports them.
+fn unmodelled_flags() -> CaseResult {
+    use accel::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
+    let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
+    let mut ctx = accel::IaaContext::new(e.work_queue(), ContextConfig::default());
+    let page = test_page(59);
+    let (c, _) = ctx
+        .run_raw(&page, |a| {
+            let mut d = Descriptor::compress(&CompressJob {
+                src: a.src,
+                src_len: PAGE_SIZE as u32,
+                dst: a.dst,
+                max_dst: a.dst_cap,
+                aecs: a.aecs,
+                completion: a.record,
+            });
+            d.set_op_flags(d.op_flags() | compr_flags::STATS_MODE);
+            d
+        })
         .map_err(|e| e.to_string())?;
-    ensure!(ok, "first context's pages must complete");
+    ensure!(
+        c.status() == accel::Status::InvalidCompFlag,
+        "compress with STATS_MODE: {}",
+        c.status()
+    );
+    let (c, _) = ctx
+        .run_raw(&[0x03, 0x00], |a| {
+            let mut d = Descriptor::decompress(&DecompressJob {
+                src: a.src,
+                src_len: 2,
+                dst: a.dst,
+                max_dst: a.dst_cap,
+                completion: a.record,
+            });
+            d.set_op_flags(decompr_flags::KERNEL | decompr_flags::DECOMP_BE);
+            d
+        })
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        c.status() == accel::Status::InvalidCompFlag,
+        "decompress with DECOMP_BE: {}",
+        c.status()
+    );
     Ok(())
 }
 

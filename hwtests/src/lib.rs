@@ -14,7 +14,8 @@
 //! * [`faults`]: every injected fault and the recovery it calls for (emulator only);
 //! * [`raw`]: hand-built descriptors (bad ones, refused ones, a caller's AECS) on any device;
 //! * [`quarantine`]: slots whose descriptor missed its deadline (emulator only);
-//! * [`discovery`]: discovery on fixture sysfs trees.
+//! * [`discovery`]: discovery on fixture sysfs trees;
+//! * [`facts`]: the IAA fact check (`swapaccel hwcheck`): what only a device can settle.
 //!
 //! Environment: `SWAPACCEL_REQUIRE_HW=1` fails the run when no IAA work queue is usable;
 //! `SWAPACCEL_HWTESTS_PAGES=N` sets how many pages of `../shared/corpus/py-heap.pages.zst`
@@ -28,6 +29,7 @@ pub mod cases;
 pub mod discovery;
 pub mod dut;
 pub mod encoding;
+pub mod facts;
 pub mod faults;
 pub mod fixtures;
 pub mod harness;

@@ -4,7 +4,9 @@
 
 use accel::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
 use accel::context::SlotAddrs;
-use accel::descriptor::{flags, opcode, CompressJob, Descriptor};
+use accel::descriptor::{
+    compr_flags, decompr_flags, flags, CompressJob, DecompressJob, Descriptor,
+};
 use accel::huffman::fixed_ll_code;
 use accel::{AccelError, IaaContext, Status};
 use software_fallback::{crc32, PAGE_SIZE};
@@ -60,13 +62,10 @@ pub(crate) fn bad_descriptors(dut: &Dut) -> CaseResult {
         c.status() == Status::Success && !out.is_empty(),
         "good descriptor: {c:?}"
     );
-    // A no-op writes only its record, with success.
+    // A no-op, built as QPL builds it (a zeroed descriptor, opcode NOOP, CRAV|RCR, the
+    // record: `hw_queue.cpp:146-152`), writes only its record, with success.
     let (c, _) = ctx
-        .run_raw(&page, |a| {
-            let mut d = Descriptor::compress(&job(a));
-            d.set_opcode(opcode::NOOP);
-            d
-        })
+        .run_raw(&page, |a| Descriptor::noop(a.record))
         .map_err(|e| format!("no-op: {e}"))?;
     ensure!(
         c.status() == Status::Success,
@@ -209,4 +208,150 @@ fn compress_with_aecs(
         c.output_size
     );
     Ok(out)
+}
+
+/// The AECS is checked as the hardware checks it: its address and size must be multiples
+/// of 32 (else status 0x1c: QPL `hw_status.h:55`), not exactly 1568 bytes; its `crc` field
+/// seeds the CRC (QPL `hw_aecs_api.h:104`).
+pub(crate) fn aecs_size_and_crc_seed(dut: &Dut) -> CaseResult {
+    let mut ctx = dut.context();
+    let page = sample_page();
+    for (size, want) in [
+        (1568u32, Status::Success),
+        (1600, Status::Success),
+        (1570, Status::AddrAlign),
+    ] {
+        let (c, _) = compress_with(&mut ctx, &page, &CompressAecs::fixed(), size, |_| {})?;
+        ensure!(
+            c.status() == want,
+            "AECS of {size} bytes: status {}, want {want}",
+            c.status()
+        );
+    }
+    let prefix = b"bytes that came before this page";
+    let mut seeded = CompressAecs::fixed();
+    seeded.set_crc_seed(crc32(prefix));
+    let (c, _) = compress_with(&mut ctx, &page, &seeded, 1568, |_| {})?;
+    let whole: Vec<u8> = prefix.iter().chain(page.iter()).copied().collect();
+    ensure!(
+        c.status() == Status::Success && c.crc == crc32(&whole),
+        "AECS CRC seed not honoured: CRC 0x{:08x}, want 0x{:08x}",
+        c.crc,
+        crc32(&whole)
+    );
+    Ok(())
+}
+
+/// Compression flag bits 3:2 are one end-processing field (QPL `ADCF_END_PROC`,
+/// `own_hw_definitions.h:90`; values at lines 53-55): with the block header BFINAL=0, value
+/// 3 ends the stream with an empty final stored block, so a standard decoder accepts it,
+/// while value 1 leaves the stream without a final block.
+pub(crate) fn end_processing_field(dut: &Dut) -> CaseResult {
+    let mut ctx = dut.context();
+    let page = sample_page();
+    let mut bytes = *CompressAecs::fixed().as_bytes();
+    bytes[OFF_OUTPUT_ACCUM] = 0b010; // BFINAL=0, BTYPE=01
+    let open = CompressAecs::from_bytes(bytes);
+    let mut lib = libdeflater::Decompressor::new();
+    let mut back = vec![0u8; PAGE_SIZE];
+    let set_end = |end: u16| {
+        move |d: &mut Descriptor| {
+            d.set_op_flags((d.op_flags() & !compr_flags::END_PROC_MASK) | end);
+        }
+    };
+    let (c, out) = compress_with(
+        &mut ctx,
+        &page,
+        &open,
+        1568,
+        set_end(compr_flags::APPEND_EOB_FINAL_STORED),
+    )?;
+    ensure!(c.status() == Status::Success, "END_PROC 3: {}", c.status());
+    ensure!(
+        out.ends_with(&[0x00, 0x00, 0xff, 0xff]),
+        "END_PROC 3 does not end with an empty stored block"
+    );
+    let n = lib
+        .deflate_decompress(&out, &mut back)
+        .map_err(|e| format!("END_PROC 3 output is not a whole DEFLATE stream: {e:?}"))?;
+    ensure!(n == PAGE_SIZE && back == page, "END_PROC 3 decodes wrong");
+    let (c, out) = compress_with(
+        &mut ctx,
+        &page,
+        &open,
+        1568,
+        set_end(compr_flags::APPEND_EOB),
+    )?;
+    ensure!(c.status() == Status::Success, "END_PROC 1: {}", c.status());
+    ensure!(
+        lib.deflate_decompress(&out, &mut back).is_err(),
+        "END_PROC 1 with BFINAL=0 should leave the stream unfinished"
+    );
+    Ok(())
+}
+
+/// Every decompression stop/check rule QPL sends (`hw_decompress_descriptor.c:16-25`,
+/// SELECT_BFINAL_EOB included) is accepted and decodes a one-block page.
+pub(crate) fn qpl_decompress_flag_rules(dut: &Dut) -> CaseResult {
+    let mut ctx = dut.context();
+    let page = sample_page();
+    let (c, compressed) = compress_with(&mut ctx, &page, &CompressAecs::fixed(), 1568, |_| {})?;
+    ensure!(c.status() == Status::Success, "compress: {}", c.status());
+    for rule in decompr_flags::QPL_STOP_CHECK_RULES {
+        let flags = decompr_flags::ENABLE | decompr_flags::FLUSH_OUTPUT | rule;
+        let (c, out) = ctx
+            .run_raw(&compressed, |a| {
+                let mut d = Descriptor::decompress(&DecompressJob {
+                    src: a.src,
+                    src_len: compressed.len() as u32,
+                    dst: a.dst,
+                    max_dst: a.dst_cap,
+                    completion: a.record,
+                });
+                d.set_op_flags(flags);
+                d
+            })
+            .map_err(|e| format!("decompress flags 0x{flags:04x}: {e}"))?;
+        ensure!(
+            c.status() == Status::Success && out == page,
+            "decompress flags 0x{flags:04x}: status {}, {} bytes",
+            c.status(),
+            out.len()
+        );
+    }
+    Ok(())
+}
+
+fn sample_page() -> Vec<u8> {
+    (0..PAGE_SIZE)
+        .map(|i| if i % 11 < 4 { b'x' } else { (i % 13) as u8 })
+        .collect()
+}
+
+/// Compresses `page` with `aecs` (copied into the slot after the page, so 32-byte aligned)
+/// declared as `aecs_size` bytes, the descriptor changed by `edit`.
+fn compress_with(
+    ctx: &mut IaaContext,
+    page: &[u8],
+    aecs: &CompressAecs,
+    aecs_size: u32,
+    edit: impl FnOnce(&mut Descriptor),
+) -> Result<(accel::completion::Completion, Vec<u8>), String> {
+    let mut input = page.to_vec();
+    input.extend_from_slice(aecs.as_bytes());
+    input.resize(PAGE_SIZE + aecs_size.max(1568) as usize, 0);
+    ctx.run_raw(&input, |a| {
+        let mut d = Descriptor::compress(&CompressJob {
+            src: a.src,
+            src_len: PAGE_SIZE as u32,
+            dst: a.dst,
+            max_dst: (PAGE_SIZE - 1) as u32,
+            aecs: a.src + PAGE_SIZE as u64,
+            completion: a.record,
+        });
+        d.set_src2(a.src + PAGE_SIZE as u64, aecs_size);
+        edit(&mut d);
+        d
+    })
+    .map_err(|e| format!("compress with a caller AECS of {aecs_size} bytes: {e}"))
 }

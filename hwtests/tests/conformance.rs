@@ -14,7 +14,7 @@ use accel::wq::PathKind;
 use accel::WorkQueue;
 use hwtests::dut::Dut;
 use hwtests::harness::{with_deadline, DEFAULT_DEADLINE};
-use hwtests::{cases, discovery, encoding, faults, fixtures, CaseResult};
+use hwtests::{cases, discovery, encoding, facts, faults, fixtures, CaseResult};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn trial<F>(name: String, f: F) -> Trial
@@ -107,6 +107,10 @@ fn main() {
     for (name, f) in faults::all() {
         trials.push(trial(format!("faults::{name}"), f));
     }
+    trials.push(trial(
+        "facts::emulated_run_labels_every_fact_emulated".into(),
+        facts::emulated_run_case,
+    ));
 
     for (mode, path) in [
         (WqMode::Dedicated, PathKind::Portal),
@@ -136,7 +140,15 @@ fn main() {
             .unwrap_or_else(|| "no usable IAA work queue".into())),
     };
     match hw {
-        Ok(wq) => device_trials(Arc::new(Dut::hardware(wq)), &mut trials),
+        Ok(wq) => {
+            let dut = Arc::new(Dut::hardware(wq));
+            let d = Arc::clone(&dut);
+            trials.push(trial(
+                format!("{}::facts_not_contradicted", dut.label()),
+                move || facts::hardware_case(d),
+            ));
+            device_trials(dut, &mut trials)
+        }
         Err(reason) if require_hw => trials.push(Trial::test("hardware::required", move || {
             Err(Failed::from(format!(
                 "SWAPACCEL_REQUIRE_HW=1 but no IAA hardware: {reason}"

@@ -81,6 +81,10 @@ pub enum AllocError {
     /// No more spans or handles can be addressed in this class.
     #[error("class {0} is full")]
     Exhausted(u16),
+    /// The system refused memory for a span or a table (allocation failure is reported,
+    /// never an abort).
+    #[error("out of memory allocating {0} bytes")]
+    OutOfMemory(usize),
 }
 
 #[cfg(test)]
@@ -130,14 +134,20 @@ struct Span {
 const NO_OBJ: u16 = u16::MAX;
 
 impl Span {
-    fn new(objs: usize, size: usize) -> Span {
-        Span {
-            data: vec![0u8; objs * size].into_boxed_slice(),
+    /// A span of `objs` objects of `size` bytes; `OutOfMemory` if the system refuses it.
+    fn try_new(objs: usize, size: usize) -> Result<Span, AllocError> {
+        let bytes = objs * size;
+        let mut data = Vec::new();
+        data.try_reserve_exact(bytes)
+            .map_err(|_| AllocError::OutOfMemory(bytes))?;
+        data.resize(bytes, 0u8);
+        Ok(Span {
+            data: data.into_boxed_slice(),
             free_head: NO_OBJ,
             bump: 0,
             inuse: 0,
             in_nonfull: false,
-        }
+        })
     }
 }
 
@@ -185,9 +195,13 @@ impl Class {
         ))
     }
 
-    /// Installs `span`; gives it back when the class has no room for another span (for the
-    /// caller to drop after unlocking).
-    fn install(&mut self, span: Span) -> Result<u32, Span> {
+    /// Installs `span`; gives it back with the reason when the class has no room for another
+    /// span, or no memory for its tables (for the caller to drop after unlocking).
+    ///
+    /// The span table's two side lists (`nonfull`, `free_span_slots`) never hold more
+    /// entries than the table has slots, so their capacity is grown here together with the
+    /// table's: their later pushes (on a free, under this lock) never allocate.
+    fn install(&mut self, span: Span) -> Result<u32, (Span, AllocError)> {
         let idx = match self.free_span_slots.pop() {
             Some(i) => {
                 self.spans[i as usize] = Some(span);
@@ -195,9 +209,19 @@ impl Class {
             }
             None => {
                 if self.spans.len() >= MAX_SPANS {
-                    return Err(span);
+                    return Err((
+                        span,
+                        AllocError::Exhausted((self.size / CLASS_STEP - 1) as u16),
+                    ));
                 }
-                grow(&mut self.spans);
+                let grown = try_grow(&mut self.spans).and_then(|()| {
+                    let n = self.spans.capacity();
+                    ensure_capacity(&mut self.nonfull, n)?;
+                    ensure_capacity(&mut self.free_span_slots, n)
+                });
+                if let Err(e) = grown {
+                    return Err((span, e));
+                }
                 self.spans.push(Some(span));
                 (self.spans.len() - 1) as u32
             }
@@ -265,18 +289,20 @@ impl Class {
         None
     }
 
-    fn new_handle(&mut self) -> Option<u32> {
+    /// A free handle: `Exhausted` when the table is at its largest, `OutOfMemory` when it
+    /// cannot grow.
+    fn new_handle(&mut self, class: u16) -> Result<u32, AllocError> {
         if self.handle_free != NONE {
             let h = self.handle_free;
             self.handle_free = self.handles[h as usize] & !FREE;
-            return Some(h);
+            return Ok(h);
         }
         if self.handles.len() >= NONE as usize {
-            return None;
+            return Err(AllocError::Exhausted(class));
         }
-        grow(&mut self.handles);
+        try_grow(&mut self.handles)?;
         self.handles.push(FREE | NONE);
-        Some((self.handles.len() - 1) as u32)
+        Ok((self.handles.len() - 1) as u32)
     }
 
     fn release_handle(&mut self, h: u32) {
@@ -286,11 +312,24 @@ impl Class {
 }
 
 /// Makes room for one more element, growing by a quarter (not doubling) to keep the slack of
-/// the per-object tables small; still amortised O(1).
-fn grow<T>(v: &mut Vec<T>) {
+/// the per-object tables small; still amortised O(1). `OutOfMemory` if the system refuses.
+fn try_grow<T>(v: &mut Vec<T>) -> Result<(), AllocError> {
     if v.len() == v.capacity() {
-        v.reserve_exact(v.capacity() / 4 + 16);
+        let more = v.capacity() / 4 + 16;
+        v.try_reserve_exact(more)
+            .map_err(|_| AllocError::OutOfMemory(more * std::mem::size_of::<T>()))?;
     }
+    Ok(())
+}
+
+/// Makes `v`'s capacity at least `n` (exactly `n` when it grows). `OutOfMemory` if refused.
+fn ensure_capacity<T>(v: &mut Vec<T>, n: usize) -> Result<(), AllocError> {
+    if v.capacity() < n {
+        let more = n - v.len();
+        v.try_reserve_exact(more)
+            .map_err(|_| AllocError::OutOfMemory(more * std::mem::size_of::<T>()))?;
+    }
+    Ok(())
 }
 
 /// The allocator: 256 size classes, each behind its own lock.
@@ -349,10 +388,10 @@ impl Allocator {
                         let bytes = g.span_bytes() as u64;
                         let si = match g.install(span) {
                             Ok(si) => si,
-                            Err(span) => {
+                            Err((span, e)) => {
                                 drop(g);
                                 drop(span);
-                                return Err(AllocError::Exhausted(class as u16));
+                                return Err(e);
                             }
                         };
                         self.span_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -362,14 +401,12 @@ impl Allocator {
                         let (objs, size) = (g.objs_per_span as usize, g.size);
                         drop(g);
                         // Allocate span memory outside the class lock.
-                        spare = Some(Span::new(objs, size));
+                        spare = Some(Span::try_new(objs, size)?);
                         continue;
                     }
                 },
             };
-            let Some(h) = g.new_handle() else {
-                return Err(AllocError::Exhausted(class as u16));
-            };
+            let h = g.new_handle(class as u16)?;
             let Some(obj) = g.take_obj(si as usize, bytes) else {
                 g.release_handle(h);
                 return Err(AllocError::Inconsistent(class as u16));

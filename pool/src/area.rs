@@ -6,7 +6,8 @@
 //! out — takes the area out, and frees its entries. Nothing of a swapped-off area is ever
 //! returned, and nothing writes its file after `swapoff` returns.
 //!
-//! **Backing file.** Slot N lives at offset N × 4096. `file_lock` orders the file's readers and
+//! **Backing file.** Slot N's sealed page and its tag live where `seal::block_offsets(N)`
+//! says (the sealing itself is the pool's, `seal.rs`). `file_lock` orders the file's readers and
 //! writers: writeback holds it for writing from the moment it re-validates an entry until it
 //! has published the written-back state, so a load that reads the file (holding it for
 //! reading) never sees a page that is being replaced. Lock order: type gate → file_lock →
@@ -19,7 +20,7 @@ use std::sync::PoisonError;
 
 use crate::sync::{AtomicU64, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use software_fallback::PAGE_SIZE;
+use crate::seal::{block_offsets, TAG_BYTES};
 
 use crate::error::{PoolError, Result};
 use crate::index::Index;
@@ -35,15 +36,16 @@ pub(crate) struct Area {
 }
 
 impl Area {
-    pub fn new(ty: u32, slots: u64, file: Option<File>) -> Area {
-        Area {
+    /// An area of `slots` slots; `OutOfMemory` if its index's directory table is refused.
+    pub fn new(ty: u32, slots: u64, file: Option<File>) -> Result<Area> {
+        Ok(Area {
             ty,
             slots,
-            index: Index::new(slots),
+            index: Index::new(slots)?,
             file,
             file_lock: RwLock::new(()),
             next_gen: AtomicU64::new(1),
-        }
+        })
     }
 
     /// Checks that `count` pages from `slot` fit in the area.
@@ -85,8 +87,8 @@ impl Area {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads slot `slot` from the backing file. Blocks on I/O.
-    pub fn read_page(&self, slot: u64, page: &mut [u8]) -> Result<()> {
+    /// Reads slot `slot`'s sealed page and its tag from the backing file. Blocks on I/O.
+    pub fn read_block(&self, slot: u64, page: &mut [u8], tag: &mut [u8; TAG_BYTES]) -> Result<()> {
         let io = |source| PoolError::Io {
             ty: self.ty,
             slot,
@@ -97,12 +99,13 @@ impl Area {
             .file
             .as_ref()
             .ok_or_else(|| io(std::io::Error::other("area has no backing file")))?;
-        file.read_exact_at(page, slot * PAGE_SIZE as u64)
-            .map_err(io)
+        let (data, tag_at) = block_offsets(slot);
+        file.read_exact_at(tag, tag_at).map_err(io)?;
+        file.read_exact_at(page, data).map_err(io)
     }
 
-    /// Writes slot `slot` to the backing file. Blocks on I/O.
-    pub fn write_page(&self, slot: u64, page: &[u8]) -> Result<()> {
+    /// Writes slot `slot`'s sealed page and its tag to the backing file. Blocks on I/O.
+    pub fn write_block(&self, slot: u64, page: &[u8], tag: &[u8; TAG_BYTES]) -> Result<()> {
         let io = |source| PoolError::Io {
             ty: self.ty,
             slot,
@@ -113,6 +116,8 @@ impl Area {
             .file
             .as_ref()
             .ok_or_else(|| io(std::io::Error::other("area has no backing file")))?;
-        file.write_all_at(page, slot * PAGE_SIZE as u64).map_err(io)
+        let (data, tag_at) = block_offsets(slot);
+        file.write_all_at(page, data).map_err(io)?;
+        file.write_all_at(tag, tag_at).map_err(io)
     }
 }

@@ -89,6 +89,12 @@ impl Contexts {
         counters: Arc<Counters>,
     ) -> Result<Contexts> {
         let cpus = topology.possible()?;
+        if cpus.is_empty() {
+            // Refused now rather than at every later call (no context would ever exist).
+            return Err(PoolError::Topology(
+                "the topology names no possible CPU: a pool needs at least one context".into(),
+            ));
+        }
         let ctxs = Contexts {
             table: (0..MAX_CPUS).map(|_| OnceLock::new()).collect(),
             grow: Mutex::new(()),

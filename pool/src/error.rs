@@ -78,6 +78,16 @@ pub enum PoolError {
         /// CRC-32 of what came back.
         got: u32,
     },
+    /// A written-back page failed authentication when read from the backing file: the block
+    /// was forged or altered, copied from another slot, or is an older write of this slot
+    /// (a replay). Nothing of it is returned.
+    #[error("swap type {ty} slot {slot}: sealed block in the backing file failed authentication (altered, moved or replayed)")]
+    SealBroken {
+        /// Swap type.
+        ty: u32,
+        /// Slot.
+        slot: u64,
+    },
     /// Stored compressed data did not decode.
     #[error("swap type {ty} slot {slot}: stored {codec} data is corrupt: {source}")]
     CorruptEntry {
@@ -133,6 +143,16 @@ pub enum PoolError {
     /// the index is corrupt).
     #[error("allocator: {0}")]
     Allocator(#[from] crate::alloc::AllocError),
+    /// The system refused memory the pool needed (a span, a table, an index array). The
+    /// operation had no effect beyond what its own error rules say (a failed store leaves
+    /// none of its slots); the pool stays usable.
+    #[error("out of memory: {what} ({bytes} bytes refused)")]
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// Bytes asked for.
+        bytes: usize,
+    },
     /// The allocator cannot hand out another object (handle or span space exhausted).
     #[error("allocator exhausted for objects of {size} bytes")]
     AllocExhausted {

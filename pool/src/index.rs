@@ -1,14 +1,27 @@
 //! The per-area index: slot → 16-byte entry, in lazily allocated chunks of 512 slots, one lock
 //! per chunk (stores to different parts of an area do not contend).
 //!
+//! **Memory follows use.** Like zswap's xarray, the index costs nothing for slots never
+//! stored: chunks are grouped in *directories* of 512 (256 Ki slots); an area holds only a
+//! table of directory cells (16 bytes per 256 Ki slots: 256 KiB for a 2^32-slot area), a
+//! directory (512 chunk locks, 16 KiB) is allocated on the first store into its range and kept
+//! until the area goes, and a chunk's 8 KiB entry array is allocated on the first store into
+//! its 512 slots and freed when its last entry goes. Every allocation is fallible
+//! (`try_reserve`): refused memory is [`PoolError::OutOfMemory`], never an abort.
+//!
 //! **Locking.** A chunk's lock guards its entries. It is taken after a context lock and before
 //! a class lock of the allocator, never the other way round. Objects are never freed under it:
 //! whoever removes an entry from the index owns its object exclusively and frees it after
 //! dropping the chunk lock. A chunk's array is allocated before its lock is taken and freed
-//! after it is dropped.
+//! after it is dropped. A directory is allocated without any index lock and published once
+//! (`OnceLock::set`; a racing loser drops its copy); lookups in a range with no directory
+//! lock the index's `absent` chunk, which never has an array and so always reads empty (only
+//! [`Index::lock_for_store`] installs arrays, and it never returns `absent`).
 
-use std::sync::PoisonError;
+use std::mem::size_of;
+use std::sync::{OnceLock, PoisonError};
 
+use crate::error::{PoolError, Result};
 use crate::sync::{Mutex, MutexGuard};
 
 use software_fallback::CodecId;
@@ -44,8 +57,12 @@ pub enum Payload {
     },
     /// A page of one repeated 64-bit word (zero included); no allocation.
     SameFilled(u64),
-    /// Written back: the page is in the area's backing file at `slot × 4096`.
-    OnDisk,
+    /// Written back: the page is sealed in the area's backing file (see `seal.rs`), written
+    /// with sequence number `seq`.
+    OnDisk {
+        /// The sealed write's sequence number (bound into its nonce and associated data).
+        seq: u64,
+    },
 }
 
 /// One slot's entry: 16 bytes. `word` holds the handle index, object length and codec (or the
@@ -77,7 +94,7 @@ impl Entry {
                 KIND_OBJECT,
             ),
             Payload::SameFilled(v) => (v, KIND_SAME),
-            Payload::OnDisk => (0, KIND_DISK),
+            Payload::OnDisk { seq } => (seq, KIND_DISK),
         };
         Entry {
             word,
@@ -108,7 +125,7 @@ impl Entry {
                 })
             }
             KIND_SAME => Some(Payload::SameFilled(self.word)),
-            KIND_DISK => Some(Payload::OnDisk),
+            KIND_DISK => Some(Payload::OnDisk { seq: self.word }),
             _ => None,
         }
     }
@@ -216,43 +233,156 @@ impl Chunk {
     }
 }
 
-/// A new, empty chunk array.
-pub fn new_array() -> Box<[Entry]> {
-    vec![Entry::default(); CHUNK_SLOTS].into_boxed_slice()
+/// A new, empty chunk array; `OutOfMemory` if the system refuses it.
+pub fn new_array() -> Result<Box<[Entry]>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(CHUNK_SLOTS)
+        .map_err(|_| oom("index chunk array", CHUNK_SLOTS * size_of::<Entry>()))?;
+    v.resize(CHUNK_SLOTS, Entry::default());
+    Ok(v.into_boxed_slice())
+}
+
+fn oom(what: &'static str, bytes: usize) -> PoolError {
+    PoolError::OutOfMemory { what, bytes }
+}
+
+/// Chunks per directory.
+pub const DIR_CHUNKS: usize = 512;
+/// Slots per directory.
+const DIR_SLOTS: u64 = (CHUNK_SLOTS * DIR_CHUNKS) as u64;
+
+type Dir = [Mutex<Chunk>; DIR_CHUNKS];
+
+fn new_dir() -> Result<Box<Dir>> {
+    let bytes = size_of::<Dir>();
+    let mut v = Vec::new();
+    v.try_reserve_exact(DIR_CHUNKS)
+        .map_err(|_| oom("index directory", bytes))?;
+    v.extend((0..DIR_CHUNKS).map(|_| Mutex::new(Chunk::default())));
+    // The length is DIR_CHUNKS by construction; the conversion cannot fail.
+    v.into_boxed_slice()
+        .try_into()
+        .map_err(|_| oom("index directory", bytes))
 }
 
 /// The index of one swap area.
 #[derive(Debug)]
 pub struct Index {
-    chunks: Box<[Mutex<Chunk>]>,
+    dirs: Box<[OnceLock<Box<Dir>>]>,
+    chunks: usize,
+    /// Locked for lookups in a range with no directory: never has an array.
+    absent: Mutex<Chunk>,
 }
 
 impl Index {
-    /// An index for `slots` slots (no entry arrays yet).
-    pub fn new(slots: u64) -> Index {
-        let n = (slots as usize).div_ceil(CHUNK_SLOTS);
-        Index {
-            chunks: (0..n).map(|_| Mutex::new(Chunk::default())).collect(),
+    /// An index for `slots` slots: only the directory table (16 bytes per 256 Ki slots).
+    /// `OutOfMemory` if even that is refused.
+    pub fn new(slots: u64) -> Result<Index> {
+        let n = usize::try_from(slots.div_ceil(DIR_SLOTS))
+            .map_err(|_| oom("index directory table", usize::MAX))?;
+        let mut dirs = Vec::new();
+        dirs.try_reserve_exact(n)
+            .map_err(|_| oom("index directory table", n * size_of::<OnceLock<Box<Dir>>>()))?;
+        dirs.resize_with(n, OnceLock::new);
+        Ok(Index {
+            dirs: dirs.into_boxed_slice(),
+            chunks: (slots as usize).div_ceil(CHUNK_SLOTS),
+            absent: Mutex::new(Chunk::default()),
+        })
+    }
+
+    /// Number of chunks (allocated or not).
+    pub fn chunks(&self) -> usize {
+        self.chunks
+    }
+
+    /// Bytes of index memory allocated now: directories and chunk arrays (not the small
+    /// directory table). Takes each allocated chunk's lock briefly.
+    pub fn allocated_bytes(&self) -> u64 {
+        let mut bytes = 0u64;
+        for dir in self.dirs.iter().filter_map(OnceLock::get) {
+            bytes += size_of::<Dir>() as u64;
+            for c in dir.iter() {
+                if relock(c).has_array() {
+                    bytes += (CHUNK_SLOTS * size_of::<Entry>()) as u64;
+                }
+            }
+        }
+        bytes
+    }
+
+    /// Locks the chunk holding `slot` and returns it with the slot's position in it. In a
+    /// range where nothing was ever stored this is the `absent` chunk, which reads empty.
+    pub fn lock(&self, slot: u64) -> (MutexGuard<'_, Chunk>, usize) {
+        (
+            self.lock_chunk(slot as usize / CHUNK_SLOTS),
+            slot as usize % CHUNK_SLOTS,
+        )
+    }
+
+    /// Locks chunk `c` (the `absent` chunk if its directory does not exist).
+    pub fn lock_chunk(&self, c: usize) -> MutexGuard<'_, Chunk> {
+        match self.dirs.get(c / DIR_CHUNKS).and_then(OnceLock::get) {
+            Some(dir) => relock(&dir[c % DIR_CHUNKS]),
+            None => relock(&self.absent),
         }
     }
 
-    /// Number of chunks.
-    pub fn chunks(&self) -> usize {
-        self.chunks.len()
+    /// True when chunk `c`'s directory exists (scans skip whole directories that do not).
+    pub fn has_dir(&self, c: usize) -> bool {
+        self.dirs
+            .get(c / DIR_CHUNKS)
+            .is_some_and(|d| d.get().is_some())
     }
 
-    /// Locks the chunk holding `slot` and returns it with the slot's position in it.
-    pub fn lock(&self, slot: u64) -> (MutexGuard<'_, Chunk>, usize) {
+    /// First chunk of the directory after the one holding chunk `c`.
+    pub fn next_dir_chunk(c: usize) -> usize {
+        (c / DIR_CHUNKS + 1) * DIR_CHUNKS
+    }
+
+    /// Locks the chunk holding `slot` for a store: its directory and entry array exist when
+    /// this returns (allocated outside every index lock if missing). `OutOfMemory` if the
+    /// system refuses them.
+    pub fn lock_for_store(&self, slot: u64) -> Result<(MutexGuard<'_, Chunk>, usize)> {
         let c = slot as usize / CHUNK_SLOTS;
-        (self.lock_chunk(c), slot as usize % CHUNK_SLOTS)
+        let pos = slot as usize % CHUNK_SLOTS;
+        let cell = self
+            .dirs
+            .get(c / DIR_CHUNKS)
+            .ok_or(PoolError::InvalidConfig(format!(
+                "slot {slot} beyond the index"
+            )))?;
+        let dir = match cell.get() {
+            Some(d) => d,
+            None => {
+                // Allocated without a lock; a racing store's copy may win (ours is dropped).
+                let _ = cell.set(new_dir()?);
+                cell.get().ok_or(oom("index directory", size_of::<Dir>()))?
+            }
+        };
+        let m = &dir[c % DIR_CHUNKS];
+        loop {
+            let mut chunk = relock(m);
+            if chunk.has_array() {
+                return Ok((chunk, pos));
+            }
+            drop(chunk);
+            let array = new_array()?; // allocated outside the chunk lock
+            chunk = relock(m);
+            match chunk.install(array) {
+                None => return Ok((chunk, pos)),
+                Some(spare) => {
+                    // Another store installed one meanwhile; drop ours after unlocking.
+                    drop(chunk);
+                    drop(spare);
+                }
+            }
+        }
     }
+}
 
-    /// Locks chunk `c`.
-    pub fn lock_chunk(&self, c: usize) -> MutexGuard<'_, Chunk> {
-        self.chunks[c]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
+fn relock(m: &Mutex<Chunk>) -> MutexGuard<'_, Chunk> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // The unit tests use the primitives directly; under `shuttle` they need a shuttle runtime.
@@ -288,17 +418,29 @@ mod tests {
         let same = Entry::new(Payload::SameFilled(u64::MAX), 5, 3);
         assert_eq!(same.payload(), Some(Payload::SameFilled(u64::MAX)));
         assert_eq!(
-            Entry::new(Payload::OnDisk, 5, 3).payload(),
-            Some(Payload::OnDisk)
+            Entry::new(Payload::OnDisk { seq: u64::MAX - 1 }, 5, 3).payload(),
+            Some(Payload::OnDisk { seq: u64::MAX - 1 })
         );
         assert_eq!(Entry::default().payload(), None);
     }
 
     #[test]
+    fn up_front_cost_is_the_directory_table() {
+        // What the module documentation promises: 16 bytes per directory (256 Ki slots).
+        assert_eq!(size_of::<OnceLock<Box<Dir>>>(), 16);
+        assert_eq!(DIR_SLOTS, 256 * 1024);
+        let ix = Index::new(crate::MAX_AREA_SLOTS).unwrap();
+        assert_eq!(ix.dirs.len(), 16384);
+        assert_eq!(ix.allocated_bytes(), 0);
+        let (chunk, pos) = ix.lock(crate::MAX_AREA_SLOTS - 1);
+        assert!(!chunk.has_array() && chunk.get(pos).is_empty());
+    }
+
+    #[test]
     fn chunk_counts_and_frees_its_array() {
         let mut c = Chunk::default();
-        assert!(c.install(new_array()).is_none());
-        assert!(c.install(new_array()).is_some());
+        assert!(c.install(new_array().unwrap()).is_none());
+        assert!(c.install(new_array().unwrap()).is_some());
         let e = Entry::new(Payload::SameFilled(1), 1, 1);
         assert!(c.put(3, e).is_empty());
         assert_eq!(c.put(3, e), e);

@@ -24,6 +24,7 @@ mod index;
 mod load;
 mod pool;
 mod reclaim;
+pub mod seal;
 mod stats;
 mod store;
 mod sync;

@@ -286,7 +286,7 @@ impl Pool {
                         },
                     }
                 }
-                Payload::OnDisk => {
+                Payload::OnDisk { seq } => {
                     drop(chunk);
                     drop(g);
                     let _file = area.file_read_lock();
@@ -297,7 +297,12 @@ impl Pool {
                     if !(now.gen() == e.gen() && now.payload() == e.payload()) {
                         continue;
                     }
-                    area.read_page(slot, page)?;
+                    let mut tag = [0u8; crate::seal::TAG_BYTES];
+                    area.read_block(slot, page, &mut tag)?;
+                    if let Err(err) = self.sealer.open(ty, slot, seq, page, &tag) {
+                        self.counters.add(Ctr::ChecksumFailures, 1);
+                        return Err(err);
+                    }
                     self.counters.add(Ctr::FileLoads, 1);
                     crc32(page)
                 }

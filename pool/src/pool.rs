@@ -57,7 +57,7 @@ use crate::config::PoolConfig;
 use crate::context::{decoder_slot, Contexts};
 use crate::error::{PoolError, Result};
 use crate::gate::{Entered, Gate};
-use crate::index::{gen_bits, Entry, Payload, CHUNK_SLOTS, GEN_BITS};
+use crate::index::{gen_bits, Entry, Index, Payload, CHUNK_SLOTS, GEN_BITS};
 use crate::reclaim::{ReclaimState, Wake};
 use crate::stats::{Counters, Ctr, PoolStats};
 use crate::topology::CpuTopology;
@@ -97,6 +97,7 @@ pub struct Pool {
     pub(crate) reclaim_state: Mutex<ReclaimState>,
     pub(crate) wake: Arc<Wake>,
     pub(crate) factory: Arc<dyn crate::config::CodecFactory>,
+    pub(crate) sealer: crate::seal::Sealer,
 }
 
 impl std::fmt::Debug for Pool {
@@ -115,6 +116,7 @@ impl Pool {
     /// possible CPU. May block (codec construction). On error nothing is left allocated.
     pub fn new(config: PoolConfig) -> Result<Pool> {
         config.validate()?;
+        let sealer = crate::seal::Sealer::new()?;
         let counters = Arc::new(Counters::default());
         let contexts = Contexts::new(
             config.codec,
@@ -140,15 +142,17 @@ impl Pool {
             reclaim_state: Mutex::new(ReclaimState::new()),
             wake: Arc::new(Wake::default()),
             factory: config.factory,
+            sealer,
         })
     }
 
     // ----- swap areas -----
 
-    /// Turns swap type `ty` on with `slots` slots and an optional backing file (slot N at
-    /// offset N × 4096, used by writeback; extended with `set_len` if shorter, so every slot
-    /// can be read). Blocks on that file call and on the type's gate. The index takes one
-    /// small lock per 512 slots up front; its entry arrays come with the first store there.
+    /// Turns swap type `ty` on with `slots` slots and an optional backing file (used by
+    /// writeback; pages are sealed there, laid out as [`crate::seal::block_offsets`] says;
+    /// extended with `set_len` to [`crate::seal::backing_len`] if shorter). Blocks on that file call and on the type's gate. The index's memory
+    /// follows the slots in use (see `index.rs`): up front only 16 bytes per 256 Ki slots;
+    /// `OutOfMemory` if even that is refused.
     pub fn swapon(&self, ty: u32, slots: u64, backing: Option<File>) -> Result<()> {
         if ty >= MAX_SWAP_TYPES {
             return Err(PoolError::SwapTypeOutOfRange {
@@ -167,7 +171,7 @@ impl Pool {
         }
         if let Some(f) = &backing {
             // Make sure every slot can be read back, even one never written (a sparse file).
-            let need = slots * PAGE_SIZE as u64;
+            let need = crate::seal::backing_len(slots).unwrap_or(u64::MAX);
             let io = |source| PoolError::Io {
                 ty,
                 slot: 0,
@@ -178,7 +182,7 @@ impl Pool {
                 f.set_len(need).map_err(io)?;
             }
         }
-        let area = Arc::new(Area::new(ty, slots, backing));
+        let area = Arc::new(Area::new(ty, slots, backing)?);
         self.areas[ty as usize].exclusive(|cell| {
             if cell.is_some() {
                 return Err(PoolError::SwapTypeBusy { ty });
@@ -202,28 +206,31 @@ impl Pool {
             .exclusive(Option::take)
             .ok_or(PoolError::UnknownSwapType { ty })?;
         let mut freed = 0u64;
-        for c in 0..area.index.chunks() {
+        let mut c = 0;
+        while c < area.index.chunks() {
+            if !area.index.has_dir(c) {
+                c = Index::next_dir_chunk(c);
+                continue;
+            }
             let mut chunk = area.index.lock_chunk(c);
+            c += 1;
             if !chunk.has_array() {
                 continue;
             }
-            let mut dropped = Vec::with_capacity(chunk.used() as usize);
-            let mut array = None;
-            for i in 0..CHUNK_SLOTS {
-                let (e, a) = chunk.take(i);
-                if !e.is_empty() {
-                    dropped.push(e);
+            // (No allocation here: swapoff must not fail for want of memory. Entries are
+            // taken one at a time and released after the chunk lock is dropped.)
+            let mut i = 0;
+            while i < CHUNK_SLOTS && chunk.used() > 0 {
+                let (e, array) = chunk.take(i);
+                i += 1;
+                if e.is_empty() {
+                    continue;
                 }
-                if a.is_some() {
-                    array = a;
-                    break;
-                }
-            }
-            drop(chunk);
-            drop(array);
-            for e in dropped {
+                drop(chunk);
+                drop(array);
                 self.release(e);
                 freed += 1;
+                chunk = area.index.lock_chunk(c - 1);
             }
         }
         tracing::info!(ty, freed, "swapoff");
@@ -276,7 +283,7 @@ impl Pool {
                 c.add(Ctr::StoredPages, sign(1));
                 c.add(Ctr::SameFilledPages, sign(1));
             }
-            Some(Payload::OnDisk) => c.add(Ctr::OnDiskPages, sign(1)),
+            Some(Payload::OnDisk { .. }) => c.add(Ctr::OnDiskPages, sign(1)),
             None => {}
         }
     }
@@ -389,12 +396,7 @@ impl Pool {
         s.index_bytes = self
             .areas_snapshot()
             .iter()
-            .map(|a| {
-                (0..a.index.chunks())
-                    .filter(|&c| a.index.lock_chunk(c).has_array())
-                    .count() as u64
-                    * (CHUNK_SLOTS * std::mem::size_of::<Entry>()) as u64
-            })
+            .map(|a| a.index.allocated_bytes())
             .sum();
         s
     }
@@ -416,6 +418,10 @@ pub(crate) fn alloc_err(e: AllocError) -> PoolError {
     match e {
         AllocError::Exhausted(c) => PoolError::AllocExhausted {
             size: (c as usize + 1) * crate::alloc::CLASS_STEP,
+        },
+        AllocError::OutOfMemory(bytes) => PoolError::OutOfMemory {
+            what: "allocator span or table",
+            bytes,
         },
         other => PoolError::Allocator(other),
     }

@@ -34,7 +34,7 @@ use software_fallback::{crc32, CodecId, CodecSpec, PageCodec, PAGE_SIZE};
 use crate::area::Area;
 use crate::context::decoder_slot;
 use crate::error::{PoolError, Result};
-use crate::index::{Entry, Payload, CHUNK_SLOTS};
+use crate::index::{Entry, Index, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, Pool, MAX_SWAP_TYPES};
 use crate::stats::Ctr;
 use crate::sync::{Condvar, Mutex};
@@ -204,12 +204,15 @@ impl Pool {
                 got,
             });
         }
-        if let Err(err) = area.write_page(slot, &rs.page) {
+        // Sealed in the reclaimer's buffer (it is scratch: the entry keeps the page until the
+        // written-back state is published).
+        let (seq, tag) = self.sealer.seal(ty, slot, &mut rs.page)?;
+        if let Err(err) = area.write_block(slot, &rs.page, &tag) {
             self.counters.add(Ctr::WritebackIoErrors, 1);
             tracing::warn!(ty, slot, error = %err, "writeback failed; entry kept");
             return Err(err);
         }
-        let on_disk = Entry::new(Payload::OnDisk, e.crc(), u64::from(gen));
+        let on_disk = Entry::new(Payload::OnDisk { seq }, e.crc(), u64::from(gen));
         let (mut chunk, pos) = area.index.lock(slot);
         let mut now = chunk.get(pos);
         if protected {
@@ -317,6 +320,12 @@ type Candidate = (u64, u32, Option<CodecId>);
 /// many slots were passed (the candidate's included).
 fn next_candidate(area: &Area, from: u64) -> (Option<Candidate>, u64) {
     let start = from as usize % CHUNK_SLOTS;
+    let c = from as usize / CHUNK_SLOTS;
+    if !area.index.has_dir(c) {
+        // Nothing was ever stored in this directory's range: pass all of it.
+        let next = (Index::next_dir_chunk(c) * CHUNK_SLOTS) as u64;
+        return (None, next.min(area.slots) - from);
+    }
     let end = (CHUNK_SLOTS as u64).min(area.slots - (from - start as u64)) as usize;
     let (mut chunk, _) = area.index.lock(from);
     if !chunk.has_array() {

@@ -151,7 +151,8 @@ pub struct PoolStats {
     pub file_loads: u64,
     /// Loads (pages).
     pub loads: u64,
-    /// Loads whose page did not match its stored CRC-32.
+    /// Loads whose page did not match its stored CRC-32, or whose sealed block in the
+    /// backing file failed authentication.
     pub checksum_failures: u64,
     /// Loads whose data did not decode.
     pub decompress_failures: u64,

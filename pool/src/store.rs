@@ -18,7 +18,7 @@ use software_fallback::{crc32, CodecError, MAX_BATCH, PAGE_SIZE};
 use crate::area::Area;
 use crate::context::{Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
-use crate::index::{new_array, Entry, Payload, CHUNK_SLOTS};
+use crate::index::{Entry, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, whole_pages, zero_crc, Generation, Pool, MAX_FOLIO_PAGES};
 use crate::stats::Ctr;
 
@@ -88,7 +88,7 @@ impl Pool {
             let mut entries = [Entry::default(); MAX_BATCH];
             let k = batch.len() / PAGE_SIZE;
             self.compress_batch(ctx, batch, gen, &mut entries[..k])?;
-            self.publish(area, slot + (b * MAX_BATCH) as u64, &entries[..k]);
+            self.publish(area, slot + (b * MAX_BATCH) as u64, &entries[..k])?;
         }
         Ok(())
     }
@@ -235,24 +235,21 @@ impl Pool {
     }
 
     /// Inserts fully initialised entries at consecutive slots; frees what they replace (the
-    /// last store to publish a slot wins).
-    fn publish(&self, area: &Area, first: u64, entries: &[Entry]) {
+    /// last store to publish a slot wins). If the index cannot get memory for a chunk, the
+    /// entries not yet published are freed and `OutOfMemory` returned (the caller then
+    /// empties every slot of the store, those published here included).
+    fn publish(&self, area: &Area, first: u64, entries: &[Entry]) -> Result<()> {
         let mut replaced = [Entry::default(); MAX_BATCH];
         let mut i = 0;
+        let mut res = Ok(());
         while i < entries.len() {
-            let slot = first + i as u64;
-            let (mut chunk, mut pos) = area.index.lock(slot);
-            if !chunk.has_array() {
-                drop(chunk);
-                let array = new_array(); // allocated outside the chunk lock
-                (chunk, pos) = area.index.lock(slot);
-                let spare = chunk.install(array);
-                if spare.is_some() {
-                    drop(chunk);
-                    drop(spare);
-                    continue;
+            let (mut chunk, mut pos) = match area.index.lock_for_store(first + i as u64) {
+                Ok(locked) => locked,
+                Err(e) => {
+                    res = Err(e);
+                    break;
                 }
-            }
+            };
             while i < entries.len() && pos < CHUNK_SLOTS {
                 self.account(&entries[i], true);
                 replaced[i] = chunk.put(pos, entries[i]);
@@ -260,9 +257,13 @@ impl Pool {
                 pos += 1;
             }
         }
-        for e in &replaced[..entries.len()] {
+        for e in &entries[i..] {
+            self.free_object(*e);
+        }
+        for e in &replaced[..i] {
             self.release(*e);
         }
+        res
     }
 }
 

@@ -365,9 +365,15 @@ fn writeback_to_file_and_transparent_load() {
         (10, 10, 41)
     );
     assert!(s.pool_bytes <= before);
-    // Slot 0 was referenced, so slots 1..=10 went.
+    // Slot 0 was referenced, so slots 1..=10 went — sealed: the file holds none of them in
+    // the clear (neither where the block is nor where an unsealed layout put it).
     let bytes = std::fs::read(&f.path).unwrap();
-    assert_eq!(&bytes[PAGE_SIZE..2 * PAGE_SIZE], &page_for(1, 1)[..]);
+    for s in 1..=10u64 {
+        let (data, _) = pool::seal::block_offsets(s);
+        let at = |o: u64| &bytes[o as usize..o as usize + PAGE_SIZE];
+        assert_ne!(at(data), &page_for(s, 1)[..], "slot {s} in the clear");
+        assert_ne!(at(s * PAGE_SIZE as u64), &page_for(s, 1)[..]);
+    }
     for s in 0..50 {
         pool.load(0, s, &mut out, LoadMode::KeepCopy).unwrap();
         assert_eq!(out, page_for(s, 1), "slot {s}");
@@ -382,14 +388,16 @@ fn writeback_to_file_and_transparent_load() {
     pool.store(0, 4, &page_for(4, 9)).unwrap();
     pool.load(0, 4, &mut out, LoadMode::KeepCopy).unwrap();
     assert_eq!(out, page_for(4, 9));
-    // Corrupting the file is caught by the checksum.
+    // Corrupting the file is caught by the seal (tests/seal.rs has forged, moved and
+    // replayed blocks).
     let file = OpenOptions::new().write(true).open(&f.path).unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&file, &[0xff; 16], 5 * PAGE_SIZE as u64 + 100)
-        .unwrap();
+    let (data5, _) = pool::seal::block_offsets(5);
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0xff; 16], data5 + 100).unwrap();
     assert!(matches!(
         pool.load(0, 5, &mut out, LoadMode::KeepCopy),
-        Err(PoolError::ChecksumMismatch { slot: 5, .. })
+        Err(PoolError::SealBroken { ty: 0, slot: 5 })
     ));
+    assert!(out.iter().all(|&b| b == 0), "nothing of a broken block");
     pool.swapoff(0).unwrap();
     let s = pool.stats();
     assert_eq!((s.stored_pages, s.on_disk_pages, s.pool_bytes), (0, 0, 0));
@@ -398,7 +406,9 @@ fn writeback_to_file_and_transparent_load() {
 #[test]
 fn writeback_io_error_keeps_the_entry() {
     let f = TempFile::new("ro");
-    f.open_rw().set_len(16 * PAGE_SIZE as u64).unwrap();
+    f.open_rw()
+        .set_len(pool::seal::backing_len(16).unwrap())
+        .unwrap();
     let ro = OpenOptions::new().read(true).open(&f.path).unwrap();
     let (pool, _) = pool_with(CodecSpec::LZ4, &[0]);
     pool.swapon(0, 16, Some(ro)).unwrap();
@@ -571,7 +581,10 @@ fn memory_overhead_on_real_pages() {
     assert!(overhead < 1.05, "allocator overhead {overhead}");
     let per_entry = (s.index_bytes + s.allocator_metadata_bytes) as f64 / s.stored_pages as f64;
     eprintln!("metadata per stored page: {per_entry:.1} B");
-    assert!(per_entry <= 24.0, "metadata per entry {per_entry} B");
+    // 16 B entry + ~8 B allocator tables, + ~0.7 B since issue 11 item 5: the index
+    // directory of this range (16 KiB, 0.33 B a page here) and the allocator's span side
+    // lists reserved with the span table (so a free never allocates, hence never aborts).
+    assert!(per_entry <= 25.0, "metadata per entry {per_entry} B");
     assert_eq!(pool::ENTRY_BYTES, 16);
 }
 
@@ -680,7 +693,7 @@ fn fault_around_run_mixes_memory_file_and_same_filled() {
     // Backing file was empty: swapon extends it so that every slot can be read.
     assert_eq!(
         std::fs::metadata(&f.path).unwrap().len(),
-        64 * PAGE_SIZE as u64
+        pool::seal::backing_len(64).unwrap()
     );
     let pages: Vec<Vec<u8>> = (0..8u64)
         .map(|s| {

@@ -33,8 +33,10 @@ use software_fallback::PAGE_SIZE;
 use crate::aecs::CompressAecs;
 use crate::completion::Completion;
 use crate::descriptor::{CompressJob, DecompressJob, Descriptor};
+use crate::dma::DmaBox;
 use crate::error::Op;
-use crate::slot::{check_raw, Slot, SlotState};
+pub use crate::slot::DroppedRegion;
+use crate::slot::{check_raw, lock_or_warn, prefault, AecsMem, Slot, SlotState};
 use crate::stats::ContextStats;
 use crate::status::{Status, ERROR_COMP_BUF_OVERFLOW};
 use crate::wq::WorkQueue;
@@ -100,7 +102,7 @@ pub struct DeviceCompressed {
 /// A context: eight slots on one work queue (real or emulated).
 pub struct IaaContext {
     wq: Arc<WorkQueue>,
-    aecs: Option<Box<CompressAecs>>,
+    aecs: Option<DmaBox<AecsMem>>,
     slots: Vec<Slot>,
     cfg: ContextConfig,
     stats: ContextStats,
@@ -108,14 +110,53 @@ pub struct IaaContext {
 
 impl IaaContext {
     /// A context on `wq` with eight slots.
+    ///
+    /// Everything the device touches (the slots and the AECS) is prefaulted and `mlock`ed,
+    /// so that reclaim under memory pressure — when a swap daemon works — cannot take it
+    /// away from the device. When the memlock limit refuses, the context still works
+    /// (faults on its memory are touched and resubmitted like any) and counts the refusals
+    /// in [`ContextStats::mlock_refused`].
     pub fn new(wq: Arc<WorkQueue>, cfg: ContextConfig) -> IaaContext {
-        let slots: Vec<Slot> = (0..MAX_BATCH).map(|_| Slot::new()).collect();
+        let mut stats = ContextStats::default();
+        let mut count = |locked: bool| {
+            if locked {
+                stats.mlocked += 1;
+            } else {
+                stats.mlock_refused += 1;
+            }
+        };
+        let mut slots = Vec::with_capacity(MAX_BATCH);
+        for _ in 0..MAX_BATCH {
+            let (slot, locked) = Slot::new();
+            count(locked);
+            slots.push(slot);
+        }
+        let mut aecs = DmaBox::<AecsMem>::zeroed();
+        // SAFETY: a fresh allocation no descriptor names yet; `AecsMem` is plain bytes, so
+        // writing a whole value over the zeroes is a plain initialisation.
+        unsafe {
+            std::ptr::write(
+                aecs.as_ptr(),
+                AecsMem {
+                    aecs: (*CompressAecs::fixed()).clone(),
+                },
+            )
+        };
+        prefault(aecs.as_ptr() as *mut u8, std::mem::size_of::<AecsMem>());
+        count(lock_or_warn(&mut aecs, "AECS"));
+        if stats.mlock_refused > 0 {
+            tracing::warn!(
+                refused = stats.mlock_refused,
+                "mlock of IAA device memory refused (RLIMIT_MEMLOCK); it may be reclaimed \
+                 and fault, which costs a resubmission"
+            );
+        }
         IaaContext {
             wq,
-            aecs: Some(CompressAecs::fixed()),
+            aecs: Some(aecs),
             slots,
             cfg,
-            stats: ContextStats::default(),
+            stats,
         }
     }
 
@@ -144,9 +185,8 @@ impl IaaContext {
     }
 
     fn aecs_addr(&self) -> u64 {
-        self.aecs
-            .as_deref()
-            .map_or(0, |a| a as *const CompressAecs as usize as u64)
+        // `aecs` is the first field of the `repr(C)` `AecsMem`, at its address.
+        self.aecs.as_ref().map_or(0, |a| a.addr())
     }
 
     /// Releases quarantined slots whose descriptor has completed since (rule 3).
@@ -403,6 +443,29 @@ impl IaaContext {
         input: &[u8],
         build: impl FnOnce(&SlotAddrs) -> Descriptor,
     ) -> Result<(Completion, Vec<u8>), AccelError> {
+        self.run_raw_inner(input, None, build)
+    }
+
+    /// [`IaaContext::run_raw`], with the pages of the slot's source or destination dropped
+    /// (`MADV_DONTNEED`, the slot unlocked) just before submission, so that the device meets
+    /// a page fault there — how the fact check provokes the read and write fault statuses.
+    /// The slot is backed and relocked afterwards. A fault comes back as
+    /// [`AccelError::PageFault`] (not retried), any other record as it is.
+    pub fn run_raw_with_dropped_pages(
+        &mut self,
+        input: &[u8],
+        region: DroppedRegion,
+        build: impl FnOnce(&SlotAddrs) -> Descriptor,
+    ) -> Result<(Completion, Vec<u8>), AccelError> {
+        self.run_raw_inner(input, Some(region), build)
+    }
+
+    fn run_raw_inner(
+        &mut self,
+        input: &[u8],
+        drop_pages: Option<DroppedRegion>,
+        build: impl FnOnce(&SlotAddrs) -> Descriptor,
+    ) -> Result<(Completion, Vec<u8>), AccelError> {
         self.reclaim();
         let Some(si) = self.idle_slots().first().copied() else {
             return Err(self.no_slot());
@@ -426,9 +489,22 @@ impl IaaContext {
         };
         let desc = build(&addrs);
         let op = check_raw(&desc, slot, aecs)?;
+        let relock = match drop_pages {
+            Some(region) => Some(
+                self.slots[si]
+                    .drop_pages(region)
+                    .map_err(AccelError::Rejected)?,
+            ),
+            None => None,
+        };
         let mut round = vec![(0usize, Pending::new(si, desc, op))];
         round[0].1.attempts = self.cfg.page_fault_retries; // no fault retries for raw runs
         self.run_round_raw(&mut round);
+        if let Some(relock) = relock {
+            if self.slots[si].state == SlotState::Idle {
+                self.slots[si].restore(relock);
+            }
+        }
         let (_, p) = round.remove(0);
         let c = p
             .done
@@ -498,7 +574,7 @@ impl Drop for IaaContext {
             return;
         }
         if let Some(a) = self.aecs.take() {
-            Box::leak(a);
+            a.leak();
         }
         LEAKED_SLOTS.fetch_add(stuck, Ordering::Relaxed);
         tracing::error!(

@@ -4,16 +4,18 @@
 //! run on fixture trees shaped like real ones. Attributes read (from
 //! `Documentation/ABI/stable/sysfs-driver-dma-idxd`): `iaxN/{state,op_cap,max_transfer_size,
 //! pasid_enabled,version}` and `wqN.M/{mode,type,driver_name,name,size,threshold,
-//! block_on_fault,state,max_transfer_size}`. Every work queue that cannot be used carries
+//! block_on_fault,state,max_transfer_size,op_config}`. Every work queue that cannot be used carries
 //! the exact reasons ([`Unusable`]); every usable one says how it will be submitted to
 //! ([`SubmitMethod`]) and why.
 
+mod open_check;
 mod privilege;
 mod sysfs;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use open_check::{open_usable, OpenCheck};
 pub use privilege::Privileges;
 pub use sysfs::OpCap;
 
@@ -69,10 +71,12 @@ pub enum PortalInsn {
 }
 
 /// Why a usable queue is driven through `write(2)` rather than its portal.
+///
+/// Missing CAP_SYS_RAWIO is not a reason here: whether the kernel refuses the portal mmap
+/// (INTEL-SA-01084) only the kernel knows, so `WorkQueue::open` tries the mmap and falls
+/// back on EPERM (`open_path.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WritePathReason {
-    /// No CAP_SYS_RAWIO: since INTEL-SA-01084 the kernel refuses the portal mmap.
-    NoCapSysRawio,
     /// The CPU lacks the instruction the queue's mode needs.
     MissingInstruction(PortalInsn),
     /// Not an x86_64 build.
@@ -82,9 +86,6 @@ pub enum WritePathReason {
 impl fmt::Display for WritePathReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WritePathReason::NoCapSysRawio => f.write_str(
-                "no CAP_SYS_RAWIO, so the portal cannot be mmapped (INTEL-SA-01084); write(2) path",
-            ),
             WritePathReason::MissingInstruction(PortalInsn::Movdir64b) => {
                 f.write_str("CPU lacks MOVDIR64B (CPUID.7.0:ECX[28]); write(2) path")
             }
@@ -132,6 +133,12 @@ pub enum Unusable {
         /// The opcode.
         opcode: u8,
     },
+    /// The queue's own operation configuration (`op_config`, IAA 2.0) leaves out an opcode
+    /// we need, though the device supports it.
+    QueueOpConfigLacksOp {
+        /// The opcode.
+        opcode: u8,
+    },
     /// The queue is not enabled.
     WqDisabled {
         /// Its `state`.
@@ -160,6 +167,11 @@ pub enum Unusable {
     /// ENQCMDS): the portal needs ENQCMD, and the kernel's `write(2)` path submits to a
     /// shared queue with ENQCMDS, so neither path can reach it.
     SharedWithoutEnqcmd,
+    /// A shared queue; the CPU has ENQCMD but the kernel has not enabled it (no `enqcmd` in
+    /// `/proc/cpuinfo`): a user-space ENQCMD would die of SIGSEGV (no #GP fix-up,
+    /// `try_fixup_enqcmd_gp` in `arch/x86/kernel/traps.c`), and the idxd driver does not
+    /// support shared queues then (`support_enqcmd`, `drivers/dma/idxd/init.c`).
+    SharedEnqcmdNotEnabled,
     /// No char device node.
     NoCharDevice {
         /// Expected path.
@@ -181,6 +193,9 @@ impl fmt::Display for Unusable {
             Unusable::DeviceLacksOp { device, opcode } => {
                 write!(f, "device {device} op_cap lacks opcode 0x{opcode:02x}")
             }
+            Unusable::QueueOpConfigLacksOp { opcode } => {
+                write!(f, "queue op_config lacks opcode 0x{opcode:02x}")
+            }
             Unusable::WqDisabled { state } => write!(f, "queue is {state}, not enabled"),
             Unusable::NotUserType { wq_type } => {
                 write!(f, "queue type is '{wq_type}', not 'user'")
@@ -201,6 +216,10 @@ impl fmt::Display for Unusable {
             Unusable::SharedWithoutEnqcmd => f.write_str(
                 "shared queue but the CPU lacks ENQCMD/ENQCMDS (CPUID.7.0:ECX[29]): \
                  neither the portal nor the kernel's write(2) path can submit to it",
+            ),
+            Unusable::SharedEnqcmdNotEnabled => f.write_str(
+                "shared queue; the CPU has ENQCMD but the kernel has not enabled it (no \
+                 'enqcmd' in /proc/cpuinfo): user-space ENQCMD would be killed with SIGSEGV",
             ),
             Unusable::NoCharDevice { path } => {
                 write!(f, "no char device {}", path.display())
@@ -256,6 +275,10 @@ pub struct WqInfo {
     pub state: Option<String>,
     /// `max_transfer_size`.
     pub max_transfer_size: Option<u64>,
+    /// `op_config` (IAA 2.0: the operations this queue accepts, same format as `op_cap`;
+    /// `drivers/dma/idxd/sysfs.c` `wq_op_config_show`; QPL reads it too,
+    /// `hw_queue.cpp:228-242`). Absent on IAA 1.0 and older kernels.
+    pub op_config: Option<OpCap>,
     /// Sysfs directory.
     pub dir: PathBuf,
     /// Char device node.
@@ -433,6 +456,7 @@ fn read_wq(cfg: &DiscoveryConfig, dev: &DeviceInfo, name: &str, dir: &Path) -> W
         block_on_fault: sysfs::attr_u64(dir, "block_on_fault").map(|v| v != 0),
         state: sysfs::attr(dir, "state"),
         max_transfer_size: sysfs::attr_u64(dir, "max_transfer_size"),
+        op_config: sysfs::attr(dir, "op_config").and_then(|s| OpCap::parse(&s)),
         dir: dir.to_path_buf(),
         cdev: cfg.dev_root.join("iax").join(name),
         verdict: Ok(SubmitMethod::Write(WritePathReason::NotX86)),
@@ -452,6 +476,13 @@ fn read_wq(cfg: &DiscoveryConfig, dev: &DeviceInfo, name: &str, dir: &Path) -> W
                     device: dev.name.clone(),
                     opcode: op,
                 });
+            }
+        }
+    }
+    if let Some(cfg) = wq.op_config {
+        for op in [opcode::COMPRESS, opcode::DECOMPRESS] {
+            if !cfg.supports(op) {
+                why.push(Unusable::QueueOpConfigLacksOp { opcode: op });
             }
         }
     }
@@ -485,6 +516,8 @@ fn read_wq(cfg: &DiscoveryConfig, dev: &DeviceInfo, name: &str, dir: &Path) -> W
             }
             if cfg!(target_arch = "x86_64") && !cfg.cpu.enqcmd {
                 why.push(Unusable::SharedWithoutEnqcmd);
+            } else if cfg!(target_arch = "x86_64") && !cfg.cpu.enqcmd_kernel {
+                why.push(Unusable::SharedEnqcmdNotEnabled);
             }
         }
         Some(WqMode::Dedicated) => {}
@@ -518,15 +551,16 @@ pub fn submit_method(cfg: &DiscoveryConfig, mode: WqMode) -> SubmitMethod {
         WqMode::Dedicated => PortalInsn::Movdir64b,
         WqMode::Shared => PortalInsn::Enqcmd,
     };
+    // ENQCMD needs the kernel's enabling as well as CPUID (cpu.rs).
     let have = match insn {
         PortalInsn::Movdir64b => cfg.cpu.movdir64b,
-        PortalInsn::Enqcmd => cfg.cpu.enqcmd,
+        PortalInsn::Enqcmd => cfg.cpu.enqcmd && cfg.cpu.enqcmd_kernel,
     };
     if !have {
         SubmitMethod::Write(WritePathReason::MissingInstruction(insn))
-    } else if !cfg.privileges.sys_rawio {
-        SubmitMethod::Write(WritePathReason::NoCapSysRawio)
     } else {
+        // Tried first whatever our capabilities (QPL `hw_queue.cpp:198`); `open` falls back
+        // to write(2) when the kernel refuses the mapping.
         SubmitMethod::Portal(insn)
     }
 }
@@ -559,9 +593,10 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "CPU: MOVDIR64B {}, ENQCMD {}, WAITPKG {}; CAP_SYS_RAWIO {}",
+            "CPU: MOVDIR64B {}, ENQCMD {} (enabled by the kernel: {}), WAITPKG {}; CAP_SYS_RAWIO {}",
             yes_no(self.cpu.movdir64b),
             yes_no(self.cpu.enqcmd),
+            yes_no(self.cpu.enqcmd_kernel),
             yes_no(self.cpu.waitpkg),
             yes_no(self.privileges.sys_rawio)
         )?;
@@ -609,6 +644,11 @@ impl fmt::Display for Report {
                 w.state.as_deref().unwrap_or("?"),
             )?;
             match &w.verdict {
+                Ok(m @ SubmitMethod::Portal(_)) if !self.privileges.sys_rawio => writeln!(
+                    f,
+                    "    usable: {m} (mmap tried first; without CAP_SYS_RAWIO a kernel with \
+                     the INTEL-SA-01084 fix refuses it, then write(2), confirmed by a NOOP)"
+                )?,
                 Ok(m) => writeln!(f, "    usable: {m}")?,
                 Err(why) => {
                     for r in why {

@@ -26,7 +26,13 @@ static TABLE: [u32; 256] = table();
 
 /// CRC-32 of `data`.
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
+    crc32_continue(0, data)
+}
+
+/// CRC-32 of `data` continuing from `seed`, the CRC of what came before (0 = nothing):
+/// `crc32_continue(crc32(a), b) == crc32(a ++ b)`.
+pub fn crc32_continue(seed: u32, data: &[u8]) -> u32 {
+    let mut c = !seed;
     for &b in data {
         c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
     }
@@ -38,5 +44,9 @@ mod tests {
     #[test]
     fn check_value() {
         assert_eq!(super::crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(
+            super::crc32_continue(super::crc32(b"1234"), b"56789"),
+            0xCBF4_3926
+        );
     }
 }

@@ -77,12 +77,38 @@ impl BitWriter {
     }
 }
 
+/// The compression flags' end-processing field (bits 3:2, QPL `ADCF_END_PROC`,
+/// `own_hw_definitions.h:53-55,90`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndProc {
+    /// 0: nothing appended.
+    None,
+    /// 1: an end-of-block symbol (`AD_APPEND_EOB`).
+    Eob,
+    /// 2: end-of-block, then an empty stored block without BFINAL (`AD_APPEND_EOB_SB`).
+    EobStored,
+    /// 3: end-of-block, then an empty final stored block (`AD_APPEND_EOB_FINAL_SB`).
+    EobFinalStored,
+}
+
+impl EndProc {
+    /// Decodes the two-bit field.
+    pub fn from_field(v: u16) -> EndProc {
+        match v & 3 {
+            0 => EndProc::None,
+            1 => EndProc::Eob,
+            2 => EndProc::EobStored,
+            _ => EndProc::EobFinalStored,
+        }
+    }
+}
+
 /// Compresses `src` with `aecs`'s tables into at most `max_dst` bytes.
 pub fn compress(
     src: &[u8],
     aecs: &CompressAecs,
     max_dst: usize,
-    append_eob: bool,
+    end: EndProc,
     flush: bool,
 ) -> Result<Encoded, EncodeError> {
     let mut w = BitWriter {
@@ -163,8 +189,18 @@ pub fn compress(
             i += 1;
         }
     }
-    if append_eob {
+    if end != EndProc::None {
         w.put_code(ll(usize::from(END_OF_BLOCK))?)?;
+    }
+    if matches!(end, EndProc::EobStored | EndProc::EobFinalStored) {
+        // An empty stored block (RFC 1951 §3.2.4): BFINAL, BTYPE=00, pad to a byte, then
+        // LEN = 0 and NLEN = 0xffff.
+        w.put(u32::from(end == EndProc::EobFinalStored), 1)?;
+        w.put(0, 2)?;
+        let pad = (8 - w.n % 8) % 8;
+        w.put(0, pad)?;
+        w.put(0x0000, 16)?;
+        w.put(0xffff, 16)?;
     }
     w.finish(flush)
 }
@@ -180,7 +216,7 @@ mod tests {
         for (i, b) in page.iter_mut().enumerate() {
             *b = (i / 3 % 17) as u8 + if i > 2000 { (i % 5) as u8 } else { 0 };
         }
-        let e = compress(&page, &aecs, 4095, true, true).unwrap();
+        let e = compress(&page, &aecs, 4095, EndProc::Eob, true).unwrap();
         assert_eq!(e.bytes[0] & 0b111, 0b011, "BFINAL=1, BTYPE=01");
         let mut d = libdeflater::Decompressor::new();
         let mut out = vec![0u8; 4096];
@@ -197,7 +233,7 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            compress(&noise, &aecs, 4095, true, true).unwrap_err(),
+            compress(&noise, &aecs, 4095, EndProc::Eob, true).unwrap_err(),
             EncodeError::Overflow
         );
     }
@@ -218,7 +254,7 @@ mod tests {
         let mut aecs = CompressAecs::fixed();
         aecs.set_ll(usize::from(b'a'), fixed_ll_code(u16::from(b'b')));
         aecs.set_ll(usize::from(b'b'), fixed_ll_code(u16::from(b'a')));
-        let e = compress(&page, &aecs, 4096, true, true).unwrap();
+        let e = compress(&page, &aecs, 4096, EndProc::Eob, true).unwrap();
         let mut d = libdeflater::Decompressor::new();
         let mut out = vec![0u8; 4096];
         assert_eq!(d.deflate_decompress(&e.bytes, &mut out).unwrap(), 4096);
@@ -236,13 +272,13 @@ mod tests {
         let mut bytes = *hdr.as_bytes();
         bytes[crate::aecs::OFF_OUTPUT_ACCUM] = 0b010;
         *hdr = CompressAecs::from_bytes(bytes);
-        let e = compress(&page, &hdr, 4096, true, true).unwrap();
+        let e = compress(&page, &hdr, 4096, EndProc::Eob, true).unwrap();
         assert_eq!(e.bytes[0] & 0b111, 0b010);
         // A symbol without a code cannot be encoded.
         let mut missing = CompressAecs::fixed();
         missing.set_ll(usize::from(b'a'), HuffCode { code: 0, len: 0 });
         assert_eq!(
-            compress(&page, &missing, 4096, true, true).unwrap_err(),
+            compress(&page, &missing, 4096, EndProc::Eob, true).unwrap_err(),
             EncodeError::MissingCode
         );
     }

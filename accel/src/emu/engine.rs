@@ -73,6 +73,11 @@ fn execute(shared: &Shared, d: &Descriptor) {
             Fault::Watchdog => Some(status(Status::Watchdog)),
             Fault::HardwareError => Some(status(Status::HwError1)),
             Fault::OutputOverflow => Some(status(Status::OutputOverflow)),
+            Fault::PageFaultIr => Some(Completion {
+                status_byte: Status::PageFaultIr.code(),
+                fault_addr: d.src1_addr(),
+                ..Default::default()
+            }),
             Fault::PageFault { write } => {
                 let (base, size) = if write {
                     (d.dst_addr(), d.max_dst_size())
@@ -130,7 +135,10 @@ fn check_sizes(shared: &Shared, d: &Descriptor) -> Option<Completion> {
 
 /// A compress descriptor's record and the bytes to write at its destination.
 fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> (Completion, Option<Vec<u8>>) {
-    let known = compr_flags::FLUSH_OUTPUT | compr_flags::APPEND_EOB;
+    // Modelled: FLUSH_OUTPUT and the two-bit END_PROC field (QPL `ADCF_END_PROC`,
+    // `own_hw_definitions.h:90`). Anything else (statistics mode, header generation, …)
+    // is not modelled and answered as invalid flags.
+    let known = compr_flags::FLUSH_OUTPUT | compr_flags::END_PROC_MASK;
     if d.op_flags() & !known != 0 {
         return (status(Status::InvalidCompFlag), None);
     }
@@ -141,26 +149,31 @@ fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> (Completion, Opti
         };
         return (rec, None);
     }
-    if d.src2_addr() % AECS_ALIGN as u64 != 0 || d.src2_size() as usize != AECS_COMP_SIZE {
+    // "The AECS address or size was not a multiple of 32 bytes" is status 0x1c (QPL
+    // `hw_status.h:55`, `AD_STATUS_MISALIGNED_ADDRESS`). The device reads at most the
+    // 1568-byte compress AECS (`HW_AECS_COMPRESS_WITH_HT` = 0x620, `hw_aecs_api.h:52`);
+    // a shorter one leaves the rest of the tables zero (no code: `INVALID_HUFFCODE`).
+    if d.src2_addr() % AECS_ALIGN as u64 != 0 || d.src2_size() % AECS_ALIGN as u32 != 0 {
         return (status(Status::AddrAlign), None);
     }
     if let Some(bad) = check_sizes(shared, d) {
         return (bad, None);
     }
-    // SAFETY: submission contract: src1 (src1_size bytes) and src2 (the AECS, whose size
-    // was checked to be 1568) are readable until completion.
+    let aecs_len = (d.src2_size() as usize).min(AECS_COMP_SIZE);
+    // SAFETY: submission contract: src1 (src1_size bytes) and src2 (src2_size bytes, of
+    // which at most 1568 are read) are readable until completion.
     let (src, aecs_bytes) = unsafe {
         (
             mem::read(d.src1_addr(), d.src1_size() as usize),
-            mem::read(d.src2_addr(), AECS_COMP_SIZE),
+            mem::read(d.src2_addr(), aecs_len),
         )
     };
     let mut aecs_arr = [0u8; AECS_COMP_SIZE];
-    aecs_arr.copy_from_slice(&aecs_bytes);
+    aecs_arr[..aecs_len].copy_from_slice(&aecs_bytes);
     let aecs = CompressAecs::from_bytes(aecs_arr);
-    let append_eob = d.op_flags() & compr_flags::APPEND_EOB != 0;
+    let end = deflate::EndProc::from_field(d.op_flags() >> compr_flags::END_PROC_SHIFT);
     let flush = d.op_flags() & compr_flags::FLUSH_OUTPUT != 0;
-    match deflate::compress(&src, &aecs, d.max_dst_size() as usize, append_eob, flush) {
+    match deflate::compress(&src, &aecs, d.max_dst_size() as usize, end, flush) {
         Ok(mut enc) => {
             if corrupt && !enc.bytes.is_empty() {
                 let mid = enc.bytes.len() / 2;
@@ -170,7 +183,9 @@ fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> (Completion, Opti
                 status_byte: Status::Success.code(),
                 output_size: enc.bytes.len() as u32,
                 output_bits: enc.last_bits,
-                crc: crc::crc32(&src),
+                // The AECS `crc` is the initial CRC on input (QPL `hw_aecs_api.h:104`:
+                // "Initial (on input) or final (on output) CRC Checksum value").
+                crc: crc::crc32_continue(aecs.crc_seed(), &src),
                 ..Default::default()
             };
             // The encoder never produces more than max_dst_size bytes.
@@ -185,10 +200,16 @@ fn compress(shared: &Shared, d: &Descriptor, corrupt: bool) -> (Completion, Opti
 /// A decompress descriptor's record and the bytes to write at its destination.
 fn decompress(shared: &Shared, d: &Descriptor) -> (Completion, Option<Vec<u8>>) {
     let f = d.op_flags();
+    // Modelled: every bit QPL sets on a DEFLATE decompress of one stream
+    // (`hw_decompress_descriptor.c`: ENABLE, FLUSH_OUTPUT, the stop/check rules of its
+    // table, lines 16-25, with SEL_BFINAL_EOB; IGNORE_END_BITS; SUPPRESS_OUTPUT for
+    // verification). Big-endian Huffman input and indexing are not: invalid flags here.
     let known = decompr_flags::ENABLE
         | decompr_flags::FLUSH_OUTPUT
-        | decompr_flags::CHECK_FOR_EOB
         | decompr_flags::STOP_ON_EOB
+        | decompr_flags::CHECK_FOR_EOB
+        | decompr_flags::SEL_BFINAL_EOB
+        | decompr_flags::IGNORE_END_BITS_MASK
         | decompr_flags::SUPPRESS_OUTPUT;
     if f & !known != 0 || f & decompr_flags::ENABLE == 0 {
         return (status(Status::InvalidCompFlag), None);
@@ -201,6 +222,9 @@ fn decompress(shared: &Shared, d: &Descriptor) -> (Completion, Option<Vec<u8>>) 
     let mode = inflate::InflateMode {
         stop_on_eob: f & decompr_flags::STOP_ON_EOB != 0,
         check_for_eob: f & decompr_flags::CHECK_FOR_EOB != 0,
+        bfinal_only: f & decompr_flags::SEL_BFINAL_EOB != 0,
+        ignore_end_bits: ((f & decompr_flags::IGNORE_END_BITS_MASK)
+            >> decompr_flags::IGNORE_END_BITS_SHIFT) as u8,
     };
     match inflate::inflate(&src, d.max_dst_size() as usize, mode) {
         Ok(out) => {

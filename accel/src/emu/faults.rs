@@ -7,12 +7,16 @@ use std::time::Duration;
 /// A fault to inject into a descriptor's execution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Status 0x04 with `fault_addr` inside source 1 (read) or the destination (write, with
-    /// the status's write bit set).
+    /// Status 0x03 (`DSA_COMP_PAGE_FAULT_NOBOF`; QPL `AD_STATUS_READ_PAGE_FAULT`,
+    /// `hw_status.h:62`) with `fault_addr` inside source 1 (read), or 0x83 (QPL
+    /// `AD_STATUS_WRITE_PAGE_FAULT`) inside the destination (write).
     PageFault {
         /// Fault on the destination write instead of the source read.
         write: bool,
     },
+    /// Status 0x04 (`IAX_COMP_PAGE_FAULT_IR`, `linux/idxd.h:136`), with a fault address in
+    /// source 1: not the touch-and-resubmit case.
+    PageFaultIr,
     /// Status 0x0b (output buffer overflow).
     OutputOverflow,
     /// Status 0x20 (HW_ERR1).

@@ -8,13 +8,22 @@ use crate::status::error_code as ec;
 /// IAA's decompression history window.
 pub const HISTORY: usize = 4096;
 
-/// What the decoder should do at the end of a block and of input.
-#[derive(Clone, Copy, Debug)]
+/// What the decoder should do at the end of a block and of input: the decompression flags
+/// as QPL names them (`own_hw_definitions.h:74-83`; see `descriptor::decompr_flags`).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct InflateMode {
-    /// Stop at the first end-of-block symbol, whatever BFINAL says.
+    /// `ADDF_STOP_ON_EOB` (bit 2): stop at an end-of-block — the first one, or with
+    /// `bfinal_only` the BFINAL block's. The end of a stored block counts as its
+    /// end-of-block here (an assumption `hwcheck` asks the device about).
     pub stop_on_eob: bool,
-    /// Input ending without an end-of-block symbol is an error.
+    /// `ADDF_CHECK_FOR_EOB` (bit 3): input ending other than right after an end-of-block
+    /// (with `bfinal_only`: the BFINAL block's) is an error (`BAD_EOF`).
     pub check_for_eob: bool,
+    /// `ADDF_SEL_BFINAL_EOB` (bit 4): stop and check concern the BFINAL block's end only.
+    pub bfinal_only: bool,
+    /// `ADDF_IGNORE_END_BITS` (bits 8:6): that many bits at the end of the input are not
+    /// input.
+    pub ignore_end_bits: u8,
 }
 
 /// Why decoding stopped early.
@@ -29,11 +38,12 @@ pub enum InflateError {
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize, // bit position
+    end: usize, // bits of input
 }
 
 impl Bits<'_> {
     fn need(&mut self, n: u32) -> Option<u32> {
-        if self.pos + n as usize > self.data.len() * 8 {
+        if self.pos + n as usize > self.end {
             return None;
         }
         let mut v = 0u32;
@@ -128,9 +138,13 @@ pub fn inflate(input: &[u8], limit: usize, mode: InflateMode) -> Result<Vec<u8>,
     let mut bits = Bits {
         data: input,
         pos: 0,
+        end: (input.len() * 8).saturating_sub(usize::from(mode.ignore_end_bits)),
     };
-    let eof = |m: InflateMode| {
-        if m.check_for_eob {
+    // Input ended: inside a block (`at_eob` false), or between blocks after an
+    // end-of-block (`at_eob` true; `final_seen` false, since decoding ends at the final
+    // block). Only CHECK_FOR_EOB makes that an error.
+    let eof = |m: InflateMode, at_eob: bool| {
+        if m.check_for_eob && (!at_eob || m.bfinal_only) {
             Err(InflateError::Analytics(ec::BAD_EOF))
         } else {
             Ok(())
@@ -142,7 +156,7 @@ pub fn inflate(input: &[u8], limit: usize, mode: InflateMode) -> Result<Vec<u8>,
             if out.is_empty() {
                 return Err(InflateError::Analytics(ec::BIGHDR));
             }
-            eof(mode)?;
+            eof(mode, true)?;
             return Ok(out);
         };
         let last = hdr & 1 == 1;
@@ -157,7 +171,7 @@ pub fn inflate(input: &[u8], limit: usize, mode: InflateMode) -> Result<Vec<u8>,
                 }
                 for _ in 0..len {
                     let Some(b) = bits.need(8) else {
-                        eof(mode)?;
+                        eof(mode, false)?;
                         return Ok(out);
                     };
                     push(&mut out, b as u8, limit)?;
@@ -177,7 +191,7 @@ pub fn inflate(input: &[u8], limit: usize, mode: InflateMode) -> Result<Vec<u8>,
             }
             _ => return Err(InflateError::Analytics(ec::INVALID_BLOCK_TYPE)),
         }
-        if last || mode.stop_on_eob {
+        if last || (mode.stop_on_eob && !mode.bfinal_only) {
             return Ok(out);
         }
     }
@@ -314,7 +328,64 @@ mod tests {
     const M: InflateMode = InflateMode {
         stop_on_eob: true,
         check_for_eob: true,
+        bfinal_only: false,
+        ignore_end_bits: 0,
     };
+
+    /// A non-final stored block "ab", then a final stored block "cd".
+    const TWO_BLOCKS: [u8; 14] = [
+        0x00, 2, 0, 0xfd, 0xff, b'a', b'b', 0x01, 2, 0, 0xfd, 0xff, b'c', b'd',
+    ];
+
+    #[test]
+    fn stop_and_check_follow_qpl_names_and_select_bfinal() {
+        let mode = |flags: u16| InflateMode {
+            stop_on_eob: flags & crate::descriptor::decompr_flags::STOP_ON_EOB != 0,
+            check_for_eob: flags & crate::descriptor::decompr_flags::CHECK_FOR_EOB != 0,
+            bfinal_only: flags & crate::descriptor::decompr_flags::SEL_BFINAL_EOB != 0,
+            ignore_end_bits: 0,
+        };
+        use crate::descriptor::decompr_flags::{CHECK_FOR_EOB, SEL_BFINAL_EOB, STOP_ON_EOB};
+        // Bit 2 (STOP_ON_EOB in QPL): stops at the first block's end.
+        assert_eq!(inflate(&TWO_BLOCKS, 64, mode(STOP_ON_EOB)).unwrap(), b"ab");
+        // Bit 3 alone (CHECK_FOR_EOB in QPL) does not stop there.
+        assert_eq!(
+            inflate(&TWO_BLOCKS, 64, mode(CHECK_FOR_EOB)).unwrap(),
+            b"abcd"
+        );
+        // With SEL_BFINAL_EOB the stop waits for the final block.
+        assert_eq!(
+            inflate(&TWO_BLOCKS, 64, mode(STOP_ON_EOB | SEL_BFINAL_EOB)).unwrap(),
+            b"abcd"
+        );
+        // Input that ends after a non-final block: fine for "check any EOB", an error when
+        // the check concerns the final block's EOB.
+        let first = &TWO_BLOCKS[..7];
+        assert_eq!(inflate(first, 64, mode(CHECK_FOR_EOB)).unwrap(), b"ab");
+        assert_eq!(
+            inflate(first, 64, mode(CHECK_FOR_EOB | SEL_BFINAL_EOB)),
+            Err(InflateError::Analytics(ec::BAD_EOF))
+        );
+        // Every rule of QPL's table decodes a complete stream.
+        for rule in crate::descriptor::decompr_flags::QPL_STOP_CHECK_RULES {
+            let got = inflate(&TWO_BLOCKS, 64, mode(rule)).unwrap();
+            assert!(got == b"ab" || got == b"abcd", "rule {rule:#x}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn ignore_end_bits_shortens_the_input() {
+        // Ignoring 7 bits of the last byte leaves the stored block one byte short.
+        let m = InflateMode {
+            ignore_end_bits: 7,
+            ..M
+        };
+        assert_eq!(
+            inflate(&TWO_BLOCKS[7..], 64, m),
+            Err(InflateError::Analytics(ec::BAD_EOF))
+        );
+        assert_eq!(inflate(&TWO_BLOCKS[7..], 64, M).unwrap(), b"cd");
+    }
 
     #[test]
     fn decodes_libdeflate_every_level() {

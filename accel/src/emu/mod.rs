@@ -9,7 +9,11 @@
 //! descriptors and write completion records asynchronously, status byte last with release
 //! ordering. Compression uses the Huffman tables of the descriptor's AECS (its own LZ77
 //! encoder, not a library); decompression is its own inflater with IAA's 4 KiB history.
-//! Faults are injected on request ([`FaultInjector`]).
+//! Faults are injected on request ([`FaultInjector`]). The submission path is chosen by the
+//! production code (`open_path.rs`) from [`EmulatorConfig`]: the portal when the "CPU" has the
+//! instruction and the "kernel" permits the mapping (`mmap_permitted`), else `write(2)`,
+//! confirmed by a NOOP, or no path at all when the "kernel" has no `write()`
+//! (`kernel_write`). A dedicated queue has one opener ([`Emulator::open_again`] refuses).
 //!
 //! It models **no device latency**: anything timed on it measures this crate's overhead
 //! plus the emulator's software work, never IAA.
@@ -32,7 +36,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
-use crate::discovery::WqMode;
+use crate::discovery::{PortalInsn, SubmitMethod, WqMode, WritePathReason};
 use crate::portal::Doorbell;
 use crate::wq::{Health, Path, PathKind, WorkQueue};
 use crate::write_path::{CharDevWriter, DescriptorWriter};
@@ -46,8 +50,16 @@ pub struct EmulatorConfig {
     pub mode: WqMode,
     /// Queue entries.
     pub size: u32,
-    /// Portal or `write(2)` submission.
+    /// Whether the CPU has the instruction the queue needs: `Portal` = yes, so the portal
+    /// is tried first (and used unless `mmap_permitted` is false); `Write` = no, `write(2)`.
+    /// The choice goes through the production code (`open_path.rs`).
     pub path: PathKind,
+    /// The kernel lets this process map the portal. `false` answers the mmap with EPERM, as
+    /// a kernel with the INTEL-SA-01084 fix does for a process without CAP_SYS_RAWIO.
+    pub mmap_permitted: bool,
+    /// The kernel's idxd char device has `write()`. `false` answers every `write(2)` with
+    /// EINVAL, as a kernel from before the INTEL-SA-01084 series.
+    pub kernel_write: bool,
     /// Engine threads.
     pub engines: usize,
     /// ENQCMD retries before the submitter reports the queue busy (and the emulated kernel
@@ -63,6 +75,8 @@ impl Default for EmulatorConfig {
             mode: WqMode::Dedicated,
             size: 32,
             path: PathKind::Portal,
+            mmap_permitted: true,
+            kernel_write: true,
             engines: 2,
             enqcmd_retries: crate::wq::DEFAULT_ENQCMD_RETRIES,
             max_transfer_size: 2 * 1024 * 1024,
@@ -199,6 +213,30 @@ impl DescriptorWriter for EmuWriter {
     }
 }
 
+/// The emulated char device as `open_path` sees it.
+struct EmuNode {
+    shared: Arc<Shared>,
+    mmap_permitted: bool,
+    sock: Option<UnixDatagram>,
+}
+
+impl crate::open_path::QueueNode for EmuNode {
+    fn map_portal(&mut self) -> std::io::Result<Box<dyn Doorbell>> {
+        if !self.mmap_permitted {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        }
+        Ok(Box::new(EmuPortal(Arc::clone(&self.shared))))
+    }
+
+    fn writer(&mut self) -> std::io::Result<Box<dyn DescriptorWriter>> {
+        let sock = self
+            .sock
+            .take()
+            .ok_or_else(|| std::io::Error::other("emulated char device already handed out"))?;
+        Ok(Box::new(EmuWriter::new(sock)?))
+    }
+}
+
 struct EmuHealth(Arc<Shared>);
 
 impl Health for EmuHealth {
@@ -215,7 +253,13 @@ impl Health for EmuHealth {
 
 /// The emulated kernel write path (`idxd_cdev_write`): validates and submits each
 /// descriptor of a write, answers bytes accepted or `-errno`.
-fn kernel_write_path(shared: Arc<Shared>, sock: UnixDatagram, mode: WqMode, retries: u32) {
+fn kernel_write_path(
+    shared: Arc<Shared>,
+    sock: UnixDatagram,
+    mode: WqMode,
+    retries: u32,
+    has_write: bool,
+) {
     let mut buf = vec![0u8; 64 * DESCRIPTOR_SIZE];
     while !shared.stop.load(Ordering::Acquire) {
         let n = match sock.recv(&mut buf) {
@@ -231,7 +275,13 @@ fn kernel_write_path(shared: Arc<Shared>, sock: UnixDatagram, mode: WqMode, retr
         };
         let mut accepted = 0usize;
         let mut rc: i64 = 0;
-        for chunk in buf[..n].chunks_exact(DESCRIPTOR_SIZE) {
+        // No `.write` in the file operations: `vfs_write` answers EINVAL before any
+        // descriptor is looked at (`fs/read_write.c`).
+        let descriptors = if has_write { &buf[..n] } else { &buf[..0] };
+        if !has_write {
+            rc = -i64::from(libc::EINVAL);
+        }
+        for chunk in descriptors.chunks_exact(DESCRIPTOR_SIZE) {
             let mut bytes = [0u8; DESCRIPTOR_SIZE];
             bytes.copy_from_slice(chunk);
             let mut d = Descriptor::from_bytes(&bytes);
@@ -319,32 +369,39 @@ impl Emulator {
                     .map_err(spawn_err)?,
             );
         }
-        let path = match cfg.path {
-            PathKind::Portal => Path::Portal(Box::new(EmuPortal(Arc::clone(&shared)))),
-            PathKind::Write => {
-                let (ours, kernel) = UnixDatagram::pair()
-                    .map_err(|e| AccelError::Emulator(format!("socketpair: {e}")))?;
-                kernel
-                    .set_read_timeout(Some(Duration::from_millis(20)))
-                    .map_err(|e| AccelError::Emulator(format!("socket timeout: {e}")))?;
-                let s = Arc::clone(&shared);
-                let (mode, retries) = (cfg.mode, cfg.enqcmd_retries);
-                threads.push(
-                    std::thread::Builder::new()
-                        .name("iaa-emu-kernel".into())
-                        .spawn(move || kernel_write_path(s, kernel, mode, retries))
-                        .map_err(spawn_err)?,
-                );
-                Path::Write(Box::new(EmuWriter::new(ours).map_err(|e| {
-                    AccelError::Emulator(format!("char device socket: {e}"))
-                })?))
-            }
+        let (ours, kernel) =
+            UnixDatagram::pair().map_err(|e| AccelError::Emulator(format!("socketpair: {e}")))?;
+        kernel
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .map_err(|e| AccelError::Emulator(format!("socket timeout: {e}")))?;
+        let s = Arc::clone(&shared);
+        let (mode, retries, has_write) = (cfg.mode, cfg.enqcmd_retries, cfg.kernel_write);
+        threads.push(
+            std::thread::Builder::new()
+                .name("iaa-emu-kernel".into())
+                .spawn(move || kernel_write_path(s, kernel, mode, retries, has_write))
+                .map_err(spawn_err)?,
+        );
+        let mut node = EmuNode {
+            shared: Arc::clone(&shared),
+            mmap_permitted: cfg.mmap_permitted,
+            sock: Some(ours),
         };
+        let insn = match cfg.mode {
+            WqMode::Dedicated => PortalInsn::Movdir64b,
+            WqMode::Shared => PortalInsn::Enqcmd,
+        };
+        let method = match cfg.path {
+            PathKind::Portal => SubmitMethod::Portal(insn),
+            PathKind::Write => SubmitMethod::Write(WritePathReason::MissingInstruction(insn)),
+        };
+        let name = format!("iaa-emulator-wq({:?},{:?})", cfg.mode, cfg.path).to_lowercase();
+        let chosen = crate::open_path::choose(&mut node, &name, &method)?;
         let wq = Arc::new(WorkQueue::from_parts(
-            format!("iaa-emulator-wq({:?},{:?})", cfg.mode, cfg.path).to_lowercase(),
+            name,
             cfg.mode,
             cfg.size,
-            path,
+            chosen,
             Box::new(EmuHealth(Arc::clone(&shared))),
             cfg.enqcmd_retries,
         ));
@@ -364,23 +421,44 @@ impl Emulator {
         Arc::clone(&self.wq)
     }
 
-    /// Opens the emulated queue a second time, as another process would: a new
-    /// [`WorkQueue`] with its own in-flight budget (portal path only). On a dedicated queue
-    /// two such handles can together exceed the queue size, and the excess is dropped.
+    /// Opens the emulated queue a second time, as another process would. A dedicated queue
+    /// refuses, as the kernel does (`idxd_cdev_open`: a dedicated queue has one opener,
+    /// EBUSY): [`AccelError::QueueHeld`]. A shared queue gives a new [`WorkQueue`] on the
+    /// portal path with its own budget (the device arbitrates with ENQCMD).
     pub fn open_again(&self) -> Result<Arc<WorkQueue>, AccelError> {
-        if self.wq.path_kind() != PathKind::Portal {
-            return Err(AccelError::Emulator(
-                "open_again supports the portal path only".into(),
-            ));
+        if self.wq.mode() == WqMode::Dedicated {
+            return Err(AccelError::QueueHeld {
+                path: format!("/dev/iax/{}", self.wq.name()).into(),
+            });
         }
         Ok(Arc::new(WorkQueue::from_parts(
             format!("{}#2", self.wq.name()),
             self.wq.mode(),
             self.wq.size(),
-            Path::Portal(Box::new(EmuPortal(Arc::clone(&self.shared)))),
+            crate::open_path::Chosen {
+                path: Path::Portal(Box::new(EmuPortal(Arc::clone(&self.shared)))),
+                reason: "portal (second opener of the emulated shared queue)".into(),
+            },
             Box::new(EmuHealth(Arc::clone(&self.shared))),
             crate::wq::DEFAULT_ENQCMD_RETRIES,
         )))
+    }
+
+    /// Test hook: takes up to `n` free entries of the emulated queue, as descriptors that
+    /// bypassed this queue handle's in-flight budget would (a submitter that ignores it).
+    /// Returns how many it took; they stay taken until [`Emulator::free_entries`].
+    pub fn occupy_entries(&self, n: u32) -> u32 {
+        (0..n).take_while(|_| self.shared.take_entry()).count() as u32
+    }
+
+    /// Gives back `n` entries taken by [`Emulator::occupy_entries`].
+    pub fn free_entries(&self, n: u32) {
+        let _ = self
+            .shared
+            .occupancy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                Some(o.saturating_sub(n))
+            });
     }
 
     /// The fault plan.

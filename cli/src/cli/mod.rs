@@ -3,6 +3,7 @@
 mod bench;
 mod corpus;
 mod dump;
+mod hwcheck;
 mod probe;
 mod probe_steps;
 mod swapd_bench;
@@ -33,6 +34,9 @@ enum Command {
     /// has none. Exit status 0: a queue is usable; 3: no IAA device; 4: IAA present, no usable
     /// queue.
     Probe(probe::ProbeArgs),
+    /// Check the IAA facts the driver rests on against a device (or `--emulator`), print
+    /// each with its source and verdict; non-zero exit when the device contradicts one.
+    Hwcheck(hwcheck::HwcheckArgs),
     /// Run a key-value workload in a userfaultfd-managed region on the pool (or, with
     /// `--kernel`, in a memory cgroup with kernel zswap) and report the figures.
     SwapdBench(swapd_bench::SwapdBenchArgs),
@@ -55,6 +59,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bench(args) => done(bench::run(&args)),
         Command::Dump(args) => done(dump::run(&args)),
         Command::Probe(args) => probe::run(&args),
+        Command::Hwcheck(args) => done(hwcheck::run(&args)),
         Command::SwapdBench(args) => done(swapd_bench::run(&args)),
     }
 }

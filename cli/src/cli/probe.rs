@@ -97,6 +97,7 @@ fn to_json(
             "detail": cpu.line(),
             "movdir64b": report.cpu.movdir64b,
             "enqcmd": report.cpu.enqcmd,
+            "enqcmd_kernel": report.cpu.enqcmd_kernel,
             "waitpkg": report.cpu.waitpkg,
         },
         "cap_sys_rawio": report.privileges.sys_rawio,
@@ -129,6 +130,10 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode, CliError> {
         );
     } else {
         print!("{report}");
+        // Opening each usable queue says what sysfs cannot: EBUSY, the portal, write(2).
+        for check in accel::discovery::open_usable(&report) {
+            println!("{check}");
+        }
         if report.usable().next().is_none() {
             println!("CPU: {}", cpu.line());
             if !pci.is_empty() {

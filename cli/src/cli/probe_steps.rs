@@ -219,6 +219,16 @@ fn step_for(r: &Unusable, dev: &str, wq: &str) -> String {
              (--mode=dedicated)"
                 .to_string()
         }
+        Unusable::SharedEnqcmdNotEnabled => {
+            "the kernel has not enabled ENQCMD (no 'enqcmd' in /proc/cpuinfo; a kernel with \
+             Intel SVA/PASID support enables it), which a shared queue needs from user space: \
+             configure a dedicated queue (--mode=dedicated)"
+                .to_string()
+        }
+        Unusable::QueueOpConfigLacksOp { .. } => format!(
+            "{wq}'s op_config leaves out compress/decompress: `accel-config disable-wq \
+             {dev}/{wq}`, reconfigure it with both operations allowed (see {WQ_DOC}), enable it"
+        ),
         Unusable::NoCharDevice { path } => format!(
             "no {}: bind the queue to the user driver (`--driver-name=user`, then \
              `accel-config enable-wq {dev}/{wq}`) and check that udev made the node",
