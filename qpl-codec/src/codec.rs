@@ -407,6 +407,25 @@ mod tests {
     }
 
     #[test]
+    fn auto_path_round_trips_on_whatever_qpl_picks() {
+        // Without IAA QPL's auto path runs its software path; with IAA, the device.
+        let mut c = match QplCodec::new(QplConfig::new(Path::Auto, Huffman::Fixed)) {
+            Ok(c) => c,
+            Err(e) => panic!("auto path should fall back to software: {e}"),
+        };
+        let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+        let out = c.compress(&page(), &mut dst).unwrap();
+        let n = out.len.unwrap();
+        let mut back = vec![0u8; PAGE_SIZE];
+        Deflate::new(1)
+            .unwrap()
+            .decompress(&dst[..n], &mut back)
+            .unwrap();
+        assert_eq!(back, page());
+        assert_eq!(c.decompress(&dst[..n], &mut back).unwrap().crc32, out.crc32);
+    }
+
+    #[test]
     fn incompressible_page_is_an_outcome_with_the_right_crc() {
         // xorshift noise does not compress.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
