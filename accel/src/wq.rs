@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::cpu::CpuFeatures;
 use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
-use crate::discovery::{WqInfo, WqMode};
+use crate::discovery::{SubmitMethod, WqInfo, WqMode, WritePathReason};
 use crate::portal::Doorbell;
 use crate::write_path::DescriptorWriter;
 use crate::AccelError;
@@ -170,6 +170,46 @@ impl WorkQueue {
             cpu,
             is_emulator: false,
         }))
+    }
+
+    /// Opens a usable queue over a path the caller forces (`None`: [`WorkQueue::open`]).
+    /// Forcing `write(2)` skips the portal and confirms `write(2)` with the open-time NOOP
+    /// as [`WorkQueue::open`] does. Forcing the portal where discovery rules it out (a CPU
+    /// without the instruction) is refused with [`AccelError::Unusable`] naming discovery's
+    /// reason, and a portal whose mmap the kernel refuses (INTEL-SA-01084 without
+    /// CAP_SYS_RAWIO) is an error too, never a silent fall-back. The hardware CI runs the
+    /// conformance suite over both paths of every queue with this.
+    pub fn open_on(
+        info: &WqInfo,
+        cpu: CpuFeatures,
+        force: Option<PathKind>,
+    ) -> Result<Arc<WorkQueue>, AccelError> {
+        let refused = |reason: String| AccelError::Unusable {
+            name: info.name.clone(),
+            reason,
+        };
+        match (force, &info.verdict) {
+            (None, _) | (_, Err(_)) => Self::open(info, cpu),
+            (Some(PathKind::Write), Ok(_)) => {
+                let mut forced = info.clone();
+                forced.verdict = Ok(SubmitMethod::Write(WritePathReason::Forced));
+                Self::open(&forced, cpu)
+            }
+            (Some(PathKind::Portal), Ok(SubmitMethod::Write(why))) => {
+                Err(refused(format!("portal path forced, but {why}")))
+            }
+            (Some(PathKind::Portal), Ok(SubmitMethod::Portal(_))) => {
+                let wq = Self::open(info, cpu)?;
+                if wq.path_kind() == PathKind::Portal {
+                    Ok(wq)
+                } else {
+                    Err(refused(format!(
+                        "portal path forced, but it could not be used: {}",
+                        wq.path_reason()
+                    )))
+                }
+            }
+        }
     }
 
     /// Assembles a queue from parts (the emulator's constructor).

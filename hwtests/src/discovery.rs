@@ -5,6 +5,8 @@ use accel::discovery::{
     discover, recheck_state, BusState, DiscoveryConfig, PortalInsn, Privileges, SubmitMethod,
     Unusable, WritePathReason,
 };
+use accel::wq::PathKind;
+use accel::{AccelError, WorkQueue};
 
 use crate::fixtures::{IdxdFixture, IAX_ENABLED, WQ_DEDICATED_USER};
 use crate::{ensure, CaseResult};
@@ -25,6 +27,7 @@ pub fn all() -> Vec<(&'static str, DiscoveryCase)> {
         ("state_change_is_noticed", state_change),
         ("queue_op_config_is_read", op_config),
         ("this_machine_reports_why", this_machine),
+        ("forced_path_is_honoured_or_refused", forced_path),
     ]
 }
 
@@ -389,6 +392,75 @@ fn this_machine() -> CaseResult {
     if r.usable().next().is_none() {
         let why = r.why_none().ok_or("no usable queue and no reason")?;
         ensure!(!why.is_empty(), "empty reason");
+    }
+    Ok(())
+}
+
+/// `WorkQueue::open_on`: forcing the portal where discovery rules it out (the CPU lacks the
+/// instruction) is refused with that reason, never a silent fall-back; forcing `write(2)`
+/// skips the portal even where discovery would map it — on a fixture node (a plain file)
+/// the open-time NOOP through `write(2)` never completes, so the open fails naming the forced
+/// path; an unusable queue is refused whatever the path.
+fn forced_path() -> CaseResult {
+    let f = io(IdxdFixture::new())?;
+    io(f.bus(&["idxd", "user"]))?;
+    io(f.device("iax1", IAX_ENABLED))?;
+    io(f.wq("wq1.0", WQ_DEDICATED_USER))?;
+    io(f.cdev("wq1.0", 0o666))?;
+    io(f.wq("wq1.1", WQ_DEDICATED_USER))?;
+    let bare = CpuFeatures::none();
+    let r = discover(&cfg(&f, bare, user(1000)));
+    let w0 = r
+        .wqs
+        .iter()
+        .find(|w| w.name == "wq1.0")
+        .ok_or("wq1.0 missing")?;
+    match WorkQueue::open_on(w0, bare, Some(PathKind::Portal)) {
+        Err(AccelError::Unusable { reason, .. }) => {
+            let want = if cfg!(target_arch = "x86_64") {
+                "MOVDIR64B"
+            } else {
+                "not an x86_64 build"
+            };
+            ensure!(
+                reason.contains("portal path forced") && reason.contains(want),
+                "reason: {reason}"
+            );
+        }
+        Err(e) => return Err(format!("forced portal: wrong error {e}")),
+        Ok(q) => return Err(format!("forced portal opened: {q:?}")),
+    }
+
+    let cpu = CpuFeatures {
+        movdir64b: true,
+        enqcmd: true,
+        waitpkg: false,
+        enqcmd_kernel: true,
+    };
+    let r = discover(&cfg(&f, cpu, user(1000)));
+    let w0 = r
+        .wqs
+        .iter()
+        .find(|w| w.name == "wq1.0")
+        .ok_or("wq1.0 missing")?;
+    match WorkQueue::open_on(w0, cpu, Some(PathKind::Write)) {
+        Err(AccelError::NoSubmissionPath { reason, .. }) => ensure!(
+            reason.contains("write(2) path forced"),
+            "forced write(2) did not go through write(2): {reason}"
+        ),
+        Err(e) => return Err(format!("forced write(2): wrong error {e}")),
+        Ok(q) => return Err(format!("a plain file confirmed a NOOP: {q:?}")),
+    }
+    let w1 = r
+        .wqs
+        .iter()
+        .find(|w| w.name == "wq1.1")
+        .ok_or("wq1.1 missing")?;
+    match WorkQueue::open_on(w1, cpu, Some(PathKind::Write)) {
+        Err(AccelError::Unusable { reason, .. }) => {
+            ensure!(reason.contains("no char device"), "reason: {reason}")
+        }
+        other => return Err(format!("unusable queue opened: {other:?}")),
     }
     Ok(())
 }

@@ -49,10 +49,17 @@ impl Dut {
         })
     }
 
-    /// A real work queue.
+    /// A real work queue (labelled with its name and the path it is driven over).
     pub fn hardware(wq: Arc<WorkQueue>) -> Dut {
         Dut {
-            label: format!("hardware-{}", wq.name()),
+            label: format!(
+                "hardware-{}-{}",
+                wq.name(),
+                match wq.path_kind() {
+                    PathKind::Portal => "portal",
+                    PathKind::Write => "write",
+                }
+            ),
             wq,
             emulator: None,
             serial: Mutex::new(()),

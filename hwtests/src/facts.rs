@@ -24,10 +24,9 @@ use accel::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
 use accel::completion::Completion;
 use accel::context::{DroppedRegion, SlotAddrs};
 use accel::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
-use accel::discovery::{discover, DiscoveryConfig};
 use accel::emu::{EmulatorConfig, Fault, Target};
 use accel::wq::PathKind;
-use accel::{AccelError, ContextConfig, IaaContext, Status, WorkQueue};
+use accel::{AccelError, ContextConfig, IaaContext, Status};
 use serde::Serialize;
 use software_fallback::{crc32, PAGE_SIZE};
 
@@ -185,19 +184,16 @@ pub fn check_emulated(opts: FactOptions) -> Result<FactReport, String> {
     Ok(check(Arc::new(dut), opts))
 }
 
-/// Runs every fact on the first usable IAA work queue. No queue: a report that says it was
-/// skipped and why — or, with `SWAPACCEL_REQUIRE_HW=1`, an error.
+/// Runs every fact on the IAA work queue the suite's selection names (default: the first
+/// usable one). No queue: a report that says it was skipped and why — or, with
+/// `SWAPACCEL_REQUIRE_HW=1`, an error.
 pub fn check_hardware(opts: FactOptions) -> Result<FactReport, String> {
-    let require = std::env::var("SWAPACCEL_REQUIRE_HW").is_ok_and(|v| v == "1");
-    let cfg = DiscoveryConfig::system();
-    let report = discover(&cfg);
-    let wq = match report.usable().next() {
-        Some(info) => WorkQueue::open(info, cfg.cpu).map_err(|e| e.to_string()),
-        None => Err(report
-            .why_none()
-            .unwrap_or_else(|| "no usable IAA work queue".into())),
-    };
-    match wq {
+    // The same queue and path the suite's hardware cases take (`SWAPACCEL_HWTESTS_WQ`,
+    // `SWAPACCEL_HWTESTS_PATH`; default the first usable queue over discovery's path), so
+    // the hardware CI checks the facts on every queue over both paths.
+    let sel = crate::suite::Selection::from_env().map_err(|e| e.to_string())?;
+    let require = sel.require_hw;
+    match crate::suite::open_hardware(&sel) {
         Ok(wq) => Ok(check(Arc::new(Dut::hardware(wq)), opts)),
         Err(why) if require => Err(format!("SWAPACCEL_REQUIRE_HW=1 but no IAA hardware: {why}")),
         Err(why) => Ok(FactReport::skipped(format!("no IAA hardware: {why}"))),

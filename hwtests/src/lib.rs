@@ -15,9 +15,12 @@
 //! * [`raw`]: hand-built descriptors (bad ones, refused ones, a caller's AECS) on any device;
 //! * [`quarantine`]: slots whose descriptor missed its deadline (emulator only);
 //! * [`discovery`]: discovery on fixture sysfs trees;
-//! * [`facts`]: the IAA fact check (`swapaccel hwcheck`): what only a device can settle.
+//! * [`facts`]: the IAA fact check (`swapaccel hwcheck`): what only a device can settle;
+//! * [`suite`]: the plan of every case, shared by the test runner and `swapaccel hwci`.
 //!
 //! Environment: `SWAPACCEL_REQUIRE_HW=1` fails the run when no IAA work queue is usable;
+//! `SWAPACCEL_HWTESTS_WQ` and `SWAPACCEL_HWTESTS_PATH` name the queue and force the path
+//! ([`suite::Selection`]);
 //! `SWAPACCEL_HWTESTS_PAGES=N` sets how many pages of `../shared/corpus/py-heap.pages.zst`
 //! each device round-trips (default 256; the case is reported ignored if the file is missing,
 //! and fails instead under `SWAPACCEL_REQUIRE_CORPUS=1`, as CI sets it).
@@ -35,6 +38,7 @@ pub mod fixtures;
 pub mod harness;
 pub mod quarantine;
 pub mod raw;
+pub mod suite;
 
 /// A case's outcome: `Err` carries the failure message.
 pub type CaseResult = Result<(), String>;

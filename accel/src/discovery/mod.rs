@@ -81,6 +81,8 @@ pub enum WritePathReason {
     MissingInstruction(PortalInsn),
     /// Not an x86_64 build.
     NotX86,
+    /// The caller forced the `write(2)` path (`WorkQueue::open_on`).
+    Forced,
 }
 
 impl fmt::Display for WritePathReason {
@@ -93,6 +95,7 @@ impl fmt::Display for WritePathReason {
                 f.write_str("CPU lacks ENQCMD (CPUID.7.0:ECX[29]); write(2) path")
             }
             WritePathReason::NotX86 => f.write_str("not an x86_64 build; write(2) path"),
+            WritePathReason::Forced => f.write_str("write(2) path forced by the caller"),
         }
     }
 }

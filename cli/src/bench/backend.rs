@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use accel::discovery::{DiscoveryConfig, Report, WqInfo};
 use accel::emu::{Emulator, EmulatorConfig};
+use accel::wq::PathKind;
 use accel::{ContextConfig, IaaCodec, WorkQueue};
 use software_fallback::{CodecError, CodecSpec, PageCodec};
 
@@ -18,6 +19,9 @@ pub enum Backend {
     Software(CodecSpec),
     /// A real IAA work queue (raw DEFLATE, fixed Huffman).
     Iaa(Box<WqInfo>),
+    /// A real IAA work queue driven over a forced submission path (`iaa-portal`,
+    /// `iaa-write`; the hardware CI measures both).
+    IaaOn(Box<WqInfo>, PathKind),
     /// The device emulator in `accel::emu`: a test aid that models no device latency.
     IaaEmu,
     /// Intel QPL (`qpl`, `qpl:dynamic`, `qpl-hw`, ...): the peer our direct IAA path and the
@@ -31,8 +35,9 @@ pub enum Backend {
 pub enum BackendError {
     /// A name that is no backend.
     #[error(
-        "unknown backend `{0}`: expected iaa, iaa-emu, deflate[:LEVEL], zstd[:LEVEL], lz4, \
-         or with the qpl feature qpl[:dynamic], qpl-hw[:dynamic], qpl-auto[:dynamic]"
+        "unknown backend `{0}`: expected iaa, iaa-portal, iaa-write, iaa-emu, deflate[:LEVEL], \
+         zstd[:LEVEL], lz4, or with the qpl feature qpl[:dynamic], qpl-hw[:dynamic], \
+         qpl-auto[:dynamic]"
     )]
     Unknown(String),
     /// A QPL backend was asked for in a build without the `qpl` feature.
@@ -70,6 +75,8 @@ impl Backend {
         match self {
             Backend::Software(spec) => spec.to_string(),
             Backend::Iaa(wq) => format!("iaa:{}", wq.name),
+            Backend::IaaOn(wq, PathKind::Portal) => format!("iaa:{}@portal", wq.name),
+            Backend::IaaOn(wq, PathKind::Write) => format!("iaa:{}@write", wq.name),
             Backend::IaaEmu => "iaa-emu".into(),
             #[cfg(feature = "qpl")]
             Backend::Qpl(config) => config.to_string(),
@@ -92,6 +99,9 @@ impl Backend {
                 spec.build()?;
                 Opened::Software(*spec)
             }
+            Backend::IaaOn(info, path) => Opened::Device(
+                WorkQueue::open_on(info, report.cpu, Some(*path)).map_err(accel_err)?,
+            ),
             Backend::Iaa(info) => {
                 Opened::Device(WorkQueue::open(info, report.cpu).map_err(accel_err)?)
             }
@@ -274,6 +284,23 @@ pub fn resolve(names: &[String], report: &Report) -> Result<Vec<Backend>, Backen
                     ));
                 }
                 out.extend(found);
+            }
+            "iaa-portal" | "iaa-write" => {
+                let path = if name == "iaa-portal" {
+                    PathKind::Portal
+                } else {
+                    PathKind::Write
+                };
+                let found = iaa_backends(report);
+                if found.is_empty() {
+                    return Err(BackendError::NoIaa(
+                        report.why_none().unwrap_or_else(|| "none found".into()),
+                    ));
+                }
+                out.extend(found.into_iter().filter_map(|b| match b {
+                    Backend::Iaa(w) => Some(Backend::IaaOn(w, path)),
+                    _ => None,
+                }));
             }
             "iaa-emu" => out.push(Backend::IaaEmu),
             qpl if qpl.starts_with("qpl") => out.push(qpl_backend(qpl)?),

@@ -15,10 +15,11 @@ use super::{corpus, CliError};
 pub struct BenchArgs {
     /// Backends, comma-separated: `all` (every real one: each usable IAA work queue, NUMA-local
     /// first, then deflate:1, zstd:1, zstd:-1, lz4, and qpl, qpl:dynamic, qpl-hw when built
-    /// with QPL), `iaa`, `iaa-emu` (the device emulator, never implied), `deflate[:LEVEL]`,
-    /// `zstd[:LEVEL]`, `lz4`, and with the `qpl` feature `qpl[-hw|-auto][:dynamic]` (Intel
-    /// QPL's software, hardware or auto path; a path QPL cannot run here is skipped with its
-    /// reason).
+    /// with QPL), `iaa`, `iaa-portal` / `iaa-write` (each usable queue over that submission
+    /// path, or an error saying why not), `iaa-emu` (the device emulator, never implied),
+    /// `deflate[:LEVEL]`, `zstd[:LEVEL]`, `lz4`, and with the `qpl` feature
+    /// `qpl[-hw|-auto][:dynamic]` (Intel QPL's software, hardware or auto path; a path QPL
+    /// cannot run here is skipped with its reason).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub backend: Vec<String>,
     /// Pages to use: `builtin` (synthetic, the default), a `*.pages.zst` file, a raw page file

@@ -40,6 +40,10 @@ enum Command {
     /// Run a key-value workload in a userfaultfd-managed region on the pool (or, with
     /// `--kernel`, in a memory cgroup with kernel zswap) and report the figures.
     SwapdBench(swapd_bench::SwapdBenchArgs),
+    /// Hardware CI on an IAA host: check the host, configure the work queues (restored
+    /// afterwards), run the conformance suite, fact check and bench, write one report
+    /// folder (JUnit XML, bench files, machine description, summary). See docs/hardware-ci.md.
+    Hwci(hwci::HwciArgs),
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
@@ -61,5 +65,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Probe(args) => probe::run(&args),
         Command::Hwcheck(args) => done(hwcheck::run(&args)),
         Command::SwapdBench(args) => done(swapd_bench::run(&args)),
+        Command::Hwci(args) => done(hwci::run(&args).map_err(CliError::from)),
     }
 }
