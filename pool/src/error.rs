@@ -133,6 +133,14 @@ pub enum PoolError {
         #[source]
         source: std::io::Error,
     },
+    /// A backing file handed to `swapon` cannot serve as one (see [`BackingProblem`]).
+    #[error("swap type {ty}: unusable backing file: {problem}")]
+    BadBackingFile {
+        /// Swap type.
+        ty: u32,
+        /// What is wrong with it.
+        problem: BackingProblem,
+    },
     /// A configuration value out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
@@ -163,3 +171,29 @@ pub enum PoolError {
 
 /// Result alias for pool calls.
 pub type Result<T, E = PoolError> = std::result::Result<T, E>;
+
+/// Why a backing file was refused at `swapon`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BackingProblem {
+    /// Opened write-only: written-back pages could not be read back.
+    #[error("opened write-only (the pool reads it back; open it read-write)")]
+    WriteOnly,
+    /// Opened read-only: pages could not be written back.
+    #[error("opened read-only (the pool writes pages back; open it read-write)")]
+    ReadOnly,
+    /// Opened with `O_APPEND`: every write would land at the end, not at its slot.
+    #[error("opened with O_APPEND (pages are written at their slot's offset)")]
+    Append,
+    /// Not a regular file (a directory, device, pipe or socket).
+    #[error("not a regular file")]
+    NotRegularFile,
+    /// Not empty and shorter than the area (`seal::backing_len(slots)` bytes: the pages and
+    /// their sealing tags); the pool does not resize a file that holds data.
+    #[error("{len} bytes, the area needs {need}; the pool only grows an empty file")]
+    TooSmall {
+        /// The file's length.
+        len: u64,
+        /// The area's size.
+        need: u64,
+    },
+}

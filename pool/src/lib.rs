@@ -16,10 +16,12 @@
 
 pub mod alloc;
 mod area;
+mod backing;
 mod config;
 mod context;
 mod error;
 mod gate;
+mod handle;
 mod index;
 mod load;
 mod pool;
@@ -33,7 +35,8 @@ pub mod topology;
 #[cfg(feature = "qpl")]
 pub use config::QplFactory;
 pub use config::{CodecFactory, PoolConfig, SoftwareFactory};
-pub use error::{PoolError, Result};
+pub use error::{BackingProblem, PoolError, Result};
+pub use handle::SwapArea;
 pub use index::GEN_BITS;
 pub use pool::{Generation, LoadMode, Pool, MAX_AREA_SLOTS, MAX_FOLIO_PAGES, MAX_SWAP_TYPES};
 pub use reclaim::ReclaimerHandle;

@@ -148,11 +148,15 @@ impl Pool {
 
     // ----- swap areas -----
 
-    /// Turns swap type `ty` on with `slots` slots and an optional backing file (used by
-    /// writeback; pages are sealed there, laid out as [`crate::seal::block_offsets`] says;
-    /// extended with `set_len` to [`crate::seal::backing_len`] if shorter). Blocks on that file call and on the type's gate. The index's memory
-    /// follows the slots in use (see `index.rs`): up front only 16 bytes per 256 Ki slots;
-    /// `OutOfMemory` if even that is refused.
+    /// Turns swap type `ty` on with `slots` slots and an optional backing file for writeback
+    /// (pages are sealed there, laid out as [`crate::seal::block_offsets`] says). The file
+    /// must be a regular file opened read-write without `O_APPEND`; an empty one is grown,
+    /// sparse, to [`crate::seal::backing_len`] bytes (about `slots × 4096`: the disk holds
+    /// only pages written back, and their tags); a non-empty one shorter than that is refused
+    /// ([`PoolError::BadBackingFile`], as are the others). Permissions looser than 0600 are
+    /// logged and counted. Blocks on the file's calls and on the type's gate. The index's
+    /// memory follows the slots in use (see `index.rs`): up front only 16 bytes per 256 Ki
+    /// slots; `OutOfMemory` if even that is refused.
     pub fn swapon(&self, ty: u32, slots: u64, backing: Option<File>) -> Result<()> {
         if ty >= MAX_SWAP_TYPES {
             return Err(PoolError::SwapTypeOutOfRange {
@@ -170,16 +174,9 @@ impl Pool {
             return Err(PoolError::SwapTypeBusy { ty });
         }
         if let Some(f) = &backing {
-            // Make sure every slot can be read back, even one never written (a sparse file).
-            let need = crate::seal::backing_len(slots).unwrap_or(u64::MAX);
-            let io = |source| PoolError::Io {
-                ty,
-                slot: 0,
-                op: "write",
-                source,
-            };
-            if f.metadata().map_err(io)?.len() < need {
-                f.set_len(need).map_err(io)?;
+            // Every slot can be read back, even one never written (a sparse file).
+            if crate::backing::check(ty, slots, f)?.loose_permissions {
+                self.counters.add(Ctr::LooseBackingFiles, 1);
             }
         }
         let area = Arc::new(Area::new(ty, slots, backing)?);

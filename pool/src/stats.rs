@@ -26,6 +26,7 @@ pub(crate) enum Ctr {
     ChecksumFailures,
     DecompressFailures,
     LimitHits,
+    LooseBackingFiles,
     /// Live entries per format (`LiveFormat + id - 1`), three of them.
     LiveFormat,
 }
@@ -108,6 +109,7 @@ impl Counters {
             loads: self.get(Ctr::Loads),
             checksum_failures: self.get(Ctr::ChecksumFailures),
             decompress_failures: self.get(Ctr::DecompressFailures),
+            loose_backing_files: self.get(Ctr::LooseBackingFiles),
             ..PoolStats::default()
         }
     }
@@ -160,9 +162,34 @@ pub struct PoolStats {
     pub compaction_moves: u64,
     /// Per-CPU contexts created since the pool was (one per possible CPU).
     pub contexts_created: u64,
+    /// Backing files accepted at `swapon` with permissions looser than 0600.
+    pub loose_backing_files: u64,
 }
 
 impl PoolStats {
+    /// Compression ratio of what the pool holds in memory: bytes of the pages it stands for
+    /// (4096 per stored page) per byte of pool memory (span memory, which the limit counts).
+    /// 1.0 when empty; same-filled pages take no pool memory and raise it.
+    pub fn ratio(&self) -> f64 {
+        if self.pool_bytes == 0 {
+            return 1.0;
+        }
+        (self.stored_pages as f64 * software_fallback::PAGE_SIZE as f64) / self.pool_bytes as f64
+    }
+
+    /// Bytes of the pages the pool holds in memory, uncompressed (4096 per stored page).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_pages
+            .saturating_mul(software_fallback::PAGE_SIZE as u64)
+    }
+
+    /// Bytes of memory the pool uses in all: span memory, allocator bookkeeping and index.
+    pub fn total_memory_bytes(&self) -> u64 {
+        self.pool_bytes
+            .saturating_add(self.allocator_metadata_bytes)
+            .saturating_add(self.index_bytes)
+    }
+
     /// Pool memory per byte stored (1.0 = no allocator overhead).
     pub fn overhead_ratio(&self) -> f64 {
         if self.compressed_bytes == 0 {
@@ -173,7 +200,7 @@ impl PoolStats {
 
     /// The statistics in Prometheus text exposition format, metric names `swapaccel_pool_*`.
     pub fn prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 21] = [
+        let rows: [(&str, &str, &str, u64); 22] = [
             (
                 "stored_pages",
                 "gauge",
@@ -294,6 +321,12 @@ impl PoolStats {
                 "counter",
                 "Per-CPU contexts created",
                 self.contexts_created,
+            ),
+            (
+                "loose_backing_files_total",
+                "counter",
+                "Backing files accepted with permissions looser than 0600",
+                self.loose_backing_files,
             ),
         ];
         let mut out = String::new();

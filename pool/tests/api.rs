@@ -405,13 +405,18 @@ fn writeback_to_file_and_transparent_load() {
 
 #[test]
 fn writeback_io_error_keeps_the_entry() {
+    use std::os::fd::AsRawFd;
     let f = TempFile::new("ro");
-    f.open_rw()
-        .set_len(pool::seal::backing_len(16).unwrap())
-        .unwrap();
+    let rw = f.open_rw();
+    let pool_fd = rw.as_raw_fd();
     let ro = OpenOptions::new().read(true).open(&f.path).unwrap();
     let (pool, _) = pool_with(CodecSpec::LZ4, &[0]);
-    pool.swapon(0, 16, Some(ro)).unwrap();
+    // A read-only file is refused at swapon (tests/backing.rs); to make writes fail after
+    // the check, the pool's descriptor is pointed at a read-only open of the same file.
+    pool.swapon(0, 16, Some(rw)).unwrap();
+    // SAFETY: dup2 onto a descriptor the pool's `File` owns and keeps open; it atomically
+    // replaces what that number refers to and touches no memory.
+    assert_eq!(unsafe { libc::dup2(ro.as_raw_fd(), pool_fd) }, pool_fd);
     pool.store(0, 2, &page_for(2, 1)).unwrap();
     let err = pool.reclaim(1).unwrap_err();
     assert!(
