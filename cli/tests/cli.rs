@@ -330,6 +330,8 @@ fn pid_1_as_root_is_not_told_to_run_as_root() {
     );
     assert_eq!(stderr.contains("run as root"), !is_root(), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
 /// With the `qpl` feature: QPL's software path with fixed and dynamic Huffman beside
 /// libdeflate, and QPL's hardware path measured where QPL can use IAA, else skipped with
 /// QPL's reason. Without it: a clear error naming the feature.
