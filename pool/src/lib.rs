@@ -32,6 +32,8 @@ mod store;
 mod sync;
 pub mod topology;
 
+#[cfg(feature = "qpl")]
+pub use config::QplFactory;
 pub use config::{CodecFactory, PoolConfig, SoftwareFactory};
 pub use error::{BackingProblem, PoolError, Result};
 pub use handle::SwapArea;
