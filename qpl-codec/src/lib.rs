@@ -7,8 +7,8 @@
 //! libdeflate ([`software_fallback::Deflate`]), by our IAA path and by the device emulator,
 //! and the reverse (the `interchange` test checks this on the real corpora).
 //!
-//! Each [`QplCodec`] owns one QPL job, allocated and initialised once and reused for every
-//! page. QPL's status codes become typed errors ([`Status`] names them). The hardware path
+//! Each `QplCodec` owns one QPL job, allocated and initialised once and reused for every
+//! page. QPL's status codes become typed errors (`Status` names them). The hardware path
 //! reports itself unavailable with QPL's reason: without IAA, `qpl_init_job` on the hardware
 //! path returns 501, `QPL_STS_INIT_LIBACCEL_NOT_FOUND` — QPL loads libaccel-config at run time
 //! by itself; this crate never links or loads it.
