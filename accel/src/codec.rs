@@ -197,9 +197,12 @@ impl PageCodec for IaaCodec {
         dsts: &mut [&mut [u8]],
     ) -> Result<BatchResults<Compressed>, CodecError> {
         let mut out = BatchResults::new();
+        let mut done = 0;
         for r in self.try_compress_batch(pages, dsts)? {
+            done += usize::from(r.is_ok());
             out.push(r.map_err(|e| e.to_codec_error()));
         }
+        out.set_on_device(done);
         Ok(out)
     }
 
@@ -209,9 +212,12 @@ impl PageCodec for IaaCodec {
         pages: &mut [&mut [u8]],
     ) -> Result<BatchResults<Decompressed>, CodecError> {
         let mut out = BatchResults::new();
+        let mut done = 0;
         for r in self.try_decompress_batch(srcs, pages)? {
+            done += usize::from(r.is_ok());
             out.push(r.map_err(|e| e.to_codec_error()));
         }
+        out.set_on_device(done);
         Ok(out)
     }
 }
