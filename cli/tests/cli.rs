@@ -184,6 +184,36 @@ fn user_errors_are_clear() {
     }
 }
 
+/// With the `qpl` feature: QPL's software path with fixed and dynamic Huffman beside
+/// libdeflate, and QPL's hardware path measured where QPL can use IAA, else skipped with
+/// QPL's reason. Without it: a clear error naming the feature.
+fn bench_qpl_backends() {
+    let out = swapaccel()
+        .args(["bench", "--quiet", "--pages", "48", "--batch", "1"])
+        .args(["--backend", "qpl,qpl:dynamic,deflate:1,qpl-hw"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if cfg!(not(feature = "qpl")) {
+        assert!(!out.status.success(), "{stdout}");
+        assert!(stderr.contains("build with `--features qpl`"), "{stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for b in ["qpl ", "qpl:dynamic ", "deflate:1 "] {
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with(b)).count(),
+            1,
+            "{b}:\n{stdout}"
+        );
+    }
+    let hw_row = stdout.lines().any(|l| l.starts_with("qpl-hw "));
+    let hw_skipped =
+        stdout.contains("* qpl-hw skipped: QPL hardware path unavailable: QPL_STS_INIT_");
+    assert!(hw_row != hw_skipped, "{stdout}");
+}
+
 /// `swapaccel probe ARGS` on a fixture tree; its exit status and stdout.
 fn probe_with(fx: &hwtests::fixtures::IdxdFixture, args: &[&str]) -> (i32, String) {
     let out = swapaccel()
@@ -368,6 +398,7 @@ fn main() {
         ),
         trial("bench_reads_a_live_process", bench_reads_a_live_process),
         trial("user_errors_are_clear", user_errors_are_clear),
+        trial("bench_qpl_backends", bench_qpl_backends),
         trial(
             "probe_lists_fixture_queues_with_their_usability",
             probe_lists_fixture_queues_with_their_usability,

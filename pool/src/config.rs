@@ -26,6 +26,33 @@ impl CodecFactory for SoftwareFactory {
     }
 }
 
+/// Per-CPU contexts on Intel QPL (feature `qpl`), for a daemon that has standardised on QPL.
+///
+/// raw DEFLATE specs get a [`qpl_codec::QplCodec`] on the configured path and Huffman mode
+/// (QPL has no libdeflate-style levels: the spec's level is not used); its pages are raw
+/// DEFLATE like any other, so entries stay readable after a switch to the software codec or
+/// to IAA. zstd and lz4 specs (and the decoders of entries stored in those formats) are
+/// software contexts. A path QPL cannot run here (the hardware path without IAA) fails the
+/// build of the context with QPL's reason as [`crate::PoolError::Codec`].
+#[cfg(feature = "qpl")]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QplFactory {
+    /// QPL path and Huffman mode of the raw DEFLATE contexts.
+    pub config: qpl_codec::QplConfig,
+}
+
+#[cfg(feature = "qpl")]
+impl CodecFactory for QplFactory {
+    fn build(&self, spec: CodecSpec) -> Result<Box<dyn PageCodec>> {
+        if spec.id != software_fallback::CodecId::RawDeflate {
+            return SoftwareFactory.build(spec);
+        }
+        let codec =
+            qpl_codec::QplCodec::new(self.config).map_err(software_fallback::CodecError::from)?;
+        Ok(Box::new(codec))
+    }
+}
+
 impl<F> CodecFactory for F
 where
     F: Fn(CodecSpec) -> Result<Box<dyn PageCodec>> + Send + Sync,

@@ -34,6 +34,8 @@ mod sync;
 pub mod topology;
 
 pub use attribution::Attribution;
+#[cfg(feature = "qpl")]
+pub use config::QplFactory;
 pub use config::{CodecFactory, PoolConfig, SoftwareFactory};
 pub use error::{BackingProblem, PoolError, Result};
 pub use handle::SwapArea;

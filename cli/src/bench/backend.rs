@@ -1,5 +1,6 @@
-//! What `swapaccel bench` can measure: software codecs, IAA work queues, and the device
-//! emulator (only when asked for, and always labelled as such).
+//! What `swapaccel bench` can measure: software codecs, IAA work queues, the device
+//! emulator (only when asked for, and always labelled as such), and Intel QPL's software and
+//! hardware paths (feature `qpl`).
 
 use std::sync::Arc;
 
@@ -23,14 +24,34 @@ pub enum Backend {
     IaaOn(Box<WqInfo>, PathKind),
     /// The device emulator in `accel::emu`: a test aid that models no device latency.
     IaaEmu,
+    /// Intel QPL (`qpl`, `qpl:dynamic`, `qpl-hw`, ...): the peer our direct IAA path and the
+    /// software codecs are measured against.
+    #[cfg(feature = "qpl")]
+    Qpl(qpl_codec::QplConfig),
 }
 
 /// Why a backend could not be chosen or set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// A name that is no backend.
-    #[error("unknown backend `{0}`: expected iaa, iaa-portal, iaa-write, iaa-emu, deflate[:LEVEL], zstd[:LEVEL] or lz4")]
+    #[error(
+        "unknown backend `{0}`: expected iaa, iaa-portal, iaa-write, iaa-emu, deflate[:LEVEL], \
+         zstd[:LEVEL], lz4, or with the qpl feature qpl[:dynamic], qpl-hw[:dynamic], \
+         qpl-auto[:dynamic]"
+    )]
     Unknown(String),
+    /// A QPL backend was asked for in a build without the `qpl` feature.
+    #[error("backend `{0}` needs QPL: build with `--features qpl` (see docs/qpl.md)")]
+    QplNotBuilt(String),
+    /// The backend cannot run on this machine (QPL's hardware path without IAA); the bench
+    /// skips it and prints the reason.
+    #[error("{backend} unavailable: {reason}")]
+    Unavailable {
+        /// Backend label.
+        backend: String,
+        /// Why, in the words of the library that said so.
+        reason: String,
+    },
     /// `iaa` was asked for and there is none.
     #[error("backend iaa asked for, but no IAA work queue is usable: {0}")]
     NoIaa(String),
@@ -57,6 +78,8 @@ impl Backend {
             Backend::IaaOn(wq, PathKind::Portal) => format!("iaa:{}@portal", wq.name),
             Backend::IaaOn(wq, PathKind::Write) => format!("iaa:{}@write", wq.name),
             Backend::IaaEmu => "iaa-emu".into(),
+            #[cfg(feature = "qpl")]
+            Backend::Qpl(config) => config.to_string(),
         }
     }
 
@@ -86,6 +109,16 @@ impl Backend {
                 let emu = Emulator::start(EmulatorConfig::default()).map_err(accel_err)?;
                 Opened::Emulator(Arc::new(emu))
             }
+            #[cfg(feature = "qpl")]
+            Backend::Qpl(config) => {
+                // One job now, to report an unusable path before measuring; each thread
+                // makes its own.
+                qpl_codec::QplCodec::new(*config).map_err(|e| BackendError::Unavailable {
+                    backend: self.label(),
+                    reason: e.to_string(),
+                })?;
+                Opened::Qpl(*config)
+            }
         })
     }
 }
@@ -98,6 +131,9 @@ pub enum Opened {
     Device(Arc<WorkQueue>),
     /// The emulator, shared by the threads' contexts; kept alive by every context.
     Emulator(Arc<Emulator>),
+    /// QPL: each thread makes its own job.
+    #[cfg(feature = "qpl")]
+    Qpl(qpl_codec::QplConfig),
 }
 
 /// Completion deadline for contexts on the emulator.
@@ -167,6 +203,9 @@ impl Opened {
                 ),
                 _emu: emu.clone(),
             })),
+            // QPL's hardware path refuses a page when its queues are full (Busy), as ours does.
+            #[cfg(feature = "qpl")]
+            Opened::Qpl(config) => Box::new(WaitForRoom::new(qpl_codec::QplCodec::new(*config)?)),
         })
     }
 }
@@ -200,8 +239,30 @@ pub fn iaa_backends(report: &Report) -> Vec<Backend> {
         .collect()
 }
 
+/// The QPL backends `all` includes when QPL is built in: QPL's software path with fixed and
+/// dynamic Huffman, and its hardware path (skipped with QPL's reason where there is no IAA).
+#[cfg(feature = "qpl")]
+const QPL_IN_ALL: &[&str] = &["qpl", "qpl:dynamic", "qpl-hw"];
+#[cfg(not(feature = "qpl"))]
+const QPL_IN_ALL: &[&str] = &[];
+
+/// A `qpl...` backend name.
+#[cfg(feature = "qpl")]
+fn qpl_backend(name: &str) -> Result<Backend, BackendError> {
+    name.parse::<qpl_codec::QplConfig>()
+        .map(Backend::Qpl)
+        .map_err(|_| BackendError::Unknown(name.into()))
+}
+
+/// A `qpl...` backend name in a build without QPL.
+#[cfg(not(feature = "qpl"))]
+fn qpl_backend(name: &str) -> Result<Backend, BackendError> {
+    Err(BackendError::QplNotBuilt(name.into()))
+}
+
 /// Resolves `--backend` names. `all` (the default) is every real backend: each usable IAA
-/// work queue, then deflate:1, zstd:1, zstd:-1 and lz4. `iaa-emu` is never implied.
+/// work queue, then deflate:1, zstd:1, zstd:-1 and lz4, then (feature `qpl`) qpl,
+/// qpl:dynamic and qpl-hw. `iaa-emu` is never implied.
 pub fn resolve(names: &[String], report: &Report) -> Result<Vec<Backend>, BackendError> {
     let mut out = Vec::new();
     for name in names {
@@ -210,6 +271,9 @@ pub fn resolve(names: &[String], report: &Report) -> Result<Vec<Backend>, Backen
                 out.extend(iaa_backends(report));
                 for s in ["deflate:1", "zstd:1", "zstd:-1", "lz4"] {
                     out.push(Backend::Software(s.parse()?));
+                }
+                for s in QPL_IN_ALL {
+                    out.push(qpl_backend(s)?);
                 }
             }
             "iaa" => {
@@ -239,6 +303,7 @@ pub fn resolve(names: &[String], report: &Report) -> Result<Vec<Backend>, Backen
                 }));
             }
             "iaa-emu" => out.push(Backend::IaaEmu),
+            qpl if qpl.starts_with("qpl") => out.push(qpl_backend(qpl)?),
             other => {
                 let spec = other.parse::<CodecSpec>().map_err(|e| match e {
                     CodecError::UnknownCodecName(_) => BackendError::Unknown(other.into()),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 use swapaccel_cli::bench::{
     discover, measure_backend, render_table, resolve, write_csv, write_json, write_svg,
-    BenchReport, CorpusSummary, MachineInfo, RunShape, Verdict, EMULATOR_RATIO_LABEL,
+    BackendError, BenchReport, CorpusSummary, MachineInfo, RunShape, Verdict, EMULATOR_RATIO_LABEL,
 };
 
 use super::{corpus, CliError};
@@ -14,9 +14,12 @@ use super::{corpus, CliError};
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Backends, comma-separated: `all` (every real one: each usable IAA work queue, NUMA-local
-    /// first, then deflate:1, zstd:1, zstd:-1, lz4), `iaa`, `iaa-portal` / `iaa-write` (each
-    /// usable queue over that submission path, or an error saying why not), `iaa-emu` (the
-    /// device emulator, never implied), `deflate[:LEVEL]`, `zstd[:LEVEL]`, `lz4`.
+    /// first, then deflate:1, zstd:1, zstd:-1, lz4, and qpl, qpl:dynamic, qpl-hw when built
+    /// with QPL), `iaa`, `iaa-portal` / `iaa-write` (each usable queue over that submission
+    /// path, or an error saying why not), `iaa-emu` (the device emulator, never implied),
+    /// `deflate[:LEVEL]`, `zstd[:LEVEL]`, `lz4`, and with the `qpl` feature
+    /// `qpl[-hw|-auto][:dynamic]` (Intel QPL's software, hardware or auto path; a path QPL
+    /// cannot run here is skipped with its reason).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub backend: Vec<String>,
     /// Pages to use: `builtin` (synthetic, the default), a `*.pages.zst` file, a raw page file
@@ -86,7 +89,15 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     let mut results = Vec::new();
     let mut notes = Vec::new();
     for b in &backends {
-        let opened = b.open(&report_iaa)?;
+        let opened = match b.open(&report_iaa) {
+            Ok(o) => o,
+            Err(BackendError::Unavailable { backend, reason }) => {
+                notes.push(format!("* {backend} skipped: {reason}"));
+                bar.inc((shapes.len() * args.repeat * corpus.len()) as u64);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         for &shape in &shapes {
             bar.set_message(format!("{} b{} t{}", b.label(), shape.batch, shape.threads));
             let progress = |n: u64| bar.inc(n);
