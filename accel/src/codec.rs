@@ -221,3 +221,33 @@ impl PageCodec for IaaCodec {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use software_fallback::corpus::Corpus;
+    use software_fallback::{PageCodec, PAGE_SIZE};
+
+    use super::IaaCodec;
+    use crate::context::ContextConfig;
+    use crate::emu::{Emulator, EmulatorConfig, Fault, Target};
+
+    /// The batch calls report the pages the device did (`BatchResults::on_device`): every
+    /// page that came back `Ok`, none of those the device failed.
+    #[test]
+    fn batch_calls_report_the_pages_the_device_did() {
+        let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+        let mut codec = IaaCodec::new(emu.work_queue(), ContextConfig::default());
+        let corpus = Corpus::builtin();
+        let pages: Vec<&[u8]> = (0..8).map(|i| corpus.page(i)).collect();
+        let mut bufs = vec![vec![0u8; PAGE_SIZE]; 8];
+        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let r = codec.compress_batch(&pages, &mut dsts).expect("batch");
+        assert_eq!((r.len(), r.on_device()), (8, 8));
+
+        emu.faults()
+            .inject(Target::Compress, Fault::HardwareError, 3);
+        let r = codec.compress_batch(&pages, &mut dsts).expect("batch");
+        assert_eq!(r.iter().filter(|p| p.is_err()).count(), 3);
+        assert_eq!((r.len(), r.on_device()), (8, 5));
+    }
+}
