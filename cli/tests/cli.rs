@@ -184,6 +184,154 @@ fn user_errors_are_clear() {
     }
 }
 
+/// This process's effective uid is 0.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            l.split_whitespace().nth(1).map(|u| u == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `swapaccel ARGS`, which must fail with exactly one line on stderr containing `want`
+/// (no log line before it, no panic).
+fn one_line_error(args: &[&str], want: &str) {
+    let out = swapaccel().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        stderr.contains(want),
+        "{args:?}: want `{want}` in:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: not one line:\n{stderr}"
+    );
+    assert!(!stderr.contains("ERROR"), "{args:?}: {stderr}");
+}
+
+/// Each of these used to wrap, run, or speak of the wrong thing (issue 11, item 8). None of
+/// them changes the machine: every check runs before anything is touched.
+fn swapd_bench_errors_are_one_line() {
+    let root = is_root();
+    let kernel_why = |w: &'static str| if root { w } else { "needs root" };
+    let cases: &[(&[&str], &str)] = &[
+        // Was: "/sys/module/zswap/parameters/compressor: No such file or directory".
+        (
+            &["swapd-bench", "--kernel", "--kernel-compressor", "bogus"],
+            kernel_why("`bogus` is not in /proc/crypto"),
+        ),
+        // Was: an ERROR log line (removing a swap file never made), then the error.
+        (
+            &["swapd-bench", "--kernel", "--swap-dir", "/nonexistent"],
+            kernel_why("swap folder /nonexistent"),
+        ),
+        // Were: shifted past 64 bits, silently.
+        (
+            &["swapd-bench", "--footprint-mib", "17592186044416"],
+            "--footprint-mib 17592186044416: too large",
+        ),
+        (
+            &["swapd-bench", "--budget-mib", "17592186044417"],
+            "--budget-mib 17592186044417: too large",
+        ),
+        (
+            &[
+                "swapd-bench",
+                "--both",
+                "--kernel-pool-mib",
+                "18446744073709551615",
+            ],
+            "--kernel-pool-mib 18446744073709551615: too large",
+        ),
+        // Were: ignored.
+        (
+            &["swapd-bench", "--kernel-compressor", "lz4"],
+            "--kernel-compressor is for the kernel peer: add --kernel",
+        ),
+        (
+            &["swapd-bench", "--swap-dir", "/var/tmp"],
+            "--swap-dir is for the kernel peer",
+        ),
+        (
+            &["swapd-bench", "--kernel-page-cluster", "3"],
+            "--kernel-page-cluster is for the kernel peer",
+        ),
+        (
+            &["swapd-bench", "--kernel", "--engine"],
+            "--engine is for our daemon",
+        ),
+        (
+            &["swapd-bench", "--kernel", "--fault-around", "4"],
+            "--fault-around is for our daemon",
+        ),
+        (
+            &["swapd-bench", "--restore", "--swap-dir", "/var/tmp"],
+            "no effect with --restore",
+        ),
+    ];
+    for (args, want) in cases {
+        one_line_error(args, want);
+    }
+}
+
+/// `--kernel` where the peer cannot run (not root) exits non-zero and says why (it used to
+/// print a table of dashes and exit 0). As root, the run drops to uid 65534 with setpriv.
+fn a_kernel_peer_that_cannot_run_is_a_failure() {
+    let mut cmd = if is_root() {
+        if !std::path::Path::new("/usr/bin/setpriv").exists() {
+            eprintln!("a_kernel_peer_that_cannot_run_is_a_failure: no setpriv to drop root; nothing checked");
+            return;
+        }
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_swapaccel"));
+        c
+    } else {
+        swapaccel()
+    };
+    let out = cmd
+        .args([
+            "swapd-bench",
+            "--kernel",
+            "--footprint-mib",
+            "16",
+            "--budget-mib",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0: {stderr}");
+    assert!(
+        stderr.contains("the kernel peer did not run: needs root"),
+        "{stderr}"
+    );
+}
+
+/// Root refused the memory of a process is not told to run as root (pid 1 is out of reach
+/// in a container; where root may read it, the run succeeds and there is nothing to check).
+fn pid_1_as_root_is_not_told_to_run_as_root() {
+    let out = swapaccel()
+        .args(["bench", "--quiet", "--backend", "lz4", "--pages", "16"])
+        .args(["--corpus", "pid:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return;
+    }
+    assert!(
+        stderr.contains("no permission to read the memory of pid 1"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.contains("run as root"), !is_root(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
 /// With the `qpl` feature: QPL's software path with fixed and dynamic Huffman beside
 /// libdeflate, and QPL's hardware path measured where QPL can use IAA, else skipped with
 /// QPL's reason. Without it: a clear error naming the feature.
@@ -399,6 +547,18 @@ fn main() {
         trial("bench_reads_a_live_process", bench_reads_a_live_process),
         trial("user_errors_are_clear", user_errors_are_clear),
         trial("bench_qpl_backends", bench_qpl_backends),
+        trial(
+            "swapd_bench_errors_are_one_line",
+            swapd_bench_errors_are_one_line,
+        ),
+        trial(
+            "a_kernel_peer_that_cannot_run_is_a_failure",
+            a_kernel_peer_that_cannot_run_is_a_failure,
+        ),
+        trial(
+            "pid_1_as_root_is_not_told_to_run_as_root",
+            pid_1_as_root_is_not_told_to_run_as_root,
+        ),
         trial(
             "probe_lists_fixture_queues_with_their_usability",
             probe_lists_fixture_queues_with_their_usability,

@@ -41,6 +41,21 @@ pub enum BenchError {
     /// The kernel-zswap peer cannot run here; the reason.
     #[error("kernel zswap peer unavailable: {0}")]
     KernelPeerUnavailable(String),
+    /// The kernel peer's state file (the machine's settings before a run) stands in the way
+    /// or could not be written; what to do is in `why`.
+    #[error("kernel-peer state file {path}: {why}")]
+    StateFile {
+        /// The state file.
+        path: String,
+        /// What is wrong and what to do.
+        why: String,
+    },
+    /// The run was stopped by a signal (the machine was restored).
+    #[error("interrupted by {0}; the machine was restored")]
+    Interrupted(&'static str),
+    /// The kernel peer's child process died.
+    #[error("{0}")]
+    ChildDied(String),
     /// A file of the kernel-zswap setup (cgroup, sysfs, swap file) could not be used.
     #[error("{path}: {source}")]
     File {

@@ -2,12 +2,13 @@
 //! limit gives the region the same resident budget, with a swap file and kernel zswap
 //! enabled, measured from `/proc/vmstat` and zswap's debugfs counters.
 //!
-//! zswap's parameters, `vm.page-cluster`, swap and debugfs are global to the machine: every change is made by a
-//! guard that undoes it on drop (also on error and on panic), in reverse order of setup: the
-//! child is killed and reaped, the cgroup removed, the swap file turned off and deleted,
-//! zswap's parameters restored, debugfs unmounted if it was mounted here. (A `SIGKILL` of the
-//! parent cannot be cleaned up after: the names used are fixed so a rerun finds and reuses
-//! them.)
+//! zswap's parameters, `vm.page-cluster`, swap and debugfs are global to the machine. Before
+//! any of them changes, [`kernel_state`] records them in a state file; its session restores
+//! them when the run ends (also on error, panic, and SIGINT/SIGTERM/SIGHUP, which kill the
+//! child and unwind), in reverse order of setup: the cgroup (and the child in it) removed,
+//! the swap file turned off and deleted, zswap's parameters restored, debugfs unmounted if it
+//! was mounted here. After a SIGKILL of the parent the state file stays, and the next run (or
+//! `swapd-bench --restore`) restores from it first.
 //!
 //! Protocol with the child (`swapd-bench --kernel-child`, over its stdin/stdout, one line
 //! each): parent → `config JSON`; child → `READY` (memory mapped, nothing touched); parent
@@ -19,11 +20,13 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use software_fallback::PAGE_SIZE;
+use software_fallback::{CodecId, PAGE_SIZE};
 
+use super::kernel_state::{self, Paths, Session, System};
 use super::workload::{self, WorkloadConfig, WorkloadReport};
 use crate::error::{BenchError, Result};
 
@@ -83,179 +86,171 @@ pub struct KernelReport {
     pub ratio: f64,
 }
 
-// ----- guards -----
+// ----- setup (every change is undone by `kernel_state::restore`) -----
 
-/// Saves zswap's parameters and restores them on drop.
-struct ZswapGuard {
-    saved: Vec<(String, String)>,
+/// Sets zswap's compressor, turns its shrinker off and enables it.
+fn zswap_enable(compressor: &str) -> Result<()> {
+    write(&format!("{ZSWAP_PARAMS}/compressor"), compressor)?;
+    let now = fs::read_to_string(format!("{ZSWAP_PARAMS}/compressor"))
+        .map_err(|e| BenchError::file(ZSWAP_PARAMS, e))?;
+    if now.trim() != compressor {
+        return Err(BenchError::KernelPeerUnavailable(format!(
+            "zswap kept compressor {} instead of {compressor} (is it in /proc/crypto?)",
+            now.trim()
+        )));
+    }
+    // Like our pool: no writeback to the swap device behind zswap's back.
+    let _ = write(&format!("{ZSWAP_PARAMS}/shrinker_enabled"), "N");
+    write(&format!("{ZSWAP_PARAMS}/enabled"), "Y")
 }
 
-impl ZswapGuard {
-    fn enable(compressor: &str) -> Result<ZswapGuard> {
-        let mut saved = Vec::new();
-        for p in [
-            "enabled",
-            "compressor",
-            "max_pool_percent",
-            "accept_threshold_percent",
-            "shrinker_enabled",
-        ] {
-            let path = format!("{ZSWAP_PARAMS}/{p}");
-            if let Ok(v) = fs::read_to_string(&path) {
-                saved.push((path, v.trim().to_string()));
+/// The compression algorithms the kernel's crypto API offers (`/proc/crypto` entries of type
+/// `compression`, `scomp` or `acomp`), which zswap accepts as its compressor.
+pub fn kernel_compressors(proc_crypto: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in proc_crypto.split("\n\n") {
+        let field = |k: &str| {
+            entry.lines().find_map(|l| {
+                let (a, b) = l.split_once(':')?;
+                (a.trim() == k).then(|| b.trim().to_string())
+            })
+        };
+        if let (Some(name), Some(ty)) = (field("name"), field("type")) {
+            if ["compression", "scomp", "acomp"].contains(&ty.as_str()) && !out.contains(&name) {
+                out.push(name);
             }
         }
-        let g = ZswapGuard { saved };
-        write(&format!("{ZSWAP_PARAMS}/compressor"), compressor)?;
-        let now = fs::read_to_string(format!("{ZSWAP_PARAMS}/compressor"))
-            .map_err(|e| BenchError::file(ZSWAP_PARAMS, e))?;
-        if now.trim() != compressor {
-            return Err(BenchError::KernelPeerUnavailable(format!(
-                "zswap kept compressor {} instead of {compressor} (is it in /proc/crypto?)",
-                now.trim()
-            )));
+    }
+    out.sort();
+    out
+}
+
+/// Refuses a compressor the kernel does not have, before anything is changed (zswap
+/// answers such a write with ENOENT, which read as a missing file). The kernel has what
+/// `/proc/crypto` lists and what it can load on demand: a module aliased `crypto-NAME` in
+/// `modules_alias` (the running kernel's `modules.alias` and `modules.builtin.alias`, empty
+/// where it has no modules), as the crypto API requests module `crypto-NAME` for an
+/// algorithm not yet registered (crypto/api.c, `crypto_larval_lookup`).
+pub fn check_compressor(name: &str, proc_crypto: &str, modules_alias: &str) -> Result<()> {
+    let have = kernel_compressors(proc_crypto);
+    let want = format!("crypto-{name}");
+    let loadable = modules_alias
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()));
+    if have.iter().any(|h| h == name) || loadable {
+        return Ok(());
+    }
+    Err(BenchError::InvalidConfig(format!(
+        "kernel compressor `{name}` is not in /proc/crypto nor a loadable module (this kernel \
+         has: {})",
+        if have.is_empty() {
+            "none".to_string()
+        } else {
+            have.join(", ")
         }
-        // Like our pool: no writeback to the swap device behind zswap's back.
-        let _ = write(&format!("{ZSWAP_PARAMS}/shrinker_enabled"), "N");
-        write(&format!("{ZSWAP_PARAMS}/enabled"), "Y")?;
-        Ok(g)
+    )))
+}
+
+/// The kernel compressor a run compares our codec against when none is named: the same
+/// format where the kernel has it (`deflate`, `zstd`), else `lzo-rle` (zswap's default and the
+/// kernel's fastest), so that a default run never names a compressor this kernel lacks.
+pub fn peer_compressor(codec: CodecId, proc_crypto: &str, modules_alias: &str) -> &'static str {
+    let same = match codec {
+        CodecId::RawDeflate => "deflate",
+        CodecId::Zstd => "zstd",
+        CodecId::Lz4 => "lzo-rle",
+    };
+    if check_compressor(same, proc_crypto, modules_alias).is_ok() {
+        same
+    } else {
+        "lzo-rle"
     }
 }
 
-impl Drop for ZswapGuard {
-    fn drop(&mut self) {
-        // `enabled` was saved first: restore it last.
-        for (path, v) in self.saved.iter().rev() {
-            if let Err(e) = write(path, v) {
-                tracing::error!(path, error = %e, "restoring zswap parameter");
-            }
-        }
-        tracing::info!("zswap parameters restored");
-    }
+/// [`peer_compressor`] on the running kernel (`/proc/crypto` and its module aliases).
+pub fn default_peer_compressor(codec: CodecId) -> &'static str {
+    let crypto = fs::read_to_string("/proc/crypto").unwrap_or_default();
+    peer_compressor(codec, &crypto, &modules_alias())
 }
 
-/// Sets `vm.page-cluster`, restores it on drop.
-struct PageClusterGuard {
-    saved: Option<String>,
+/// The running kernel's module aliases (empty where it has none).
+fn modules_alias() -> String {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let dir = Path::new("/lib/modules").join(release.trim());
+    ["modules.alias", "modules.builtin.alias"]
+        .iter()
+        .filter_map(|f| fs::read_to_string(dir.join(f)).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Sets `vm.page-cluster` when asked.
+fn page_cluster_set(v: Option<u32>) -> Result<()> {
+    match v {
+        Some(v) => write(PAGE_CLUSTER, &v.to_string()),
+        None => Ok(()),
+    }
 }
 
 const PAGE_CLUSTER: &str = "/proc/sys/vm/page-cluster";
 
-impl PageClusterGuard {
-    fn set(v: Option<u32>) -> Result<PageClusterGuard> {
-        let Some(v) = v else {
-            return Ok(PageClusterGuard { saved: None });
-        };
-        let old = fs::read_to_string(PAGE_CLUSTER)
-            .map_err(|e| BenchError::file(PAGE_CLUSTER, e))?
-            .trim()
-            .to_string();
-        write(PAGE_CLUSTER, &v.to_string())?;
-        Ok(PageClusterGuard { saved: Some(old) })
+/// Mounts debugfs if zswap's folder is not visible.
+fn debugfs_ensure() {
+    if Path::new(ZSWAP_DEBUGFS).exists() {
+        return;
+    }
+    let ok = Command::new("mount")
+        .args(["-t", "debugfs", "debugfs", "/sys/kernel/debug"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        tracing::warn!("could not mount debugfs: zswap's pool figures will be missing");
     }
 }
 
-impl Drop for PageClusterGuard {
-    fn drop(&mut self) {
-        if let Some(v) = &self.saved {
-            if let Err(e) = write(PAGE_CLUSTER, v) {
-                tracing::error!(error = %e, "restoring vm.page-cluster");
-            }
-        }
+/// The swap file's path in `dir`.
+fn swap_file_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{CGROUP_NAME}.swap"))
+}
+
+/// Writes a swap file (no holes, with its header) at `path` and turns it on.
+fn swap_file_create(path: &Path, bytes: u64) -> Result<()> {
+    let pages = bytes.div_ceil(PAGE_SIZE as u64).max(16);
+    let io = |e| BenchError::file(path.display().to_string(), e);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
+    // A swap file must have no holes: write it out (in 1 MiB pieces).
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = pages * PAGE_SIZE as u64;
+    let mut w = std::io::BufWriter::new(&f);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        w.write_all(&chunk[..n]).map_err(io)?;
+        left -= n as u64;
     }
-}
-
-/// Mounts debugfs if zswap's folder is not visible, unmounts on drop if it mounted.
-struct DebugfsGuard {
-    mounted: bool,
-}
-
-impl DebugfsGuard {
-    fn ensure() -> DebugfsGuard {
-        if Path::new(ZSWAP_DEBUGFS).exists() {
-            return DebugfsGuard { mounted: false };
-        }
-        let ok = Command::new("mount")
-            .args(["-t", "debugfs", "debugfs", "/sys/kernel/debug"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            tracing::warn!("could not mount debugfs: zswap's pool figures will be missing");
-        }
-        DebugfsGuard { mounted: ok }
+    w.flush().map_err(io)?;
+    drop(w);
+    // The swap header (include/linux/swap.h, union swap_header): version 1 at byte 1024,
+    // last_page at 1028, nr_badpages at 1032; "SWAPSPACE2" in the last 10 bytes of page 0.
+    let mut hdr = vec![0u8; PAGE_SIZE];
+    hdr[1024..1028].copy_from_slice(&1u32.to_ne_bytes());
+    hdr[1028..1032].copy_from_slice(&((pages - 1) as u32).to_ne_bytes());
+    hdr[PAGE_SIZE - 10..].copy_from_slice(b"SWAPSPACE2");
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&hdr, 0).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+    let c = cstr(path)?;
+    // SAFETY: `c` is a NUL-terminated path; swapon has no memory effects on us.
+    if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
+        return Err(BenchError::last_os("swapon"));
     }
-}
-
-impl Drop for DebugfsGuard {
-    fn drop(&mut self) {
-        if self.mounted {
-            let ok = Command::new("umount")
-                .arg("/sys/kernel/debug")
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                tracing::error!("could not unmount /sys/kernel/debug");
-            }
-        }
-    }
-}
-
-/// A swap file, turned on; turned off and deleted on drop.
-struct SwapFile {
-    path: PathBuf,
-    on: bool,
-}
-
-impl SwapFile {
-    fn create(dir: &Path, bytes: u64) -> Result<SwapFile> {
-        let path = dir.join(format!("{CGROUP_NAME}.swap"));
-        if path.exists() {
-            // Left over by a killed run: take it off and reuse the name.
-            let _ = swapoff(&path);
-            let _ = fs::remove_file(&path);
-        }
-        let mut sf = SwapFile {
-            path: path.clone(),
-            on: false,
-        };
-        let pages = bytes.div_ceil(PAGE_SIZE as u64).max(16);
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| BenchError::file(path.display().to_string(), e))?;
-        let io = |e| BenchError::file(path.display().to_string(), e);
-        // A swap file must have no holes: write it out (in 1 MiB pieces).
-        let chunk = vec![0u8; 1 << 20];
-        let mut left = pages * PAGE_SIZE as u64;
-        let mut w = std::io::BufWriter::new(&f);
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            w.write_all(&chunk[..n]).map_err(io)?;
-            left -= n as u64;
-        }
-        w.flush().map_err(io)?;
-        drop(w);
-        // The swap header (include/linux/swap.h, union swap_header): version 1 at byte 1024,
-        // last_page at 1028, nr_badpages at 1032; "SWAPSPACE2" in the last 10 bytes of page 0.
-        let mut hdr = vec![0u8; PAGE_SIZE];
-        hdr[1024..1028].copy_from_slice(&1u32.to_ne_bytes());
-        hdr[1028..1032].copy_from_slice(&((pages - 1) as u32).to_ne_bytes());
-        hdr[PAGE_SIZE - 10..].copy_from_slice(b"SWAPSPACE2");
-        use std::os::unix::fs::FileExt;
-        f.write_all_at(&hdr, 0).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
-        let c = cstr(&path)?;
-        // SAFETY: `c` is a NUL-terminated path; swapon has no memory effects on us.
-        if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
-            return Err(BenchError::last_os("swapon"));
-        }
-        sf.on = true;
-        tracing::info!(path = %path.display(), pages, "swap file on");
-        Ok(sf)
-    }
+    tracing::info!(path = %path.display(), pages, "swap file on");
+    Ok(())
 }
 
 fn cstr(p: &Path) -> Result<std::ffi::CString> {
@@ -264,36 +259,15 @@ fn cstr(p: &Path) -> Result<std::ffi::CString> {
         .map_err(|_| BenchError::InvalidConfig(format!("path {} has a NUL", p.display())))
 }
 
-fn swapoff(p: &Path) -> Result<()> {
-    let c = cstr(p)?;
-    // SAFETY: `c` is a NUL-terminated path.
-    if unsafe { libc::swapoff(c.as_ptr()) } != 0 {
-        return Err(BenchError::last_os("swapoff"));
-    }
-    Ok(())
-}
-
-impl Drop for SwapFile {
-    fn drop(&mut self) {
-        if self.on {
-            if let Err(e) = swapoff(&self.path) {
-                tracing::error!(path = %self.path.display(), error = %e, "swapoff");
-            }
-        }
-        if let Err(e) = fs::remove_file(&self.path) {
-            tracing::error!(path = %self.path.display(), error = %e, "removing the swap file");
-        }
-    }
-}
-
-/// A memory cgroup (v1 or v2), removed on drop.
+/// A memory cgroup (v1 or v2).
 struct Cgroup {
     dir: PathBuf,
     v2: bool,
 }
 
 impl Cgroup {
-    fn create() -> Result<Cgroup> {
+    /// Where the cgroup goes (nothing is created).
+    fn locate() -> Result<Cgroup> {
         let (root, v2) = if Path::new(CGROUP_V1_MEMORY)
             .join("memory.limit_in_bytes")
             .exists()
@@ -303,24 +277,29 @@ impl Cgroup {
             fs::read_to_string(Path::new(r).join("cgroup.controllers"))
                 .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
         }) {
-            let root = PathBuf::from(r);
-            let _ = write(
-                &root.join("cgroup.subtree_control").display().to_string(),
-                "+memory",
-            );
-            (root, true)
+            (PathBuf::from(r), true)
         } else {
             return Err(BenchError::KernelPeerUnavailable(
                 "no memory cgroup controller (neither v1 memory.limit_in_bytes nor v2 memory.max)"
                     .into(),
             ));
         };
-        let dir = root.join(CGROUP_NAME);
-        if dir.exists() {
-            let _ = fs::remove_dir(&dir);
+        Ok(Cgroup {
+            dir: root.join(CGROUP_NAME),
+            v2,
+        })
+    }
+
+    fn create(&self) -> Result<()> {
+        if self.v2 {
+            if let Some(root) = self.dir.parent() {
+                let _ = write(
+                    &root.join("cgroup.subtree_control").display().to_string(),
+                    "+memory",
+                );
+            }
         }
-        fs::create_dir(&dir).map_err(|e| BenchError::file(dir.display().to_string(), e))?;
-        Ok(Cgroup { dir, v2 })
+        fs::create_dir(&self.dir).map_err(|e| BenchError::file(self.dir.display().to_string(), e))
     }
 
     fn name(&self) -> String {
@@ -368,19 +347,18 @@ impl Cgroup {
         };
         write(&self.dir.join(f).display().to_string(), &bytes.to_string())
     }
-}
 
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // The child is gone by now (its guard drops first); an emptied cgroup may take a
-        // moment to be removable.
-        for _ in 0..50 {
-            if fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        tracing::error!(dir = %self.dir.display(), "could not remove the cgroup");
+    /// OOM kills in this cgroup so far (v2 `memory.events`, v1 `memory.oom_control`:
+    /// `oom_kill N`), if the kernel says.
+    fn oom_kills(&self) -> Option<u64> {
+        let f = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let s = fs::read_to_string(self.dir.join(f)).ok()?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
     }
 }
 
@@ -412,8 +390,13 @@ impl ChildGuard {
                 .read_line(&mut line)
                 .map_err(|e| BenchError::file("child stdout", e))?;
             if n == 0 {
-                return Err(BenchError::Daemon(format!(
-                    "the kernel-peer child exited before {prefix} (see its stderr above)"
+                let status = self
+                    .child
+                    .wait()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| format!("status unknown: {e}"));
+                return Err(BenchError::ChildDied(format!(
+                    "the kernel-peer child ended before {prefix} ({status})"
                 )));
             }
             if let Some(rest) = line.trim_end().strip_prefix(prefix) {
@@ -499,7 +482,118 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-/// Runs the workload in the kernel peer.
+/// Catches SIGINT, SIGTERM and SIGHUP while the peer runs: the first one kills the child
+/// (so that the parent's wait on it ends) and makes [`SignalWatch::check`] fail, so the run
+/// unwinds through [`Session`]'s restore. (signal-hook keeps its handler installed after
+/// [`Drop`]; the run is the program's last step.)
+struct SignalWatch {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    got: Arc<AtomicI32>,
+    child: Arc<AtomicI32>,
+}
+
+impl SignalWatch {
+    fn start() -> Result<SignalWatch> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|source| {
+                BenchError::Sys {
+                    op: "sigaction",
+                    source,
+                }
+            })?;
+        let handle = signals.handle();
+        let got = Arc::new(AtomicI32::new(0));
+        let child = Arc::new(AtomicI32::new(0));
+        let (g, c) = (got.clone(), child.clone());
+        let thread = std::thread::Builder::new()
+            .name("kernel-peer-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    tracing::warn!(
+                        signal = sig,
+                        "interrupted: stopping the kernel peer and restoring the machine"
+                    );
+                    g.store(sig, Ordering::SeqCst);
+                    let pid = c.load(Ordering::SeqCst);
+                    if pid > 0 {
+                        // SAFETY: kill has no memory effects; the pid is our unreaped child.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            })
+            .map_err(|source| BenchError::Sys {
+                op: "spawning the signal thread",
+                source,
+            })?;
+        Ok(SignalWatch {
+            handle,
+            thread: Some(thread),
+            got,
+            child,
+        })
+    }
+
+    fn set_child(&self, pid: u32) {
+        self.child.store(pid as i32, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.got.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            libc::SIGINT => Err(BenchError::Interrupted("SIGINT")),
+            libc::SIGTERM => Err(BenchError::Interrupted("SIGTERM")),
+            _ => Err(BenchError::Interrupted("SIGHUP")),
+        }
+    }
+}
+
+impl Drop for SignalWatch {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Checks what can be checked before the machine is touched (and before a long run of our
+/// daemon with `--both`): the compressor is one the kernel has, the swap folder is a folder.
+pub fn preflight(compressor: &str, swap_dir: &Path) -> Result<()> {
+    match fs::metadata(swap_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(BenchError::InvalidConfig(format!(
+                "swap folder {} is not a folder",
+                swap_dir.display()
+            )))
+        }
+        Err(e) => {
+            return Err(BenchError::InvalidConfig(format!(
+                "swap folder {}: {e}",
+                swap_dir.display()
+            )))
+        }
+    }
+    let crypto =
+        fs::read_to_string("/proc/crypto").map_err(|e| BenchError::file("/proc/crypto", e))?;
+    check_compressor(compressor, &crypto, &modules_alias())
+}
+
+/// Puts the machine back from the state file an interrupted run left (`swapd-bench
+/// --restore`); what was done, or `None` when there was nothing to restore.
+pub fn restore_machine() -> Result<Option<Vec<String>>> {
+    if let Some(why) = unavailable() {
+        return Err(BenchError::KernelPeerUnavailable(why));
+    }
+    Ok(kernel_state::recover(&Paths::system(), &System)?.map(|r| r.actions))
+}
+
+/// Runs the workload in the kernel peer. The machine's settings are recorded in a state file
+/// before anything changes and restored when this returns, on error, panic and SIGINT /
+/// SIGTERM / SIGHUP (then `Err(Interrupted)`); after a SIGKILL, the next run (or
+/// [`restore_machine`]) restores them.
 pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     w.keys()?;
     if let Some(why) = unavailable() {
@@ -509,14 +603,36 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         .child_cmd
         .split_first()
         .ok_or_else(|| BenchError::InvalidConfig("no child command".into()))?;
-    let _debugfs = DebugfsGuard::ensure();
-    let _zswap = ZswapGuard::enable(&k.compressor)?;
-    let _page_cluster = PageClusterGuard::set(k.page_cluster)?;
+    preflight(&k.compressor, &k.swap_dir)?;
+    let swap_bytes = (w.footprint as u64)
+        .checked_add(64 << 20)
+        .ok_or_else(|| BenchError::InvalidConfig("footprint too large".into()))?;
+    let cg = Cgroup::locate()?;
+    let swap_path = swap_file_path(&k.swap_dir);
+    let sig = SignalWatch::start()?;
+    // Drops after everything below: the child is reaped before the machine is restored.
+    let session = Session::begin(&Paths::system(), &System, swap_path.clone(), cg.dir.clone())?;
+    sig.check()?;
+    // Left by a run from before state files (names are fixed): ours to take away.
+    if swap_path.exists() || cg.dir.exists() {
+        let r = kernel_state::restore(&Paths::system(), session.recorded(), &System);
+        if !r.errors.is_empty() {
+            return Err(BenchError::KernelPeerUnavailable(format!(
+                "leftovers of an earlier run: {}",
+                r.errors.join("; ")
+            )));
+        }
+    }
+    debugfs_ensure();
+    zswap_enable(&k.compressor)?;
+    page_cluster_set(k.page_cluster)?;
     let page_cluster = fs::read_to_string(PAGE_CLUSTER)
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into());
-    let _swap = SwapFile::create(&k.swap_dir, w.footprint as u64 + (64 << 20))?;
-    let cg = Cgroup::create()?;
+    sig.check()?;
+    swap_file_create(&swap_path, swap_bytes)?;
+    sig.check()?;
+    cg.create()?;
     let mut child = Command::new(prog)
         .args(args)
         .stdin(Stdio::piped())
@@ -524,6 +640,7 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| BenchError::file(prog.clone(), e))?;
+    sig.set_child(child.id());
     let stdin = child.stdin.take();
     let stdout = child
         .stdout
@@ -534,39 +651,51 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         stdin,
         stdout: BufReader::new(stdout),
     };
+    sig.check()?;
     cg.add(child.child.id())?;
+    let mut limit = 0;
+    // A failed step: the signal if there was one, else what the kernel saw (the usual cause
+    // of a dead child is the cgroup's OOM killer).
+    let explain = |e: BenchError, limit: u64| -> BenchError {
+        if let Err(i) = sig.check() {
+            return i;
+        }
+        match (&e, cg.oom_kills()) {
+            (BenchError::ChildDied(m), Some(n)) if n > 0 => BenchError::ChildDied(format!(
+                "{m}: killed by the cgroup's OOM killer ({n} OOM kill(s) at a limit of {} MiB); \
+                 raise --kernel-pool-mib or --budget-mib",
+                limit >> 20
+            )),
+            _ => e,
+        }
+    };
     let cfg = serde_json::to_string(w).map_err(|e| BenchError::Daemon(e.to_string()))?;
-    child.send(&cfg)?;
-    child.expect("READY")?;
+    child.send(&cfg).map_err(|e| explain(e, limit))?;
+    child.expect("READY").map_err(|e| explain(e, limit))?;
     // The child's memory now: binary, heap, the untouched mapping. Give it what it has, the
     // checker's versions, some slack, and the region's budget.
     let base = cg.usage()?;
-    let limit = base + w.side_bytes() as u64 + CHILD_SLACK + k.budget as u64 + k.pool_allowance;
+    limit = [
+        w.side_bytes() as u64,
+        CHILD_SLACK,
+        k.budget as u64,
+        k.pool_allowance,
+    ]
+    .into_iter()
+    .try_fold(base, u64::checked_add)
+    .ok_or_else(|| BenchError::InvalidConfig("cgroup limit overflows u64".into()))?;
     cg.set_limit(limit)?;
     let v_start = vmstat()?;
-    child.send("GO")?;
-    child.expect("POPULATED")?;
+    child.send("GO").map_err(|e| explain(e, limit))?;
+    child.expect("POPULATED").map_err(|e| explain(e, limit))?;
     let v0 = vmstat()?;
-    child.send("RUN")?;
-    let rep = child.expect("REPORT").map_err(|e| {
-        // Say what the kernel saw: the usual cause is the cgroup's OOM killer.
-        let z = zswap_debugfs();
-        let failcnt = read_u64(&cg.dir.join(if cg.v2 {
-            "memory.events"
-        } else {
-            "memory.failcnt"
-        }))
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| "?".into());
-        BenchError::Daemon(format!(
-            "{e}; cgroup limit {limit} B, failcnt {failcnt}, zswap {z:?} (dmesg shows an OOM \
-             kill if the limit was too tight: raise --kernel-pool-mib)"
-        ))
-    })?;
+    child.send("RUN").map_err(|e| explain(e, limit))?;
+    let rep = child.expect("REPORT").map_err(|e| explain(e, limit))?;
     let zswap = zswap_debugfs();
     let v1 = vmstat()?;
     let peak = cg.peak().unwrap_or(0);
-    child.send("EXIT")?;
+    child.send("EXIT").map_err(|e| explain(e, limit))?;
+    sig.check()?;
     let workload: WorkloadReport =
         serde_json::from_str(&rep).map_err(|e| BenchError::Daemon(format!("child report: {e}")))?;
     let delta = |a: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
@@ -600,6 +729,12 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
 /// The child's side (`swapd-bench --kernel-child`): read the config, map the memory, say
 /// READY, wait for GO, run, print REPORT, wait for EXIT.
 pub fn child_main() -> Result<()> {
+    // Die with the parent: after a SIGKILL of the parent, nothing is left running the
+    // workload in the cgroup (the next run's restore would kill it, but only then).
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
+        tracing::warn!("PR_SET_PDEATHSIG failed: the child may outlive a killed parent");
+    }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut next = || -> Result<String> {
@@ -673,5 +808,44 @@ impl Drop for AnonMemory {
     fn drop(&mut self) {
         // SAFETY: our mapping; no borrow of it outlives `self`.
         unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROC_CRYPTO: &str = "name         : deflate\ndriver       : deflate-scomp\nmodule       : kernel\ntype         : scomp\n\nname         : lzo-rle\ndriver       : lzo-rle-generic\ntype         : compression\n\nname         : sha256\ndriver       : sha256-generic\ntype         : shash\n";
+
+    #[test]
+    fn default_peer_is_the_same_format_or_lzo_rle() {
+        assert_eq!(
+            peer_compressor(CodecId::RawDeflate, PROC_CRYPTO, ""),
+            "deflate"
+        );
+        assert_eq!(peer_compressor(CodecId::Lz4, PROC_CRYPTO, ""), "lzo-rle");
+        // This kernel has no zstd: the default run must not name it.
+        assert_eq!(peer_compressor(CodecId::Zstd, PROC_CRYPTO, ""), "lzo-rle");
+        let aliases = "alias crypto-zstd zstd\n";
+        assert_eq!(peer_compressor(CodecId::Zstd, PROC_CRYPTO, aliases), "zstd");
+    }
+
+    #[test]
+    fn compressors_come_from_proc_crypto() {
+        assert_eq!(kernel_compressors(PROC_CRYPTO), ["deflate", "lzo-rle"]);
+        check_compressor("lzo-rle", PROC_CRYPTO, "").unwrap();
+        let e = check_compressor("bogus", PROC_CRYPTO, "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`bogus` is not in /proc/crypto") && e.contains("deflate, lzo-rle"),
+            "{e}"
+        );
+        // A hash is not a compressor.
+        assert!(check_compressor("sha256", PROC_CRYPTO, "").is_err());
+        // Not loaded yet, but a module the kernel loads when zswap asks for it.
+        let aliases = "alias crypto-zstd zstd\nalias crypto-zstd-generic zstd\nalias pci:v* foo\n";
+        check_compressor("zstd", PROC_CRYPTO, aliases).unwrap();
+        assert!(check_compressor("zst", PROC_CRYPTO, aliases).is_err());
     }
 }

@@ -6,6 +6,7 @@
 pub mod daemon;
 mod error;
 pub mod kernel;
+pub mod kernel_state;
 pub mod report;
 pub mod workload;
 

@@ -27,6 +27,17 @@ mod mem;
 
 pub use faults::{Fault, FaultInjector, Target};
 pub use inflate::HISTORY as DECOMPRESS_HISTORY;
+/// The emulator's DEFLATE decoder, for the fuzz targets (`fuzz/`) only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use inflate::{inflate, InflateError, InflateMode};
+
+/// The error a non-success completion record of `op` becomes, for the fuzz targets only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn completion_error(op: crate::Op, c: &crate::completion::Completion) -> crate::AccelError {
+    crate::AccelError::from_completion(op, c)
+}
 
 use std::collections::VecDeque;
 use std::os::unix::net::UnixDatagram;

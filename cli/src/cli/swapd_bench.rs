@@ -2,7 +2,7 @@
 //! peer, in a memory cgroup with kernel zswap (the daemon and the peer live in the `swapd`
 //! crate; this file only parses arguments and prints).
 
-use software_fallback::{CodecId, CodecSpec};
+use software_fallback::CodecSpec;
 use swapd_bench::daemon::{self, DaemonConfig};
 use swapd_bench::kernel::{self, KernelConfig};
 use swapd_bench::report::{self, KernelOutcome};
@@ -46,15 +46,16 @@ pub struct SwapdBenchArgs {
     /// what lz4 does with a decompressor (the fault path) as cheap as lz4's (swapd/README.md).
     #[arg(long, default_value = "zstd:-3")]
     pub codec: String,
-    /// Pages per eviction batch.
-    #[arg(long, default_value_t = 32)]
-    pub evict_batch: usize,
-    /// Fault-handling threads.
-    #[arg(long, default_value_t = 1)]
-    pub fault_threads: usize,
-    /// Evicted neighbours brought in with a faulting page (one batched load).
-    #[arg(long, default_value_t = 0)]
-    pub fault_around: usize,
+    /// Pages per eviction batch (our daemon; default 32).
+    #[arg(long)]
+    pub evict_batch: Option<usize>,
+    /// Fault-handling threads (our daemon; default 1).
+    #[arg(long)]
+    pub fault_threads: Option<usize>,
+    /// Evicted neighbours brought in with a faulting page (one batched load; our daemon;
+    /// default 0).
+    #[arg(long)]
+    pub fault_around: Option<usize>,
     /// Do not count writes as accesses for the clock (by default they are, through async
     /// userfaultfd write protection + PAGEMAP_SCAN, where the kernel has them).
     #[arg(long)]
@@ -62,8 +63,8 @@ pub struct SwapdBenchArgs {
     /// Microseconds a fault thread spins for the next fault before sleeping (0, the
     /// default: never; on this 2-vCPU machine spinning cost more than it saved); the CPU it
     /// costs is printed.
-    #[arg(long, default_value_t = 0)]
-    pub spin_us: u32,
+    #[arg(long)]
+    pub spin_us: Option<u32>,
     /// Store evicted pages through the batching engine (its workers compress the runs of a
     /// batch in parallel) instead of calling the pool directly.
     #[arg(long)]
@@ -76,7 +77,7 @@ pub struct SwapdBenchArgs {
     #[arg(long)]
     pub both: bool,
     /// zswap compressor for the peer (default: deflate for our deflate, lzo-rle for our
-    /// lz4, zstd for our zstd).
+    /// lz4, zstd for our zstd where the kernel has it, else lzo-rle).
     #[arg(long)]
     pub kernel_compressor: Option<String>,
     /// Room for zswap's compressed pool on top of the budget in the peer's cgroup limit,
@@ -89,14 +90,75 @@ pub struct SwapdBenchArgs {
     /// `keep` leaves the machine's value. Default 0: no readahead, like our daemon without
     /// fault-around (with the default 3, this kernel's v1 memory cgroup OOM-killed the
     /// workload at every budget tried).
-    #[arg(long, default_value = "0")]
-    pub kernel_page_cluster: String,
-    /// Folder for the peer's temporary swap file (a filesystem swapon accepts).
-    #[arg(long, default_value = "/var/tmp")]
-    pub swap_dir: std::path::PathBuf,
+    #[arg(long)]
+    pub kernel_page_cluster: Option<String>,
+    /// Folder for the peer's temporary swap file (a filesystem swapon accepts; default
+    /// /var/tmp).
+    #[arg(long)]
+    pub swap_dir: Option<std::path::PathBuf>,
+    /// Put the machine back from the state file a killed kernel-peer run left (zswap
+    /// parameters, vm.page-cluster, swap file, cgroup, debugfs), then exit.
+    #[arg(long, conflicts_with_all = ["kernel", "both"])]
+    pub restore: bool,
     /// Internal: run as the kernel peer's child process.
     #[arg(long, hide = true)]
     pub kernel_child: bool,
+}
+
+/// `MIB` MiB in bytes, or an error naming the option when that does not fit.
+fn mib_bytes(option: &str, mib: u64) -> Result<usize, CliError> {
+    mib.checked_mul(1 << 20)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| {
+            format!("--{option} {mib}: too large (more bytes than this machine can address)").into()
+        })
+}
+
+/// Options that belong to one side, given when that side does not run: an error naming
+/// the mode they need.
+fn check_modes(args: &SwapdBenchArgs) -> Result<(), CliError> {
+    let peer_only = [
+        ("kernel-compressor", args.kernel_compressor.is_some()),
+        ("kernel-pool-mib", args.kernel_pool_mib.is_some()),
+        ("kernel-page-cluster", args.kernel_page_cluster.is_some()),
+        ("swap-dir", args.swap_dir.is_some()),
+    ];
+    let daemon_only = [
+        ("evict-batch", args.evict_batch.is_some()),
+        ("fault-threads", args.fault_threads.is_some()),
+        ("fault-around", args.fault_around.is_some()),
+        ("no-write-tracking", args.no_write_tracking),
+        ("spin-us", args.spin_us.is_some()),
+        ("engine", args.engine),
+    ];
+    if args.restore {
+        let given: Vec<&str> = peer_only
+            .iter()
+            .chain(&daemon_only)
+            .filter(|(_, g)| *g)
+            .map(|(n, _)| *n)
+            .collect();
+        if let Some(n) = given.first() {
+            return Err(format!("--{n} has no effect with --restore (it only restores)").into());
+        }
+    }
+    if !args.kernel && !args.both {
+        if let Some((n, _)) = peer_only.iter().find(|(_, g)| *g) {
+            return Err(format!(
+                "--{n} is for the kernel peer: add --kernel (peer only) or --both"
+            )
+            .into());
+        }
+    }
+    if args.kernel {
+        if let Some((n, _)) = daemon_only.iter().find(|(_, g)| *g) {
+            return Err(format!(
+                "--{n} is for our daemon, which --kernel does not run: use --both or drop --kernel"
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Runs the workload(s) and prints the table.
@@ -104,13 +166,26 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
     if args.kernel_child {
         return Ok(kernel::child_main()?);
     }
+    check_modes(args)?;
+    if args.restore {
+        match kernel::restore_machine()? {
+            None => println!("nothing to restore: no kernel-peer state file"),
+            Some(actions) => {
+                println!("restored the machine from an interrupted kernel-peer run:");
+                for a in actions {
+                    println!("  {a}");
+                }
+            }
+        }
+        return Ok(());
+    }
     let pattern = match args.pattern.as_str() {
         "uniform" => Pattern::Uniform,
         "zipf" => Pattern::Zipf { theta: args.theta },
         other => return Err(format!("--pattern {other}: expected uniform or zipf").into()),
     };
     let w = WorkloadConfig {
-        footprint: args.footprint_mib << 20,
+        footprint: mib_bytes("footprint-mib", args.footprint_mib as u64)?,
         value_size: args.value_size,
         pattern,
         write_fraction: args.write_fraction,
@@ -119,48 +194,52 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
         seed: args.seed,
     };
     w.keys()?;
-    let budget = args.budget_mib << 20;
+    let budget = mib_bytes("budget-mib", args.budget_mib as u64)?;
+    let pool_mib_bytes = args
+        .kernel_pool_mib
+        .map(|m| mib_bytes("kernel-pool-mib", m))
+        .transpose()?;
     let codec: CodecSpec = args.codec.parse()?;
     let label = format!(
         "swapd ({codec}, {})",
         if args.engine { "engine" } else { "pool" }
     );
+    let compressor = args
+        .kernel_compressor
+        .clone()
+        .unwrap_or_else(|| kernel::default_peer_compressor(codec.id).to_string());
+    let swap_dir = args.swap_dir.clone().unwrap_or_else(|| "/var/tmp".into());
+    if (args.kernel || args.both) && kernel::unavailable().is_none() {
+        kernel::preflight(&compressor, &swap_dir)?;
+    }
     let ours = if args.kernel {
         None
     } else {
         let d = DaemonConfig {
             codec,
             budget,
-            evict_batch: args.evict_batch,
-            fault_threads: args.fault_threads,
-            fault_around: args.fault_around,
+            evict_batch: args.evict_batch.unwrap_or(32),
+            fault_threads: args.fault_threads.unwrap_or(1),
+            fault_around: args.fault_around.unwrap_or(0),
             use_engine: args.engine,
             track_writes: !args.no_write_tracking,
-            spin_us: args.spin_us,
+            spin_us: args.spin_us.unwrap_or(0),
         };
         Some(daemon::run(&w, &d)?)
     };
     let kernel_outcome = if args.kernel || args.both {
-        let compressor = args.kernel_compressor.clone().unwrap_or_else(|| {
-            match codec.id {
-                CodecId::RawDeflate => "deflate",
-                CodecId::Lz4 => "lzo-rle",
-                CodecId::Zstd => "zstd",
-            }
-            .to_string()
-        });
         match kernel::unavailable() {
             Some(why) => KernelOutcome::Skipped(why),
             None => {
                 let exe = std::env::current_exe()?;
-                let pool_allowance = match (args.kernel_pool_mib, &ours) {
-                    (Some(m), _) => m << 20,
+                let pool_allowance = match (pool_mib_bytes, &ours) {
+                    (Some(b), _) => b as u64,
                     (None, _) if !kernel::zswap_charged_to_cgroup() => 0,
                     (None, Some(d)) => d.pool.pool_bytes,
                     (None, None) => ((w.footprint.saturating_sub(budget)) / 2) as u64,
                 };
                 let page_cluster =
-                    match args.kernel_page_cluster.as_str() {
+                    match args.kernel_page_cluster.as_deref().unwrap_or("0") {
                         "keep" => None,
                         v => Some(v.parse::<u32>().map_err(|_| {
                             format!("--kernel-page-cluster {v}: a number or `keep`")
@@ -168,10 +247,10 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
                     };
                 let k = KernelConfig {
                     page_cluster,
-                    compressor,
+                    compressor: compressor.clone(),
                     budget,
                     pool_allowance,
-                    swap_dir: args.swap_dir.clone(),
+                    swap_dir: swap_dir.clone(),
                     child_cmd: vec![
                         exe.display().to_string(),
                         "swapd-bench".into(),
@@ -193,5 +272,9 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
         "{}",
         report::render(&w, budget, ours.as_ref(), &label, &kernel_outcome)
     );
+    // A side that was asked for and did not run is a failure (the table says why too).
+    if let KernelOutcome::Skipped(why) = &kernel_outcome {
+        return Err(format!("the kernel peer did not run: {why}").into());
+    }
     Ok(())
 }

@@ -44,16 +44,14 @@ pub enum CorpusError {
         pid: u32,
     },
     /// The process's memory may not be read by us.
-    #[error(
-        "no permission to read the memory of pid {pid} ({detail}): reading /proc/PID/mem needs \
-         ptrace access: run as root (CAP_SYS_PTRACE), or as the same user with \
-         kernel.yama.ptrace_scope=0"
-    )]
+    #[error("no permission to read the memory of pid {pid} ({detail}): {hint}")]
     ProcessPermission {
         /// The pid asked for.
         pid: u32,
         /// The refused operation and its error.
         detail: String,
+        /// What would give access, for the user this process runs as.
+        hint: &'static str,
     },
     /// The process exited before a single page could be read.
     #[error("process {pid} exited before any of its pages could be read")]

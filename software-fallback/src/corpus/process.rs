@@ -57,11 +57,33 @@ pub fn anon_writable_ranges(maps: &str) -> Vec<AnonRange> {
     out
 }
 
+/// This process's effective uid (`/proc/self/status`, `Uid:` real, effective, ...).
+fn effective_uid() -> Option<u32> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uids = s.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    uids.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What would let a process running as `euid` read another's memory. Root refused already has
+/// ptrace access: the target is out of its reach (proc(5), ptrace(2) "Ptrace access mode
+/// checking": another user namespace, or a security module's policy).
+fn permission_hint(euid: Option<u32>) -> &'static str {
+    if euid == Some(0) {
+        "refused even to root: the process is outside this one's reach (in another user \
+         namespace or container, or protected by a security module); pick a process of this \
+         namespace, e.g. pid:self"
+    } else {
+        "reading /proc/PID/mem needs ptrace access: run as root (CAP_SYS_PTRACE), or as the \
+         same user with kernel.yama.ptrace_scope=0"
+    }
+}
+
 fn proc_err(pid: u32, what: &str, e: std::io::Error) -> CorpusError {
     if matches!(e.kind(), ErrorKind::PermissionDenied) || e.raw_os_error() == Some(1) {
         CorpusError::ProcessPermission {
             pid,
             detail: format!("{what}: {e}"),
+            hint: permission_hint(effective_uid()),
         }
     } else if e.kind() == ErrorKind::NotFound {
         CorpusError::NoSuchProcess { pid }
@@ -177,6 +199,15 @@ const ESRCH: i32 = 3;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_is_not_told_to_run_as_root() {
+        assert!(!permission_hint(Some(0)).contains("run as root"));
+        assert!(permission_hint(Some(1000)).contains("run as root"));
+        assert!(permission_hint(None).contains("run as root"));
+        let e = proc_err(1, "maps", ErrorKind::PermissionDenied.into()).to_string();
+        assert_eq!(e.contains("run as root"), effective_uid() != Some(0), "{e}");
+    }
 
     #[test]
     fn parses_maps() {
