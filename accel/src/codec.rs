@@ -197,9 +197,12 @@ impl PageCodec for IaaCodec {
         dsts: &mut [&mut [u8]],
     ) -> Result<BatchResults<Compressed>, CodecError> {
         let mut out = BatchResults::new();
+        let mut done = 0;
         for r in self.try_compress_batch(pages, dsts)? {
+            done += usize::from(r.is_ok());
             out.push(r.map_err(|e| e.to_codec_error()));
         }
+        out.set_on_device(done);
         Ok(out)
     }
 
@@ -209,9 +212,42 @@ impl PageCodec for IaaCodec {
         pages: &mut [&mut [u8]],
     ) -> Result<BatchResults<Decompressed>, CodecError> {
         let mut out = BatchResults::new();
+        let mut done = 0;
         for r in self.try_decompress_batch(srcs, pages)? {
+            done += usize::from(r.is_ok());
             out.push(r.map_err(|e| e.to_codec_error()));
         }
+        out.set_on_device(done);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use software_fallback::corpus::Corpus;
+    use software_fallback::{PageCodec, PAGE_SIZE};
+
+    use super::IaaCodec;
+    use crate::context::ContextConfig;
+    use crate::emu::{Emulator, EmulatorConfig, Fault, Target};
+
+    /// The batch calls report the pages the device did (`BatchResults::on_device`): every
+    /// page that came back `Ok`, none of those the device failed.
+    #[test]
+    fn batch_calls_report_the_pages_the_device_did() {
+        let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+        let mut codec = IaaCodec::new(emu.work_queue(), ContextConfig::default());
+        let corpus = Corpus::builtin();
+        let pages: Vec<&[u8]> = (0..8).map(|i| corpus.page(i)).collect();
+        let mut bufs = vec![vec![0u8; PAGE_SIZE]; 8];
+        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let r = codec.compress_batch(&pages, &mut dsts).expect("batch");
+        assert_eq!((r.len(), r.on_device()), (8, 8));
+
+        emu.faults()
+            .inject(Target::Compress, Fault::HardwareError, 3);
+        let r = codec.compress_batch(&pages, &mut dsts).expect("batch");
+        assert_eq!(r.iter().filter(|p| p.is_err()).count(), 3);
+        assert_eq!((r.len(), r.on_device()), (8, 5));
     }
 }

@@ -2,8 +2,10 @@
 //! items.
 //!
 //! **Rules.** A worker owns nothing but a scratch buffer and a CPU *hint*: the contexts it
-//! runs on belong to the pool ([`pool::Pool::store_batch_on`] and
-//! [`pool::Pool::load_run_on`] lock the hinted CPU's context for the call) and are never created or freed here. A worker finishes every item it takes
+//! runs on belong to the pool ([`pool::Pool::store_batch_on_attributed`] and
+//! [`pool::Pool::load_run_on_attributed`] lock the hinted CPU's context for the call) and
+//! are never created or freed here; each call returns which engine did its pages, from
+//! which the items are attributed. A worker finishes every item it takes
 //! — the items of a batch, and an item it carried over — before it exits. It takes from the
 //! urgent lane (loads, invalidates) before the bulk lane (stores). It exits on a
 //! [`Ctl::Stop`] from shutdown once both lanes are empty (the queue is sealed by then), or
@@ -19,12 +21,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use crossbeam_channel::{select, Receiver, TryRecvError};
-use pool::{LoadMode, Pool};
+use pool::{Attribution, LoadMode, Pool};
 use software_fallback::{MAX_BATCH, PAGE_SIZE};
 
 use crate::coalesce::{continues, gather, run_bytes, run_order};
 use crate::error::EngineError;
-use crate::fallback::take_tally;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::request::{Backend, Item, ItemResult, Kind, Work};
@@ -33,8 +34,8 @@ use crate::request::{Backend, Item, ItemResult, Kind, Work};
 pub(crate) struct Core {
     pub pool: Arc<Pool>,
     pub metrics: Arc<Metrics>,
-    /// True when the pool's codecs come from a [`crate::DeviceBackend`] (they tally pages
-    /// by engine); otherwise every codec page is software.
+    /// True when the pool's codecs come from a [`crate::DeviceBackend`] (they report the
+    /// pages a device did); otherwise every request is attributed to software.
     pub has_device: bool,
     /// Merge contiguous stores of *different* requests into one pool call (copying them
     /// into one buffer): worth it when the pool call becomes one device batch.
@@ -193,10 +194,10 @@ pub(crate) fn execute(core: &Core, cpu: usize, pages: usize, s: &mut Scratch) {
     }
 }
 
-fn backend(core: &Core) -> Backend {
-    let (device, software) = take_tally();
+/// The backend of a pool call, from the attribution it returned.
+fn backend(core: &Core, attr: Attribution) -> Backend {
     if core.has_device {
-        Backend::from_counts(device, software)
+        Backend::from_counts(attr.device_pages, attr.software_pages)
     } else {
         Backend::Software
     }
@@ -208,12 +209,11 @@ fn store_run(core: &Core, cpu: usize, run: &mut Vec<Item>, bytes: &mut Vec<u8>) 
     let Some((ty, slot)) = run.first().map(|i| (i.req().ty, i.first_slot())) else {
         return;
     };
-    take_tally();
-    let res = core
+    let (res, attr) = core
         .pool
-        .store_batch_on(cpu, ty, slot, run_bytes(run, bytes));
+        .store_batch_on_attributed(cpu, ty, slot, run_bytes(run, bytes));
     core.metrics.record_pool_call();
-    let b = backend(core);
+    let b = backend(core, attr);
     match res {
         Ok(generation) => {
             for item in run.drain(..) {
@@ -240,14 +240,13 @@ fn store_run(core: &Core, cpu: usize, run: &mut Vec<Item>, bytes: &mut Vec<u8>) 
 
 fn load(core: &Core, cpu: usize, mut item: Item, mode: LoadMode) {
     let (ty, slot) = (item.req().ty, item.req().slot);
-    take_tally();
-    let res = match &mut item.work {
+    let (res, attr) = match &mut item.work {
         // On this worker's CPU context, up to 8 pages per decode call (one device batch).
-        Work::Load { buf } => core.pool.load_run_on(cpu, ty, slot, buf, mode),
-        _ => Ok(()),
+        Work::Load { buf } => core.pool.load_run_on_attributed(cpu, ty, slot, buf, mode),
+        _ => (Ok(()), Attribution::default()),
     };
     core.metrics.record_pool_call();
-    let b = backend(core);
+    let b = backend(core, attr);
     item.finish(
         res.map(|()| ItemResult::Loaded).map_err(EngineError::Pool),
         b,

@@ -12,7 +12,7 @@ use software_fallback::{
     PageCodec, SoftwareCodec, MAX_BATCH,
 };
 
-use super::{inc, tally, DeviceBackend, Direction, FallbackReason, BUSY_STREAK_LIMIT};
+use super::{inc, DeviceBackend, Direction, FallbackReason, BUSY_STREAK_LIMIT};
 
 pub(super) struct DeviceFactory(pub(super) Arc<DeviceBackend>);
 
@@ -98,12 +98,10 @@ impl FallbackCodec {
         if let Some(r) = reason {
             b.count_fallback(r, dir, n);
         }
-        tally(0, n);
     }
 
     fn device_done(&self, dir: Direction, n: u64) {
         inc(&self.backend.counters.device_pages[dir.ix()], n);
-        tally(n, 0);
     }
 
     /// Handles one page the device did not do: marks the device down if it is gone, counts
@@ -210,11 +208,13 @@ impl PageCodec for FallbackCodec {
         };
         self.sync_in_flight();
         let mut out = BatchResults::new();
+        let mut on_device = 0;
         let mut per_page = per_page.into_iter();
         for (i, page) in pages.iter().enumerate() {
             let r = match per_page.next() {
                 Some(Ok(c)) => {
                     self.device_done(dir, 1);
+                    on_device += 1;
                     Ok(c)
                 }
                 Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.compress(page, dsts[i])),
@@ -227,6 +227,7 @@ impl PageCodec for FallbackCodec {
             out.push(r);
         }
         self.end_call(probing, pages.len());
+        out.set_on_device(on_device);
         Ok(out)
     }
 
@@ -265,11 +266,13 @@ impl PageCodec for FallbackCodec {
         };
         self.sync_in_flight();
         let mut out = BatchResults::new();
+        let mut on_device = 0;
         let mut per_page = per_page.into_iter();
         for (i, src) in srcs.iter().enumerate() {
             let r = match per_page.next() {
                 Some(Ok(d)) => {
                     self.device_done(dir, 1);
+                    on_device += 1;
                     Ok(d)
                 }
                 Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.decompress(src, pages[i])),
@@ -281,6 +284,7 @@ impl PageCodec for FallbackCodec {
             out.push(r);
         }
         self.end_call(probing, srcs.len());
+        out.set_on_device(on_device);
         Ok(out)
     }
 }

@@ -39,13 +39,13 @@
 //!
 //! **State and locking.** Health (`down`, next probe time) is atomics shared by all
 //! contexts; counters are relaxed atomics. A `FallbackCodec` is used under its pool
-//! context's lock (`&mut self`), so it needs no lock of its own. A thread-local tally counts
-//! the pages each engine did on the calling thread, so that a worker can attribute a pool
-//! call it just made ([`take_tally`]).
+//! context's lock (`&mut self`), so it needs no lock of its own. Which pages of a call the
+//! device did is returned with the call ([`software_fallback::BatchResults::on_device`]),
+//! so that a pool call can be attributed from its own result
+//! (`pool::Pool::store_batch_on_attributed`, `pool::Pool::load_run_on_attributed`).
 
 #![deny(missing_docs)]
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,23 +135,6 @@ impl Direction {
     fn ix(self) -> usize {
         self as usize
     }
-}
-
-thread_local! {
-    static TALLY: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
-
-fn tally(device: u64, software: u64) {
-    TALLY.with(|t| {
-        let (d, s) = t.get();
-        t.set((d + device, s + software));
-    });
-}
-
-/// Pages this thread ran on (device, software) since the last call, and resets the count.
-/// Never blocks.
-pub fn take_tally() -> (u64, u64) {
-    TALLY.with(|t| t.replace((0, 0)))
 }
 
 #[derive(Debug, Default)]

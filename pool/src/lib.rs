@@ -16,6 +16,7 @@
 
 pub mod alloc;
 mod area;
+mod attribution;
 mod backing;
 mod config;
 mod context;
@@ -32,6 +33,7 @@ mod store;
 mod sync;
 pub mod topology;
 
+pub use attribution::Attribution;
 #[cfg(feature = "qpl")]
 pub use config::QplFactory;
 pub use config::{CodecFactory, PoolConfig, SoftwareFactory};

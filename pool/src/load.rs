@@ -9,6 +9,7 @@
 use software_fallback::{crc32, CodecError, CodecId, MAX_BATCH, PAGE_SIZE};
 
 use crate::area::Area;
+use crate::attribution::Attribution;
 use crate::context::{decoder_slot, Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
 use crate::index::Payload;
@@ -55,7 +56,15 @@ impl Pool {
         }
         let area = self.enter(ty)?;
         area.check_range(slot, 1)?;
-        let gen = self.load_one(&area, ctx, slot, page, mode == LoadMode::KeepCopy)?;
+        let mut attr = Attribution::default();
+        let gen = self.load_one(
+            &area,
+            ctx,
+            slot,
+            page,
+            mode == LoadMode::KeepCopy,
+            &mut attr,
+        )?;
         if mode == LoadMode::Exclusive {
             self.remove_if(&area, slot, Some(gen));
         }
@@ -67,7 +76,8 @@ impl Pool {
     /// was dropped. Decodes in batches as [`Pool::load_run_on`], on the current CPU's
     /// context. Blocks as [`Pool::load`].
     pub fn load_run(&self, ty: u32, slot: u64, pages: &mut [u8], mode: LoadMode) -> Result<()> {
-        self.load_run_with(ty, slot, pages, mode, |c| c.current())
+        let mut attr = Attribution::default();
+        self.load_run_with(ty, slot, pages, mode, &mut attr, |c| c.current())
     }
 
     /// [`Pool::load_run`] on the context of CPU `cpu_hint` (for a batching layer's workers).
@@ -87,7 +97,26 @@ impl Pool {
         pages: &mut [u8],
         mode: LoadMode,
     ) -> Result<()> {
-        self.load_run_with(ty, slot, pages, mode, |c| c.get(cpu_hint))
+        self.load_run_on_attributed(cpu_hint, ty, slot, pages, mode)
+            .0
+    }
+
+    /// [`Pool::load_run_on`], also returning which engine decoded the pages
+    /// ([`Attribution`], summed over the codec calls made, failed loads included: a load
+    /// that fails after the device did some pages says so). Same-filled pages, pages
+    /// stored raw and written-back pages need no codec and count as neither. Same
+    /// guarantees and blocking.
+    pub fn load_run_on_attributed(
+        &self,
+        cpu_hint: usize,
+        ty: u32,
+        slot: u64,
+        pages: &mut [u8],
+        mode: LoadMode,
+    ) -> (Result<()>, Attribution) {
+        let mut attr = Attribution::default();
+        let res = self.load_run_with(ty, slot, pages, mode, &mut attr, |c| c.get(cpu_hint));
+        (res, attr)
     }
 
     fn load_run_with<'a>(
@@ -96,6 +125,7 @@ impl Pool {
         slot: u64,
         pages: &mut [u8],
         mode: LoadMode,
+        attr: &mut Attribution,
         pick: impl FnOnce(&'a Contexts) -> Result<&'a Context>,
     ) -> Result<()> {
         let n = whole_pages(pages.len(), usize::MAX)?;
@@ -105,8 +135,8 @@ impl Pool {
         let exclusive = mode == LoadMode::Exclusive;
         let mut gens = Vec::with_capacity(if exclusive { n } else { 0 });
         for (b, batch) in pages.chunks_mut(MAX_BATCH * PAGE_SIZE).enumerate() {
-            let got =
-                self.load_batch(&area, ctx, slot + (b * MAX_BATCH) as u64, batch, !exclusive)?;
+            let first = slot + (b * MAX_BATCH) as u64;
+            let got = self.load_batch(&area, ctx, first, batch, !exclusive, attr)?;
             if exclusive {
                 gens.extend_from_slice(&got[..batch.len() / PAGE_SIZE]);
             }
@@ -119,7 +149,8 @@ impl Pool {
 
     /// Loads up to 8 consecutive slots into `pages`: the objects in the context's compressor
     /// format with one batch decode under the context's lock, the rest one by one after it.
-    /// Returns each page's generation bits (first `pages.len() / 4096` entries).
+    /// Returns each page's generation bits (first `pages.len() / 4096` entries); adds the
+    /// codec calls' pages to `attr`.
     fn load_batch(
         &self,
         area: &Area,
@@ -127,6 +158,7 @@ impl Pool {
         slot: u64,
         pages: &mut [u8],
         mark_used: bool,
+        attr: &mut Attribution,
     ) -> Result<[u32; MAX_BATCH]> {
         let ty = area.ty;
         let k = pages.len() / PAGE_SIZE;
@@ -181,6 +213,7 @@ impl Pool {
             }
             if !srcs.is_empty() {
                 let results = codec.decompress_batch(&srcs, &mut outs)?;
+                attr.add_call(srcs.len(), results.on_device());
                 if results.len() != srcs.len() {
                     return Err(PoolError::Codec(CodecError::BatchMismatch {
                         pages: srcs.len(),
@@ -199,7 +232,7 @@ impl Pool {
         }
         for (i, page) in pages.chunks_exact_mut(PAGE_SIZE).enumerate() {
             if staged[i].is_none() {
-                gens[i] = self.load_one(area, ctx, slot + i as u64, page, mark_used)?;
+                gens[i] = self.load_one(area, ctx, slot + i as u64, page, mark_used, attr)?;
             }
         }
         Ok(gens)
@@ -222,7 +255,8 @@ impl Pool {
         Ok(())
     }
 
-    /// Decodes one slot into `page`; returns the entry's generation bits.
+    /// Decodes one slot into `page`; returns the entry's generation bits; adds a codec
+    /// call's page to `attr`.
     fn load_one(
         &self,
         area: &Area,
@@ -230,6 +264,7 @@ impl Pool {
         slot: u64,
         page: &mut [u8],
         mark_used: bool,
+        attr: &mut Attribution,
     ) -> Result<u32> {
         let ty = area.ty;
         let mut need: Option<CodecId> = None;
@@ -280,7 +315,7 @@ impl Pool {
                             page.copy_from_slice(&inner.dst[0][..PAGE_SIZE]);
                             crc32(page)
                         }
-                        Some(id) => match decode(inner, id, len, page) {
+                        Some(id) => match decode(inner, id, len, page, attr) {
                             Ok(d) => d.crc32,
                             Err(source) => return Err(self.corrupt(ty, slot, id, source)),
                         },
@@ -313,12 +348,15 @@ impl Pool {
     }
 }
 
-/// Decodes `len` bytes staged in `inner.dst[0]` into `page` with a decoder for `id`.
+/// Decodes `len` bytes staged in `inner.dst[0]` into `page` with a decoder for `id`, as a
+/// one-page batch call (so that the codec reports whether a device did it, added to
+/// `attr`).
 pub(crate) fn decode(
     inner: &mut CtxInner,
     id: CodecId,
     len: usize,
     page: &mut [u8],
+    attr: &mut Attribution,
 ) -> std::result::Result<software_fallback::Decompressed, CodecError> {
     let CtxInner {
         codec,
@@ -327,13 +365,23 @@ pub(crate) fn decode(
         ..
     } = inner;
     let src = &dst[0][..len];
-    if codec.id() == id {
-        return codec.decompress(src, page);
-    }
-    match decoders[decoder_slot(id)].as_mut() {
-        Some(d) => d.decompress(src, page),
-        None => Err(CodecError::UnknownCodecId(id.as_u8())),
-    }
+    let codec = if codec.id() == id {
+        codec
+    } else {
+        match decoders[decoder_slot(id)].as_mut() {
+            Some(d) => d,
+            None => return Err(CodecError::UnknownCodecId(id.as_u8())),
+        }
+    };
+    let results = codec.decompress_batch(&[src], &mut [page])?;
+    attr.add_call(1, results.on_device());
+    results
+        .into_iter()
+        .next()
+        .unwrap_or(Err(CodecError::BatchMismatch {
+            pages: 1,
+            buffers: 0,
+        }))
 }
 
 fn fill(page: &mut [u8], v: u64) {

@@ -16,6 +16,7 @@ use software_fallback::corpus::{classify, PageKind};
 use software_fallback::{crc32, CodecError, MAX_BATCH, PAGE_SIZE};
 
 use crate::area::Area;
+use crate::attribution::Attribution;
 use crate::context::{Context, Contexts, CtxInner};
 use crate::error::{PoolError, Result};
 use crate::index::{Entry, Payload, CHUNK_SLOTS};
@@ -30,7 +31,8 @@ impl Pool {
     /// misuse such as a folio running past the area's end too), and the caller still owns its
     /// data. Blocks in the codec (a device) and on the locks of `pool.rs`.
     pub fn store(&self, ty: u32, slot: u64, folio: &[u8]) -> Result<Generation> {
-        self.store_with(ty, slot, folio, MAX_FOLIO_PAGES, |c| c.current())
+        let mut attr = Attribution::default();
+        self.store_with(ty, slot, folio, MAX_FOLIO_PAGES, &mut attr, |c| c.current())
     }
 
     /// Stores up to 8 pages (one codec batch) on the context of CPU `cpu_hint` — the entry
@@ -42,7 +44,23 @@ impl Pool {
         slot: u64,
         pages: &[u8],
     ) -> Result<Generation> {
-        self.store_with(ty, slot, pages, MAX_BATCH, |c| c.get(cpu_hint))
+        self.store_batch_on_attributed(cpu_hint, ty, slot, pages).0
+    }
+
+    /// [`Pool::store_batch_on`], also returning which engine compressed the pages
+    /// ([`Attribution`], summed over the codec calls made, failed calls included: a store
+    /// that fails after the device did some pages says so). Zero-filled and same-filled
+    /// pages need no codec and count as neither. Same guarantees and blocking.
+    pub fn store_batch_on_attributed(
+        &self,
+        cpu_hint: usize,
+        ty: u32,
+        slot: u64,
+        pages: &[u8],
+    ) -> (Result<Generation>, Attribution) {
+        let mut attr = Attribution::default();
+        let res = self.store_with(ty, slot, pages, MAX_BATCH, &mut attr, |c| c.get(cpu_hint));
+        (res, attr)
     }
 
     /// Enters the type, takes a generation, then validates, picks a context and stores. Every
@@ -54,13 +72,14 @@ impl Pool {
         slot: u64,
         folio: &[u8],
         max_pages: usize,
+        attr: &mut Attribution,
         pick: impl FnOnce(&'a Contexts) -> Result<&'a Context>,
     ) -> Result<Generation> {
         let area = self.enter(ty)?;
         let gen = area.next_gen();
         let res = whole_pages(folio.len(), max_pages).and_then(|n| {
             area.check_range(slot, n)?;
-            self.store_on(&area, pick(&self.contexts)?, slot, folio, gen)
+            self.store_on(&area, pick(&self.contexts)?, slot, folio, gen, attr)
         });
         if let Err(e) = &res {
             let covered = folio.len().div_ceil(PAGE_SIZE) as u64;
@@ -80,6 +99,7 @@ impl Pool {
         slot: u64,
         folio: &[u8],
         gen: u64,
+        attr: &mut Attribution,
     ) -> Result<()> {
         for (b, batch) in folio.chunks(MAX_BATCH * PAGE_SIZE).enumerate() {
             // The limit is checked before every batch: a large folio that crosses it fails
@@ -87,7 +107,7 @@ impl Pool {
             self.check_limit()?;
             let mut entries = [Entry::default(); MAX_BATCH];
             let k = batch.len() / PAGE_SIZE;
-            self.compress_batch(ctx, batch, gen, &mut entries[..k])?;
+            self.compress_batch(ctx, batch, gen, &mut entries[..k], attr)?;
             self.publish(area, slot + (b * MAX_BATCH) as u64, &entries[..k])?;
         }
         Ok(())
@@ -132,14 +152,15 @@ impl Pool {
         self.wake.wake();
     }
 
-    /// Compresses and allocates the pages of `batch` (≤ 8) on `ctx`; fills `out`. On error
-    /// frees whatever it allocated.
+    /// Compresses and allocates the pages of `batch` (≤ 8) on `ctx`; fills `out`; adds the
+    /// codec call's pages to `attr`. On error frees whatever it allocated.
     fn compress_batch(
         &self,
         ctx: &Context,
         batch: &[u8],
         gen: u64,
         out: &mut [Entry],
+        attr: &mut Attribution,
     ) -> Result<()> {
         let k = out.len();
         let page = |i: usize| &batch[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
@@ -172,7 +193,10 @@ impl Pool {
                 &mut d7[..cutoff],
             ];
             match inner.codec.compress_batch(&srcs[..m], &mut dsts[..m]) {
-                Ok(r) => Some(r),
+                Ok(r) => {
+                    attr.add_call(m, r.on_device());
+                    Some(r)
+                }
                 Err(e) => {
                     self.counters.add(Ctr::RejectCompressFail, 1);
                     return Err(e.into());

@@ -99,10 +99,16 @@ pub struct Decompressed {
 }
 
 /// Per-page results of a batch call, in the order of the batch's pages.
+///
+/// Besides the results, a batch says how many of its pages a device did
+/// ([`BatchResults::on_device`]): a device codec sets it for each call, a software codec
+/// leaves it 0. A caller attributes the call from it (e.g. the pool's `*_attributed` calls)
+/// without any state outside the return value.
 #[derive(Debug)]
 pub struct BatchResults<T> {
     slots: [Option<Result<T, CodecError>>; MAX_BATCH],
     len: usize,
+    on_device: usize,
 }
 
 impl<T> BatchResults<T> {
@@ -111,7 +117,20 @@ impl<T> BatchResults<T> {
         BatchResults {
             slots: std::array::from_fn(|_| None),
             len: 0,
+            on_device: 0,
         }
+    }
+
+    /// Records that `pages` of this batch's pages were done on a device (the rest, if any,
+    /// in software). Set by a device codec after its call; never by a software codec.
+    pub fn set_on_device(&mut self, pages: usize) {
+        self.on_device = pages;
+    }
+
+    /// Pages of this batch done on a device: what the codec set, at most [`Self::len`];
+    /// 0 for a software codec.
+    pub fn on_device(&self) -> usize {
+        self.on_device.min(self.len)
     }
 
     /// Appends the next page's result.

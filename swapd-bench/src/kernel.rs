@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use software_fallback::PAGE_SIZE;
+use software_fallback::{CodecId, PAGE_SIZE};
 
 use super::kernel_state::{self, Paths, Session, System};
 use super::workload::{self, WorkloadConfig, WorkloadReport};
@@ -149,6 +149,28 @@ pub fn check_compressor(name: &str, proc_crypto: &str, modules_alias: &str) -> R
             have.join(", ")
         }
     )))
+}
+
+/// The kernel compressor a run compares our codec against when none is named: the same
+/// format where the kernel has it (`deflate`, `zstd`), else `lzo-rle` (zswap's default and the
+/// kernel's fastest), so that a default run never names a compressor this kernel lacks.
+pub fn peer_compressor(codec: CodecId, proc_crypto: &str, modules_alias: &str) -> &'static str {
+    let same = match codec {
+        CodecId::RawDeflate => "deflate",
+        CodecId::Zstd => "zstd",
+        CodecId::Lz4 => "lzo-rle",
+    };
+    if check_compressor(same, proc_crypto, modules_alias).is_ok() {
+        same
+    } else {
+        "lzo-rle"
+    }
+}
+
+/// [`peer_compressor`] on the running kernel (`/proc/crypto` and its module aliases).
+pub fn default_peer_compressor(codec: CodecId) -> &'static str {
+    let crypto = fs::read_to_string("/proc/crypto").unwrap_or_default();
+    peer_compressor(codec, &crypto, &modules_alias())
 }
 
 /// The running kernel's module aliases (empty where it has none).
@@ -794,6 +816,19 @@ mod tests {
     use super::*;
 
     const PROC_CRYPTO: &str = "name         : deflate\ndriver       : deflate-scomp\nmodule       : kernel\ntype         : scomp\n\nname         : lzo-rle\ndriver       : lzo-rle-generic\ntype         : compression\n\nname         : sha256\ndriver       : sha256-generic\ntype         : shash\n";
+
+    #[test]
+    fn default_peer_is_the_same_format_or_lzo_rle() {
+        assert_eq!(
+            peer_compressor(CodecId::RawDeflate, PROC_CRYPTO, ""),
+            "deflate"
+        );
+        assert_eq!(peer_compressor(CodecId::Lz4, PROC_CRYPTO, ""), "lzo-rle");
+        // This kernel has no zstd: the default run must not name it.
+        assert_eq!(peer_compressor(CodecId::Zstd, PROC_CRYPTO, ""), "lzo-rle");
+        let aliases = "alias crypto-zstd zstd\n";
+        assert_eq!(peer_compressor(CodecId::Zstd, PROC_CRYPTO, aliases), "zstd");
+    }
 
     #[test]
     fn compressors_come_from_proc_crypto() {

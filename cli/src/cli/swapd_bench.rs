@@ -2,7 +2,7 @@
 //! peer, in a memory cgroup with kernel zswap (the daemon and the peer live in the `swapd`
 //! crate; this file only parses arguments and prints).
 
-use software_fallback::{CodecId, CodecSpec};
+use software_fallback::CodecSpec;
 use swapd_bench::daemon::{self, DaemonConfig};
 use swapd_bench::kernel::{self, KernelConfig};
 use swapd_bench::report::{self, KernelOutcome};
@@ -77,7 +77,7 @@ pub struct SwapdBenchArgs {
     #[arg(long)]
     pub both: bool,
     /// zswap compressor for the peer (default: deflate for our deflate, lzo-rle for our
-    /// lz4, zstd for our zstd).
+    /// lz4, zstd for our zstd where the kernel has it, else lzo-rle).
     #[arg(long)]
     pub kernel_compressor: Option<String>,
     /// Room for zswap's compressed pool on top of the budget in the peer's cgroup limit,
@@ -204,14 +204,10 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
         "swapd ({codec}, {})",
         if args.engine { "engine" } else { "pool" }
     );
-    let compressor = args.kernel_compressor.clone().unwrap_or_else(|| {
-        match codec.id {
-            CodecId::RawDeflate => "deflate",
-            CodecId::Lz4 => "lzo-rle",
-            CodecId::Zstd => "zstd",
-        }
-        .to_string()
-    });
+    let compressor = args
+        .kernel_compressor
+        .clone()
+        .unwrap_or_else(|| kernel::default_peer_compressor(codec.id).to_string());
     let swap_dir = args.swap_dir.clone().unwrap_or_else(|| "/var/tmp".into());
     if (args.kernel || args.both) && kernel::unavailable().is_none() {
         kernel::preflight(&compressor, &swap_dir)?;
