@@ -4,7 +4,8 @@
 //! writes pages back, and walks the error paths. Also: the pkg-config file's version is the
 //! crate's.
 //!
-//! The pages are the real corpus (`../../shared/corpus/py-heap.pages.zst`) when it is there,
+//! The pages are the real corpus (`py-heap.pages.zst`, found as
+//! `software_fallback::corpus::shared` says) when it is there,
 //! else the built-in synthetic corpus, which is reported (`SWAPACCEL_REQUIRE_CORPUS=1` makes
 //! its absence a failure). Without gcc the builds are reported ignored with the reason
 //! (`SWAPACCEL_REQUIRE_CC=1` makes that a failure).
@@ -39,38 +40,33 @@ fn work_dir(tag: &str) -> PathBuf {
 
 /// A few thousand pages, raw, in a file; and what they came from.
 fn pages_file(dir: &Path) -> Result<(PathBuf, String), Failed> {
-    let real = manifest_dir().join("../../shared/corpus/py-heap.pages.zst");
-    let (data, from) = if real.exists() {
-        let c = Corpus::load(&real).map_err(|e| format!("{}: {e}", real.display()))?;
-        let n = c.len().min(PAGES);
-        (
-            c.as_bytes()[..n * PAGE_SIZE].to_vec(),
-            format!("{} ({n} real pages)", real.display()),
-        )
-    } else {
-        if std::env::var("SWAPACCEL_REQUIRE_CORPUS").as_deref() == Ok("1") {
-            return Err(format!(
-                "SWAPACCEL_REQUIRE_CORPUS=1 but {} is missing",
-                real.display()
+    let (data, from) = match software_fallback::corpus::shared::file("py-heap.pages.zst") {
+        Ok(real) => {
+            let c = Corpus::load(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+            let n = c.len().min(PAGES);
+            (
+                c.as_bytes()[..n * PAGE_SIZE].to_vec(),
+                format!("{} ({n} real pages)", real.display()),
             )
-            .into());
         }
-        eprintln!(
-            "c_example: {} not found; using the built-in synthetic corpus",
-            real.display()
-        );
-        // The built-in corpus repeated, each copy's pages made distinct in their first word.
-        let base = Corpus::builtin();
-        let mut data = Vec::with_capacity(PAGES * PAGE_SIZE);
-        for i in 0..PAGES {
-            let mut page = base.page(i % base.len()).to_vec();
-            let mark = (i as u64 / base.len() as u64).to_le_bytes();
-            for (b, m) in page.iter_mut().zip(mark) {
-                *b ^= m;
+        Err(reason) => {
+            if software_fallback::corpus::shared::required() {
+                return Err(format!("SWAPACCEL_REQUIRE_CORPUS=1 but {reason}").into());
             }
-            data.extend_from_slice(&page);
+            eprintln!("c_example: {reason}; using the built-in synthetic corpus");
+            // The built-in corpus repeated, each copy's pages made distinct in their first word.
+            let base = Corpus::builtin();
+            let mut data = Vec::with_capacity(PAGES * PAGE_SIZE);
+            for i in 0..PAGES {
+                let mut page = base.page(i % base.len()).to_vec();
+                let mark = (i as u64 / base.len() as u64).to_le_bytes();
+                for (b, m) in page.iter_mut().zip(mark) {
+                    *b ^= m;
+                }
+                data.extend_from_slice(&page);
+            }
+            (data, format!("built-in synthetic corpus ({PAGES} pages)"))
         }
-        (data, format!("built-in synthetic corpus ({PAGES} pages)"))
     };
     let path = dir.join("pages.raw");
     std::fs::write(&path, data)?;

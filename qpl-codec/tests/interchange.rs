@@ -12,7 +12,6 @@ use libtest_mimic::{Arguments, Trial};
 
 #[cfg(feature = "qpl")]
 mod run {
-    use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -158,10 +157,6 @@ mod run {
         ));
         trials
     }
-
-    pub fn corpus_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
-    }
 }
 
 fn skipped(name: String, reason: &str) -> Trial {
@@ -179,23 +174,25 @@ fn trials() -> Vec<Trial> {
 
 #[cfg(feature = "qpl")]
 fn trials() -> Vec<Trial> {
+    use software_fallback::corpus::shared;
     use software_fallback::corpus::Corpus;
-    let required = std::env::var("SWAPACCEL_REQUIRE_CORPUS").is_ok_and(|v| v == "1");
+    let required = shared::required();
     let mut trials = Vec::new();
     for file in ["py-heap.pages.zst", "node-heap.pages.zst"] {
-        let path = run::corpus_dir().join(file);
         let name = file.trim_end_matches(".pages.zst").to_string();
-        if !path.exists() {
-            let reason = format!("{} not found", path.display());
-            if required {
-                trials.push(Trial::test(format!("{name}: corpus present"), move || {
-                    Err(format!("SWAPACCEL_REQUIRE_CORPUS=1 but {reason}").into())
-                }));
-            } else {
-                trials.push(skipped(name, &reason));
+        let path = match shared::file(file) {
+            Ok(p) => p,
+            Err(reason) => {
+                if required {
+                    trials.push(Trial::test(format!("{name}: corpus present"), move || {
+                        Err(format!("SWAPACCEL_REQUIRE_CORPUS=1 but {reason}").into())
+                    }));
+                } else {
+                    trials.push(skipped(name, &reason));
+                }
+                continue;
             }
-            continue;
-        }
+        };
         match Corpus::load(&path) {
             Ok(c) => trials.extend(run::trials(&name, std::sync::Arc::new(c))),
             Err(e) => {

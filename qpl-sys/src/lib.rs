@@ -18,6 +18,9 @@
 #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
 #![allow(clippy::all)]
 #![allow(missing_docs)]
+// bindgen's generated accessors use unsafe blocks without SAFETY comments; the file is
+// generated, never edited by hand.
+#![allow(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(feature = "qpl")]
 mod bindings {

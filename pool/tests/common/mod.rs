@@ -51,6 +51,13 @@ pub fn real_corpus(n: usize) -> Corpus {
     software_fallback::corpus::shared::sample_or_builtin("py-heap.pages.zst", n)
 }
 
+/// `n` pages of the real py-heap corpus for a test that means nothing on synthetic pages:
+/// `None` (a skip, said on stderr) where it is missing; a failure under
+/// `SWAPACCEL_REQUIRE_CORPUS=1`.
+pub fn real_corpus_or_skip(n: usize) -> Option<Corpus> {
+    software_fallback::corpus::shared::sample_or_skip("py-heap.pages.zst", n)
+}
+
 /// A distinct page for (slot, version): heap-like, compressible, never same-filled.
 pub fn page_for(slot: u64, version: u64) -> Vec<u8> {
     let mut p = vec![0u8; PAGE_SIZE];

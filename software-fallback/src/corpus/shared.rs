@@ -65,3 +65,17 @@ pub fn sample_or_builtin(name: &str, n: usize) -> Corpus {
         }
     }
 }
+
+/// An even sample of `n` pages of corpus file `name`, for a test that means nothing on
+/// synthetic pages: `None` where the file is missing, said on stderr as a skip with the
+/// reason (the caller returns at once) — unless [`required`], where it panics with the reason.
+pub fn sample_or_skip(name: &str, n: usize) -> Option<Corpus> {
+    match load(name) {
+        Ok(c) => Some(c.sample(n)),
+        Err(reason) => {
+            assert!(!required(), "{REQUIRE_VAR}=1 but {reason}");
+            eprintln!("skipped: needs the real corpus ({reason})");
+            None
+        }
+    }
+}
