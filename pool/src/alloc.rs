@@ -465,7 +465,8 @@ impl Allocator {
         self.span_bytes.load(Ordering::Relaxed)
     }
 
-    /// Objects allocated. Takes every class lock in turn.
+    /// Objects allocated. Takes every class lock in turn. (Tests and the model check only.)
+    #[cfg(any(test, feature = "shuttle"))]
     pub fn objects(&self) -> u64 {
         self.classes.iter().map(|c| lock(c).objects).sum()
     }

@@ -6,7 +6,7 @@
 //! * One compression context per possible CPU ([`CpuTopology`]), whose codec comes from the
 //!   configuration's [`CodecFactory`] (software by default; a device plugs in there).
 //! * Entries are 16 bytes and keep the codec id and the CRC-32 of the page; loads verify it.
-//! * The allocator ([`alloc`]) packs objects into spans by 16-byte size class and hands out
+//! * The allocator (`alloc.rs`) packs objects into spans by 16-byte size class and hands out
 //!   handles, so compaction can move objects while loads and frees run.
 //!
 //! Locking and lifetime rules are written at the top of the file that enforces them:
@@ -14,7 +14,12 @@
 
 #![warn(missing_docs)]
 
+// The allocator is the pool's own; it is public only under the test-only `shuttle` feature,
+// for the compaction model check in tests/shuttle.rs.
+#[cfg(feature = "shuttle")]
 pub mod alloc;
+#[cfg(not(feature = "shuttle"))]
+mod alloc;
 mod area;
 mod attribution;
 mod backing;
@@ -33,6 +38,7 @@ mod store;
 mod sync;
 pub mod topology;
 
+pub use alloc::AllocError;
 pub use attribution::Attribution;
 #[cfg(feature = "qpl")]
 pub use config::QplFactory;
