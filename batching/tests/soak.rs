@@ -55,22 +55,6 @@ impl Tally {
     }
 }
 
-/// A small deterministic random source (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn backing(dir: &std::path::Path, ty: u32) -> File {
     std::fs::OpenOptions::new()
         .read(true)

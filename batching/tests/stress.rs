@@ -24,20 +24,6 @@ const LANES: u64 = 4;
 const LANE_SLOTS: u64 = 24;
 const SPAN: u64 = LANES * LANE_SLOTS;
 
-/// A tiny deterministic generator (no external crates).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[derive(Default, Debug)]
 struct Tally {
     submitted: u64,

@@ -213,3 +213,21 @@ pub fn parked_engine_with(
     gate.wait_for_waiters(1);
     (engine, gate, t)
 }
+
+/// A small deterministic random source (xorshift64), so a failing seed replays.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
