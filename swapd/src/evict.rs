@@ -6,7 +6,7 @@ use software_fallback::PAGE_SIZE;
 
 use crate::error::{Result, SwapdError};
 use crate::pages::PageState;
-use crate::region::Shared;
+use crate::shared::Shared;
 use crate::stats::bump;
 use crate::store::guarded;
 use crate::sys::mapping::Staging;

@@ -11,7 +11,7 @@ use pool::{Generation, PoolError};
 use software_fallback::PAGE_SIZE;
 
 use crate::pages::{PageGuard, PageState, STRIPES};
-use crate::region::Shared;
+use crate::shared::Shared;
 use crate::stats::bump;
 use crate::store::guarded;
 use crate::sys::abi::{UffdMsg, UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_WRITE};

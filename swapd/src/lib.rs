@@ -21,6 +21,7 @@ mod fault;
 pub mod floor;
 mod pages;
 mod region;
+mod shared;
 mod stats;
 mod store;
 mod sys;

@@ -1,0 +1,174 @@
+//! [`Shared`]: what a region's fault threads, its background evictor and the [`Region`]
+//! handle share, and the eviction watermarks (direct reclaim on the fault path, the background
+//! evictor). Locking and lifetime rules: see `pages.rs`.
+//!
+//! [`Region`]: crate::Region
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::around::{Prefetched, Stride};
+use crate::evict::Evictor;
+use crate::pages::{PageGuard, PageState, PageTable};
+use crate::stats::{bump, Counters, Histogram};
+use crate::store::PageStore;
+use crate::sys::mapping::Mapping;
+use crate::sys::pagemap::{Pagemap, PteKind};
+
+/// Pages a fault thread evicts beyond the budget when it has to reclaim itself.
+const DIRECT_RECLAIM_PAGES: usize = 8;
+
+/// What the threads share.
+pub(crate) struct Shared {
+    pub map: Arc<Mapping>,
+    pub pages: PageTable,
+    pub store: Arc<dyn PageStore>,
+    pub evictor: Mutex<Evictor>,
+    pub counters: Counters,
+    pub hist: Histogram,
+    pub budget: usize,
+    /// The background evictor works down to this.
+    pub low: usize,
+    pub batch: usize,
+    pub fault_around: usize,
+    /// Adaptive fault-around: is this fault part of a scan.
+    pub stride: Stride,
+    /// Pages brought in by fault-around, not known to be used since.
+    pub prefetched: Prefetched,
+    /// Spin before sleeping (fault threads).
+    pub spin: Duration,
+    /// For checking the kernel's view of a page when it disagrees with ours.
+    pub pagemap: Option<Pagemap>,
+    pub kick: (Mutex<bool>, Condvar),
+    pub stop: AtomicBool,
+    pub error: Mutex<Option<String>>,
+    pub poison_first: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Records a background thread's error (the first one is kept) and logs it.
+    pub(crate) fn fail(&self, msg: String) {
+        tracing::error!(error = %msg, "swapd thread");
+        let mut e = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        e.get_or_insert(msg);
+    }
+
+    /// Poisons missing page `p` (its data could not be brought back) and records why.
+    pub(crate) fn poison(&self, p: usize, why: &str) {
+        if let Err(e) = self.map.poison(p) {
+            self.fail(format!("page {p}: UFFDIO_POISON failed ({e}) after: {why}"));
+        }
+        bump(&self.counters.poisoned, 1);
+        let mut f = self
+            .poison_first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f.get_or_insert_with(|| format!("page {p}: {why}"));
+    }
+
+    /// True once the region is being dropped.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// What the kernel's page table holds for region page `p` (`None`: cannot tell here).
+    pub(crate) fn pte_kind(&self, p: usize) -> Option<PteKind> {
+        let pm = self.pagemap.as_ref()?;
+        match pm.pte_kind(self.map.page_addr(p)) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::warn!(page = p, error = %e, "PAGEMAP_SCAN of one page");
+                None
+            }
+        }
+    }
+
+    /// Region page `p` (locked by the caller, `g`) is `Resident` or `Poisoned` by our count,
+    /// but its pte holds no page and is not empty (a marker): the daemon lost track of it and
+    /// every access would fault for ever. It is reported through `health()`, the pte is
+    /// cleared and the page poisoned (its data is unknown: never hand out zeros for it).
+    pub(crate) fn lost_page(&self, g: &mut PageGuard<'_>, p: usize, why: &str) {
+        bump(&self.counters.phantom_pages, 1);
+        self.fail(format!(
+            "page {p}: {:?} by the daemon's count but not present in the page table ({why}); \
+             poisoned",
+            g.state()
+        ));
+        if let Err(e) = self.map.discard(p) {
+            tracing::warn!(page = p, error = %e, "clearing the pte of a lost page");
+        }
+        self.poison(p, why);
+        g.set(PageState::Poisoned);
+    }
+
+    /// Called by a fault thread before it locks a page: wakes the background evictor when
+    /// above its low mark, and evicts here (direct reclaim) when at the budget.
+    pub(crate) fn make_room(&self) {
+        let resident = self.pages.resident();
+        if resident < self.low {
+            return;
+        }
+        self.kick();
+        if resident + 1 + self.fault_around < self.budget {
+            return;
+        }
+        bump(&self.counters.direct_reclaims, 1);
+        let mut ev = self.evictor.lock().unwrap_or_else(PoisonError::into_inner);
+        // Evict just enough (one codec batch at least) to keep the fault's latency short;
+        // the background evictor does the bulk.
+        while self.pages.resident() + 1 + self.fault_around >= self.budget {
+            let want = (self.pages.resident() + 1 + self.fault_around + DIRECT_RECLAIM_PAGES)
+                .saturating_sub(self.budget)
+                .clamp(1, self.batch);
+            match ev.evict_batch(self, want) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    self.fail(format!("eviction: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn kick(&self) {
+        let (m, cv) = &self.kick;
+        *m.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_one();
+    }
+
+    pub(crate) fn background_evictor(&self) {
+        let (m, cv) = &self.kick;
+        loop {
+            {
+                let mut kicked = m.lock().unwrap_or_else(PoisonError::into_inner);
+                while !*kicked && !self.stop.load(Ordering::Acquire) {
+                    kicked = cv
+                        .wait_timeout(kicked, Duration::from_millis(100))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    if self.pages.resident() > self.low {
+                        break;
+                    }
+                }
+                *kicked = false;
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            while self.pages.resident() > self.low && !self.stop.load(Ordering::Acquire) {
+                let want = (self.pages.resident() - self.low).min(self.batch);
+                let mut ev = self.evictor.lock().unwrap_or_else(PoisonError::into_inner);
+                match ev.evict_batch(self, want) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.fail(format!("eviction: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
