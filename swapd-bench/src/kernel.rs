@@ -12,8 +12,10 @@
 //!
 //! Protocol with the child (`swapd-bench --kernel-child`, over its stdin/stdout, one line
 //! each): parent → `config JSON`; child → `READY` (memory mapped, nothing touched); parent
-//! sets the limit → `GO`; child populates → `POPULATED`; parent snapshots `/proc/vmstat` →
-//! `RUN`; child runs → `REPORT JSON`; parent reads the kernel's counters → `EXIT`.
+//! sets a generous limit → `GO`; child populates → `POPULATED n` (region pages resident,
+//! `mincore`); parent tightens the limit to the child's other memory + the budget, so that the
+//! region gets exactly the budget, snapshots `/proc/vmstat` → `RUN`; child runs →
+//! `RESIDENT n`, `REPORT JSON`; parent reads the kernel's counters → `EXIT`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -38,6 +40,9 @@ const CGROUP_NAME: &str = "swapaccel-swapd-bench";
 /// Memory the child needs besides the region and the checker (stacks, page tables, heap):
 /// added to the limit so that the region gets the budget.
 const CHILD_SLACK: u64 = 8 << 20;
+/// What the child's measured phase allocates besides the region (two thread stacks' touched
+/// pages, the latency histograms): kept on top of the budget when the limit is tightened.
+const RUN_SLACK: u64 = 256 << 10;
 
 /// How the kernel side is set up.
 #[derive(Clone, Debug)]
@@ -84,6 +89,11 @@ pub struct KernelReport {
     pub compressor: String,
     /// Stored pages × 4096 / pool_total_size.
     pub ratio: f64,
+    /// Region pages resident (`mincore`) after populate, under the first (generous) limit.
+    pub resident_populated: u64,
+    /// Region pages resident at the end of the measured phase: the budget the region really
+    /// had (the limit is set so that this is the budget; see [`run`]).
+    pub resident_end: u64,
 }
 
 // ----- setup (every change is undone by `kernel_state::restore`) -----
@@ -687,9 +697,23 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
     cg.set_limit(limit)?;
     let v_start = vmstat()?;
     child.send("GO").map_err(|e| explain(e, limit))?;
-    child.expect("POPULATED").map_err(|e| explain(e, limit))?;
+    let populated = child.expect("POPULATED").map_err(|e| explain(e, limit))?;
+    let resident_populated = parse_pages("POPULATED", &populated)?;
+    // The same budget as ours: the limit above leaves the region whatever of the slack the
+    // child did not use (measured: ~8 MiB, a quarter more than a 32 MiB budget, hence fewer
+    // faults). Now that the child's other memory is known (the cgroup's use minus the
+    // region's resident pages), the limit becomes exactly that plus the budget.
+    let usage = cg.usage()?;
+    let other = usage.saturating_sub(resident_populated * PAGE_SIZE as u64);
+    limit = [other, RUN_SLACK, k.budget as u64, k.pool_allowance]
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
+        .ok_or_else(|| BenchError::InvalidConfig("cgroup limit overflows u64".into()))?;
+    cg.set_limit(limit)?;
     let v0 = vmstat()?;
     child.send("RUN").map_err(|e| explain(e, limit))?;
+    let resident = child.expect("RESIDENT").map_err(|e| explain(e, limit))?;
+    let resident_end = parse_pages("RESIDENT", &resident)?;
     let rep = child.expect("REPORT").map_err(|e| explain(e, limit))?;
     let zswap = zswap_debugfs();
     let v1 = vmstat()?;
@@ -723,6 +747,15 @@ pub fn run(w: &WorkloadConfig, k: &KernelConfig) -> Result<KernelReport> {
         } else {
             (stored * PAGE_SIZE as u64) as f64 / pool as f64
         },
+        resident_populated,
+        resident_end,
+    })
+}
+
+/// The page count the child sent after `what`.
+fn parse_pages(what: &str, rest: &str) -> Result<u64> {
+    rest.parse().map_err(|_| {
+        BenchError::Daemon(format!("child sent `{what} {rest}`: expected a page count"))
     })
 }
 
@@ -751,12 +784,13 @@ pub fn child_main() -> Result<()> {
         return Err(BenchError::Daemon("expected GO".into()));
     }
     let report = workload::run(mem.words(), &w, || {
-        println!("POPULATED");
+        println!("POPULATED {}", mem.resident_pages()?);
         match next()?.as_str() {
             "RUN" => Ok(()),
             other => Err(BenchError::Daemon(format!("expected RUN, got {other}"))),
         }
     })?;
+    println!("RESIDENT {}", mem.resident_pages()?);
     println!(
         "REPORT {}",
         serde_json::to_string(&report).map_err(|e| BenchError::Daemon(e.to_string()))?
@@ -796,6 +830,19 @@ impl AnonMemory {
             base: p as usize,
             len,
         })
+    }
+
+    /// Pages of the mapping in memory (`mincore`: present, or in the swap cache); pages
+    /// held by zswap are not.
+    fn resident_pages(&self) -> Result<u64> {
+        let mut vec = vec![0u8; self.len / PAGE_SIZE];
+        // SAFETY: `base..base + len` is our mapping; `vec` has one byte per page of it.
+        let r =
+            unsafe { libc::mincore(self.base as *mut libc::c_void, self.len, vec.as_mut_ptr()) };
+        if r != 0 {
+            return Err(BenchError::last_os("mincore"));
+        }
+        Ok(vec.iter().filter(|&&b| b & 1 != 0).count() as u64)
     }
 
     fn words(&self) -> &[AtomicU64] {

@@ -65,6 +65,16 @@ pub fn render(
     let kv = |name: &str| k.and_then(|k| k.vmstat.get(name).copied());
     let kz = |name: &str| k.and_then(|k| k.zswap.get(name).copied());
     row(
+        "region resident at end (pages; budget)",
+        ours.map(|d| format!("{} ({})", d.region.resident_pages, d.region.budget_pages)),
+        k.map(|k| {
+            format!(
+                "{} (after populate: {})",
+                k.resident_end, k.resident_populated
+            )
+        }),
+    );
+    row(
         "ops/s",
         ours.map(|d| format!("{:.0}", d.workload.ops_per_sec)),
         k.map(|k| format!("{:.0}", k.workload.ops_per_sec)),
