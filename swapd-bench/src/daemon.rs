@@ -81,6 +81,9 @@ pub struct DaemonReport {
     pub evicted_run: u64,
     /// Pages loaded back on fault during the measured phase.
     pub faulted_run: u64,
+    /// Pages evicted by fault threads (direct reclaim) during the measured phase, and how
+    /// many times.
+    pub fault_path_evictions_run: (u64, u64),
     /// The pool at the end.
     pub pool: PoolFigures,
     /// Which store was used.
@@ -141,6 +144,10 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
         workload,
         evicted_run: stats.evicted - s0.evicted,
         faulted_run: stats.faults_loaded - s0.faults_loaded,
+        fault_path_evictions_run: (
+            stats.fault_path_evictions - s0.fault_path_evictions,
+            stats.direct_reclaims - s0.direct_reclaims,
+        ),
         region: stats,
         pool,
         store: name,

@@ -171,6 +171,14 @@ pub fn render(
         kv("zswpin").map(|v| v.to_string()),
     );
     row(
+        "fault-path evictions, run: pages / times",
+        ours.map(|d| {
+            let (p, n) = d.fault_path_evictions_run;
+            format!("{p} / {n}")
+        }),
+        k.map(|_| "n/a (direct reclaim)".into()),
+    );
+    row(
         "pages evicted / faulted in, total",
         ours.map(|d| format!("{} / {}", d.region.evicted, d.region.faults_loaded)),
         k.map(|k| {

@@ -266,14 +266,16 @@ fn install_zeros(
 }
 
 /// First touch of never-used memory: maps the zero page over the never-used pages after `p`
-/// (up to [`ZERO_RUN`] − 1, within the budget's headroom) with one `UFFDIO_ZEROPAGE`, so a
+/// (up to [`ZERO_RUN`] − 1, below the evictor's wake mark, so that a run never leaves the
+/// next fault at the budget to evict on the fault path) with one `UFFDIO_ZEROPAGE`, so a
 /// program walking fresh memory takes one fault per run instead of one per page (a later
 /// write to one of them is a copy-on-write the kernel resolves by itself). Page locks after
 /// the held one are taken with `try_lock` only (pages.rs).
 fn zero_run_after(sh: &Shared, p: usize) -> crate::error::Result<()> {
     let room = sh
-        .budget
-        .saturating_sub(sh.pages.resident() + 2 + sh.fault_around);
+        .marks
+        .wake
+        .saturating_sub(sh.pages.resident() + sh.marks.per_fault);
     let limit = (ZERO_RUN - 1).min(room).min(sh.pages.len() - p - 1);
     let mut run: Vec<PageGuard<'_>> = Vec::new();
     for q in p + 1..p + 1 + limit {

@@ -14,7 +14,7 @@ use crate::around::{Prefetched, Stride};
 use crate::error::{Result, SwapdError};
 use crate::evict::Evictor;
 use crate::pages::{PageState, PageTable};
-use crate::shared::Shared;
+use crate::shared::{Shared, Watermarks};
 use crate::stats::{Counters, Histogram, RegionStats};
 use crate::store::{PageStore, PoolStore};
 use crate::sys::abi::{UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON, UFFD_FEATURE_WP_ASYNC};
@@ -173,9 +173,7 @@ impl Region {
             counters: Counters::default(),
             hist: Histogram::default(),
             budget,
-            // The background evictor keeps a margin of two batches (or 1/32 of the budget) so
-            // that faults rarely find the region at its budget.
-            low: budget.saturating_sub((2 * config.evict_batch).max(budget / 32)),
+            marks: Watermarks::new(budget, config.evict_batch, config.fault_around),
             batch: config.evict_batch,
             fault_around: config.fault_around,
             stride: Stride::default(),
@@ -309,6 +307,8 @@ impl Region {
             pages: sh.pages.len() as u64,
             resident_pages: sh.pages.resident() as u64,
             budget_pages: sh.budget as u64,
+            wake_pages: sh.marks.wake as u64,
+            target_pages: sh.marks.target as u64,
             tracks_writes: sh.map.tracks_writes(),
             ..sh.counters.snapshot(&sh.hist)
         }

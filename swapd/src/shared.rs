@@ -19,6 +19,51 @@ use crate::sys::pagemap::{Pagemap, PteKind};
 /// Pages a fault thread evicts beyond the budget when it has to reclaim itself.
 const DIRECT_RECLAIM_PAGES: usize = 8;
 
+/// The eviction watermarks, in resident pages (the daemon's count).
+///
+/// * `budget`: the hard limit. A fault that would take the region past it evicts first, on
+///   the fault path (direct reclaim, counted as `fault_path_evictions`).
+/// * `wake`: a fault that finds the region at or above it wakes the background evictor.
+/// * `target`: the background evictor works down to it, so that it evicts whole batches
+///   (one codec batch per run, one `PAGEMAP_SCAN` per window) and the faults in between find
+///   room: between `wake` and `budget` there is a margin for the faults that arrive before
+///   the evictor runs.
+///
+/// The margin is the larger of one eviction batch and 1/64 of the budget (a 32 MiB budget:
+/// 128 pages, the evictor woken 129 pages under the budget, working down to 257 under it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Watermarks {
+    pub budget: usize,
+    pub wake: usize,
+    pub target: usize,
+    /// Pages one fault may add (the faulting one and its fault-around).
+    pub per_fault: usize,
+}
+
+impl Watermarks {
+    pub(crate) fn new(budget: usize, batch: usize, fault_around: usize) -> Watermarks {
+        let per_fault = 1 + fault_around;
+        let margin = batch.max(budget / 64);
+        let wake = budget.saturating_sub(margin + per_fault);
+        Watermarks {
+            budget,
+            wake,
+            target: wake.saturating_sub(margin),
+            per_fault,
+        }
+    }
+
+    /// A fault on a region holding `resident` pages must evict before it installs.
+    pub(crate) fn must_reclaim(&self, resident: usize) -> bool {
+        resident + self.per_fault >= self.budget
+    }
+
+    /// The background evictor has work.
+    pub(crate) fn should_wake(&self, resident: usize) -> bool {
+        resident >= self.wake
+    }
+}
+
 /// What the threads share.
 pub(crate) struct Shared {
     pub map: Arc<Mapping>,
@@ -28,8 +73,7 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub hist: Histogram,
     pub budget: usize,
-    /// The background evictor works down to this.
-    pub low: usize,
+    pub marks: Watermarks,
     pub batch: usize,
     pub fault_around: usize,
     /// Adaptive fault-around: is this fault part of a scan.
@@ -102,28 +146,29 @@ impl Shared {
         g.set(PageState::Poisoned);
     }
 
-    /// Called by a fault thread before it locks a page: wakes the background evictor when
-    /// above its low mark, and evicts here (direct reclaim) when at the budget.
+    /// Called by a fault thread before it locks a page: wakes the background evictor at its
+    /// wake mark, and evicts here (direct reclaim, on the fault path) only when the region
+    /// is at the budget, i.e. when the evictor did not keep the headroom.
     pub(crate) fn make_room(&self) {
         let resident = self.pages.resident();
-        if resident < self.low {
+        if !self.marks.should_wake(resident) {
             return;
         }
         self.kick();
-        if resident + 1 + self.fault_around < self.budget {
+        if !self.marks.must_reclaim(resident) {
             return;
         }
         bump(&self.counters.direct_reclaims, 1);
         let mut ev = self.evictor.lock().unwrap_or_else(PoisonError::into_inner);
         // Evict just enough (one codec batch at least) to keep the fault's latency short;
         // the background evictor does the bulk.
-        while self.pages.resident() + 1 + self.fault_around >= self.budget {
-            let want = (self.pages.resident() + 1 + self.fault_around + DIRECT_RECLAIM_PAGES)
+        while self.marks.must_reclaim(self.pages.resident()) {
+            let want = (self.pages.resident() + self.marks.per_fault + DIRECT_RECLAIM_PAGES)
                 .saturating_sub(self.budget)
                 .clamp(1, self.batch);
             match ev.evict_batch(self, want) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) => bump(&self.counters.fault_path_evictions, n as u64),
                 Err(e) => {
                     self.fail(format!("eviction: {e}"));
                     break;
@@ -148,7 +193,7 @@ impl Shared {
                         .wait_timeout(kicked, Duration::from_millis(100))
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
-                    if self.pages.resident() > self.low {
+                    if self.marks.should_wake(self.pages.resident()) {
                         break;
                     }
                 }
@@ -157,8 +202,9 @@ impl Shared {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            while self.pages.resident() > self.low && !self.stop.load(Ordering::Acquire) {
-                let want = (self.pages.resident() - self.low).min(self.batch);
+            let target = self.marks.target;
+            while self.pages.resident() > target && !self.stop.load(Ordering::Acquire) {
+                let want = (self.pages.resident() - target).min(self.batch);
                 let mut ev = self.evictor.lock().unwrap_or_else(PoisonError::into_inner);
                 match ev.evict_batch(self, want) {
                     Ok(0) => break,
@@ -170,5 +216,31 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watermarks;
+
+    #[test]
+    fn watermarks_leave_a_margin_for_faults_between_wake_and_budget() {
+        // 32 MiB budget, batches of 32: a margin of 128 pages.
+        let m = Watermarks::new(8192, 32, 0);
+        assert_eq!((m.wake, m.target), (8192 - 129, 8192 - 257));
+        assert!(!m.should_wake(m.wake - 1) && m.should_wake(m.wake));
+        // Between wake and budget a fault wakes the evictor but does not evict itself.
+        assert!(!m.must_reclaim(m.wake) && !m.must_reclaim(8190));
+        assert!(m.must_reclaim(8191));
+        // Fault-around: a fault may add 1 + 3 pages.
+        let m = Watermarks::new(8192, 32, 3);
+        assert!(!m.must_reclaim(8187) && m.must_reclaim(8188));
+        // The smallest budget the configuration accepts (4 batches + one fault) still has
+        // target < wake < budget.
+        let m = Watermarks::new(4 * 32 + 1, 32, 0);
+        assert!(
+            m.target < m.wake && m.wake < m.budget && m.target > 0,
+            "{m:?}"
+        );
     }
 }

@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub store_failures: AtomicU64,
     pub stale_invalidates: AtomicU64,
     pub direct_reclaims: AtomicU64,
+    pub fault_path_evictions: AtomicU64,
     pub poisoned: AtomicU64,
     pub written_refs: AtomicU64,
     pub phantom_pages: AtomicU64,
@@ -44,6 +45,10 @@ pub struct RegionStats {
     pub resident_pages: u64,
     /// Resident budget in pages.
     pub budget_pages: u64,
+    /// At or above this many resident pages a fault wakes the background evictor.
+    pub wake_pages: u64,
+    /// The background evictor works down to this many resident pages.
+    pub target_pages: u64,
     /// Page faults handled (including fault-around extra pages: no).
     pub faults: u64,
     /// Faults on never-populated pages (zeros installed).
@@ -64,8 +69,12 @@ pub struct RegionStats {
     pub store_failures: u64,
     /// Conditional invalidates that found a newer generation (re-evicted in between).
     pub stale_invalidates: u64,
-    /// Evictions run by a fault thread because the budget was reached.
+    /// Evictions run by a fault thread because the budget was reached (the background
+    /// evictor had not kept the headroom).
     pub direct_reclaims: u64,
+    /// Pages those evictions took out: compression on the fault path, which the program
+    /// waits for. 0 while the background evictor keeps up.
+    pub fault_path_evictions: u64,
     /// Pages poisoned because their entry could not be loaded.
     pub poisoned: u64,
     /// Times the clock found a resident page written since its last pass (`PAGEMAP_SCAN`
@@ -113,6 +122,7 @@ impl Counters {
             store_failures: get(&self.store_failures),
             stale_invalidates: get(&self.stale_invalidates),
             direct_reclaims: get(&self.direct_reclaims),
+            fault_path_evictions: get(&self.fault_path_evictions),
             poisoned: get(&self.poisoned),
             written_refs: get(&self.written_refs),
             phantom_pages: get(&self.phantom_pages),
