@@ -34,6 +34,8 @@ pub struct DaemonConfig {
     pub track_writes: bool,
     /// Fault threads spin this long for the next message before sleeping.
     pub spin_us: u32,
+    /// Nice value of the fault threads (`None`: inherited).
+    pub fault_nice: Option<i32>,
 }
 
 /// Pool figures worth printing (a subset of [`PoolStats`], serialisable).
@@ -122,6 +124,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
             fault_around: d.fault_around,
             track_writes: d.track_writes,
             spin_us: d.spin_us,
+            fault_nice: d.fault_nice,
         },
         store,
     )?;

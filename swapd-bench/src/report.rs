@@ -138,24 +138,28 @@ pub fn render(
         None,
     );
     row(
-        "handler spin CPU (s) / hits / misses",
+        "handler spin CPU (s) / hits / misses; nice",
         ours.map(|d| {
             format!(
-                "{:.2} / {} / {}",
+                "{:.2} / {} / {}; {}",
                 d.region.spin_ns as f64 / 1e9,
                 d.region.spin_hits,
-                d.region.spin_misses
+                d.region.spin_misses,
+                d.region
+                    .fault_nice
+                    .map_or("inherited".to_string(), |n| n.to_string())
             )
         }),
         None,
     );
     row(
-        "fault service p50 / p99 (µs)",
+        "fault service p50 / p99 (µs); of which load p50",
         ours.map(|d| {
             format!(
-                "{} / {}",
+                "{} / {}; {}",
                 us(d.region.fault_p50_ns),
-                us(d.region.fault_p99_ns)
+                us(d.region.fault_p99_ns),
+                us(d.region.load_p50_ns)
             )
         }),
         k.map(|_| "n/a (in kernel)".into()),

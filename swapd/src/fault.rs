@@ -26,6 +26,9 @@ const ZERO_RUN: usize = 16;
 
 /// One fault thread: polls the userfaultfd and `stop_fd` until `stop_fd` is readable.
 pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
+    if let Some(nice) = sh.fault_nice {
+        set_nice(&sh, nice);
+    }
     let uffd = sh.map.uffd().raw();
     let mut msgs = [UffdMsg::default(); 16];
     let mut buf = vec![0u8; (1 + sh.fault_around) * PAGE_SIZE];
@@ -85,6 +88,23 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
         };
         handle_all(&sh, &msgs[..n], &mut buf, &mut watch);
     }
+}
+
+/// Gives the calling fault thread the nice value `nice` (`RegionConfig::fault_nice`) and
+/// records the value in effect; a refusal (no `CAP_SYS_NICE` for a negative value) is logged
+/// and leaves the thread as it was (`RegionStats::fault_nice` stays `None`).
+fn set_nice(sh: &Shared, nice: i32) {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority on our own thread id; no memory is passed.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(nice, error = %e, "fault thread keeps its priority");
+        return;
+    }
+    sh.counters
+        .fault_nice
+        .store(nice as i64 + 1000, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Reads messages without sleeping for up to the region's spin time; `None` when none came
@@ -337,6 +357,7 @@ fn bring_in(
         }
     }
     let n = 1 + extra.len();
+    let t0 = Instant::now();
     if n > 1
         && matches!(
             guarded("load_run_keep", || sh
@@ -345,6 +366,7 @@ fn bring_in(
             Ok(Ok(()))
         )
     {
+        sh.load_hist.record(t0.elapsed().as_nanos() as u64);
         let filled = sh.map.install(p, &buf[..n * PAGE_SIZE])?;
         if filled == Filled::Exists {
             tracing::warn!(page = p, "fault-around run partly present");
@@ -364,6 +386,7 @@ fn bring_in(
     }
     drop(extra);
     let page = &mut buf[..PAGE_SIZE];
+    let t0 = Instant::now();
     let loaded = match guarded("load_keep", || sh.store.load_keep(p as u64, page)) {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(msg) => {
@@ -371,6 +394,7 @@ fn bring_in(
             Err(msg)
         }
     };
+    sh.load_hist.record(t0.elapsed().as_nanos() as u64);
     match loaded {
         Ok(got) => {
             if got != gen {

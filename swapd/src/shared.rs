@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub evictor: Mutex<Evictor>,
     pub counters: Counters,
     pub hist: Histogram,
+    /// Time of the store's load in faults that bring a page back.
+    pub load_hist: Histogram,
     pub budget: usize,
     pub marks: Watermarks,
     pub batch: usize,
@@ -82,6 +84,8 @@ pub(crate) struct Shared {
     pub prefetched: Prefetched,
     /// Spin before sleeping (fault threads).
     pub spin: Duration,
+    /// Nice value for the fault threads.
+    pub fault_nice: Option<i32>,
     /// For checking the kernel's view of a page when it disagrees with ours.
     pub pagemap: Option<Pagemap>,
     pub kick: (Mutex<bool>, Condvar),

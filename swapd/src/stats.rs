@@ -17,6 +17,8 @@ pub(crate) struct Counters {
     pub stale_invalidates: AtomicU64,
     pub direct_reclaims: AtomicU64,
     pub fault_path_evictions: AtomicU64,
+    /// The fault threads' nice value + 1000 once applied (0: not set).
+    pub fault_nice: std::sync::atomic::AtomicI64,
     pub poisoned: AtomicU64,
     pub written_refs: AtomicU64,
     pub phantom_pages: AtomicU64,
@@ -102,14 +104,22 @@ pub struct RegionStats {
     pub useless_prefetches: u64,
     /// Whether writes are tracked.
     pub tracks_writes: bool,
+    /// The nice value the fault threads run at, when `RegionConfig::fault_nice` was applied.
+    pub fault_nice: Option<i32>,
     /// Fault service time (from reading the message to the page installed), 50th percentile.
     pub fault_p50_ns: u64,
     /// 99th percentile.
     pub fault_p99_ns: u64,
+    /// Of the fault service, the load from the store (lookup, decompression, checksum) of a
+    /// fault that brought a page back, 50th percentile: what a fault costs on top of the bare
+    /// userfaultfd round trip.
+    pub load_p50_ns: u64,
+    /// 99th percentile.
+    pub load_p99_ns: u64,
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, hist: &Histogram) -> RegionStats {
+    pub(crate) fn snapshot(&self, hist: &Histogram, load: &Histogram) -> RegionStats {
         RegionStats {
             faults: get(&self.faults),
             faults_zero: get(&self.faults_zero),
@@ -134,6 +144,12 @@ impl Counters {
             useless_prefetches: get(&self.useless_prefetches),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
+            fault_nice: match self.fault_nice.load(Ordering::Relaxed) {
+                0 => None,
+                v => Some((v - 1000) as i32),
+            },
+            load_p50_ns: load.quantile(0.50),
+            load_p99_ns: load.quantile(0.99),
             ..RegionStats::default()
         }
     }
