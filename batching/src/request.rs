@@ -398,7 +398,12 @@ fn complete(req: &RequestState, now: Instant) {
         for piece in std::mem::take(&mut p.pieces) {
             for s in piece.first_slot..piece.first_slot + piece.pages as u64 {
                 if let Err(e) = req.pool.invalidate_if(req.ty, s, piece.generation) {
-                    tracing::debug!(ty = req.ty, slot = s, error = %e, "cleanup of a failed folio");
+                    tracing::debug!(
+                        ty = req.ty,
+                        slot = s,
+                        error = &e as &dyn std::error::Error,
+                        "cleanup of a failed folio"
+                    );
                 }
             }
         }

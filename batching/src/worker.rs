@@ -227,7 +227,13 @@ fn store_run(core: &Core, cpu: usize, run: &mut Vec<Item>, bytes: &mut Vec<u8>) 
         }
         Err(e) => {
             // The pool emptied every slot of the merged call.
-            tracing::debug!(ty, slot, error = %e, items = run.len(), "merged store failed; redoing item by item");
+            tracing::debug!(
+                ty,
+                slot,
+                error = &e as &dyn std::error::Error,
+                items = run.len(),
+                "merged store failed; redoing item by item"
+            );
             core.metrics.record_split_retry();
             let items = std::mem::take(run);
             for item in items {
