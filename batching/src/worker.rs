@@ -28,7 +28,8 @@ use crate::coalesce::{continues, gather, run_bytes, run_order};
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
-use crate::request::{Backend, Item, ItemResult, Kind, Work};
+use crate::request::{Item, ItemResult, Kind, Work};
+use crate::vocab::Backend;
 
 /// What workers share.
 pub(crate) struct Core {
