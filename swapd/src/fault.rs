@@ -10,6 +10,7 @@ use std::time::Instant;
 use pool::{Generation, PoolError};
 use software_fallback::PAGE_SIZE;
 
+use crate::error::with_causes;
 use crate::pages::{PageGuard, PageState, STRIPES};
 use crate::shared::Shared;
 use crate::stats::bump;
@@ -43,7 +44,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
             }
             Ok(None) => {}
             Err(e) => {
-                sh.fail(e.to_string());
+                sh.fail(with_causes(&e));
                 return;
             }
         }
@@ -69,7 +70,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
             if e.raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
-            sh.fail(format!("poll(userfaultfd): {e}"));
+            sh.fail(format!("poll(userfaultfd): {}", with_causes(&e)));
             return;
         }
         if fds[1].revents != 0 {
@@ -82,7 +83,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
         let n = match sh.map.uffd().read_msgs(&mut msgs) {
             Ok(n) => n,
             Err(e) => {
-                sh.fail(e.to_string());
+                sh.fail(with_causes(&e));
                 return;
             }
         };
@@ -99,7 +100,11 @@ fn set_nice(sh: &Shared, nice: i32) {
     // SAFETY: setpriority on our own thread id; no memory is passed.
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
         let e = std::io::Error::last_os_error();
-        tracing::warn!(nice, error = %e, "fault thread keeps its priority");
+        tracing::warn!(
+            nice,
+            error = &e as &dyn std::error::Error,
+            "fault thread keeps its priority"
+        );
         return;
     }
     sh.counters
@@ -147,7 +152,7 @@ fn handle_all(sh: &Shared, msgs: &[UffdMsg], buf: &mut [u8], watch: &mut RepeatW
         }
         let t0 = Instant::now();
         if let Err(e) = handle(sh, m, buf) {
-            sh.fail(e.to_string());
+            sh.fail(with_causes(&e));
         }
         sh.hist.record(t0.elapsed().as_nanos() as u64);
         watch.observe(sh, m.pf_address as usize);
@@ -243,7 +248,11 @@ fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> 
                         bump(&sh.counters.stale_invalidates, 1)
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(page = q, error = %e, "invalidate after fault-in")
+                        tracing::warn!(
+                            page = q,
+                            error = &e as &dyn std::error::Error,
+                            "invalidate after fault-in"
+                        )
                     }
                     Err(msg) => sh.fail(msg),
                 }
@@ -388,7 +397,7 @@ fn bring_in(
     let page = &mut buf[..PAGE_SIZE];
     let t0 = Instant::now();
     let loaded = match guarded("load_keep", || sh.store.load_keep(p as u64, page)) {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => r.map_err(|e| with_causes(&e)),
         Err(msg) => {
             sh.fail(msg.clone());
             Err(msg)
@@ -411,8 +420,12 @@ fn bring_in(
         }
         Err(e) => {
             // Never hand out wrong data: the faulting thread gets SIGBUS, as on a memory error.
-            tracing::error!(page = p, error = %e, "load failed; poisoning the page");
-            sh.poison(p, &e.to_string());
+            tracing::error!(
+                page = p,
+                error = e.as_str(),
+                "load failed; poisoning the page"
+            );
+            sh.poison(p, &e);
             g.set(PageState::Poisoned);
             Ok(Vec::new())
         }

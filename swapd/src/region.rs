@@ -162,7 +162,10 @@ impl Region {
             match Pagemap::open() {
                 Ok(pm) => Some(pm),
                 Err(e) => {
-                    tracing::info!(error = %e, "no pagemap: the clock sees faults only");
+                    tracing::info!(
+                        error = &e as &dyn std::error::Error,
+                        "no pagemap: the clock sees faults only"
+                    );
                     None
                 }
             }
@@ -375,7 +378,10 @@ impl Drop for Region {
             )
         };
         if w < 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "signalling fault threads");
+            tracing::warn!(
+                error = &std::io::Error::last_os_error() as &dyn std::error::Error,
+                "signalling fault threads"
+            );
         }
         self.shared.kick();
         for t in self.threads.drain(..) {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::around::{Prefetched, Stride};
+use crate::error::with_causes;
 use crate::evict::Evictor;
 use crate::pages::{PageGuard, PageState, PageTable};
 use crate::stats::{bump, Counters, Histogram};
@@ -97,7 +98,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Records a background thread's error (the first one is kept) and logs it.
     pub(crate) fn fail(&self, msg: String) {
-        tracing::error!(error = %msg, "swapd thread");
+        tracing::error!(error = msg.as_str(), "swapd thread");
         let mut e = self.error.lock().unwrap_or_else(PoisonError::into_inner);
         e.get_or_insert(msg);
     }
@@ -105,7 +106,10 @@ impl Shared {
     /// Poisons missing page `p` (its data could not be brought back) and records why.
     pub(crate) fn poison(&self, p: usize, why: &str) {
         if let Err(e) = self.map.poison(p) {
-            self.fail(format!("page {p}: UFFDIO_POISON failed ({e}) after: {why}"));
+            self.fail(format!(
+                "page {p}: UFFDIO_POISON failed ({}) after: {why}",
+                with_causes(&e)
+            ));
         }
         bump(&self.counters.poisoned, 1);
         let mut f = self
@@ -126,7 +130,11 @@ impl Shared {
         match pm.pte_kind(self.map.page_addr(p)) {
             Ok(k) => Some(k),
             Err(e) => {
-                tracing::warn!(page = p, error = %e, "PAGEMAP_SCAN of one page");
+                tracing::warn!(
+                    page = p,
+                    error = &e as &dyn std::error::Error,
+                    "PAGEMAP_SCAN of one page"
+                );
                 None
             }
         }
@@ -144,7 +152,11 @@ impl Shared {
             g.state()
         ));
         if let Err(e) = self.map.discard(p) {
-            tracing::warn!(page = p, error = %e, "clearing the pte of a lost page");
+            tracing::warn!(
+                page = p,
+                error = &e as &dyn std::error::Error,
+                "clearing the pte of a lost page"
+            );
         }
         self.poison(p, why);
         g.set(PageState::Poisoned);
@@ -174,7 +186,7 @@ impl Shared {
                 Ok(0) => break,
                 Ok(n) => bump(&self.counters.fault_path_evictions, n as u64),
                 Err(e) => {
-                    self.fail(format!("eviction: {e}"));
+                    self.fail(format!("eviction: {}", with_causes(&e)));
                     break;
                 }
             }
@@ -214,7 +226,7 @@ impl Shared {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) => {
-                        self.fail(format!("eviction: {e}"));
+                        self.fail(format!("eviction: {}", with_causes(&e)));
                         break;
                     }
                 }
