@@ -35,7 +35,7 @@ pub struct DaemonConfig {
     /// Fault threads spin this long for the next message before sleeping.
     pub spin_us: u32,
     /// Nice value of the fault threads (`None`: inherited).
-    pub fault_nice: Option<i32>,
+    pub daemon_nice: Option<i32>,
 }
 
 /// Pool figures worth printing (a subset of [`PoolStats`], serialisable).
@@ -124,7 +124,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
             fault_around: d.fault_around,
             track_writes: d.track_writes,
             spin_us: d.spin_us,
-            fault_nice: d.fault_nice,
+            daemon_nice: d.daemon_nice,
         },
         store,
     )?;

@@ -146,7 +146,7 @@ pub fn render(
                 d.region.spin_hits,
                 d.region.spin_misses,
                 d.region
-                    .fault_nice
+                    .daemon_nice
                     .map_or("inherited".to_string(), |n| n.to_string())
             )
         }),

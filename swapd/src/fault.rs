@@ -27,9 +27,7 @@ const ZERO_RUN: usize = 16;
 
 /// One fault thread: polls the userfaultfd and `stop_fd` until `stop_fd` is readable.
 pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
-    if let Some(nice) = sh.fault_nice {
-        set_nice(&sh, nice);
-    }
+    sh.apply_nice();
     let uffd = sh.map.uffd().raw();
     let mut msgs = [UffdMsg::default(); 16];
     let mut buf = vec![0u8; (1 + sh.fault_around) * PAGE_SIZE];
@@ -89,27 +87,6 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
         };
         handle_all(&sh, &msgs[..n], &mut buf, &mut watch);
     }
-}
-
-/// Gives the calling fault thread the nice value `nice` (`RegionConfig::fault_nice`) and
-/// records the value in effect; a refusal (no `CAP_SYS_NICE` for a negative value) is logged
-/// and leaves the thread as it was (`RegionStats::fault_nice` stays `None`).
-fn set_nice(sh: &Shared, nice: i32) {
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
-    // SAFETY: setpriority on our own thread id; no memory is passed.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
-        let e = std::io::Error::last_os_error();
-        tracing::warn!(
-            nice,
-            error = &e as &dyn std::error::Error,
-            "fault thread keeps its priority"
-        );
-        return;
-    }
-    sh.counters
-        .fault_nice
-        .store(nice as i64 + 1000, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Reads messages without sleeping for up to the region's spin time; `None` when none came

@@ -48,13 +48,15 @@ pub struct RegionConfig {
     /// even 5 µs halved the benchmark's throughput (each spin is a `read(2)` loop on the
     /// userfaultfd, CPU the program does not get).
     pub spin_us: u32,
-    /// Nice value for the fault threads (`None`: left as inherited). A fault is served by a
-    /// thread that has to be scheduled while the program's threads keep the CPUs busy; a
-    /// negative value (needs `CAP_SYS_NICE`; refused, the thread keeps its priority and a
-    /// warning is logged) lets it preempt them at once and keeps it from being preempted
-    /// mid-fault: on this 2-vCPU machine, -10 halved the handler's own p50 (see the crate
-    /// README). Applied value: `RegionStats::fault_nice`.
-    pub fault_nice: Option<i32>,
+    /// Nice value for the daemon's threads, fault threads and evictor (`None`: left as
+    /// inherited). A fault is served by a thread that has to be scheduled while the program's
+    /// threads keep the CPUs busy; a negative value (needs `CAP_SYS_NICE`; refused, the
+    /// thread keeps its priority and a warning is logged) lets it preempt them at once and
+    /// keeps it from being preempted mid-fault (on this 2-vCPU machine, -10 halved the
+    /// handler's own p50). The evictor gets the same value so that it keeps the headroom
+    /// (at a lower one, fault threads that outrank it end up evicting themselves). Applied
+    /// value: `RegionStats::daemon_nice`.
+    pub daemon_nice: Option<i32>,
 }
 
 impl Default for RegionConfig {
@@ -67,7 +69,7 @@ impl Default for RegionConfig {
             fault_around: 0,
             track_writes: true,
             spin_us: 0,
-            fault_nice: None,
+            daemon_nice: None,
         }
     }
 }
@@ -99,8 +101,11 @@ impl RegionConfig {
                 self.fault_threads
             ));
         }
-        if self.fault_nice.is_some_and(|n| !(-20..=19).contains(&n)) {
-            return bad(format!("fault_nice {:?} not in -20..=19", self.fault_nice));
+        if self.daemon_nice.is_some_and(|n| !(-20..=19).contains(&n)) {
+            return bad(format!(
+                "daemon_nice {:?} not in -20..=19",
+                self.daemon_nice
+            ));
         }
         if self.spin_us > 1000 {
             return bad(format!("spin_us {} > 1000", self.spin_us));
@@ -194,7 +199,7 @@ impl Region {
             stride: Stride::default(),
             prefetched: Prefetched::new(pages),
             spin: Duration::from_micros(config.spin_us as u64),
-            fault_nice: config.fault_nice,
+            daemon_nice: config.daemon_nice,
             pagemap: Pagemap::open().ok(),
             kick: (Mutex::new(false), Condvar::new()),
             stop: AtomicBool::new(false),

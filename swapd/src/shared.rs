@@ -85,8 +85,8 @@ pub(crate) struct Shared {
     pub prefetched: Prefetched,
     /// Spin before sleeping (fault threads).
     pub spin: Duration,
-    /// Nice value for the fault threads.
-    pub fault_nice: Option<i32>,
+    /// Nice value for the fault threads and the evictor.
+    pub daemon_nice: Option<i32>,
     /// For checking the kernel's view of a page when it disagrees with ours.
     pub pagemap: Option<Pagemap>,
     pub kick: (Mutex<bool>, Condvar),
@@ -193,6 +193,31 @@ impl Shared {
         }
     }
 
+    /// Gives the calling daemon thread (fault thread or evictor) the nice value of
+    /// `RegionConfig::daemon_nice`, if set, and records the value in effect; a refusal (no
+    /// `CAP_SYS_NICE` for a negative value) is logged and leaves the thread as it was
+    /// (`RegionStats::daemon_nice` stays `None`).
+    pub(crate) fn apply_nice(&self) {
+        let Some(nice) = self.daemon_nice else {
+            return;
+        };
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        // SAFETY: setpriority on our own thread id; no memory is passed.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!(
+                nice,
+                error = &e as &dyn std::error::Error,
+                "daemon thread keeps its priority"
+            );
+            return;
+        }
+        self.counters
+            .daemon_nice
+            .store(nice as i64 + 1000, Ordering::Relaxed);
+    }
+
     pub(crate) fn kick(&self) {
         let (m, cv) = &self.kick;
         *m.lock().unwrap_or_else(PoisonError::into_inner) = true;
@@ -200,6 +225,7 @@ impl Shared {
     }
 
     pub(crate) fn background_evictor(&self) {
+        self.apply_nice();
         let (m, cv) = &self.kick;
         loop {
             {

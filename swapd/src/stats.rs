@@ -17,8 +17,8 @@ pub(crate) struct Counters {
     pub stale_invalidates: AtomicU64,
     pub direct_reclaims: AtomicU64,
     pub fault_path_evictions: AtomicU64,
-    /// The fault threads' nice value + 1000 once applied (0: not set).
-    pub fault_nice: std::sync::atomic::AtomicI64,
+    /// The daemon threads' nice value + 1000 once applied (0: not set).
+    pub daemon_nice: std::sync::atomic::AtomicI64,
     pub poisoned: AtomicU64,
     pub written_refs: AtomicU64,
     pub phantom_pages: AtomicU64,
@@ -104,8 +104,9 @@ pub struct RegionStats {
     pub useless_prefetches: u64,
     /// Whether writes are tracked.
     pub tracks_writes: bool,
-    /// The nice value the fault threads run at, when `RegionConfig::fault_nice` was applied.
-    pub fault_nice: Option<i32>,
+    /// The nice value the daemon's threads run at, when `RegionConfig::daemon_nice` was
+    /// applied.
+    pub daemon_nice: Option<i32>,
     /// Fault service time (from reading the message to the page installed), 50th percentile.
     pub fault_p50_ns: u64,
     /// 99th percentile.
@@ -144,7 +145,7 @@ impl Counters {
             useless_prefetches: get(&self.useless_prefetches),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
-            fault_nice: match self.fault_nice.load(Ordering::Relaxed) {
+            daemon_nice: match self.daemon_nice.load(Ordering::Relaxed) {
                 0 => None,
                 v => Some((v - 1000) as i32),
             },

@@ -492,15 +492,15 @@ fn no_eviction_on_the_fault_path_when_headroom_is_kept() -> Result<(), Failed> {
     Ok(())
 }
 
-/// `fault_nice` is applied to the fault threads where permitted (root here) and reported;
+/// `daemon_nice` is applied to the fault threads where permitted (root here) and reported;
 /// without the privilege the region works at the inherited priority and reports `None`; an
 /// out-of-range value is a configuration error.
-fn fault_nice_is_applied_and_reported() -> Result<(), Failed> {
+fn daemon_nice_is_applied_and_reported() -> Result<(), Failed> {
     let cfg = RegionConfig {
         bytes: 1 << 20,
         budget_bytes: 1 << 20,
         evict_batch: 8,
-        fault_nice: Some(-5),
+        daemon_nice: Some(-5),
         ..RegionConfig::default()
     };
     let r = region(&cfg, CodecSpec::LZ4)?;
@@ -508,17 +508,17 @@ fn fault_nice_is_applied_and_reported() -> Result<(), Failed> {
     r.words()[0].store(1, Ordering::Relaxed);
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let got = r.stats().fault_nice;
+    let got = r.stats().daemon_nice;
     if got != if root { Some(-5) } else { None } {
-        return Err(format!("fault_nice reported {got:?} (root: {root})").into());
+        return Err(format!("daemon_nice reported {got:?} (root: {root})").into());
     }
     drop(r);
     let bad = RegionConfig {
-        fault_nice: Some(-21),
+        daemon_nice: Some(-21),
         ..cfg
     };
     match Region::new(&bad, Arc::new(NullStore)) {
-        Err(SwapdError::InvalidConfig(m)) if m.contains("fault_nice") => Ok(()),
+        Err(SwapdError::InvalidConfig(m)) if m.contains("daemon_nice") => Ok(()),
         other => Err(format!("nice -21 accepted: {other:?}").into()),
     }
 }
@@ -529,8 +529,8 @@ fn main() {
     let args = Arguments::from_args();
     let tests: [(&str, TestFn); 12] = [
         (
-            "fault_nice_is_applied_and_reported",
-            fault_nice_is_applied_and_reported,
+            "daemon_nice_is_applied_and_reported",
+            daemon_nice_is_applied_and_reported,
         ),
         (
             "no_eviction_on_the_fault_path_when_headroom_is_kept",

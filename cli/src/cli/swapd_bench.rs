@@ -65,11 +65,11 @@ pub struct SwapdBenchArgs {
     /// costs is printed.
     #[arg(long)]
     pub spin_us: Option<u32>,
-    /// Nice value of our daemon's fault threads (default -10, so that a fault is served at
-    /// once although the workload keeps the CPUs busy; 0: as the workload; needs root for a
-    /// negative value, else the threads keep their priority and the table says so).
+    /// Nice value of our daemon's fault threads and evictor (default -10, so that a fault is
+    /// served at once although the workload keeps the CPUs busy; 0: as the workload; needs
+    /// root for a negative value, else the threads keep their priority and the table says so).
     #[arg(long, allow_hyphen_values = true)]
-    pub fault_nice: Option<i32>,
+    pub daemon_nice: Option<i32>,
     /// Store evicted pages through the batching engine (its workers compress the runs of a
     /// batch in parallel) instead of calling the pool directly.
     #[arg(long)]
@@ -134,7 +134,7 @@ fn check_modes(args: &SwapdBenchArgs) -> Result<(), CliError> {
         ("fault-around", args.fault_around.is_some()),
         ("no-write-tracking", args.no_write_tracking),
         ("spin-us", args.spin_us.is_some()),
-        ("fault-nice", args.fault_nice.is_some()),
+        ("daemon-nice", args.daemon_nice.is_some()),
         ("engine", args.engine),
     ];
     if args.restore {
@@ -230,7 +230,7 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
             use_engine: args.engine,
             track_writes: !args.no_write_tracking,
             spin_us: args.spin_us.unwrap_or(0),
-            fault_nice: Some(args.fault_nice.unwrap_or(-10)),
+            daemon_nice: Some(args.daemon_nice.unwrap_or(-10)),
         };
         Some(daemon::run(&w, &d)?)
     };
