@@ -8,6 +8,8 @@ use software_fallback::{
 };
 
 use crate::context::{ContextConfig, IaaContext};
+use crate::error::Op;
+use crate::job::{CompressPage, DecompressPage, Job};
 use crate::wq::WorkQueue;
 use crate::AccelError;
 
@@ -15,8 +17,8 @@ use crate::AccelError;
 ///
 /// Batches are submitted whole, then polled (submit-then-poll). Results are copied out of
 /// the context's device-owned buffers into the caller's. Per-page errors keep their
-/// [`AccelError`] classification through [`IaaCodec::try_compress_batch`] /
-/// [`IaaCodec::try_decompress_batch`]; the [`PageCodec`] methods turn them into
+/// [`AccelError`] classification through [`IaaCodec::try_batch`] (one path for both
+/// directions, [`Compress`] and [`Decompress`]); the [`PageCodec`] methods turn them into
 /// [`CodecError`]s (data errors map to `Corrupt`/`WrongLength`/`Oversized`, device errors
 /// to `Backend` with the device's message).
 pub struct IaaCodec {
@@ -54,89 +56,205 @@ impl IaaCodec {
         &mut self.ctx
     }
 
-    /// Compresses a batch; each page's result keeps its device-level error.
-    pub fn try_compress_batch(
+    /// Runs a batch in direction `D` ([`Compress`] or [`Decompress`]); each page's result
+    /// keeps its device-level error. The batch shape is checked here ([`PageBatch::new`]).
+    pub fn try_batch<D: PageDirection>(
         &mut self,
-        pages: &[&[u8]],
-        dsts: &mut [&mut [u8]],
-    ) -> Result<Vec<Result<Compressed, PageError>>, CodecError> {
-        check_batch_shape(pages.len(), dsts.len())?;
-        let mut out: Vec<Option<Result<Compressed, PageError>>> =
-            (0..pages.len()).map(|_| None).collect();
-        let mut idx = Vec::new();
-        for (i, p) in pages.iter().enumerate() {
-            if p.len() != PAGE_SIZE {
-                out[i] = Some(Err(PageError::Codec(CodecError::WrongPageSize {
-                    len: p.len(),
-                })));
-            } else {
-                idx.push(i);
-            }
-        }
-        let sel_pages: Vec<&[u8]> = idx.iter().map(|&i| pages[i]).collect();
-        let mut sel_dsts = select_mut(dsts, &idx);
-        let res = self
-            .ctx
-            .compress_batch(&sel_pages, &mut sel_dsts)
-            .map_err(|e| e.to_codec_error())?;
-        for (k, r) in res.into_iter().enumerate() {
-            out[idx[k]] = Some(
-                r.map(|c| Compressed {
-                    len: c.len,
-                    crc32: c.crc32,
-                })
-                .map_err(PageError::Device),
-            );
-        }
-        Ok(out.into_iter().flatten().collect())
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Result<Vec<Result<D::Output, PageError>>, CodecError> {
+        Ok(self.run_batch::<D>(&mut PageBatch::new(inputs, outputs)?))
     }
 
-    /// Decompresses a batch; each page's result keeps its device-level error.
-    pub fn try_decompress_batch(
+    /// Runs a batch whose shape was checked: a page the caller's buffers make unsuitable
+    /// is [`PageError::Codec`] (nothing submitted for it), the others go to the device
+    /// together as jobs of `D`.
+    pub fn run_batch<D: PageDirection>(
         &mut self,
-        srcs: &[&[u8]],
-        pages: &mut [&mut [u8]],
-    ) -> Result<Vec<Result<Decompressed, PageError>>, CodecError> {
-        check_batch_shape(srcs.len(), pages.len())?;
-        let mut out: Vec<Option<Result<Decompressed, PageError>>> =
-            (0..srcs.len()).map(|_| None).collect();
-        let mut idx = Vec::new();
-        for (i, (s, p)) in srcs.iter().zip(pages.iter()).enumerate() {
-            if p.len() != PAGE_SIZE {
-                out[i] = Some(Err(PageError::Codec(CodecError::WrongPageSize {
-                    len: p.len(),
-                })));
-            } else if s.is_empty() {
-                out[i] = Some(Err(PageError::Codec(CodecError::Empty {
-                    codec: CodecId::RawDeflate,
-                })));
-            } else {
-                idx.push(i);
+        batch: &mut PageBatch<'_, '_, '_>,
+    ) -> Vec<Result<D::Output, PageError>> {
+        let verify = self.ctx.config().verify;
+        let mut out: Vec<Option<Result<D::Output, PageError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        let mut jobs = Vec::with_capacity(batch.len());
+        let mut idx = Vec::with_capacity(batch.len());
+        for (i, (input, output)) in batch.pairs().into_iter().enumerate() {
+            match D::job(input, output, verify) {
+                Ok(job) => {
+                    jobs.push(job);
+                    idx.push(i);
+                }
+                Err(e) => out[i] = Some(Err(PageError::Codec(e))),
             }
         }
-        let sel_srcs: Vec<&[u8]> = idx.iter().map(|&i| srcs[i]).collect();
-        let mut sel_pages = select_mut(pages, &idx);
-        let res = self
-            .ctx
-            .decompress_batch(&sel_srcs, &mut sel_pages)
-            .map_err(|e| e.to_codec_error())?;
-        for (k, r) in res.into_iter().enumerate() {
-            out[idx[k]] = Some(
-                r.map(|crc32| Decompressed { crc32 })
-                    .map_err(PageError::Device),
-            );
+        match self.ctx.run(&mut jobs) {
+            Ok(res) => {
+                for (&i, r) in idx.iter().zip(res) {
+                    out[i] = Some(r.map_err(PageError::Device));
+                }
+            }
+            Err(e) => {
+                // Not reached: a checked batch has no more jobs than the context has slots.
+                tracing::error!(error = %e, "IAA context refused a checked batch");
+            }
         }
-        Ok(out.into_iter().flatten().collect())
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or(Err(PageError::Device(AccelError::Internal {
+                    what: "a page of a batch was given no result",
+                })))
+            })
+            .collect()
+    }
+
+    /// The one-page calls of the page-codec interface, both directions.
+    fn one_page<D: PageDirection>(
+        &mut self,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<D::Output, CodecError> {
+        self.try_batch::<D>(&[input], &mut [output])?
+            .pop()
+            .unwrap_or(Err(PageError::Device(AccelError::Internal {
+                what: "a one-page batch gave no result",
+            })))
+            .map_err(|e| e.to_codec_error())
+    }
+
+    /// The batch calls of the page-codec interface, both directions: every page that came
+    /// back `Ok` was done on the device.
+    fn page_codec_batch<D: PageDirection>(
+        &mut self,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Result<BatchResults<D::Output>, CodecError> {
+        let mut out = BatchResults::new();
+        let mut done = 0;
+        for r in self.try_batch::<D>(inputs, outputs)? {
+            done += usize::from(r.is_ok());
+            out.push(r.map_err(|e| e.to_codec_error()));
+        }
+        out.set_on_device(done);
+        Ok(out)
     }
 }
 
-/// Reborrows the buffers at the ascending indices `idx`.
-fn select_mut<'a>(bufs: &'a mut [&mut [u8]], idx: &[usize]) -> Vec<&'a mut [u8]> {
-    bufs.iter_mut()
-        .enumerate()
-        .filter(|(j, _)| idx.binary_search(j).is_ok())
-        .map(|(_, b)| &mut **b)
-        .collect()
+/// A batch whose shape was checked once: as many outputs as inputs, at most
+/// [`crate::MAX_BATCH`]. The device path of a call ([`IaaCodec::run_batch`], and callers
+/// that route pages between the device and software) takes this instead of checking again.
+#[derive(Debug)]
+pub struct PageBatch<'i, 'o, 'b> {
+    inputs: &'i [&'i [u8]],
+    outputs: &'o mut [&'b mut [u8]],
+}
+
+impl<'i, 'o, 'b> PageBatch<'i, 'o, 'b> {
+    /// Pairs `inputs` with `outputs`: [`CodecError::BatchTooLarge`] or
+    /// [`CodecError::BatchMismatch`] when they do not pair.
+    pub fn new(
+        inputs: &'i [&'i [u8]],
+        outputs: &'o mut [&'b mut [u8]],
+    ) -> Result<Self, CodecError> {
+        check_batch_shape(inputs.len(), outputs.len())?;
+        Ok(PageBatch { inputs, outputs })
+    }
+
+    /// Pages in the batch.
+    pub fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Whether the batch has no pages.
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// Each page's input and output buffer, in order.
+    pub fn pairs(&mut self) -> Vec<(&[u8], &mut [u8])> {
+        self.inputs
+            .iter()
+            .zip(self.outputs.iter_mut())
+            .map(|(i, o)| (&**i, &mut **o))
+            .collect()
+    }
+}
+
+/// Which way a batch goes through [`IaaCodec`] (and the device-fallback codec): the job
+/// that does a page on the device, what the page-codec interface refuses before any job,
+/// and the same page in software. Implemented by [`Compress`] and [`Decompress`].
+pub trait PageDirection {
+    /// The operation, as metrics and errors name it.
+    const OP: Op;
+    /// What a page yields.
+    type Output;
+    /// The job doing one page on the device.
+    type Job<'a>: Job<Output = Self::Output>;
+    /// The page's job, or the page-codec interface's error for buffers it refuses (no
+    /// descriptor is submitted for them). `verify` is the context's setting.
+    fn job<'a>(
+        input: &'a [u8],
+        output: &'a mut [u8],
+        verify: bool,
+    ) -> Result<Self::Job<'a>, CodecError>;
+    /// The page through any page codec (software, when the device does not do it).
+    fn on<C: PageCodec + ?Sized>(
+        codec: &mut C,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<Self::Output, CodecError>;
+}
+
+/// Compression: pages in, compressed bytes out ([`CompressPage`]).
+#[derive(Debug)]
+pub enum Compress {}
+
+/// Decompression: compressed bytes in, pages out ([`DecompressPage`]).
+#[derive(Debug)]
+pub enum Decompress {}
+
+impl PageDirection for Compress {
+    const OP: Op = Op::Compress;
+    type Output = Compressed;
+    type Job<'a> = CompressPage<'a>;
+    fn job<'a>(
+        page: &'a [u8],
+        dst: &'a mut [u8],
+        verify: bool,
+    ) -> Result<CompressPage<'a>, CodecError> {
+        CompressPage::new(page, dst, verify).map_err(|e| e.to_codec_error())
+    }
+    fn on<C: PageCodec + ?Sized>(
+        codec: &mut C,
+        page: &[u8],
+        dst: &mut [u8],
+    ) -> Result<Compressed, CodecError> {
+        codec.compress(page, dst)
+    }
+}
+
+impl PageDirection for Decompress {
+    const OP: Op = Op::Decompress;
+    type Output = Decompressed;
+    type Job<'a> = DecompressPage<'a>;
+    fn job<'a>(
+        src: &'a [u8],
+        page: &'a mut [u8],
+        _verify: bool,
+    ) -> Result<DecompressPage<'a>, CodecError> {
+        if page.len() == PAGE_SIZE && src.is_empty() {
+            return Err(CodecError::Empty {
+                codec: CodecId::RawDeflate,
+            });
+        }
+        DecompressPage::new(src, page).map_err(|e| e.to_codec_error())
+    }
+    fn on<C: PageCodec + ?Sized>(
+        codec: &mut C,
+        src: &[u8],
+        page: &mut [u8],
+    ) -> Result<Decompressed, CodecError> {
+        codec.decompress(src, page)
+    }
 }
 
 /// One page's failure: a caller error (wrong page size, empty input) or a device error.
@@ -174,21 +292,11 @@ impl PageCodec for IaaCodec {
     }
 
     fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
-        let mut r = self.try_compress_batch(&[page], &mut [dst])?;
-        r.pop()
-            .unwrap_or(Err(PageError::Device(AccelError::Internal {
-                what: "a one-page batch gave no result",
-            })))
-            .map_err(|e| e.to_codec_error())
+        self.one_page::<Compress>(page, dst)
     }
 
     fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
-        let mut r = self.try_decompress_batch(&[src], &mut [page])?;
-        r.pop()
-            .unwrap_or(Err(PageError::Device(AccelError::Internal {
-                what: "a one-page batch gave no result",
-            })))
-            .map_err(|e| e.to_codec_error())
+        self.one_page::<Decompress>(src, page)
     }
 
     fn compress_batch(
@@ -196,14 +304,7 @@ impl PageCodec for IaaCodec {
         pages: &[&[u8]],
         dsts: &mut [&mut [u8]],
     ) -> Result<BatchResults<Compressed>, CodecError> {
-        let mut out = BatchResults::new();
-        let mut done = 0;
-        for r in self.try_compress_batch(pages, dsts)? {
-            done += usize::from(r.is_ok());
-            out.push(r.map_err(|e| e.to_codec_error()));
-        }
-        out.set_on_device(done);
-        Ok(out)
+        self.page_codec_batch::<Compress>(pages, dsts)
     }
 
     fn decompress_batch(
@@ -211,14 +312,7 @@ impl PageCodec for IaaCodec {
         srcs: &[&[u8]],
         pages: &mut [&mut [u8]],
     ) -> Result<BatchResults<Decompressed>, CodecError> {
-        let mut out = BatchResults::new();
-        let mut done = 0;
-        for r in self.try_decompress_batch(srcs, pages)? {
-            done += usize::from(r.is_ok());
-            out.push(r.map_err(|e| e.to_codec_error()));
-        }
-        out.set_on_device(done);
-        Ok(out)
+        self.page_codec_batch::<Decompress>(srcs, pages)
     }
 }
 

@@ -7,7 +7,8 @@
 //! [`descriptor`] (the 64-byte work descriptor, built safely and cheaply) →
 //! [`completion`] (64-byte records, typed [`Status`] and [`AccelError`]).
 //! [`context::IaaContext`] owns everything the device writes (eight slots and the AECS) and
-//! runs submit-then-poll batches; [`IaaCodec`] puts it behind
+//! runs submit-then-poll batches of [`job`]s — an IAA operation is one [`job::Job`] type,
+//! run by the context's one runner; [`IaaCodec`] puts it behind
 //! `software_fallback::PageCodec` for raw DEFLATE. [`emu`] is **the device emulator**, a test
 //! and benchmark aid that takes the same descriptors through the same submission code.
 //!
@@ -35,6 +36,7 @@ mod dma;
 pub mod emu;
 pub mod error;
 pub mod huffman;
+pub mod job;
 mod open_path;
 pub mod portal;
 mod slot;
@@ -43,7 +45,7 @@ pub mod status;
 pub mod wq;
 mod write_path;
 
-pub use codec::{IaaCodec, PageError};
+pub use codec::{Compress, Decompress, IaaCodec, PageBatch, PageDirection, PageError};
 pub use context::{ContextConfig, IaaContext};
 pub use error::{AccelError, Op};
 pub use status::Status;

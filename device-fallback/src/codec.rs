@@ -4,12 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use accel::{IaaCodec, PageError};
+use accel::{Compress, Decompress, IaaCodec, PageBatch, PageDirection, PageError};
 use pool::{CodecFactory, PoolError};
-use software_fallback::codec::check_batch_shape;
 use software_fallback::{
-    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, EngineFailure,
-    PageCodec, SoftwareCodec, MAX_BATCH,
+    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec,
+    SoftwareCodec, MAX_BATCH,
 };
 
 use super::{inc, DeviceBackend, Direction, FallbackReason, BUSY_STREAK_LIMIT};
@@ -163,6 +162,57 @@ impl FallbackCodec {
     }
 }
 
+impl FallbackCodec {
+    /// One batch in direction `D`, the device first and software per page: the one path
+    /// of both directions. The shape is checked here, once ([`PageBatch::new`]).
+    fn batch<D: PageDirection>(
+        &mut self,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Result<BatchResults<D::Output>, CodecError> {
+        let mut batch = PageBatch::new(inputs, outputs)?;
+        let dir = Direction::of::<D>();
+        let probing = match self.route() {
+            Route::Software(reason) => {
+                self.software_done(dir, reason, batch.len() as u64);
+                let mut out = BatchResults::new();
+                for (input, output) in batch.pairs() {
+                    out.push(D::on(&mut self.software, input, output));
+                }
+                return Ok(out);
+            }
+            Route::Device { probing } => probing,
+        };
+        let per_page = match &mut self.device {
+            Some(dev) => dev.run_batch::<D>(&mut batch),
+            None => Vec::new(),
+        };
+        self.sync_in_flight();
+        let mut out = BatchResults::new();
+        let mut on_device = 0;
+        let mut per_page = per_page.into_iter();
+        for (input, output) in batch.pairs() {
+            let r = match per_page.next() {
+                Some(Ok(r)) => {
+                    self.device_done(dir, 1);
+                    on_device += 1;
+                    Ok(r)
+                }
+                Some(Err(e)) => self.fallback_page(dir, e, |sw| D::on(sw, input, output)),
+                None => {
+                    // The device returned fewer results than pages: treat as a device error.
+                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
+                    D::on(&mut self.software, input, output)
+                }
+            };
+            out.push(r);
+        }
+        self.end_call(probing, batch.len());
+        out.set_on_device(on_device);
+        Ok(out)
+    }
+}
+
 impl PageCodec for FallbackCodec {
     fn id(&self) -> CodecId {
         self.software.id()
@@ -193,42 +243,7 @@ impl PageCodec for FallbackCodec {
         pages: &[&[u8]],
         dsts: &mut [&mut [u8]],
     ) -> Result<BatchResults<Compressed>, CodecError> {
-        check_batch_shape(pages.len(), dsts.len())?;
-        let dir = Direction::Compress;
-        let probing = match self.route() {
-            Route::Software(reason) => {
-                self.software_done(dir, reason, pages.len() as u64);
-                return self.software.compress_batch(pages, dsts);
-            }
-            Route::Device { probing } => probing,
-        };
-        let per_page = match &mut self.device {
-            Some(dev) => dev.try_compress_batch(pages, dsts)?,
-            None => Vec::new(),
-        };
-        self.sync_in_flight();
-        let mut out = BatchResults::new();
-        let mut on_device = 0;
-        let mut per_page = per_page.into_iter();
-        for (i, page) in pages.iter().enumerate() {
-            let r = match per_page.next() {
-                Some(Ok(c)) => {
-                    self.device_done(dir, 1);
-                    on_device += 1;
-                    Ok(c)
-                }
-                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.compress(page, dsts[i])),
-                None => {
-                    // The device returned fewer results than pages: treat as a device error.
-                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
-                    self.software.compress(page, dsts[i])
-                }
-            };
-            out.push(r);
-        }
-        self.end_call(probing, pages.len());
-        out.set_on_device(on_device);
-        Ok(out)
+        self.batch::<Compress>(pages, dsts)
     }
 
     fn decompress_batch(
@@ -236,55 +251,6 @@ impl PageCodec for FallbackCodec {
         srcs: &[&[u8]],
         pages: &mut [&mut [u8]],
     ) -> Result<BatchResults<Decompressed>, CodecError> {
-        check_batch_shape(srcs.len(), pages.len())?;
-        let dir = Direction::Decompress;
-        let probing = match self.route() {
-            Route::Software(reason) => {
-                self.software_done(dir, reason, srcs.len() as u64);
-                return self.software.decompress_batch(srcs, pages);
-            }
-            Route::Device { probing } => probing,
-        };
-        let per_page = match &mut self.device {
-            Some(dev) => match dev.try_decompress_batch(srcs, pages) {
-                Ok(v) => v,
-                Err(e) => {
-                    // The whole device call failed: every page is redone in software (the
-                    // shape was checked above, so this is the device's failure, not ours).
-                    if e.engine_failure() == Some(EngineFailure::Gone) {
-                        self.backend.mark_down(&e.to_string());
-                    }
-                    tracing::debug!(error = %e, "device decompress call failed; software");
-                    self.software_done(dir, Some(FallbackReason::DeviceError), srcs.len() as u64);
-                    if probing {
-                        self.backend.mark_down("probe: the device call failed");
-                    }
-                    return self.software.decompress_batch(srcs, pages);
-                }
-            },
-            None => Vec::new(),
-        };
-        self.sync_in_flight();
-        let mut out = BatchResults::new();
-        let mut on_device = 0;
-        let mut per_page = per_page.into_iter();
-        for (i, src) in srcs.iter().enumerate() {
-            let r = match per_page.next() {
-                Some(Ok(d)) => {
-                    self.device_done(dir, 1);
-                    on_device += 1;
-                    Ok(d)
-                }
-                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.decompress(src, pages[i])),
-                None => {
-                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
-                    self.software.decompress(src, pages[i])
-                }
-            };
-            out.push(r);
-        }
-        self.end_call(probing, srcs.len());
-        out.set_on_device(on_device);
-        Ok(out)
+        self.batch::<Decompress>(srcs, pages)
     }
 }

@@ -360,7 +360,7 @@ const FACTS: &[Fact] = &[
         assumed: "a compress whose max_dst_size equals the exact output length succeeds",
         source: "no source states it: the kernel passes the buffer length as max_dst_size \
                  and treats analytics error 0x19 as overflow (iaa_crypto_main.c iaa_compress)",
-        change: "give the device one byte more than the limit in IaaContext::compress_batch and \
+        change: "give the device one byte more than the limit in accel/src/job/compress.rs and \
                  make accel/src/emu/deflate.rs overflow at max_dst_size (pages that fit exactly \
                  are then reported incompressible)",
         run: compress_max_dst_exact,
@@ -371,7 +371,7 @@ const FACTS: &[Fact] = &[
         source: "kernel iaa_crypto_main.c iaa_decompress (max_dst_size = the page buffer's \
                  length); QPL sets it from the output buffer size",
         change: "every page decompress would fail: give the device a destination larger than \
-                 a page (slot.rs SlotMem dst, context decompress_batch max_dst) and make \
+                 a page (slot.rs SlotMem dst, job/decompress.rs max_dst) and make \
                  accel/src/emu/inflate.rs overflow at max_dst_size",
         run: decompress_max_dst_exact,
     },

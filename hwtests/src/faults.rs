@@ -125,7 +125,7 @@ pub(crate) fn compress_one(
 ) -> Result<Result<software_fallback::Compressed, PageError>, String> {
     let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
     let mut r = c
-        .try_compress_batch(&[page], &mut [&mut dst])
+        .try_batch::<accel::Compress>(&[page], &mut [&mut dst])
         .map_err(|e| e.to_string())?;
     r.pop().ok_or_else(|| "no result".to_string())
 }
@@ -291,7 +291,7 @@ pub(crate) fn batch_of_eight_splits(c: &mut IaaCodec, ok: usize, busy: usize) ->
     let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
     let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
     let r = c
-        .try_compress_batch(&pages, &mut dsts)
+        .try_batch::<accel::Compress>(&pages, &mut dsts)
         .map_err(|e| e.to_string())?;
     let n_ok = r.iter().filter(|x| x.is_ok()).count();
     let n_busy = r
@@ -383,7 +383,7 @@ fn dedicated_drops() -> CaseResult {
     let probe = test_page(41);
     let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
     let r = c
-        .try_compress_batch(&[&probe], &mut [&mut dst])
+        .try_batch::<accel::Compress>(&[&probe], &mut [&mut dst])
         .map_err(|e| e.to_string())?;
     let dropped = e
         .counters()

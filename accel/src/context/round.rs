@@ -1,5 +1,5 @@
-//! One submission round of a context: submit, poll to completion or deadline, retry page
-//! faults. The slot rules it keeps are those of the parent module (rules 2 to 5).
+//! One submission round of the context's runner: submit, poll to completion or deadline,
+//! retry page faults. The slot rules it keeps are those of the parent module (rules 2 to 5).
 
 use std::time::Instant;
 
@@ -22,23 +22,10 @@ pub(super) struct Pending {
 
 impl IaaContext {
     /// Submits every pending descriptor, polls until all complete or the deadline passes,
-    /// retries page faults. Every entry ends with `done` set; non-success statuses become
-    /// errors.
+    /// touches and resubmits page faults while attempts remain. Every entry ends with `done`
+    /// set: the record as the device wrote it (any status but an unresolved page fault), or
+    /// an error (fault unresolved, deadline passed, queue busy). Jobs read the status.
     pub(super) fn run_round(&mut self, round: &mut [(usize, Pending)]) {
-        self.run_round_raw(round);
-        for (_, p) in round.iter_mut() {
-            if let Some(Ok(c)) = &p.done {
-                if c.status() != Status::Success {
-                    let err = AccelError::from_completion(p.op, c);
-                    p.done = Some(Err(err));
-                }
-            }
-        }
-    }
-
-    /// Like `run_round`, but a completed descriptor's record is returned whatever its status
-    /// (page faults are still retried while attempts remain).
-    pub(super) fn run_round_raw(&mut self, round: &mut [(usize, Pending)]) {
         let mut to_submit: Vec<usize> = (0..round.len()).collect();
         let mut resubmits_left = self.cfg.page_fault_retries.saturating_add(1);
         while !to_submit.is_empty() && resubmits_left > 0 {
@@ -256,9 +243,6 @@ impl Pending {
             attempts: 0,
             done: None,
         }
-    }
-    pub(super) fn empty() -> Pending {
-        Pending::new(0, Descriptor::zeroed(), Op::Verify)
     }
 }
 
