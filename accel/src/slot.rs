@@ -8,10 +8,10 @@
 
 use software_fallback::PAGE_SIZE;
 
-use crate::aecs::AECS_COMP_SIZE;
-use crate::completion::RecordPtr;
-use crate::descriptor::{flags, opcode, Descriptor};
 use crate::dma::DmaBox;
+use crate::raw::aecs::AECS_COMP_SIZE;
+use crate::raw::completion::RecordPtr;
+use crate::raw::descriptor::{flags, opcode, Descriptor};
 use crate::AccelError;
 
 /// Largest compressed input a slot takes (two pages: room for stored-block overhead).
@@ -187,7 +187,7 @@ pub(crate) fn lock_or_warn<T>(mem: &mut DmaBox<T>, what: &str) -> bool {
 /// page (and unlocking it unlocks none).
 #[repr(C, align(4096))]
 pub(crate) struct AecsMem {
-    pub(crate) aecs: crate::aecs::CompressAecs,
+    pub(crate) aecs: crate::raw::aecs::CompressAecs,
 }
 
 /// Writes every page of a fresh allocation so that it is backed by memory before the device

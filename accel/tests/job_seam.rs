@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use accel::descriptor::{DecompressJob, Descriptor};
 use accel::emu::{Emulator, EmulatorConfig, Fault, Target};
 use accel::job::{succeeded, CompressPage, Input, Job, SlotAddrs, SlotDone, Step};
+use accel::raw::descriptor::{DecompressJob, Descriptor};
 use accel::{AccelError, ContextConfig, IaaContext, Op};
 use software_fallback::corpus::Corpus;
 use software_fallback::PAGE_SIZE;
@@ -39,7 +39,7 @@ impl Job for StreamCrc<'_> {
     }
     fn finish(
         &mut self,
-        record: Result<accel::completion::Completion, AccelError>,
+        record: Result<accel::raw::completion::Completion, AccelError>,
         _: &mut SlotDone<'_>,
     ) -> Step<u32> {
         Step::Done(succeeded(Op::Verify, record).map(|c| c.crc))
@@ -154,7 +154,7 @@ impl Job for Escapes<'_> {
     }
     fn finish(
         &mut self,
-        record: Result<accel::completion::Completion, AccelError>,
+        record: Result<accel::raw::completion::Completion, AccelError>,
         _: &mut SlotDone<'_>,
     ) -> Step<()> {
         Step::Done(record.map(|_| ()))
@@ -192,7 +192,7 @@ impl Job for Endless {
     }
     fn finish(
         &mut self,
-        _: Result<accel::completion::Completion, AccelError>,
+        _: Result<accel::raw::completion::Completion, AccelError>,
         slot: &mut SlotDone<'_>,
     ) -> Step<()> {
         Step::Then(Descriptor::noop(slot.addrs().record))

@@ -20,11 +20,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use accel::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
-use accel::completion::Completion;
 use accel::context::{DroppedRegion, SlotAddrs};
-use accel::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
 use accel::emu::{EmulatorConfig, Fault, Target};
+use accel::raw::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
+use accel::raw::completion::Completion;
+use accel::raw::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
 use accel::wq::PathKind;
 use accel::{AccelError, ContextConfig, IaaContext, Status};
 use serde::Serialize;
@@ -343,7 +343,7 @@ const FACTS: &[Fact] = &[
                   device stops at the first block's end-of-block",
         source: "QPL 1.6.0 sources/core-iaa/sources/include/own_hw_definitions.h:76-77; \
                  accel-config accfg/idxd.h:62-63; kernel iaa_crypto.h IAA_DECOMP_CHECK_FOR_EOB",
-        change: "swap STOP_ON_EOB and CHECK_FOR_EOB in accel/src/descriptor.rs decompr_flags \
+        change: "swap STOP_ON_EOB and CHECK_FOR_EOB in accel/src/raw/descriptor.rs decompr_flags \
                  and in accel/src/emu/engine.rs (production sets both bits: 0x000f)",
         run: bit2_stops,
     },
@@ -383,7 +383,7 @@ const FACTS: &[Fact] = &[
                  (ADCF_END_PROC, AD_APPEND_EOB_FINAL_SB); accel-config accfg/idxd.h:58 \
                  (IDXD_COMPRESS_FLAG_EOB_BFINAL = 0x000c)",
         change: "model the observed end processing in accel/src/emu/deflate.rs (EndProc) and \
-                 accel/src/descriptor.rs compr_flags (production uses value 1 only)",
+                 accel/src/raw/descriptor.rs compr_flags (production uses value 1 only)",
         run: end_processing,
     },
     Fact {

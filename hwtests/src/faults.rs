@@ -491,7 +491,9 @@ fn path_choice() -> CaseResult {
 /// answered as invalid flags (0x30), never silently ignored. Emulator only: the device
 /// supports them.
 fn unmodelled_flags() -> CaseResult {
-    use accel::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
+    use accel::raw::descriptor::{
+        compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor,
+    };
     let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
     let mut ctx = accel::IaaContext::new(e.work_queue(), ContextConfig::default());
     let page = test_page(59);
@@ -581,7 +583,7 @@ fn misaligned(kind: PathKind) -> Result<(Emulator, Result<(), AccelError>, usize
     let page = test_page(47);
     let r = ctx
         .run_raw(&page, |a| {
-            accel::descriptor::Descriptor::compress(&accel::descriptor::CompressJob {
+            accel::raw::descriptor::Descriptor::compress(&accel::raw::descriptor::CompressJob {
                 src: a.src,
                 src_len: PAGE_SIZE as u32,
                 dst: a.dst,

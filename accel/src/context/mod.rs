@@ -12,7 +12,7 @@
 //! 2. **A slot is `Idle`, `InFlight` or `Quarantined`.** Only an `Idle` slot's memory is read
 //!    or written by the host as plain memory. A slot becomes `InFlight` when its descriptor
 //!    is accepted, and `Idle` again only after its status byte was seen non-zero with an
-//!    acquire load (completion.rs), which orders the device's writes before our reads.
+//!    acquire load (raw/completion.rs), which orders the device's writes before our reads.
 //! 3. **A deadline that passes quarantines the slot.** The device may still write it, so it
 //!    stays out of use — its queue entry still counted as in flight — until its status byte
 //!    turns non-zero; each later call checks and releases such slots.
@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use software_fallback::PAGE_SIZE;
 
-use crate::aecs::CompressAecs;
-use crate::completion::Completion;
-use crate::descriptor::Descriptor;
 use crate::dma::DmaBox;
 use crate::job::{Input, Job, RawJob, SlotDone, Step};
+use crate::raw::aecs::CompressAecs;
+use crate::raw::completion::Completion;
+use crate::raw::descriptor::Descriptor;
 use crate::slot::{check_descriptor, lock_or_warn, prefault, AecsMem, Slot, SlotState};
 pub use crate::slot::{DroppedRegion, SlotAddrs, MAX_COMPRESSED_INPUT};
 use crate::stats::ContextStats;
@@ -328,7 +328,7 @@ impl IaaContext {
     ///
     /// Safe because every descriptor the runner submits is checked first (`slot.rs`): its
     /// opcode must be one whose memory effects are known (compress, decompress, no-op, or
-    /// [`crate::descriptor::opcode::UNDEFINED`]), it must not ask the device to write
+    /// [`crate::raw::descriptor::opcode::UNDEFINED`]), it must not ask the device to write
     /// source 2 back, and every address it names must lie, for the full size its field
     /// gives, inside the slot (anything written) or the slot or the AECS (anything only
     /// read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without

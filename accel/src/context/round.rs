@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use super::{deadline_after, IaaContext};
-use crate::completion::{Backoff, Completion, RecordPtr};
-use crate::descriptor::Descriptor;
 use crate::error::Op;
+use crate::raw::completion::{Backoff, Completion, RecordPtr};
+use crate::raw::descriptor::Descriptor;
 use crate::slot::SlotState;
 use crate::status::Status;
 use crate::AccelError;
@@ -86,7 +86,7 @@ impl IaaContext {
     /// it holds for a write fault). Refuses addresses we do not own.
     fn touch(&mut self, slot: usize, addr: u64, write: bool) -> bool {
         let aecs = self.aecs_addr();
-        let in_aecs = addr >= aecs && addr < aecs + crate::aecs::AECS_COMP_SIZE as u64;
+        let in_aecs = addr >= aecs && addr < aecs + crate::raw::aecs::AECS_COMP_SIZE as u64;
         let readable_aecs = in_aecs && !write;
         if !self.slots[slot].contains(addr, 1) && !readable_aecs {
             tracing::warn!(
@@ -269,9 +269,9 @@ mod tests {
 
     use super::Pending;
     use crate::context::{leaked_slots, ContextConfig, IaaContext};
-    use crate::descriptor::{CompressJob, Descriptor};
     use crate::emu::{Emulator, EmulatorConfig, Fault, Target};
     use crate::error::Op;
+    use crate::raw::descriptor::{CompressJob, Descriptor};
 
     /// A round that unwinds after submitting (here: the context is dropped right after
     /// `submit_some`, as unwinding through `poll` would) must leave its slot to the device:

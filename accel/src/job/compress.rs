@@ -5,9 +5,9 @@
 use software_fallback::{Compressed, PAGE_SIZE};
 
 use super::{succeeded, Input, Job, SlotAddrs, SlotDone, Step};
-use crate::completion::Completion;
-use crate::descriptor::{CompressJob, DecompressJob, Descriptor};
 use crate::error::Op;
+use crate::raw::completion::Completion;
+use crate::raw::descriptor::{CompressJob, DecompressJob, Descriptor};
 use crate::status::{Status, ERROR_COMP_BUF_OVERFLOW};
 use crate::AccelError;
 

@@ -4,9 +4,9 @@
 use software_fallback::{Decompressed, PAGE_SIZE};
 
 use super::{succeeded, Input, Job, SlotAddrs, SlotDone, Step};
-use crate::completion::Completion;
-use crate::descriptor::{DecompressJob, Descriptor};
 use crate::error::Op;
+use crate::raw::completion::Completion;
+use crate::raw::descriptor::{DecompressJob, Descriptor};
 use crate::AccelError;
 
 /// Decompresses `src` into `page` (exactly one page); the result carries the page's CRC-32

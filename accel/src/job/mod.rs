@@ -20,9 +20,9 @@
 //! | [`DecompressPage`] | `decompress.rs` | raw DEFLATE to one page |
 //! | [`RawJob`] | `raw.rs` | a hand-built descriptor, its record returned as it is |
 
-use crate::completion::Completion;
-use crate::descriptor::Descriptor;
 use crate::error::Op;
+use crate::raw::completion::Completion;
+use crate::raw::descriptor::Descriptor;
 use crate::slot::Slot;
 pub use crate::slot::SlotAddrs;
 use crate::stats::ContextStats;

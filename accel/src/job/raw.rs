@@ -4,9 +4,9 @@
 use software_fallback::PAGE_SIZE;
 
 use super::{Input, Job, SlotAddrs, SlotDone, Step};
-use crate::completion::Completion;
-use crate::descriptor::{opcode, Descriptor};
 use crate::error::Op;
+use crate::raw::completion::Completion;
+use crate::raw::descriptor::{opcode, Descriptor};
 use crate::slot::DroppedRegion;
 use crate::AccelError;
 
