@@ -254,3 +254,90 @@ impl PageCodec for FallbackCodec {
         self.batch::<Decompress>(srcs, pages)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use accel::emu::{Emulator, EmulatorConfig, Fault, Target};
+    use accel::ContextConfig;
+    use software_fallback::{CodecError, CodecSpec, PageCodec, PAGE_SIZE};
+
+    use crate::{DeviceBackend, FallbackReason};
+
+    fn rig() -> (Emulator, std::sync::Arc<DeviceBackend>, Box<dyn PageCodec>) {
+        let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+        let backend = DeviceBackend::new(
+            emu.work_queue(),
+            ContextConfig::default(),
+            Duration::from_secs(3600),
+        );
+        let codec = backend.factory().build(CodecSpec::DEFLATE).expect("codec");
+        (emu, backend, codec)
+    }
+
+    /// The shape is checked once, before routing: a batch whose pages and buffers do not
+    /// pair is refused whole in both directions, with the device up or down, and counts
+    /// no page anywhere.
+    #[test]
+    fn a_mismatched_batch_is_refused_before_any_page_is_counted() {
+        let (_emu, backend, mut codec) = rig();
+        let page = vec![7u8; PAGE_SIZE];
+        let mut buf = vec![0u8; PAGE_SIZE];
+        for down in [false, true] {
+            if down {
+                backend.mark_down("test");
+            }
+            let before = backend.snapshot();
+            let r = codec.compress_batch(&[&page, &page], &mut [&mut buf]);
+            assert!(matches!(r, Err(CodecError::BatchMismatch { .. })), "{r:?}");
+            let r = codec.decompress_batch(&[&page], &mut []);
+            assert!(matches!(r, Err(CodecError::BatchMismatch { .. })), "{r:?}");
+            let after = backend.snapshot();
+            assert_eq!(
+                (after.device_pages, after.software_pages, after.fallbacks),
+                (before.device_pages, before.software_pages, before.fallbacks),
+                "down: {down}"
+            );
+        }
+    }
+
+    /// Both directions share one path, and it still tells them apart where they differ: a
+    /// device error on a store is redone in software, and so is one on a load; the pages
+    /// the device did are attributed to it, per direction.
+    #[test]
+    fn both_directions_attribute_device_pages_and_redo_device_errors() {
+        let (emu, backend, mut codec) = rig();
+        let pages: Vec<Vec<u8>> = (0..4u8)
+            .map(|i| (0..PAGE_SIZE).map(|j| (j % 7) as u8 ^ i).collect())
+            .collect();
+        let refs: Vec<&[u8]> = pages.iter().map(|p| p.as_slice()).collect();
+        let mut bufs = vec![vec![0u8; PAGE_SIZE]; 4];
+        emu.faults()
+            .inject(Target::Compress, Fault::HardwareError, 1);
+        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let r = codec.compress_batch(&refs, &mut dsts).expect("batch");
+        assert_eq!((r.len(), r.on_device()), (4, 3));
+        let lens: Vec<usize> = r
+            .iter()
+            .map(|c| c.as_ref().expect("stored").len.expect("compressible"))
+            .collect();
+        let srcs: Vec<&[u8]> = bufs.iter().zip(&lens).map(|(b, &n)| &b[..n]).collect();
+        let mut back = vec![vec![0u8; PAGE_SIZE]; 4];
+        let mut outs: Vec<&mut [u8]> = back.iter_mut().map(|b| b.as_mut_slice()).collect();
+        emu.faults()
+            .inject(Target::Decompress, Fault::HardwareError, 2);
+        let r = codec.decompress_batch(&srcs, &mut outs).expect("batch");
+        assert_eq!((r.len(), r.on_device()), (4, 2));
+        assert!(r.iter().all(|d| d.is_ok()));
+        assert_eq!(back, pages);
+        let s = backend.snapshot();
+        assert_eq!(s.device_pages, [3, 2]);
+        assert_eq!(s.software_pages, [1, 2]);
+        let errors = s
+            .fallbacks
+            .iter()
+            .find(|f| f.0 == FallbackReason::DeviceError);
+        assert_eq!(errors, Some(&(FallbackReason::DeviceError, 1, 2)));
+    }
+}

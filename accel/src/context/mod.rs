@@ -6,9 +6,13 @@
 //!
 //! 1. **The device only ever touches memory this context owns.** Every descriptor names the
 //!    slot's own completion record, source copy and destination buffer, and the context's
-//!    AECS — never a caller's buffer. Caller data is copied in before submission and copied
-//!    out after completion. So no safe code outside (not even `mem::forget` of anything)
-//!    can free memory the device is still using.
+//!    AECS — never a caller's buffer. Jobs build descriptors, so the runner checks each one,
+//!    whichever job built it and before every submission (`check_descriptor`, slot.rs), and
+//!    refuses any that could reach other memory: a `Job` is safe to write anywhere. Caller
+//!    data is copied in before submission and copied out after completion (a job reads its
+//!    slot only through `SlotDone`, which refuses a slot that is not `Idle`). So no safe
+//!    code outside (not even `mem::forget` of anything) can free memory the device is still
+//!    using.
 //! 2. **A slot is `Idle`, `InFlight` or `Quarantined`.** Only an `Idle` slot's memory is read
 //!    or written by the host as plain memory. A slot becomes `InFlight` when its descriptor
 //!    is accepted, and `Idle` again only after its status byte was seen non-zero with an
