@@ -95,7 +95,10 @@ impl IaaCodec {
             }
             Err(e) => {
                 // Not reached: a checked batch has no more jobs than the context has slots.
-                tracing::error!(error = %e, "IAA context refused a checked batch");
+                tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "IAA context refused a checked batch"
+                );
             }
         }
         out.into_iter()

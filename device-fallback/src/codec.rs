@@ -130,7 +130,11 @@ impl FallbackCodec {
             self.gone_in_call = true;
             self.backend.mark_down(&err.to_string());
         } else {
-            tracing::debug!(error = %err, reason = reason.name(), "page falls back to software");
+            tracing::debug!(
+                error = &err as &dyn std::error::Error,
+                reason = reason.name(),
+                "page falls back to software"
+            );
         }
         self.software_done(dir, Some(reason), 1);
         redo(&mut self.software)
