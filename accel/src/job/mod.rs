@@ -52,7 +52,7 @@ pub trait Job {
     fn op(&self) -> Op;
 
     /// Before a slot is taken: the bytes to copy into the slot's source buffer (at most
-    /// [`crate::slot::MAX_COMPRESSED_INPUT`]; the runner refuses more), or the job's result
+    /// [`crate::context::MAX_COMPRESSED_INPUT`]; the runner refuses more), or the job's result
     /// when it needs no device.
     fn input(&self) -> Input<'_, Self::Output>;
 
@@ -68,7 +68,7 @@ pub trait Job {
 
     /// A buffer of the slot to unback just before the first submission, so that the device
     /// faults on it (only the fact check wants this); the runner backs it again afterwards.
-    fn unbacked(&self) -> Option<crate::slot::DroppedRegion> {
+    fn unbacked(&self) -> Option<crate::context::DroppedRegion> {
         None
     }
 
