@@ -212,3 +212,18 @@ fn a_job_that_never_finishes_is_stopped_after_the_pass_limit() {
     );
     assert_eq!(ctx.quarantined(), 0);
 }
+
+#[test]
+fn more_jobs_than_slots_is_refused_whole_before_any_submission() {
+    let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let mut ctx = IaaContext::new(emu.work_queue(), ContextConfig::default());
+    let stream = [0x03u8, 0x00];
+    let mut nine: Vec<StreamCrc<'_>> = (0..9).map(|_| StreamCrc { stream: &stream }).collect();
+    let r = ctx.run(&mut nine);
+    assert!(
+        matches!(r, Err(AccelError::BatchShape { pages: 9, .. })),
+        "{:?}",
+        r.map(|v| v.len())
+    );
+    assert_eq!(ctx.stats().submitted, 0);
+}
