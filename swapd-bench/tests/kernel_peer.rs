@@ -32,8 +32,9 @@ fn kernel_peer() -> Result<(), Failed> {
         zswap_settings(),
         std::fs::read_to_string("/proc/sys/vm/page-cluster")?,
     );
-    // The limit is the child's own memory + versions + 8 MiB slack + the budget: the
-    // footprint must be well above that for anything to be swapped.
+    // The populate limit is the child's own memory + versions + 8 MiB slack + the budget
+    // (then tightened to the budget): the footprint must be well above that for anything to
+    // be swapped.
     let w = WorkloadConfig {
         footprint: 48 << 20,
         value_size: 256,
@@ -70,6 +71,16 @@ fn kernel_peer() -> Result<(), Failed> {
     }
     if r.workload.ops != 40_000 || r.vmstat_total.get("zswpout").copied().unwrap_or(0) == 0 {
         return Err(format!("nothing swapped: {r:?}").into());
+    }
+    // The region had the budget, as ours does: not the slack of the populate limit too (it
+    // kept ~2 k pages more than the 2 k-page budget before the limit was tightened).
+    let budget_pages = (k.budget / 4096) as u64;
+    if r.resident_end > budget_pages + budget_pages / 16 || r.resident_end < budget_pages / 2 {
+        return Err(format!(
+            "region resident at end {} pages for a budget of {budget_pages} (after populate: {})",
+            r.resident_end, r.resident_populated
+        )
+        .into());
     }
     Ok(())
 }
