@@ -52,12 +52,26 @@ pub(crate) fn of_pool(e: &PoolError) -> i32 {
     }
 }
 
-/// Records a pool error and returns its `-errno`.
-pub(crate) fn pool(e: PoolError) -> i32 {
-    fail(of_pool(&e), e)
+/// `e` and its causes on one line (`"a: b: c"`): messages do not repeat their `#[source]`,
+/// and a C caller has no other way to reach the cause (the OS error of a failed backing-file
+/// write, the codec's reason for corrupt data).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
-/// Records a start-up error and returns its `-errno`.
+/// Records a pool error (with its causes) and returns its `-errno`.
+pub(crate) fn pool(e: PoolError) -> i32 {
+    fail(of_pool(&e), with_causes(&e))
+}
+
+/// Records a start-up error (with its causes) and returns its `-errno`.
 pub(crate) fn open(e: SwapaccelError) -> i32 {
     let errno = match &e {
         SwapaccelError::Pool(p) => of_pool(p),
@@ -65,7 +79,7 @@ pub(crate) fn open(e: SwapaccelError) -> i32 {
         SwapaccelError::InvalidConfig(_) => libc::EINVAL,
         _ => libc::EIO,
     };
-    fail(errno, e)
+    fail(errno, with_causes(&e))
 }
 
 /// A fixed description of an errno value this library returns (negative or positive).
@@ -86,5 +100,30 @@ pub(crate) fn describe(err: i32) -> &'static [u8] {
         libc::EIO => b"I/O or internal error\0",
         libc::ENOTRECOVERABLE => b"internal panic caught at the C boundary\0",
         _ => b"unknown error\0",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    #[test]
+    fn last_error_keeps_the_os_error_the_message_leaves_to_source() {
+        let e = PoolError::Io {
+            ty: 0,
+            slot: 3,
+            op: "write",
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let errno = std::io::Error::from_raw_os_error(libc::ENOSPC).to_string();
+        let message = e.to_string();
+        assert!(!message.contains(&errno), "{message}");
+        assert_eq!(pool(e), -libc::ENOSPC);
+        // SAFETY: `last` returns this thread's NUL-terminated last error, unchanged until
+        // the next failure on this thread.
+        let text = unsafe { CStr::from_ptr(last()) }.to_str().unwrap();
+        assert_eq!(text, format!("{message}: {errno}"));
     }
 }

@@ -34,7 +34,7 @@ pub use args::{ConfigureWith, HwciArgs};
 #[derive(Debug, thiserror::Error)]
 pub enum HwciError {
     /// The output folder cannot be written.
-    #[error("output folder {path}: {source}")]
+    #[error("output folder {path}")]
     Out {
         /// Path.
         path: PathBuf,
@@ -57,6 +57,20 @@ pub enum HwciError {
     /// Interrupted by a signal (after restoring what was changed, if anything).
     #[error("interrupted by signal {0}; whatever this run changed was restored")]
     Interrupted(i32),
+}
+
+/// `e` and its causes on one line (`"a: b: c"`), for errors kept as text in the run's report:
+/// messages do not repeat their `#[source]` (the CLI prints causes itself), so
+/// `to_string()` alone would drop the errno of a failed restore.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Runs `swapaccel hwci`.
@@ -87,5 +101,30 @@ fn run_step(step: &str, args: &HwciArgs) -> Result<(), HwciError> {
         }
         "heap" => child::hold_heap().map_err(HwciError::Step),
         other => Err(HwciError::Step(format!("unknown step `{other}`"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_print_their_cause_once_and_keep_it_in_report_text() {
+        let enoent = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        let errno = enoent().to_string();
+        let errors: [Box<dyn std::error::Error>; 2] = [
+            Box::new(wqconf::WqConfError::Io {
+                what: "remove /run/hwci/record.json".into(),
+                source: enoent(),
+            }),
+            Box::new(HwciError::Out {
+                path: "/nonexistent/out".into(),
+                source: enoent(),
+            }),
+        ];
+        for e in errors {
+            assert!(!e.to_string().contains(&errno), "{e}");
+            assert_eq!(with_causes(&*e), format!("{e}: {errno}"));
+        }
     }
 }

@@ -148,7 +148,7 @@ impl<'a> Run<'a> {
             restored = s.restore();
             let status = match &restored {
                 Ok(()) => Status::Passed,
-                Err(e) => Status::Failed(e.to_string()),
+                Err(e) => Status::Failed(crate::with_causes(&e)),
             };
             self.results.add(
                 "configure",
@@ -214,7 +214,7 @@ impl<'a> Run<'a> {
             let status = match &r {
                 Ok(true) => Status::Passed,
                 Ok(false) => Status::Skipped("no earlier run's record to restore".into()),
-                Err(e) => Status::Failed(e.to_string()),
+                Err(e) => Status::Failed(crate::with_causes(&e)),
             };
             self.results.add(
                 "configure",
@@ -231,7 +231,7 @@ impl<'a> Run<'a> {
             Err(e) => {
                 self.results.add(
                     "configure",
-                    CaseRecord::new("plan", Status::Failed(e.to_string())),
+                    CaseRecord::new("plan", Status::Failed(crate::with_causes(&e))),
                 );
                 return Err(e.into());
             }
@@ -242,7 +242,7 @@ impl<'a> Run<'a> {
             Err(e) => {
                 self.results.add(
                     "configure",
-                    CaseRecord::new("record", Status::Failed(e.to_string())),
+                    CaseRecord::new("record", Status::Failed(crate::with_causes(&e))),
                 );
                 return Err(e.into());
             }
@@ -287,7 +287,7 @@ impl<'a> Run<'a> {
             Err(e) => {
                 self.results.add(
                     "configure",
-                    CaseRecord::new("apply", Status::Failed(e.to_string())),
+                    CaseRecord::new("apply", Status::Failed(crate::with_causes(&e))),
                 );
                 let r = session.restore();
                 self.results.add(
@@ -296,7 +296,7 @@ impl<'a> Run<'a> {
                         "restore",
                         match &r {
                             Ok(()) => Status::Passed,
-                            Err(e) => Status::Failed(e.to_string()),
+                            Err(e) => Status::Failed(crate::with_causes(&e)),
                         },
                     ),
                 );
