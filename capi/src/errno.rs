@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
+use sa::codec::Causes;
 use sa::pool::{BackingProblem, PoolError};
 use sa::SwapaccelError;
 
@@ -52,23 +53,9 @@ pub(crate) fn of_pool(e: &PoolError) -> i32 {
     }
 }
 
-/// `e` and its causes on one line (`"a: b: c"`): messages do not repeat their `#[source]`,
-/// and a C caller has no other way to reach the cause (the OS error of a failed backing-file
-/// write, the codec's reason for corrupt data).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// Records a pool error (with its causes) and returns its `-errno`.
 pub(crate) fn pool(e: PoolError) -> i32 {
-    fail(of_pool(&e), with_causes(&e))
+    fail(of_pool(&e), Causes(&e))
 }
 
 /// Records a start-up error (with its causes) and returns its `-errno`.
@@ -79,7 +66,7 @@ pub(crate) fn open(e: SwapaccelError) -> i32 {
         SwapaccelError::InvalidConfig(_) => libc::EINVAL,
         _ => libc::EIO,
     };
-    fail(errno, with_causes(&e))
+    fail(errno, Causes(&e))
 }
 
 /// A fixed description of an errno value this library returns (negative or positive).

@@ -59,20 +59,6 @@ pub enum HwciError {
     Interrupted(i32),
 }
 
-/// `e` and its causes on one line (`"a: b: c"`), for errors kept as text in the run's report:
-/// messages do not repeat their `#[source]` (the CLI prints causes itself), so
-/// `to_string()` alone would drop the errno of a failed restore.
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// Runs `swapaccel hwci`.
 pub fn run(args: &HwciArgs) -> Result<(), HwciError> {
     if let Some(step) = &args.step {
@@ -106,6 +92,8 @@ fn run_step(step: &str, args: &HwciArgs) -> Result<(), HwciError> {
 
 #[cfg(test)]
 mod tests {
+    use software_fallback::Causes;
+
     use super::*;
 
     #[test]
@@ -124,7 +112,7 @@ mod tests {
         ];
         for e in errors {
             assert!(!e.to_string().contains(&errno), "{e}");
-            assert_eq!(with_causes(&*e), format!("{e}: {errno}"));
+            assert_eq!(Causes(&*e).to_string(), format!("{e}: {errno}"));
         }
     }
 }
