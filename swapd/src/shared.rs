@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use software_fallback::Causes;
+
 use crate::around::{Prefetched, Stride};
-use crate::error::with_causes;
 use crate::evict::Evictor;
 use crate::pages::{PageGuard, PageState, PageTable};
 use crate::stats::{bump, Counters, Histogram};
@@ -108,7 +109,7 @@ impl Shared {
         if let Err(e) = self.map.poison(p) {
             self.fail(format!(
                 "page {p}: UFFDIO_POISON failed ({}) after: {why}",
-                with_causes(&e)
+                Causes(&e)
             ));
         }
         bump(&self.counters.poisoned, 1);
@@ -186,7 +187,7 @@ impl Shared {
                 Ok(0) => break,
                 Ok(n) => bump(&self.counters.fault_path_evictions, n as u64),
                 Err(e) => {
-                    self.fail(format!("eviction: {}", with_causes(&e)));
+                    self.fail(format!("eviction: {}", Causes(&e)));
                     break;
                 }
             }
@@ -252,7 +253,7 @@ impl Shared {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) => {
-                        self.fail(format!("eviction: {}", with_causes(&e)));
+                        self.fail(format!("eviction: {}", Causes(&e)));
                         break;
                     }
                 }
