@@ -3,10 +3,11 @@
 # keys, ranks scattered by the same multiplier as swapd-bench/src/workload.rs, 16 records of
 # 256 B per page, 30 % writes), a Python RNG instead of the bench's (same distribution, not
 # the same draws), 8 000 resident pages (what both sides hold on average at a 8 192-page
-# budget), and four policies: LRU with per-page accessed bits (the kernel's view), LRU on
+# budget), and these policies: LRU with per-page accessed bits (the kernel's view), LRU on
 # 16-page regions (what DAMON's per-region nr_accesses could give at 1 000 regions, even
-# with perfect sampling), our clock (second chance from faults and writes), and the clock
-# from faults only (no write tracking). Run: python3 swapd-bench/sim/replacement.py (~1 min).
+# with perfect sampling), our clock (second chance from faults and writes), the clock from
+# faults only (no write tracking), and our clock with refault distance (refault.rs).
+# Run: python3 swapd-bench/sim/replacement.py (~2 min).
 # Measured on the same workload (swapd/README.md, "Same budget on both sides"): kernel
 # zswpin 72-82 k, ours 80 k with write tracking, ~85 k without.
 import bisect, random, itertools
@@ -61,8 +62,31 @@ def clock(write_ref=True):
             res[p]=True; ref[p]=True; n+=1
         elif wr and write_ref: ref[p]=True
     return miss
+def clock_refault(window, counter_only=False):
+    # Our clock plus an extra lap for a page loaded back fewer than `window` evictions after
+    # its own eviction (swapd/src/refault.rs); counter_only: for any fault-in (no distance).
+    ref=[False]*PAGES; res=[False]*PAGES; prot=[False]*PAGES; evat=[-10**9]*PAGES
+    n=0; hand=0; miss=0; evs=0
+    for p in range(PAGES-CAP,PAGES): res[p]=True; n+=1
+    for p,wr in trace:
+        if not res[p]:
+            miss+=1
+            scanned=0
+            while n>=CAP:
+                if res[hand]:
+                    if ref[hand]: ref[hand]=False
+                    elif scanned<PAGES and prot[hand]: prot[hand]=False
+                    else: res[hand]=False; n-=1; evat[hand]=evs; evs+=1
+                hand=(hand+1)%PAGES; scanned+=1
+            res[p]=True; ref[p]=True; n+=1
+            if counter_only or evs-evat[p] < window: prot[p]=True
+        elif wr: ref[p]=True
+    return miss
 print("accesses", len(trace))
 print("LRU per page (accessed bits):", lru(1))
 print("LRU per 16-page region (DAMON-like, ideal):", lru(16))
 print("clock, refs from faults + writes (ours):", clock(True))
 print("clock, refs from faults only:", clock(False))
+print("clock + one extra lap per fault-in (no distance):", clock_refault(0, True))
+for wdw in (2000, 4000, 8000):
+    print(f"clock + refault distance < {wdw} evictions (ours, window = budget/2 = 4096):", clock_refault(wdw))

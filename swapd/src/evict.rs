@@ -101,6 +101,9 @@ impl Evictor {
                     sh.prefetched.take(p);
                     g.set(PageState::Resident { referenced: false })
                 }
+                // An early refault's extra lap (first lap only: a batch makes progress).
+                PageState::Resident { referenced: false }
+                    if scanned <= npages && sh.refault.spend(p) => {}
                 PageState::Resident { referenced: false } => {
                     let k = taken.len();
                     match self
@@ -169,6 +172,7 @@ impl Evictor {
                 match &res {
                     Ok(gen) => {
                         g.set(PageState::Evicted(*gen));
+                        sh.refault.evicted(p);
                         evicted += 1;
                     }
                     Err(e) => {

@@ -357,6 +357,7 @@ fn bring_in(
             tracing::warn!(page = p, "fault-around run partly present");
         }
         g.set(PageState::Resident { referenced: true });
+        sh.refault.faulted_in(p);
         sh.stride.ended_at(p + n);
         let mut out = vec![(p, gen)];
         for (mut gq, genq) in extra {
@@ -390,6 +391,7 @@ fn bring_in(
                 sh.map.wake(p)?;
             }
             g.set(PageState::Resident { referenced: true });
+            sh.refault.faulted_in(p);
             sh.stride.ended_at(p + 1);
             bump(&sh.counters.faults_loaded, 1);
             Ok(vec![(p, gen)])

@@ -20,6 +20,7 @@ mod evict;
 mod fault;
 pub mod floor;
 mod pages;
+mod refault;
 mod region;
 mod shared;
 mod stats;

@@ -14,6 +14,7 @@ use crate::around::{Prefetched, Stride};
 use crate::error::{Result, SwapdError};
 use crate::evict::Evictor;
 use crate::pages::{PageState, PageTable};
+use crate::refault::Refault;
 use crate::shared::{Shared, Watermarks};
 use crate::stats::{Counters, Histogram, RegionStats};
 use crate::store::{PageStore, PoolStore};
@@ -198,6 +199,8 @@ impl Region {
             fault_around: config.fault_around,
             stride: Stride::default(),
             prefetched: Prefetched::new(pages),
+            // Half the budget: see refault.rs.
+            refault: Refault::new(pages, (budget / 2).min(u32::MAX as usize / 4) as u32),
             spin: Duration::from_micros(config.spin_us as u64),
             daemon_nice: config.daemon_nice,
             pagemap: Pagemap::open().ok(),

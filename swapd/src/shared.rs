@@ -13,6 +13,7 @@ use software_fallback::Causes;
 use crate::around::{Prefetched, Stride};
 use crate::evict::Evictor;
 use crate::pages::{PageGuard, PageState, PageTable};
+use crate::refault::Refault;
 use crate::stats::{bump, Counters, Histogram};
 use crate::store::PageStore;
 use crate::sys::mapping::Mapping;
@@ -84,6 +85,8 @@ pub(crate) struct Shared {
     pub stride: Stride,
     /// Pages brought in by fault-around, not known to be used since.
     pub prefetched: Prefetched,
+    /// Refault distance: an extra lap for pages that came back soon after eviction.
+    pub refault: Refault,
     /// Spin before sleeping (fault threads).
     pub spin: Duration,
     /// Nice value for the fault threads and the evictor.
