@@ -8,6 +8,7 @@
 //!
 //! Run: `cargo bench -p benches --bench codecs`.
 
+use benches::direct::{direct, median, time};
 use criterion::{criterion_group, Criterion, Throughput};
 use software_fallback::corpus::Corpus;
 use software_fallback::{crc32, CodecSpec, PageCodec, DEFAULT_COMPRESS_LIMIT, PAGE_SIZE};
@@ -20,46 +21,6 @@ const SPECS: [&str; 4] = ["deflate:1", "zstd:1", "zstd:-1", "lz4"];
 fn corpus() -> &'static Corpus {
     static C: OnceLock<Corpus> = OnceLock::new();
     C.get_or_init(|| benches::bench_corpus(PAGES))
-}
-
-/// A bare library call on one page: (input, output) → bytes written (0 on failure).
-type PageFn = Box<dyn FnMut(&[u8], &mut [u8]) -> usize>;
-
-/// The bare library, set up once like our context: (compress, decompress) closures.
-struct Direct {
-    compress: PageFn,
-    decompress: PageFn,
-    out_room: usize,
-}
-
-fn direct(spec: &CodecSpec) -> Direct {
-    match spec.id {
-        software_fallback::CodecId::RawDeflate => {
-            let mut c = libdeflater::Compressor::new(
-                libdeflater::CompressionLvl::new(spec.level).expect("level"),
-            );
-            let mut d = libdeflater::Decompressor::new();
-            Direct {
-                compress: Box::new(move |p, o| c.deflate_compress(p, o).unwrap_or(0)),
-                decompress: Box::new(move |s, o| d.deflate_decompress(s, o).unwrap_or(0)),
-                out_room: DEFAULT_COMPRESS_LIMIT,
-            }
-        }
-        software_fallback::CodecId::Zstd => {
-            let mut c = zstd::bulk::Compressor::new(spec.level).expect("zstd level");
-            let mut d = zstd::bulk::Decompressor::new().expect("zstd dctx");
-            Direct {
-                compress: Box::new(move |p, o| c.compress_to_buffer(p, o).unwrap_or(0)),
-                decompress: Box::new(move |s, o| d.decompress_to_buffer(s, o).unwrap_or(0)),
-                out_room: zstd::zstd_safe::compress_bound(PAGE_SIZE),
-            }
-        }
-        software_fallback::CodecId::Lz4 => Direct {
-            compress: Box::new(|p, o| lz4_flex::block::compress_into(p, o).unwrap_or(0)),
-            decompress: Box::new(|s, o| lz4_flex::block::decompress_into(s, o).unwrap_or(0)),
-            out_room: lz4_flex::block::get_maximum_output_size(PAGE_SIZE),
-        },
-    }
 }
 
 fn bench_codecs(c: &mut Criterion) {
@@ -147,19 +108,6 @@ fn bench_codecs(c: &mut Criterion) {
         });
         g.finish();
     }
-}
-
-/// Times `f` once over the whole page set, in ns.
-fn time(f: &mut dyn FnMut()) -> f64 {
-    let t = std::time::Instant::now();
-    f();
-    t.elapsed().as_nanos() as f64
-}
-
-/// Median of `v` (sorted in place).
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The overhead figures, measured paired and interleaved: each round times the bare call,
