@@ -1,10 +1,15 @@
 //! Each software codec through our `PageCodec` interface against the same library called
 //! directly on the same pages, the direct call reusing its context and a preallocated output
 //! buffer as a careful user would. The CRC-32 our interface computes is measured on its own.
+//! Ours is given the destination the pool gives it: the codec's declared worst-case room
+//! (`PageCodec::compress_room`: lz4_flex's and zstd's bound, into which they write
+//! directly) or, for libdeflate, the page limit.
 //!
 //! After criterion runs, prints per codec and direction, measured paired and interleaved:
 //!   ours/(d+crc) = ours / (direct + crc) - 1   (the wrapper's own cost; goal: ≤ 3 %)
 //!   crc/direct   = (direct + crc) / direct - 1 (what the CRC adds)
+//!   staged/ours  = ours into a page-limit destination / ours - 1 (compress: what the
+//!                  scratch-and-copy costs lz4 and zstd when the room is not given)
 //!
 //! Run: `cargo bench -p benches --bench codecs`.
 
@@ -16,7 +21,7 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 const PAGES: usize = 256;
-const SPECS: [&str; 4] = ["deflate:1", "zstd:1", "zstd:-1", "lz4"];
+const SPECS: [&str; 5] = ["deflate:1", "zstd:1", "zstd:-1", "zstd:-3", "lz4"];
 
 fn corpus() -> &'static Corpus {
     static C: OnceLock<Corpus> = OnceLock::new();
@@ -71,7 +76,7 @@ fn bench_codecs(c: &mut Criterion) {
                 }
             })
         });
-        let mut limit = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+        let mut limit = vec![0u8; ours.compress_room().max(DEFAULT_COMPRESS_LIMIT)];
         g.bench_function("ours", |b| {
             b.iter(|| {
                 for p in corpus.pages() {
@@ -122,8 +127,8 @@ fn print_ratios() {
         corpus.len()
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>10} {:>14} {:>10}",
-        "", "direct µs", "+crc µs", "ours µs", "ours/(d+crc)", "crc/direct"
+        "{:<22} {:>10} {:>10} {:>10} {:>14} {:>10} {:>14}",
+        "", "direct µs", "+crc µs", "ours µs", "ours/(d+crc)", "crc/direct", "staged/ours"
     );
     for dir in ["compress", "decompress"] {
         for name in SPECS {
@@ -140,9 +145,13 @@ fn print_ratios() {
                 }
             }
             let mut out = vec![0u8; bare.out_room.max(PAGE_SIZE)];
-            let mut limit = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+            let mut limit = vec![0u8; ours.compress_room().max(DEFAULT_COMPRESS_LIMIT)];
+            // A destination of the page limit: lz4 and zstd then compress into their own
+            // scratch and copy (what the pool's buffers avoid); measured as `staged`.
+            let mut staged = vec![0u8; DEFAULT_COMPRESS_LIMIT];
             let mut page = vec![0u8; PAGE_SIZE];
             let compress = dir == "compress";
+            let variants = if compress { 4 } else { 3 };
             let mut run = |which: usize| -> f64 {
                 time(&mut || {
                     if compress {
@@ -155,8 +164,11 @@ fn print_ratios() {
                                     black_box(crc32(p));
                                     black_box((bare.compress)(black_box(p), &mut out));
                                 }
-                                _ => {
+                                2 => {
                                     let _ = black_box(ours.compress(black_box(p), &mut limit));
+                                }
+                                _ => {
+                                    let _ = black_box(ours.compress(black_box(p), &mut staged));
                                 }
                             }
                         }
@@ -178,15 +190,15 @@ fn print_ratios() {
                     }
                 })
             };
-            for w in 0..3 {
+            for w in 0..variants {
                 run(w); // warm-up
             }
-            let (mut d, mut dc, mut o, mut r_ours, mut r_crc) =
-                (vec![], vec![], vec![], vec![], vec![]);
+            let (mut d, mut dc, mut o, mut r_ours, mut r_crc, mut r_staged) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
             for round in 0..ROUNDS {
-                let mut t = [0.0; 3];
-                for k in 0..3 {
-                    let which = (round + k) % 3;
+                let mut t = [0.0; 4];
+                for k in 0..variants {
+                    let which = (round + k) % variants;
                     t[which] = run(which);
                 }
                 d.push(t[0]);
@@ -194,6 +206,7 @@ fn print_ratios() {
                 o.push(t[2]);
                 r_ours.push(t[2] / t[1]);
                 r_crc.push(t[1] / t[0]);
+                r_staged.push(t[3] / t[2]);
             }
             let pages = if compress {
                 corpus.len()
@@ -201,8 +214,13 @@ fn print_ratios() {
                 compressed.len()
             } as f64;
             let per = |v: &mut Vec<f64>| median(v) / 1000.0 / pages;
+            let staged = if compress {
+                format!("{:>+13.1}%", (median(&mut r_staged) - 1.0) * 100.0)
+            } else {
+                format!("{:>14}", "-")
+            };
             println!(
-                "{:<22} {:>10.2} {:>10.2} {:>10.2} {:>+13.1}% {:>+9.1}%",
+                "{:<22} {:>10.2} {:>10.2} {:>10.2} {:>+13.1}% {:>+9.1}% {staged}",
                 format!("{dir}/{name}"),
                 per(&mut d),
                 per(&mut dc),

@@ -6,8 +6,19 @@ use crate::bounded::compress_limited;
 use crate::codec::check_page;
 use crate::{crc32, CodecError, CodecId, Compressed, Decompressed, PageCodec, PAGE_SIZE};
 
-/// An lz4 context: a scratch buffer of lz4_flex's worst-case output size, so that any
-/// destination (limit) works. lz4_flex keeps its hash table on the stack.
+/// The destination lz4_flex compresses a page into: its worst-case bound,
+/// `16 + 4 + 4096 * 110 / 100` = 4525 bytes. `compress_into` refuses any shorter output
+/// before it starts (lz4_flex 0.14.0, `src/block/compress.rs:340`, `compress_internal`:
+/// `if output.capacity() - output.pos() < get_maximum_output_size(input.len() - input_pos)
+/// { return Err(OutputTooSmall) }`; the bound is `get_maximum_output_size`, line 605) and has
+/// no call that stops at a smaller limit, so a shorter destination needs a buffer of this
+/// size and a copy.
+pub(crate) const COMPRESS_ROOM: usize = get_maximum_output_size(PAGE_SIZE);
+
+/// An lz4 context. A destination of at least [`PageCodec::compress_room`] bytes (the pool's
+/// per-CPU buffers) is compressed into directly; for a shorter one (a limit under lz4_flex's
+/// worst case) the context keeps a scratch buffer of that size, compresses into it and
+/// copies what fits. lz4_flex keeps its hash table on the stack.
 pub struct Lz4 {
     scratch: Box<[u8]>,
 }
@@ -16,7 +27,7 @@ impl Lz4 {
     /// A new context.
     pub fn new() -> Self {
         Lz4 {
-            scratch: vec![0u8; get_maximum_output_size(PAGE_SIZE)].into_boxed_slice(),
+            scratch: vec![0u8; COMPRESS_ROOM].into_boxed_slice(),
         }
     }
 }
@@ -41,13 +52,18 @@ impl PageCodec for Lz4 {
     fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
         check_page(page.len())?;
         let crc = crc32(page);
-        // The scratch has lz4_flex's worst-case room, so its "output too small" cannot happen.
+        // `dst` or the scratch has lz4_flex's worst-case room, so its "output too small"
+        // cannot happen.
         let len = compress_limited(dst, &mut self.scratch, |out| compress_into(page, out))
             .map_err(|e| CodecError::Backend {
                 codec: CodecId::Lz4,
                 reason: e.to_string(),
             })?;
         Ok(Compressed { len, crc32: crc })
+    }
+
+    fn compress_room(&self) -> usize {
+        COMPRESS_ROOM
     }
 
     #[inline]

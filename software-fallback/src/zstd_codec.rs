@@ -9,9 +9,20 @@ use crate::{crc32, CodecError, CodecId, Compressed, Decompressed, PageCodec, PAG
 /// Default level: 1, the reference the design figures use.
 pub const DEFAULT_LEVEL: i32 = 1;
 
+/// zstd's worst-case output for one page, `ZSTD_compressBound(4096)` = 4174 bytes (the
+/// `ZSTD_COMPRESSBOUND` formula, zstd 1.5.7 `lib/zstd.h:249`; a test checks it against the
+/// library). Only a destination this long is sure to be enough ("Providing `dstCapacity >=
+/// ZSTD_compressBound(srcSize)` guarantees that zstd will have enough space to successfully
+/// compress the data", `ZSTD_compress2`, zstd.h:618): with less, zstd may fail a page whose
+/// output would have fitted.
+pub(crate) const COMPRESS_ROOM: usize =
+    PAGE_SIZE + (PAGE_SIZE >> 8) + (((128 << 10) - PAGE_SIZE) >> 11);
+
 /// A zstd context: a compression context at one level and a decompression context, both
-/// reused for every page, and a scratch buffer of zstd's worst-case output size so that a
-/// page that fits under the limit is never refused for lack of working room.
+/// reused for every page. A destination of at least [`PageCodec::compress_room`] bytes is
+/// compressed into directly; for a shorter one the context keeps a scratch buffer of zstd's
+/// worst-case output size, so that a page that fits under the limit is never refused for
+/// lack of working room (it is compressed there and copied).
 pub struct Zstd {
     level: i32,
     scratch: Box<[u8]>,
@@ -43,7 +54,7 @@ impl Zstd {
         let decompressor = Decompressor::new().map_err(|e| invalid(Some(e.to_string())))?;
         Ok(Zstd {
             level,
-            scratch: vec![0u8; zstd::zstd_safe::compress_bound(PAGE_SIZE)].into_boxed_slice(),
+            scratch: vec![0u8; COMPRESS_ROOM].into_boxed_slice(),
             compressor,
             decompressor,
         })
@@ -84,6 +95,10 @@ impl PageCodec for Zstd {
             reason: e.to_string(),
         })?;
         Ok(Compressed { len, crc32: crc })
+    }
+
+    fn compress_room(&self) -> usize {
+        COMPRESS_ROOM
     }
 
     fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
