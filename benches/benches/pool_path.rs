@@ -17,9 +17,9 @@
 //!
 //!   bare µs, pool µs (per page), pool/bare − 1, pool − bare (ns per page: the pool's cost)
 //!
-//! Run: `cargo bench -p benches --bench pool_path`. For a profile of one codec's path,
-//! `perf record -g target/release/deps/pool_path-* --bench lz4` (an argument names the specs
-//! to run).
+//! Run: `cargo bench -p benches --bench pool_path`. For a profile of one path,
+//! `perf record -g target/release/deps/pool_path-* --bench store/lz4` (arguments select the
+//! rows whose label contains one of them).
 
 use std::hint::black_box;
 
@@ -28,7 +28,13 @@ use pool::{LoadMode, Pool, PoolConfig};
 use software_fallback::{crc32, CodecSpec, PageCodec, DEFAULT_COMPRESS_LIMIT, PAGE_SIZE};
 
 const PAGES: usize = 256;
-const ROUNDS: usize = 41;
+/// Rounds (`POOL_PATH_ROUNDS` overrides: more for a profile).
+fn rounds() -> usize {
+    std::env::var("POOL_PATH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(41)
+}
 const SPECS: [&str; 3] = ["zstd:-3", "lz4", "deflate:1"];
 /// Pages per `load_run` call.
 const RUN: usize = 8;
@@ -44,14 +50,20 @@ fn main() {
     let pages = &pages[..n];
     println!(
         "\npool path against the bare library (+CRC-32), paired and interleaved \
-         ({ROUNDS} rounds of {n} pages; medians):"
+         ({} rounds of {n} pages; medians):",
+        rounds()
     );
     println!(
         "{:<22} {:>9} {:>9} {:>10} {:>14}",
         "", "bare µs", "pool µs", "pool/bare", "pool-bare ns"
     );
+    let wanted =
+        |label: &str| filters.is_empty() || filters.iter().any(|f| label.contains(f.as_str()));
     for name in SPECS {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+        if !["store", "load", "load_run"]
+            .iter()
+            .any(|path| wanted(&format!("{path}/{name}")))
+        {
             continue;
         }
         let spec: CodecSpec = name.parse().expect("valid spec");
@@ -82,6 +94,9 @@ fn main() {
         let mut pool_page = vec![0u8; PAGE_SIZE];
         let mut run_buf = vec![0u8; RUN * PAGE_SIZE];
         for path in ["store", "load", "load_run"] {
+            if !wanted(&format!("{path}/{name}")) {
+                continue;
+            }
             let mut bare_round = || {
                 time(&mut || {
                     for (i, p) in pages.iter().enumerate() {
@@ -128,7 +143,7 @@ fn main() {
                 pool_round();
             }
             let (mut b, mut p, mut r) = (vec![], vec![], vec![]);
-            for round in 0..ROUNDS {
+            for round in 0..rounds() {
                 let (tb, tp) = if round % 2 == 0 {
                     let tb = bare_round();
                     (tb, pool_round())
