@@ -153,7 +153,10 @@ pub(crate) fn lock_or_warn<T>(mem: &mut DmaBox<T>, what: &str) -> bool {
     match mem.lock() {
         Ok(()) => true,
         Err(e) => {
-            tracing::debug!("mlock of IAA {what} memory refused ({e}); using it unlocked");
+            tracing::debug!(
+                error = &e as &dyn std::error::Error,
+                "mlock of IAA {what} memory refused; using it unlocked"
+            );
             false
         }
     }

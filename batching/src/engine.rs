@@ -324,7 +324,10 @@ impl Engine {
                 {
                     let Some(shared) = weak.upgrade() else { break };
                     if let Err(e) = shared.rescan() {
-                        tracing::warn!(error = %e, "hotplug rescan failed");
+                        tracing::warn!(
+                            error = &e as &dyn std::error::Error,
+                            "hotplug rescan failed"
+                        );
                     }
                 }
             })

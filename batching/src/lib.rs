@@ -40,6 +40,7 @@ pub mod prometheus;
 mod queue;
 mod request;
 mod shutdown;
+mod vocab;
 mod worker;
 
 pub use engine::{Engine, EngineConfig, MergePolicy, Request, MIN_QUEUE_CAPACITY};
@@ -50,5 +51,6 @@ pub use fallback::{
 pub use hotplug::Workers;
 pub use metrics::MetricsSnapshot;
 pub use queue::FullPolicy;
-pub use request::{Backend, Completion, Op, Reply, StorePiece, StoreReceipt, Ticket};
+pub use request::{Completion, Reply, StorePiece, StoreReceipt, Ticket};
 pub use shutdown::ShutdownReport;
+pub use vocab::{Backend, Op};

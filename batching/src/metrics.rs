@@ -11,32 +11,7 @@ use std::time::Duration;
 use software_fallback::MAX_BATCH;
 
 use crate::fallback::{DeviceSnapshot, FallbackReason};
-use crate::request::{Backend, Op};
-
-const OPS: [Op; 3] = [Op::Store, Op::Load, Op::Invalidate];
-const BACKENDS: [Backend; 4] = [
-    Backend::Device,
-    Backend::Software,
-    Backend::Mixed,
-    Backend::NoCodec,
-];
-
-fn op_ix(op: Op) -> usize {
-    match op {
-        Op::Store => 0,
-        Op::Load => 1,
-        Op::Invalidate => 2,
-    }
-}
-
-fn backend_ix(b: Backend) -> usize {
-    match b {
-        Backend::Device => 0,
-        Backend::Software => 1,
-        Backend::Mixed => 2,
-        Backend::NoCodec => 3,
-    }
-}
+use crate::vocab::{Backend, Op};
 
 fn inc(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
@@ -131,11 +106,11 @@ fn quantile_of(counts: &[u64], q: f64) -> Duration {
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// `[op][backend]`: completed requests.
-    requests: [[AtomicU64; 4]; 3],
+    requests: [[AtomicU64; Backend::COUNT]; Op::COUNT],
     /// `[op]`: completed requests that failed.
-    failed: [AtomicU64; 3],
+    failed: [AtomicU64; Op::COUNT],
     /// `[op][backend]`: pages completed.
-    pages: [[AtomicU64; 4]; 3],
+    pages: [[AtomicU64; Backend::COUNT]; Op::COUNT],
     /// `[n]`: worker batches of `n` pages (1..=8; 0 unused).
     batch_pages: [AtomicU64; MAX_BATCH + 1],
     /// `[n]`: worker batches of `n` items.
@@ -158,13 +133,13 @@ impl Metrics {
     /// One finished item: its pages' latency and their backend.
     pub(crate) fn record_item(&self, op: Op, backend: Backend, pages: u64, latency: Duration) {
         self.latency.record(latency, pages.max(1));
-        inc(&self.pages[op_ix(op)][backend_ix(backend)], pages);
+        inc(&self.pages[op.index()][backend.index()], pages);
     }
 
     pub(crate) fn record_request(&self, op: Op, backend: Backend, ok: bool) {
-        inc(&self.requests[op_ix(op)][backend_ix(backend)], 1);
+        inc(&self.requests[op.index()][backend.index()], 1);
         if !ok {
-            inc(&self.failed[op_ix(op)], 1);
+            inc(&self.failed[op.index()], 1);
         }
     }
 
@@ -199,13 +174,13 @@ impl Metrics {
     ) -> MetricsSnapshot {
         let mut requests = Vec::new();
         let mut pages = Vec::new();
-        for op in OPS {
-            for b in BACKENDS {
-                let r = get(&self.requests[op_ix(op)][backend_ix(b)]);
+        for op in Op::ALL {
+            for b in Backend::ALL {
+                let r = get(&self.requests[op.index()][b.index()]);
                 if r > 0 {
                     requests.push((op, b, r));
                 }
-                let p = get(&self.pages[op_ix(op)][backend_ix(b)]);
+                let p = get(&self.pages[op.index()][b.index()]);
                 if p > 0 {
                     pages.push((op, b, p));
                 }
@@ -215,7 +190,7 @@ impl Metrics {
             accepted: get(&self.accepted),
             refused: get(&self.refused),
             requests,
-            failed: OPS.map(|op| (op, get(&self.failed[op_ix(op)]))),
+            failed: Op::ALL.map(|op| (op, get(&self.failed[op.index()]))),
             pages,
             batch_pages: std::array::from_fn(|i| get(&self.batch_pages[i])),
             batch_items: std::array::from_fn(|i| get(&self.batch_items[i])),
@@ -254,7 +229,7 @@ pub struct MetricsSnapshot {
     /// Completed requests by operation and backend (non-zero entries only).
     pub requests: Vec<(Op, Backend, u64)>,
     /// Completed requests that failed, by operation.
-    pub failed: [(Op, u64); 3],
+    pub failed: [(Op, u64); Op::COUNT],
     /// Completed pages by operation and the backend of the batch that carried them
     /// (non-zero entries only).
     pub pages: Vec<(Op, Backend, u64)>,

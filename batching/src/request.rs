@@ -21,76 +21,10 @@ use software_fallback::PAGE_SIZE;
 
 use crate::error::EngineError;
 use crate::metrics::Metrics;
+use crate::vocab::{Backend, Op};
 
 mod ticket;
 pub use ticket::Ticket;
-
-/// What a request does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// Store a folio.
-    Store,
-    /// Load pages (exclusive or keep-copy).
-    Load,
-    /// Drop entries.
-    Invalidate,
-}
-
-impl Op {
-    /// Lower-case name, as used in metrics labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Store => "store",
-            Op::Load => "load",
-            Op::Invalidate => "invalidate",
-        }
-    }
-}
-
-/// Which engine did a request's (or a pool call's) codec work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// Every page that needed a codec ran on the device.
-    Device,
-    /// Every page that needed a codec ran in software (no device, or fallback).
-    Software,
-    /// Some pages on the device, some in software.
-    Mixed,
-    /// No page needed a codec (invalidates, same-filled pages, written-back pages, errors
-    /// before any codec work).
-    NoCodec,
-}
-
-impl Backend {
-    /// Lower-case name, as used in metrics labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Device => "device",
-            Backend::Software => "software",
-            Backend::Mixed => "mixed",
-            Backend::NoCodec => "none",
-        }
-    }
-
-    /// Classifies from page counts.
-    pub fn from_counts(device: u64, software: u64) -> Backend {
-        match (device, software) {
-            (0, 0) => Backend::NoCodec,
-            (_, 0) => Backend::Device,
-            (0, _) => Backend::Software,
-            _ => Backend::Mixed,
-        }
-    }
-
-    /// The classification of two parts together.
-    pub fn merge(self, other: Backend) -> Backend {
-        match (self, other) {
-            (Backend::NoCodec, b) | (b, Backend::NoCodec) => b,
-            (a, b) if a == b => a,
-            _ => Backend::Mixed,
-        }
-    }
-}
 
 /// One pool call's worth of a stored folio: consecutive slots that share a generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,7 +332,12 @@ fn complete(req: &RequestState, now: Instant) {
         for piece in std::mem::take(&mut p.pieces) {
             for s in piece.first_slot..piece.first_slot + piece.pages as u64 {
                 if let Err(e) = req.pool.invalidate_if(req.ty, s, piece.generation) {
-                    tracing::debug!(ty = req.ty, slot = s, error = %e, "cleanup of a failed folio");
+                    tracing::debug!(
+                        ty = req.ty,
+                        slot = s,
+                        error = &e as &dyn std::error::Error,
+                        "cleanup of a failed folio"
+                    );
                 }
             }
         }

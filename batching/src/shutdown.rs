@@ -18,7 +18,7 @@ use std::sync::PoisonError;
 
 use crate::engine::Shared;
 use crate::error::EngineError;
-use crate::request::Backend;
+use crate::vocab::Backend;
 
 /// What a shutdown did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

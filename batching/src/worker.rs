@@ -28,7 +28,8 @@ use crate::coalesce::{continues, gather, run_bytes, run_order};
 use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
-use crate::request::{Backend, Item, ItemResult, Kind, Work};
+use crate::request::{Item, ItemResult, Kind, Work};
+use crate::vocab::Backend;
 
 /// What workers share.
 pub(crate) struct Core {
@@ -227,7 +228,13 @@ fn store_run(core: &Core, cpu: usize, run: &mut Vec<Item>, bytes: &mut Vec<u8>) 
         }
         Err(e) => {
             // The pool emptied every slot of the merged call.
-            tracing::debug!(ty, slot, error = %e, items = run.len(), "merged store failed; redoing item by item");
+            tracing::debug!(
+                ty,
+                slot,
+                error = &e as &dyn std::error::Error,
+                items = run.len(),
+                "merged store failed; redoing item by item"
+            );
             core.metrics.record_split_retry();
             let items = std::mem::take(run);
             for item in items {

@@ -131,7 +131,11 @@ impl FallbackCodec {
             self.gone_in_call = true;
             self.backend.mark_down(&err.to_string());
         } else {
-            tracing::debug!(error = %err, reason = reason.name(), "page falls back to software");
+            tracing::debug!(
+                error = &err as &dyn std::error::Error,
+                reason = reason.name(),
+                "page falls back to software"
+            );
         }
         self.software_done(dir, Some(reason), 1);
         redo(&mut self.software)
@@ -254,7 +258,10 @@ impl PageCodec for FallbackCodec {
                     if e.engine_failure() == Some(EngineFailure::Gone) {
                         self.backend.mark_down(&e.to_string());
                     }
-                    tracing::debug!(error = %e, "device decompress call failed; software");
+                    tracing::debug!(
+                        error = &e as &dyn std::error::Error,
+                        "device decompress call failed; software"
+                    );
                     self.software_done(dir, Some(FallbackReason::DeviceError), srcs.len() as u64);
                     if probing {
                         self.backend.mark_down("probe: the device call failed");

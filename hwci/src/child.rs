@@ -157,7 +157,10 @@ pub fn hold_heap() -> Result<(), String> {
     let rc = unsafe { libc::prctl(libc::PR_SET_PTRACER, libc::PR_SET_PTRACER_ANY, 0, 0, 0) };
     if rc != 0 {
         // Without Yama the call fails with EINVAL and nothing is needed.
-        tracing::debug!("PR_SET_PTRACER: {}", std::io::Error::last_os_error());
+        tracing::debug!(
+            error = &std::io::Error::last_os_error() as &dyn std::error::Error,
+            "PR_SET_PTRACER"
+        );
     }
     let mut out = std::io::stdout();
     writeln!(out, "ready {} records", records.len()).map_err(|e| e.to_string())?;

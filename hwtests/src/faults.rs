@@ -16,7 +16,7 @@ use crate::{ensure, CaseResult};
 /// An emulator-only case.
 pub type FaultCase = fn() -> CaseResult;
 
-/// Every fault case, by name.
+/// Every fault case, by name (the quarantine cases are registered in [`crate::quarantine`]).
 pub fn all() -> Vec<(&'static str, FaultCase)> {
     vec![
         (
@@ -38,18 +38,6 @@ pub fn all() -> Vec<(&'static str, FaultCase)> {
         ("output_overflow", output_overflow),
         ("hardware_error_fails_one_page_only", hardware_error),
         ("watchdog_fails_one_page_only", watchdog),
-        (
-            "slow_completion_quarantines_then_releases_slot",
-            crate::quarantine::slow_completion,
-        ),
-        (
-            "lost_descriptor_stays_quarantined",
-            crate::quarantine::lost_descriptor,
-        ),
-        (
-            "late_write_lands_in_quarantine_not_in_a_reused_slot",
-            crate::quarantine::late_write_quarantined,
-        ),
         ("shared_queue_enqcmd_retry_then_busy", enqcmd_retry),
         ("shared_queue_write_path_eagain_is_busy", write_path_eagain),
         ("dedicated_queue_in_flight_budget", dedicated_budget),
@@ -75,10 +63,6 @@ pub fn all() -> Vec<(&'static str, FaultCase)> {
         (
             "portal_misaligned_record_gets_no_record",
             misaligned_record_portal,
-        ),
-        (
-            "stress_concurrent_contexts_with_quarantine",
-            crate::quarantine::stress_quarantine,
         ),
     ]
 }

@@ -17,10 +17,31 @@ use software_fallback::corpus::Corpus;
 use software_fallback::{DEFAULT_COMPRESS_LIMIT, PAGE_SIZE};
 
 use crate::cases::{compress_pages, decompress_streams};
-use crate::faults::{batch_of_eight_splits, codec, compress_one, device_err, emu, test_page};
+use crate::faults::{
+    batch_of_eight_splits, codec, compress_one, device_err, emu, test_page, FaultCase,
+};
 use crate::{ensure, CaseResult};
 
-pub(crate) fn slow_completion() -> CaseResult {
+/// Every quarantine case, by name (emulator only; the suite runs them after the fault cases).
+pub fn all() -> Vec<(&'static str, FaultCase)> {
+    vec![
+        (
+            "slow_completion_quarantines_then_releases_slot",
+            slow_completion as FaultCase,
+        ),
+        ("lost_descriptor_stays_quarantined", lost_descriptor),
+        (
+            "late_write_lands_in_quarantine_not_in_a_reused_slot",
+            late_write_quarantined,
+        ),
+        (
+            "stress_concurrent_contexts_with_quarantine",
+            stress_quarantine,
+        ),
+    ]
+}
+
+fn slow_completion() -> CaseResult {
     let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
     // The deadline is generous for the page that is not slowed (a loaded 2-core CI machine
     // can take tens of ms to schedule the emulator's engine thread); the slowed one is far
@@ -72,7 +93,7 @@ pub(crate) fn slow_completion() -> CaseResult {
 /// quarantine, A's slot is out of use and B gets its own result; a slot handed back at the
 /// deadline would carry A's record and A's output as B's (fails under
 /// `--cfg swapaccel_unprotected="quarantine"`).
-pub(crate) fn late_write_quarantined() -> CaseResult {
+fn late_write_quarantined() -> CaseResult {
     let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
     let mut c = codec(&e, Duration::from_millis(400));
     let (a, b) = (test_page(53), test_page(59));
@@ -118,7 +139,7 @@ pub(crate) fn late_write_quarantined() -> CaseResult {
     Ok(())
 }
 
-pub(crate) fn lost_descriptor() -> CaseResult {
+fn lost_descriptor() -> CaseResult {
     let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
     let wq = e.work_queue();
     let leaked_before;
@@ -168,7 +189,7 @@ struct StressTally {
 /// (pages round-tripped, slots released mid-run), so it cannot pass by doing nothing.
 /// Without quarantine it fails: `RUSTFLAGS='--cfg swapaccel_unprotected="quarantine"'
 /// cargo test -p hwtests --test conformance -- stress`.
-pub(crate) fn stress_quarantine() -> CaseResult {
+fn stress_quarantine() -> CaseResult {
     // Eight engines, as one IAA device has: a held-back descriptor occupies its engine.
     let e = Arc::new(
         Emulator::start(EmulatorConfig {

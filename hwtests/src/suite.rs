@@ -23,7 +23,7 @@ use accel::WorkQueue;
 
 use crate::dut::Dut;
 use crate::harness::{with_deadline, DEFAULT_DEADLINE};
-use crate::{cases, discovery, encoding, facts, faults, fixtures, CaseResult};
+use crate::{cases, discovery, encoding, facts, faults, fixtures, quarantine, CaseResult};
 
 /// Which parts of the suite to run, and on which real queue.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -215,6 +215,9 @@ fn device_independent(out: &mut Vec<Case>) {
     }
     for (name, f) in faults::all() {
         out.push(Case::run(format!("faults::{name}"), f));
+    }
+    for (name, f) in quarantine::all() {
+        out.push(Case::run(format!("quarantine::{name}"), f));
     }
     out.push(Case::run(
         "facts::emulated_run_labels_every_fact_emulated".into(),

@@ -186,7 +186,11 @@ impl Contexts {
         let possible = match self.topology.possible() {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(error = %e, cpu_hint, "CPU topology unreadable; using another context");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    cpu_hint,
+                    "CPU topology unreadable; using another context"
+                );
                 return self.any(cpu_hint, self.cpus());
             }
         };
@@ -194,7 +198,11 @@ impl Contexts {
             match self.add(cpu_hint) {
                 Ok(c) => return Ok(c),
                 Err(e) => {
-                    tracing::warn!(error = %e, cpu_hint, "cannot build the CPU's context; using another");
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        cpu_hint,
+                        "cannot build the CPU's context; using another"
+                    );
                 }
             }
         }
@@ -275,7 +283,7 @@ impl Contexts {
             let new_codec = match stale_codec.then(|| self.factory.build(spec)) {
                 Some(Ok(c)) => Some(c),
                 Some(Err(e)) if !compress => {
-                    tracing::warn!(error = %e, %spec, "cannot build the new compressor; load goes on");
+                    tracing::warn!(error = &e as &dyn std::error::Error, %spec, "cannot build the new compressor; load goes on");
                     keep_stale = true;
                     None
                 }

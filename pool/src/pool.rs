@@ -315,7 +315,10 @@ impl Pool {
     pub(crate) fn free_object(&self, e: Entry) {
         if let Some(Payload::Object { handle, .. }) = e.payload() {
             if let Err(err) = self.alloc.free(handle) {
-                tracing::error!(error = %err, "freeing an entry's object failed");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "freeing an entry's object failed"
+                );
             }
         }
     }

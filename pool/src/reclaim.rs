@@ -209,7 +209,12 @@ impl Pool {
         let (seq, tag) = self.sealer.seal(ty, slot, &mut rs.page)?;
         if let Err(err) = area.write_block(slot, &rs.page, &tag) {
             self.counters.add(Ctr::WritebackIoErrors, 1);
-            tracing::warn!(ty, slot, error = %err, "writeback failed; entry kept");
+            tracing::warn!(
+                ty,
+                slot,
+                error = &err as &dyn std::error::Error,
+                "writeback failed; entry kept"
+            );
             return Err(err);
         }
         let on_disk = Entry::new(Payload::OnDisk { seq }, e.crc(), u64::from(gen));
@@ -248,7 +253,7 @@ impl Pool {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "background reclaim");
+                    tracing::warn!(error = &e as &dyn std::error::Error, "background reclaim");
                     break;
                 }
             }

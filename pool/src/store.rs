@@ -84,7 +84,13 @@ impl Pool {
         if let Err(e) = &res {
             let covered = folio.len().div_ceil(PAGE_SIZE) as u64;
             let end = slot.saturating_add(covered).min(area.slots);
-            tracing::debug!(ty, slot, covered, error = %e, "store failed; slots emptied");
+            tracing::debug!(
+                ty,
+                slot,
+                covered,
+                error = e as &dyn std::error::Error,
+                "store failed; slots emptied"
+            );
             for s in slot..end {
                 self.remove_if(&area, s, None);
             }

@@ -36,7 +36,10 @@ impl CpuTopology for SysfsTopology {
             Ok(text) => parse_cpu_list(&text),
             Err(e) => {
                 // Containers without sysfs: fall back to the number of CPUs we may run on.
-                tracing::warn!(error = %e, "cannot read {path}; using available_parallelism");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot read {path}; using available_parallelism"
+                );
                 let n = std::thread::available_parallelism().map_or(1, |n| n.get());
                 Ok((0..n).collect())
             }

@@ -401,7 +401,10 @@ impl Drop for Session<'_> {
         }
         if r.errors.is_empty() {
             if let Err(e) = fs::remove_file(self.paths.state_file()) {
-                tracing::error!(error = %e, "removing the kernel-peer state file");
+                tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "removing the kernel-peer state file"
+                );
             }
         } else {
             for e in &r.errors {

@@ -48,7 +48,11 @@ impl EngineStore {
             Ok(engine) => Ok(EngineStore { engine, ty }),
             Err(e) => {
                 if let Err(e2) = pool.swapoff(ty) {
-                    tracing::warn!(ty, error = %e2, "swapoff after failed engine start");
+                    tracing::warn!(
+                        ty,
+                        error = &e2 as &dyn std::error::Error,
+                        "swapoff after failed engine start"
+                    );
                 }
                 Err(e)
             }
@@ -111,7 +115,11 @@ impl Drop for EngineStore {
         let report = self.engine.shutdown();
         tracing::debug!(?report, "engine shut down");
         if let Err(e) = self.engine.pool().swapoff(self.ty) {
-            tracing::warn!(ty = self.ty, error = %e, "swapoff");
+            tracing::warn!(
+                ty = self.ty,
+                error = &e as &dyn std::error::Error,
+                "swapoff"
+            );
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use software_fallback::PAGE_SIZE;
 
-use crate::error::{Result, SwapdError};
+use crate::error::{with_causes, Result, SwapdError};
 use crate::pages::PageState;
 use crate::region::Shared;
 use crate::stats::bump;
@@ -82,7 +82,10 @@ impl Evictor {
             if p == self.scan_at && scanned < npages {
                 if let Err(e) = self.mark_written(sh, p) {
                     // Tracking is an aid to the choice of victims, not to correctness.
-                    tracing::warn!(error = %e, "PAGEMAP_SCAN failed; write tracking off");
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        "PAGEMAP_SCAN failed; write tracking off"
+                    );
                     self.pagemap = None;
                 }
             }
@@ -170,12 +173,16 @@ impl Evictor {
                     }
                     Err(e) => {
                         bump(&sh.counters.store_failures, 1);
-                        tracing::debug!(page = p, error = %e, "store failed; page put back");
+                        tracing::debug!(
+                            page = p,
+                            error = e.as_str(),
+                            "store failed; page put back"
+                        );
                         match self.restore(sh, k, p) {
                             Ok(()) => g.set(PageState::Resident { referenced: true }),
                             Err(e) => {
                                 // The data is gone from both places: never hand out zeros.
-                                sh.poison(p, &e.to_string());
+                                sh.poison(p, &with_causes(&e));
                                 g.set(PageState::Poisoned);
                             }
                         }
@@ -196,11 +203,19 @@ impl Evictor {
         match self.staging.put_back(k, p) {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::warn!(page = p, error = %e, "UFFDIO_MOVE back failed; copying");
+                tracing::warn!(
+                    page = p,
+                    error = &e as &dyn std::error::Error,
+                    "UFFDIO_MOVE back failed; copying"
+                );
                 let copy = self.staging.read(k, 1)?.to_vec();
                 debug_assert_eq!(copy.len(), PAGE_SIZE);
                 sh.map.install(p, &copy).map(|_| ()).map_err(|e2| {
-                    SwapdError::Daemon(format!("page {p} could not be put back: {e}; {e2}"))
+                    SwapdError::Daemon(format!(
+                        "page {p} could not be put back: {}; {}",
+                        with_causes(&e),
+                        with_causes(&e2)
+                    ))
                 })
             }
         }
@@ -260,7 +275,7 @@ fn checked_store(
                 }
                 r.into_iter()
                     .take(runs.len())
-                    .map(|x| x.map_err(|e| e.to_string()))
+                    .map(|x| x.map_err(|e| with_causes(&e)))
                     .collect()
             }
             Err(msg) => {

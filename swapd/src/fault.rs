@@ -10,6 +10,7 @@ use std::time::Instant;
 use pool::{Generation, PoolError};
 use software_fallback::PAGE_SIZE;
 
+use crate::error::with_causes;
 use crate::pages::{PageGuard, PageState, STRIPES};
 use crate::region::Shared;
 use crate::stats::bump;
@@ -40,7 +41,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
             }
             Ok(None) => {}
             Err(e) => {
-                sh.fail(e.to_string());
+                sh.fail(with_causes(&e));
                 return;
             }
         }
@@ -66,7 +67,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
             if e.raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
-            sh.fail(format!("poll(userfaultfd): {e}"));
+            sh.fail(format!("poll(userfaultfd): {}", with_causes(&e)));
             return;
         }
         if fds[1].revents != 0 {
@@ -79,7 +80,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
         let n = match sh.map.uffd().read_msgs(&mut msgs) {
             Ok(n) => n,
             Err(e) => {
-                sh.fail(e.to_string());
+                sh.fail(with_causes(&e));
                 return;
             }
         };
@@ -127,7 +128,7 @@ fn handle_all(sh: &Shared, msgs: &[UffdMsg], buf: &mut [u8], watch: &mut RepeatW
         }
         let t0 = Instant::now();
         if let Err(e) = handle(sh, m, buf) {
-            sh.fail(e.to_string());
+            sh.fail(with_causes(&e));
         }
         sh.hist.record(t0.elapsed().as_nanos() as u64);
         watch.observe(sh, m.pf_address as usize);
@@ -223,7 +224,11 @@ fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> 
                         bump(&sh.counters.stale_invalidates, 1)
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(page = q, error = %e, "invalidate after fault-in")
+                        tracing::warn!(
+                            page = q,
+                            error = &e as &dyn std::error::Error,
+                            "invalidate after fault-in"
+                        )
                     }
                     Err(msg) => sh.fail(msg),
                 }
@@ -363,7 +368,7 @@ fn bring_in(
     drop(extra);
     let page = &mut buf[..PAGE_SIZE];
     let loaded = match guarded("load_keep", || sh.store.load_keep(p as u64, page)) {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => r.map_err(|e| with_causes(&e)),
         Err(msg) => {
             sh.fail(msg.clone());
             Err(msg)
@@ -385,8 +390,12 @@ fn bring_in(
         }
         Err(e) => {
             // Never hand out wrong data: the faulting thread gets SIGBUS, as on a memory error.
-            tracing::error!(page = p, error = %e, "load failed; poisoning the page");
-            sh.poison(p, &e.to_string());
+            tracing::error!(
+                page = p,
+                error = e.as_str(),
+                "load failed; poisoning the page"
+            );
+            sh.poison(p, &e);
             g.set(PageState::Poisoned);
             Ok(Vec::new())
         }

@@ -11,7 +11,7 @@ use pool::{Pool, PoolStats};
 use software_fallback::PAGE_SIZE;
 
 use crate::around::{Prefetched, Stride};
-use crate::error::{Result, SwapdError};
+use crate::error::{with_causes, Result, SwapdError};
 use crate::evict::Evictor;
 use crate::pages::{PageGuard, PageState, PageTable};
 use crate::stats::{bump, Counters, Histogram, RegionStats};
@@ -133,7 +133,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Records a background thread's error (the first one is kept) and logs it.
     pub(crate) fn fail(&self, msg: String) {
-        tracing::error!(error = %msg, "swapd thread");
+        tracing::error!(error = msg.as_str(), "swapd thread");
         let mut e = self.error.lock().unwrap_or_else(PoisonError::into_inner);
         e.get_or_insert(msg);
     }
@@ -141,7 +141,10 @@ impl Shared {
     /// Poisons missing page `p` (its data could not be brought back) and records why.
     pub(crate) fn poison(&self, p: usize, why: &str) {
         if let Err(e) = self.map.poison(p) {
-            self.fail(format!("page {p}: UFFDIO_POISON failed ({e}) after: {why}"));
+            self.fail(format!(
+                "page {p}: UFFDIO_POISON failed ({}) after: {why}",
+                with_causes(&e)
+            ));
         }
         bump(&self.counters.poisoned, 1);
         let mut f = self
@@ -162,7 +165,11 @@ impl Shared {
         match pm.pte_kind(self.map.page_addr(p)) {
             Ok(k) => Some(k),
             Err(e) => {
-                tracing::warn!(page = p, error = %e, "PAGEMAP_SCAN of one page");
+                tracing::warn!(
+                    page = p,
+                    error = &e as &dyn std::error::Error,
+                    "PAGEMAP_SCAN of one page"
+                );
                 None
             }
         }
@@ -180,7 +187,11 @@ impl Shared {
             g.state()
         ));
         if let Err(e) = self.map.discard(p) {
-            tracing::warn!(page = p, error = %e, "clearing the pte of a lost page");
+            tracing::warn!(
+                page = p,
+                error = &e as &dyn std::error::Error,
+                "clearing the pte of a lost page"
+            );
         }
         self.poison(p, why);
         g.set(PageState::Poisoned);
@@ -209,7 +220,7 @@ impl Shared {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    self.fail(format!("eviction: {e}"));
+                    self.fail(format!("eviction: {}", with_causes(&e)));
                     break;
                 }
             }
@@ -248,7 +259,7 @@ impl Shared {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) => {
-                        self.fail(format!("eviction: {e}"));
+                        self.fail(format!("eviction: {}", with_causes(&e)));
                         break;
                     }
                 }
@@ -307,7 +318,10 @@ impl Region {
             match Pagemap::open() {
                 Ok(pm) => Some(pm),
                 Err(e) => {
-                    tracing::info!(error = %e, "no pagemap: the clock sees faults only");
+                    tracing::info!(
+                        error = &e as &dyn std::error::Error,
+                        "no pagemap: the clock sees faults only"
+                    );
                     None
                 }
             }
@@ -518,7 +532,10 @@ impl Drop for Region {
             )
         };
         if w < 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "signalling fault threads");
+            tracing::warn!(
+                error = &std::io::Error::last_os_error() as &dyn std::error::Error,
+                "signalling fault threads"
+            );
         }
         self.shared.kick();
         for t in self.threads.drain(..) {

@@ -117,7 +117,11 @@ impl PageStore for PoolStore {
 impl Drop for PoolStore {
     fn drop(&mut self) {
         if let Err(e) = self.pool.swapoff(self.ty) {
-            tracing::warn!(ty = self.ty, error = %e, "swapoff");
+            tracing::warn!(
+                ty = self.ty,
+                error = &e as &dyn std::error::Error,
+                "swapoff"
+            );
         }
     }
 }

@@ -28,7 +28,10 @@ impl Privileges {
         match std::fs::read_to_string("/proc/self/status") {
             Ok(s) => Self::from_proc_status(&s),
             Err(e) => {
-                tracing::warn!("cannot read /proc/self/status ({e}); assuming no privileges");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot read /proc/self/status; assuming no privileges"
+                );
                 Privileges {
                     uid: u32::MAX,
                     gids: Vec::new(),

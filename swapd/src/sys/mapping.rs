@@ -289,11 +289,17 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         let total = (self.region_pages + self.staging_pages) * PAGE_SIZE;
         if let Err(e) = self.uffd.unregister(self.base, total) {
-            tracing::warn!(error = %e, "unregistering the region");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "unregistering the region"
+            );
         }
         // SAFETY: the mapping is ours and, `self` being dropped, nothing refers to it.
         if unsafe { libc::munmap(self.base as *mut libc::c_void, total) } != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "munmap of the region");
+            tracing::warn!(
+                error = &std::io::Error::last_os_error() as &dyn std::error::Error,
+                "munmap of the region"
+            );
         }
     }
 }
