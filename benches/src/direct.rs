@@ -44,11 +44,18 @@ pub fn direct(spec: &CodecSpec) -> Direct {
                 out_room: zstd::zstd_safe::compress_bound(PAGE_SIZE),
             }
         }
-        CodecId::Lz4 => Direct {
-            compress: Box::new(|p, o| lz4_flex::block::compress_into(p, o).unwrap_or(0)),
-            decompress: Box::new(|s, o| lz4_flex::block::decompress_into(s, o).unwrap_or(0)),
-            out_room: lz4_flex::block::get_maximum_output_size(PAGE_SIZE),
-        },
+        CodecId::Lz4 => {
+            // The hash table kept, as a careful user would: the plain `compress_into`
+            // allocates and zeroes a fresh 8 KiB table on the heap at every call.
+            let mut table = lz4_flex::block::CompressTable::default();
+            Direct {
+                compress: Box::new(move |p, o| {
+                    lz4_flex::block::compress_into_with_table(p, o, &mut table).unwrap_or(0)
+                }),
+                decompress: Box::new(|s, o| lz4_flex::block::decompress_into(s, o).unwrap_or(0)),
+                out_room: lz4_flex::block::get_maximum_output_size(PAGE_SIZE),
+            }
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! lz4 block format (no frame) through lz4_flex.
 
-use lz4_flex::block::{compress_into, decompress_into, get_maximum_output_size, DecompressError};
+use lz4_flex::block::{
+    compress_into_with_table, decompress_into, get_maximum_output_size, CompressTable,
+    DecompressError,
+};
 
 use crate::bounded::compress_limited;
 use crate::codec::check_page;
@@ -18,9 +21,17 @@ pub(crate) const COMPRESS_ROOM: usize = get_maximum_output_size(PAGE_SIZE);
 /// An lz4 context. A destination of at least [`PageCodec::compress_room`] bytes (the pool's
 /// per-CPU buffers) is compressed into directly; for a shorter one (a limit under lz4_flex's
 /// worst case) the context keeps a scratch buffer of that size, compresses into it and
-/// copies what fits. lz4_flex keeps its hash table on the stack.
+/// copies what fits.
+///
+/// The context also keeps lz4_flex's hash table (8 KiB for inputs under 64 KiB), which the
+/// plain `compress_into` allocates zeroed on the heap and frees on every call (with the
+/// `alloc` feature, `HashTable4KU16::new`, lz4_flex 0.14.0 `src/block/hashtable.rs:67-77`,
+/// called from `compress_into_sink_with_dict`, `src/block/compress.rs:565`);
+/// `compress_into_with_table` (line 796) only clears it (same output: the same
+/// `compress_internal` with no dictionary).
 pub struct Lz4 {
     scratch: Box<[u8]>,
+    table: CompressTable,
 }
 
 impl Lz4 {
@@ -28,6 +39,7 @@ impl Lz4 {
     pub fn new() -> Self {
         Lz4 {
             scratch: vec![0u8; COMPRESS_ROOM].into_boxed_slice(),
+            table: CompressTable::default(),
         }
     }
 }
@@ -54,11 +66,14 @@ impl PageCodec for Lz4 {
         let crc = crc32(page);
         // `dst` or the scratch has lz4_flex's worst-case room, so its "output too small"
         // cannot happen.
-        let len = compress_limited(dst, &mut self.scratch, |out| compress_into(page, out))
-            .map_err(|e| CodecError::Backend {
-                codec: CodecId::Lz4,
-                reason: e.to_string(),
-            })?;
+        let table = &mut self.table;
+        let len = compress_limited(dst, &mut self.scratch, |out| {
+            compress_into_with_table(page, out, table)
+        })
+        .map_err(|e| CodecError::Backend {
+            codec: CodecId::Lz4,
+            reason: e.to_string(),
+        })?;
         Ok(Compressed { len, crc32: crc })
     }
 
