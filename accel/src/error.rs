@@ -239,7 +239,7 @@ impl AccelError {
     }
 
     /// Builds the error for a non-success completion `status` of `op`.
-    pub(crate) fn from_completion(op: Op, c: &crate::completion::Completion) -> AccelError {
+    pub(crate) fn from_completion(op: Op, c: &crate::raw::completion::Completion) -> AccelError {
         let status = c.status();
         match status {
             Status::AnalyticsError => AccelError::Analytics {
@@ -330,7 +330,7 @@ impl AccelError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::completion::Completion;
+    use crate::raw::completion::Completion;
 
     #[test]
     fn classification() {

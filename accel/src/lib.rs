@@ -4,10 +4,12 @@
 //! Modules follow the hardware objects:
 //! [`discovery`] (sysfs: devices and work queues, and why each queue is or is not usable) →
 //! [`wq`] (an open queue: portal MOVDIR64B/ENQCMD or `write(2)`, in-flight budget) →
-//! [`descriptor`] (the 64-byte work descriptor, built safely and cheaply) →
-//! [`completion`] (64-byte records, typed [`Status`] and [`AccelError`]).
+//! [`raw::descriptor`] (the 64-byte work descriptor, built safely and cheaply) →
+//! [`raw::completion`] (64-byte records, typed [`Status`] and [`AccelError`]); [`raw`]
+//! holds those and the other device formats (AECS, Huffman tables, CPU features, portal).
 //! [`context::IaaContext`] owns everything the device writes (eight slots and the AECS) and
-//! runs submit-then-poll batches; [`IaaCodec`] puts it behind
+//! runs submit-then-poll batches of [`job`]s — an IAA operation is one [`job::Job`] type,
+//! run by the context's one runner; [`IaaCodec`] puts it behind
 //! `software_fallback::PageCodec` for raw DEFLATE. [`emu`] is **the device emulator**, a test
 //! and benchmark aid that takes the same descriptors through the same submission code.
 //!
@@ -24,26 +26,22 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod aecs;
 pub mod codec;
-pub mod completion;
 pub mod context;
-pub mod cpu;
-pub mod descriptor;
 pub mod discovery;
 mod dma;
 pub mod emu;
 pub mod error;
-pub mod huffman;
+pub mod job;
 mod open_path;
-pub mod portal;
+pub mod raw;
 mod slot;
 pub mod stats;
 pub mod status;
 pub mod wq;
 mod write_path;
 
-pub use codec::{IaaCodec, PageError};
+pub use codec::{Compress, Decompress, IaaCodec, PageBatch, PageDirection, PageError};
 pub use context::{ContextConfig, IaaContext};
 pub use error::{AccelError, Op};
 pub use status::Status;

@@ -18,11 +18,11 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::completion::{Backoff, RecordPtr, COMPLETION_SIZE};
-use crate::descriptor::Descriptor;
 use crate::discovery::SubmitMethod;
 use crate::dma::DmaBox;
-use crate::portal::Doorbell;
+use crate::raw::completion::{Backoff, RecordPtr, COMPLETION_SIZE};
+use crate::raw::descriptor::Descriptor;
+use crate::raw::portal::Doorbell;
 use crate::status::Status;
 use crate::wq::Path;
 use crate::write_path::DescriptorWriter;

@@ -1,19 +1,39 @@
 //! One slot of a context: the memory a descriptor names (completion record, source copy,
-//! destination), its state, and the check that keeps hand-built descriptors
-//! ([`crate::context::IaaContext::run_raw`]) inside that memory.
+//! destination), its addresses as jobs see them ([`SlotAddrs`]), its state, and the check
+//! that keeps every descriptor a job builds (and hand-built ones,
+//! [`crate::context::IaaContext::run_raw`]) inside that memory.
 //!
 //! The state machine and its rules are described in `context/mod.rs`; this file only holds the
 //! memory and the accessors that those rules gate.
 
 use software_fallback::PAGE_SIZE;
 
-use crate::aecs::AECS_COMP_SIZE;
-use crate::completion::RecordPtr;
-use crate::context::MAX_COMPRESSED_INPUT;
-use crate::descriptor::{flags, opcode, Descriptor};
 use crate::dma::DmaBox;
-use crate::error::Op;
+use crate::raw::aecs::AECS_COMP_SIZE;
+use crate::raw::completion::RecordPtr;
+use crate::raw::descriptor::{flags, opcode, Descriptor};
 use crate::AccelError;
+
+/// Largest compressed input a slot takes (two pages: room for stored-block overhead).
+pub const MAX_COMPRESSED_INPUT: usize = 2 * PAGE_SIZE;
+
+/// Addresses of an idle slot, from which a job builds its descriptor
+/// ([`crate::job::Job::descriptor`], [`crate::IaaContext::run_raw`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SlotAddrs {
+    /// The 64-byte aligned completion record.
+    pub record: u64,
+    /// The source buffer (holds the job's input).
+    pub src: u64,
+    /// Capacity of the source buffer.
+    pub src_cap: u32,
+    /// The destination buffer.
+    pub dst: u64,
+    /// Capacity of the destination buffer.
+    pub dst_cap: u32,
+    /// The context's fixed-mode AECS.
+    pub aecs: u64,
+}
 
 /// One slot's device memory: completion record, source copy, destination.
 #[repr(C, align(4096))]
@@ -76,6 +96,10 @@ impl Slot {
     pub(crate) fn dst_addr(&self) -> u64 {
         // SAFETY: as above.
         unsafe { std::ptr::addr_of_mut!((*self.mem.as_ptr()).dst) as usize as u64 }
+    }
+    /// Whether no descriptor names the slot (rule 2): only then may the host touch it.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state == SlotState::Idle
     }
     pub(crate) fn base(&self) -> u64 {
         self.mem.addr()
@@ -166,7 +190,7 @@ pub(crate) fn lock_or_warn<T>(mem: &mut DmaBox<T>, what: &str) -> bool {
 /// page (and unlocking it unlocks none).
 #[repr(C, align(4096))]
 pub(crate) struct AecsMem {
-    pub(crate) aecs: crate::aecs::CompressAecs,
+    pub(crate) aecs: crate::raw::aecs::CompressAecs,
 }
 
 /// Writes every page of a fresh allocation so that it is backed by memory before the device
@@ -184,12 +208,12 @@ pub(crate) fn prefault(p: *mut u8, len: usize) {
     }
 }
 
-/// Opcodes `run_raw` lets through, each with known memory effects: compress and
+/// Opcodes the runner lets through, each with known memory effects: compress and
 /// decompress write at most `max_dst_size` bytes at `dst`; no-op and an opcode IAA does not
 /// define write only the completion record. Anything else (MEMMOVE writes `src1_size`
 /// bytes whatever `max_dst_size` says; filters and future opcodes have their own rules) is
 /// refused rather than reasoned about.
-const RAW_OPCODES: [u8; 4] = [
+const MODELLED_OPCODES: [u8; 4] = [
     opcode::COMPRESS,
     opcode::DECOMPRESS,
     opcode::NOOP,
@@ -198,21 +222,26 @@ const RAW_OPCODES: [u8; 4] = [
 
 /// Flags that make the device write source 2 back (stateful AECS output): refused, since
 /// source 2 may name the context's shared AECS, which the device must only read.
-const RAW_WRITEBACK_FLAGS: u32 = flags::WR_SRC2_AECS_COMP | flags::WR_SRC2_AECS_OVFL;
+const WRITEBACK_FLAGS: u32 = flags::WR_SRC2_AECS_COMP | flags::WR_SRC2_AECS_OVFL;
 
-/// Checks that a hand-built descriptor can touch no memory but `slot` (writes and reads)
-/// and the AECS at `aecs` (reads), for the whole size each field gives — a zero size counts
-/// as one byte, so a zero-sized field cannot name foreign memory either. Returns the
-/// operation, for error reports.
-pub(crate) fn check_raw(desc: &Descriptor, slot: &Slot, aecs: u64) -> Result<Op, AccelError> {
+/// Checks that a descriptor (any job's, hand-built ones included) can touch no memory but
+/// `slot` (writes and reads) and the AECS at `aecs` (reads), for the whole size each field
+/// gives — a zero size counts as one byte, so a zero-sized field cannot name foreign memory
+/// either. This is what makes [`crate::job::Job`] safe to implement anywhere: the runner
+/// submits nothing this refuses (slot rule 1, `context/mod.rs`).
+pub(crate) fn check_descriptor(
+    desc: &Descriptor,
+    slot: &Slot,
+    aecs: u64,
+) -> Result<(), AccelError> {
     let refuse = |reason: String| Err(AccelError::RawDescriptorRefused { reason });
-    if !RAW_OPCODES.contains(&desc.opcode()) {
+    if !MODELLED_OPCODES.contains(&desc.opcode()) {
         return refuse(format!(
             "opcode 0x{:02x} has memory effects this check does not model",
             desc.opcode()
         ));
     }
-    if desc.flags() & RAW_WRITEBACK_FLAGS != 0 {
+    if desc.flags() & WRITEBACK_FLAGS != 0 {
         return refuse("a WR_SRC2 flag would make the device write source 2".into());
     }
     let in_aecs = |a: u64, l: u64| a >= aecs && a.saturating_add(l) <= aecs + AECS_COMP_SIZE as u64;
@@ -240,8 +269,5 @@ pub(crate) fn check_raw(desc: &Descriptor, slot: &Slot, aecs: u64) -> Result<Op,
     if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
         return refuse(format!("{what} lies outside the context's memory"));
     }
-    Ok(match desc.opcode() {
-        opcode::COMPRESS => Op::Compress,
-        _ => Op::Decompress,
-    })
+    Ok(())
 }

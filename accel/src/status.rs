@@ -2,7 +2,7 @@
 //!
 //! Sources:
 //! * status values: `enum iax_completion_status` in the Linux uapi header `linux/idxd.h`
-//!   (checked against `idxd_sys` at compile time in `completion.rs`); the page-fault
+//!   (checked against `idxd_sys` at compile time in `raw/completion.rs`); the page-fault
 //!   "write" bit (0x80) is `DSA_COMP_STATUS_WRITE` in the same header, and Intel QPL's
 //!   `sources/core-iaa/include/hw_status.h` (`FAULT_TYPE_IS_WRITE`, `STATUS_MASK` = 0x3f,
 //!   lines 40-41);

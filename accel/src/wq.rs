@@ -20,10 +20,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::cpu::CpuFeatures;
-use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
 use crate::discovery::{SubmitMethod, WqInfo, WqMode, WritePathReason};
-use crate::portal::Doorbell;
+use crate::raw::cpu::CpuFeatures;
+use crate::raw::descriptor::{Descriptor, DESCRIPTOR_SIZE};
+use crate::raw::portal::Doorbell;
 use crate::write_path::DescriptorWriter;
 use crate::AccelError;
 
@@ -63,7 +63,7 @@ impl crate::open_path::QueueNode for CharDevNode {
             .ok_or_else(|| std::io::Error::other("queue file already handed out"))?;
         #[cfg(target_arch = "x86_64")]
         {
-            match crate::portal::MmioPortal::map(file) {
+            match crate::raw::portal::MmioPortal::map(file) {
                 Ok(p) => Ok(Box::new(p)),
                 Err((file, e)) => {
                     self.file = Some(file);
@@ -309,7 +309,7 @@ impl WorkQueue {
     /// must also hold `WorkQueue::reserve`d entries for them.
     pub(crate) unsafe fn submit(&self, ds: &[Descriptor]) -> (usize, Option<AccelError>) {
         // Make the host's stores (sources, cleared records) visible before the device can
-        // see the descriptor; the portal additionally issues SFENCE (portal.rs).
+        // see the descriptor; the portal additionally issues SFENCE (raw/portal.rs).
         std::sync::atomic::fence(Ordering::SeqCst);
         match &self.path {
             Path::Portal(bell) => {
@@ -343,7 +343,7 @@ impl WorkQueue {
             }
             Path::Write(w) => {
                 // SAFETY: `Descriptor` is 64 plain bytes, 64-byte aligned, no padding
-                // (descriptor.rs); a slice of n of them is n*64 contiguous initialised bytes.
+                // (raw/descriptor.rs); a slice of n of them is n*64 contiguous initialised bytes.
                 let bytes = unsafe {
                     std::slice::from_raw_parts(ds.as_ptr() as *const u8, ds.len() * DESCRIPTOR_SIZE)
                 };

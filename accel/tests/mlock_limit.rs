@@ -5,6 +5,7 @@
 //! thread that then builds the context.
 
 use accel::emu::{Emulator, EmulatorConfig};
+use accel::job::{CompressPage, DecompressPage};
 use accel::{ContextConfig, IaaContext};
 
 const CAP_IPC_LOCK: u32 = 14;
@@ -64,19 +65,12 @@ fn set_memlock_soft_limit(bytes: u64) {
 fn roundtrip(ctx: &mut IaaContext) {
     let page: Vec<u8> = (0..4096).map(|i| (i % 61) as u8).collect();
     let mut out = vec![0u8; 4096];
-    let r = ctx
-        .compress_batch(&[&page], &mut [&mut out])
-        .expect("batch shape")
-        .pop()
-        .expect("one result")
-        .expect("compressed");
+    let job = CompressPage::new(&page, &mut out, true).expect("one page");
+    let r = ctx.run_one(job).expect("compressed");
     let len = r.len.expect("compressible");
     let mut back = vec![0u8; 4096];
-    ctx.decompress_batch(&[&out[..len]], &mut [&mut back])
-        .expect("batch shape")
-        .pop()
-        .expect("one result")
-        .expect("decompressed");
+    let job = DecompressPage::new(&out[..len], &mut back).expect("one page");
+    ctx.run_one(job).expect("decompressed");
     assert_eq!(back, page);
 }
 

@@ -4,12 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use accel::{IaaCodec, PageError};
+use accel::{Compress, Decompress, IaaCodec, PageBatch, PageDirection, PageError};
 use pool::{CodecFactory, PoolError};
-use software_fallback::codec::check_batch_shape;
 use software_fallback::{
-    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, EngineFailure,
-    PageCodec, SoftwareCodec, MAX_BATCH,
+    BatchResults, CodecError, CodecId, CodecSpec, Compressed, Decompressed, PageCodec,
+    SoftwareCodec, MAX_BATCH,
 };
 
 use super::{inc, DeviceBackend, Direction, FallbackReason, BUSY_STREAK_LIMIT};
@@ -167,6 +166,57 @@ impl FallbackCodec {
     }
 }
 
+impl FallbackCodec {
+    /// One batch in direction `D`, the device first and software per page: the one path
+    /// of both directions. The shape is checked here, once ([`PageBatch::new`]).
+    fn batch<D: PageDirection>(
+        &mut self,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Result<BatchResults<D::Output>, CodecError> {
+        let mut batch = PageBatch::new(inputs, outputs)?;
+        let dir = Direction::of::<D>();
+        let probing = match self.route() {
+            Route::Software(reason) => {
+                self.software_done(dir, reason, batch.len() as u64);
+                let mut out = BatchResults::new();
+                for (input, output) in batch.pairs() {
+                    out.push(D::on(&mut self.software, input, output));
+                }
+                return Ok(out);
+            }
+            Route::Device { probing } => probing,
+        };
+        let per_page = match &mut self.device {
+            Some(dev) => dev.run_batch::<D>(&mut batch),
+            None => Vec::new(),
+        };
+        self.sync_in_flight();
+        let mut out = BatchResults::new();
+        let mut on_device = 0;
+        let mut per_page = per_page.into_iter();
+        for (input, output) in batch.pairs() {
+            let r = match per_page.next() {
+                Some(Ok(r)) => {
+                    self.device_done(dir, 1);
+                    on_device += 1;
+                    Ok(r)
+                }
+                Some(Err(e)) => self.fallback_page(dir, e, |sw| D::on(sw, input, output)),
+                None => {
+                    // The device returned fewer results than pages: treat as a device error.
+                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
+                    D::on(&mut self.software, input, output)
+                }
+            };
+            out.push(r);
+        }
+        self.end_call(probing, batch.len());
+        out.set_on_device(on_device);
+        Ok(out)
+    }
+}
+
 impl PageCodec for FallbackCodec {
     fn id(&self) -> CodecId {
         self.software.id()
@@ -197,42 +247,7 @@ impl PageCodec for FallbackCodec {
         pages: &[&[u8]],
         dsts: &mut [&mut [u8]],
     ) -> Result<BatchResults<Compressed>, CodecError> {
-        check_batch_shape(pages.len(), dsts.len())?;
-        let dir = Direction::Compress;
-        let probing = match self.route() {
-            Route::Software(reason) => {
-                self.software_done(dir, reason, pages.len() as u64);
-                return self.software.compress_batch(pages, dsts);
-            }
-            Route::Device { probing } => probing,
-        };
-        let per_page = match &mut self.device {
-            Some(dev) => dev.try_compress_batch(pages, dsts)?,
-            None => Vec::new(),
-        };
-        self.sync_in_flight();
-        let mut out = BatchResults::new();
-        let mut on_device = 0;
-        let mut per_page = per_page.into_iter();
-        for (i, page) in pages.iter().enumerate() {
-            let r = match per_page.next() {
-                Some(Ok(c)) => {
-                    self.device_done(dir, 1);
-                    on_device += 1;
-                    Ok(c)
-                }
-                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.compress(page, dsts[i])),
-                None => {
-                    // The device returned fewer results than pages: treat as a device error.
-                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
-                    self.software.compress(page, dsts[i])
-                }
-            };
-            out.push(r);
-        }
-        self.end_call(probing, pages.len());
-        out.set_on_device(on_device);
-        Ok(out)
+        self.batch::<Compress>(pages, dsts)
     }
 
     fn decompress_batch(
@@ -240,58 +255,93 @@ impl PageCodec for FallbackCodec {
         srcs: &[&[u8]],
         pages: &mut [&mut [u8]],
     ) -> Result<BatchResults<Decompressed>, CodecError> {
-        check_batch_shape(srcs.len(), pages.len())?;
-        let dir = Direction::Decompress;
-        let probing = match self.route() {
-            Route::Software(reason) => {
-                self.software_done(dir, reason, srcs.len() as u64);
-                return self.software.decompress_batch(srcs, pages);
+        self.batch::<Decompress>(srcs, pages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use accel::emu::{Emulator, EmulatorConfig, Fault, Target};
+    use accel::ContextConfig;
+    use software_fallback::{CodecError, CodecSpec, PageCodec, PAGE_SIZE};
+
+    use crate::{DeviceBackend, FallbackReason};
+
+    fn rig() -> (Emulator, std::sync::Arc<DeviceBackend>, Box<dyn PageCodec>) {
+        let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+        let backend = DeviceBackend::new(
+            emu.work_queue(),
+            ContextConfig::default(),
+            Duration::from_secs(3600),
+        );
+        let codec = backend.factory().build(CodecSpec::DEFLATE).expect("codec");
+        (emu, backend, codec)
+    }
+
+    /// The shape is checked once, before routing: a batch whose pages and buffers do not
+    /// pair is refused whole in both directions, with the device up or down, and counts
+    /// no page anywhere.
+    #[test]
+    fn a_mismatched_batch_is_refused_before_any_page_is_counted() {
+        let (_emu, backend, mut codec) = rig();
+        let page = vec![7u8; PAGE_SIZE];
+        let mut buf = vec![0u8; PAGE_SIZE];
+        for down in [false, true] {
+            if down {
+                backend.mark_down("test");
             }
-            Route::Device { probing } => probing,
-        };
-        let per_page = match &mut self.device {
-            Some(dev) => match dev.try_decompress_batch(srcs, pages) {
-                Ok(v) => v,
-                Err(e) => {
-                    // The whole device call failed: every page is redone in software (the
-                    // shape was checked above, so this is the device's failure, not ours).
-                    if e.engine_failure() == Some(EngineFailure::Gone) {
-                        self.backend.mark_down(&e.to_string());
-                    }
-                    tracing::debug!(
-                        error = &e as &dyn std::error::Error,
-                        "device decompress call failed; software"
-                    );
-                    self.software_done(dir, Some(FallbackReason::DeviceError), srcs.len() as u64);
-                    if probing {
-                        self.backend.mark_down("probe: the device call failed");
-                    }
-                    return self.software.decompress_batch(srcs, pages);
-                }
-            },
-            None => Vec::new(),
-        };
-        self.sync_in_flight();
-        let mut out = BatchResults::new();
-        let mut on_device = 0;
-        let mut per_page = per_page.into_iter();
-        for (i, src) in srcs.iter().enumerate() {
-            let r = match per_page.next() {
-                Some(Ok(d)) => {
-                    self.device_done(dir, 1);
-                    on_device += 1;
-                    Ok(d)
-                }
-                Some(Err(e)) => self.fallback_page(dir, e, |sw| sw.decompress(src, pages[i])),
-                None => {
-                    self.software_done(dir, Some(FallbackReason::DeviceError), 1);
-                    self.software.decompress(src, pages[i])
-                }
-            };
-            out.push(r);
+            let before = backend.snapshot();
+            let r = codec.compress_batch(&[&page, &page], &mut [&mut buf]);
+            assert!(matches!(r, Err(CodecError::BatchMismatch { .. })), "{r:?}");
+            let r = codec.decompress_batch(&[&page], &mut []);
+            assert!(matches!(r, Err(CodecError::BatchMismatch { .. })), "{r:?}");
+            let after = backend.snapshot();
+            assert_eq!(
+                (after.device_pages, after.software_pages, after.fallbacks),
+                (before.device_pages, before.software_pages, before.fallbacks),
+                "down: {down}"
+            );
         }
-        self.end_call(probing, srcs.len());
-        out.set_on_device(on_device);
-        Ok(out)
+    }
+
+    /// Both directions share one path, and it still tells them apart where they differ: a
+    /// device error on a store is redone in software, and so is one on a load; the pages
+    /// the device did are attributed to it, per direction.
+    #[test]
+    fn both_directions_attribute_device_pages_and_redo_device_errors() {
+        let (emu, backend, mut codec) = rig();
+        let pages: Vec<Vec<u8>> = (0..4u8)
+            .map(|i| (0..PAGE_SIZE).map(|j| (j % 7) as u8 ^ i).collect())
+            .collect();
+        let refs: Vec<&[u8]> = pages.iter().map(|p| p.as_slice()).collect();
+        let mut bufs = vec![vec![0u8; PAGE_SIZE]; 4];
+        emu.faults()
+            .inject(Target::Compress, Fault::HardwareError, 1);
+        let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let r = codec.compress_batch(&refs, &mut dsts).expect("batch");
+        assert_eq!((r.len(), r.on_device()), (4, 3));
+        let lens: Vec<usize> = r
+            .iter()
+            .map(|c| c.as_ref().expect("stored").len.expect("compressible"))
+            .collect();
+        let srcs: Vec<&[u8]> = bufs.iter().zip(&lens).map(|(b, &n)| &b[..n]).collect();
+        let mut back = vec![vec![0u8; PAGE_SIZE]; 4];
+        let mut outs: Vec<&mut [u8]> = back.iter_mut().map(|b| b.as_mut_slice()).collect();
+        emu.faults()
+            .inject(Target::Decompress, Fault::HardwareError, 2);
+        let r = codec.decompress_batch(&srcs, &mut outs).expect("batch");
+        assert_eq!((r.len(), r.on_device()), (4, 2));
+        assert!(r.iter().all(|d| d.is_ok()));
+        assert_eq!(back, pages);
+        let s = backend.snapshot();
+        assert_eq!(s.device_pages, [3, 2]);
+        assert_eq!(s.software_pages, [1, 2]);
+        let errors = s
+            .fallbacks
+            .iter()
+            .find(|f| f.0 == FallbackReason::DeviceError);
+        assert_eq!(errors, Some(&(FallbackReason::DeviceError, 1, 2)));
     }
 }

@@ -125,6 +125,13 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction of a batch that goes through the device as `D`.
+    fn of<D: accel::PageDirection>() -> Direction {
+        match D::OP {
+            accel::Op::Compress => Direction::Compress,
+            accel::Op::Decompress | accel::Op::Verify => Direction::Decompress,
+        }
+    }
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {

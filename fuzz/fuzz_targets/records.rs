@@ -4,8 +4,8 @@
 //! and whose bytes survive the round trip.
 #![no_main]
 
-use accel::completion::{Completion, COMPLETION_SIZE};
-use accel::descriptor::{Descriptor, DESCRIPTOR_SIZE};
+use accel::raw::completion::{Completion, COMPLETION_SIZE};
+use accel::raw::descriptor::{Descriptor, DESCRIPTOR_SIZE};
 use accel::{Op, Status};
 use libfuzzer_sys::fuzz_target;
 

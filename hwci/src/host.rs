@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use accel::cpu::CpuFeatures;
 use accel::discovery::{discover, DiscoveryConfig};
+use accel::raw::cpu::CpuFeatures;
 use serde::Serialize;
 
 /// Kernel releases each feature needs, as (major, minor).

@@ -71,7 +71,7 @@ pub fn compress_pages(
         let mut bufs = vec![vec![0u8; limit]; chunk.len()];
         let mut refs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
         let res = codec
-            .try_compress_batch(chunk, &mut refs)
+            .try_batch::<accel::Compress>(chunk, &mut refs)
             .map_err(|e| format!("batch refused: {e}"))?;
         for (k, r) in res.into_iter().enumerate() {
             let c = r.map_err(|e| format!("compress failed: {e}"))?;
@@ -94,7 +94,7 @@ pub fn decompress_streams(
         let mut pages = vec![vec![0u8; PAGE_SIZE]; chunk.len()];
         let mut refs: Vec<&mut [u8]> = pages.iter_mut().map(|b| b.as_mut_slice()).collect();
         let res = codec
-            .try_decompress_batch(chunk, &mut refs)
+            .try_batch::<accel::Decompress>(chunk, &mut refs)
             .map_err(|e| format!("batch refused: {e}"))?;
         for (k, r) in res.into_iter().enumerate() {
             out.push(r.map(|d| (pages[k].clone(), d.crc32)));

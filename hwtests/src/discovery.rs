@@ -1,10 +1,10 @@
 //! Discovery on fixture sysfs/dev trees shaped like real ones.
 
-use accel::cpu::CpuFeatures;
 use accel::discovery::{
     discover, recheck_state, BusState, DiscoveryConfig, PortalInsn, Privileges, SubmitMethod,
     Unusable, WritePathReason,
 };
+use accel::raw::cpu::CpuFeatures;
 use accel::wq::PathKind;
 use accel::{AccelError, WorkQueue};
 

@@ -3,9 +3,9 @@
 //! `drivers/crypto/intel/iaa/iaa_crypto.h` for the AECS and the IAA flag bits). Nothing here
 //! is derived from `idxd-sys`.
 
-use accel::aecs::CompressAecs;
-use accel::completion::Completion;
-use accel::descriptor::{CompressJob, DecompressJob, Descriptor};
+use accel::raw::aecs::CompressAecs;
+use accel::raw::completion::Completion;
+use accel::raw::descriptor::{CompressJob, DecompressJob, Descriptor};
 use accel::Status;
 
 use crate::{ensure, CaseResult};
@@ -208,7 +208,7 @@ pub fn movdir64b() -> CaseResult {
     });
     let mut dst = Descriptor::zeroed();
     ensure!(
-        accel::portal::movdir64b_to_memory(&mut dst, &src),
+        accel::raw::portal::movdir64b_to_memory(&mut dst, &src),
         "CPU lacks MOVDIR64B"
     );
     ensure!(

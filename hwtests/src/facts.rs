@@ -20,11 +20,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use accel::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
-use accel::completion::Completion;
 use accel::context::{DroppedRegion, SlotAddrs};
-use accel::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
 use accel::emu::{EmulatorConfig, Fault, Target};
+use accel::raw::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
+use accel::raw::completion::Completion;
+use accel::raw::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
 use accel::wq::PathKind;
 use accel::{AccelError, ContextConfig, IaaContext, Status};
 use serde::Serialize;
@@ -343,7 +343,7 @@ const FACTS: &[Fact] = &[
                   device stops at the first block's end-of-block",
         source: "QPL 1.6.0 sources/core-iaa/sources/include/own_hw_definitions.h:76-77; \
                  accel-config accfg/idxd.h:62-63; kernel iaa_crypto.h IAA_DECOMP_CHECK_FOR_EOB",
-        change: "swap STOP_ON_EOB and CHECK_FOR_EOB in accel/src/descriptor.rs decompr_flags \
+        change: "swap STOP_ON_EOB and CHECK_FOR_EOB in accel/src/raw/descriptor.rs decompr_flags \
                  and in accel/src/emu/engine.rs (production sets both bits: 0x000f)",
         run: bit2_stops,
     },
@@ -360,7 +360,7 @@ const FACTS: &[Fact] = &[
         assumed: "a compress whose max_dst_size equals the exact output length succeeds",
         source: "no source states it: the kernel passes the buffer length as max_dst_size \
                  and treats analytics error 0x19 as overflow (iaa_crypto_main.c iaa_compress)",
-        change: "give the device one byte more than the limit in IaaContext::compress_batch and \
+        change: "give the device one byte more than the limit in accel/src/job/compress.rs and \
                  make accel/src/emu/deflate.rs overflow at max_dst_size (pages that fit exactly \
                  are then reported incompressible)",
         run: compress_max_dst_exact,
@@ -371,7 +371,7 @@ const FACTS: &[Fact] = &[
         source: "kernel iaa_crypto_main.c iaa_decompress (max_dst_size = the page buffer's \
                  length); QPL sets it from the output buffer size",
         change: "every page decompress would fail: give the device a destination larger than \
-                 a page (slot.rs SlotMem dst, context decompress_batch max_dst) and make \
+                 a page (slot.rs SlotMem dst, job/decompress.rs max_dst) and make \
                  accel/src/emu/inflate.rs overflow at max_dst_size",
         run: decompress_max_dst_exact,
     },
@@ -383,7 +383,7 @@ const FACTS: &[Fact] = &[
                  (ADCF_END_PROC, AD_APPEND_EOB_FINAL_SB); accel-config accfg/idxd.h:58 \
                  (IDXD_COMPRESS_FLAG_EOB_BFINAL = 0x000c)",
         change: "model the observed end processing in accel/src/emu/deflate.rs (EndProc) and \
-                 accel/src/descriptor.rs compr_flags (production uses value 1 only)",
+                 accel/src/raw/descriptor.rs compr_flags (production uses value 1 only)",
         run: end_processing,
     },
     Fact {

@@ -109,7 +109,7 @@ pub(crate) fn compress_one(
 ) -> Result<Result<software_fallback::Compressed, PageError>, String> {
     let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
     let mut r = c
-        .try_compress_batch(&[page], &mut [&mut dst])
+        .try_batch::<accel::Compress>(&[page], &mut [&mut dst])
         .map_err(|e| e.to_string())?;
     r.pop().ok_or_else(|| "no result".to_string())
 }
@@ -275,7 +275,7 @@ pub(crate) fn batch_of_eight_splits(c: &mut IaaCodec, ok: usize, busy: usize) ->
     let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 8];
     let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
     let r = c
-        .try_compress_batch(&pages, &mut dsts)
+        .try_batch::<accel::Compress>(&pages, &mut dsts)
         .map_err(|e| e.to_string())?;
     let n_ok = r.iter().filter(|x| x.is_ok()).count();
     let n_busy = r
@@ -367,7 +367,7 @@ fn dedicated_drops() -> CaseResult {
     let probe = test_page(41);
     let mut dst = vec![0u8; DEFAULT_COMPRESS_LIMIT];
     let r = c
-        .try_compress_batch(&[&probe], &mut [&mut dst])
+        .try_batch::<accel::Compress>(&[&probe], &mut [&mut dst])
         .map_err(|e| e.to_string())?;
     let dropped = e
         .counters()
@@ -475,7 +475,9 @@ fn path_choice() -> CaseResult {
 /// answered as invalid flags (0x30), never silently ignored. Emulator only: the device
 /// supports them.
 fn unmodelled_flags() -> CaseResult {
-    use accel::descriptor::{compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor};
+    use accel::raw::descriptor::{
+        compr_flags, decompr_flags, CompressJob, DecompressJob, Descriptor,
+    };
     let e = emu(WqMode::Dedicated, PathKind::Portal, 32)?;
     let mut ctx = accel::IaaContext::new(e.work_queue(), ContextConfig::default());
     let page = test_page(59);
@@ -565,7 +567,7 @@ fn misaligned(kind: PathKind) -> Result<(Emulator, Result<(), AccelError>, usize
     let page = test_page(47);
     let r = ctx
         .run_raw(&page, |a| {
-            accel::descriptor::Descriptor::compress(&accel::descriptor::CompressJob {
+            accel::raw::descriptor::Descriptor::compress(&accel::raw::descriptor::CompressJob {
                 src: a.src,
                 src_len: PAGE_SIZE as u32,
                 dst: a.dst,

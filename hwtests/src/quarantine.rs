@@ -57,7 +57,7 @@ fn slow_completion() -> CaseResult {
     let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; 2];
     let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
     let r = c
-        .try_compress_batch(&refs, &mut dsts)
+        .try_batch::<accel::Compress>(&refs, &mut dsts)
         .map_err(|e| e.to_string())?;
     let slow: Vec<_> = r
         .iter()
@@ -312,7 +312,7 @@ fn stress_round(c: &mut IaaCodec, pages: &[&[u8]]) -> Result<u64, String> {
     let mut bufs = vec![vec![0u8; DEFAULT_COMPRESS_LIMIT]; pages.len()];
     let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
     let r = c
-        .try_compress_batch(pages, &mut dsts)
+        .try_batch::<accel::Compress>(pages, &mut dsts)
         .map_err(|e| e.to_string())?;
     let mut srcs = Vec::new();
     let mut idx = Vec::new();

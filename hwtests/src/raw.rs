@@ -2,12 +2,12 @@
 //! device must answer in the record for bad ones, what `run_raw` must refuse before
 //! submission, and that compression really follows the AECS the descriptor names.
 
-use accel::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
 use accel::context::SlotAddrs;
-use accel::descriptor::{
+use accel::raw::aecs::{CompressAecs, OFF_OUTPUT_ACCUM};
+use accel::raw::descriptor::{
     compr_flags, decompr_flags, flags, CompressJob, DecompressJob, Descriptor,
 };
-use accel::huffman::fixed_ll_code;
+use accel::raw::huffman::fixed_ll_code;
 use accel::{AccelError, IaaContext, Status};
 use software_fallback::{crc32, PAGE_SIZE};
 
@@ -336,7 +336,7 @@ fn compress_with(
     aecs: &CompressAecs,
     aecs_size: u32,
     edit: impl FnOnce(&mut Descriptor),
-) -> Result<(accel::completion::Completion, Vec<u8>), String> {
+) -> Result<(accel::raw::completion::Completion, Vec<u8>), String> {
     let mut input = page.to_vec();
     input.extend_from_slice(aecs.as_bytes());
     input.resize(PAGE_SIZE + aecs_size.max(1568) as usize, 0);

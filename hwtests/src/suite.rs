@@ -205,7 +205,7 @@ fn device_independent(out: &mut Vec<Case>) {
         out.push(Case::run(format!("encoding::{name}"), f));
     }
     let name = "cpu::movdir64b_stores_the_descriptor";
-    out.push(if accel::cpu::CpuFeatures::detect().movdir64b {
+    out.push(if accel::raw::cpu::CpuFeatures::detect().movdir64b {
         Case::run(name.into(), encoding::movdir64b)
     } else {
         Case::skip(name, "CPU lacks MOVDIR64B")

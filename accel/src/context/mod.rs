@@ -1,17 +1,22 @@
 //! The long-lived submission context: eight slots of device-owned memory, the compress AECS,
-//! and the submit-then-poll loop.
+//! and the one batch runner ([`IaaContext::run`]) every IAA operation goes through as a job
+//! (`job/`): submit, poll, deadlines and quarantine, page-fault retries (`round.rs`).
 //!
 //! # Lifetime and ordering rules (enforced here and nowhere else)
 //!
 //! 1. **The device only ever touches memory this context owns.** Every descriptor names the
 //!    slot's own completion record, source copy and destination buffer, and the context's
-//!    AECS — never a caller's buffer. Caller data is copied in before submission and copied
-//!    out after completion. So no safe code outside (not even `mem::forget` of anything)
-//!    can free memory the device is still using.
+//!    AECS — never a caller's buffer. Jobs build descriptors, so the runner checks each one,
+//!    whichever job built it and before every submission (`check_descriptor`, slot.rs), and
+//!    refuses any that could reach other memory: a `Job` is safe to write anywhere. Caller
+//!    data is copied in before submission and copied out after completion (a job reads its
+//!    slot only through `SlotDone`, which refuses a slot that is not `Idle`). So no safe
+//!    code outside (not even `mem::forget` of anything) can free memory the device is still
+//!    using.
 //! 2. **A slot is `Idle`, `InFlight` or `Quarantined`.** Only an `Idle` slot's memory is read
 //!    or written by the host as plain memory. A slot becomes `InFlight` when its descriptor
 //!    is accepted, and `Idle` again only after its status byte was seen non-zero with an
-//!    acquire load (completion.rs), which orders the device's writes before our reads.
+//!    acquire load (raw/completion.rs), which orders the device's writes before our reads.
 //! 3. **A deadline that passes quarantines the slot.** The device may still write it, so it
 //!    stays out of use — its queue entry still counted as in flight — until its status byte
 //!    turns non-zero; each later call checks and releases such slots.
@@ -30,23 +35,19 @@ use std::time::{Duration, Instant};
 
 use software_fallback::PAGE_SIZE;
 
-use crate::aecs::CompressAecs;
-use crate::completion::Completion;
-use crate::descriptor::{CompressJob, DecompressJob, Descriptor};
 use crate::dma::DmaBox;
-use crate::error::Op;
-pub use crate::slot::DroppedRegion;
-use crate::slot::{check_raw, lock_or_warn, prefault, AecsMem, Slot, SlotState};
+use crate::job::{Input, Job, RawJob, SlotDone, Step};
+use crate::raw::aecs::CompressAecs;
+use crate::raw::completion::Completion;
+use crate::raw::descriptor::Descriptor;
+use crate::slot::{check_descriptor, lock_or_warn, prefault, AecsMem, Slot, SlotState};
+pub use crate::slot::{DroppedRegion, SlotAddrs, MAX_COMPRESSED_INPUT};
 use crate::stats::ContextStats;
-use crate::status::{Status, ERROR_COMP_BUF_OVERFLOW};
 use crate::wq::WorkQueue;
 use crate::{AccelError, MAX_BATCH};
 
 mod round;
 use round::Pending;
-
-/// Largest compressed input a slot takes (two pages: room for stored-block overhead).
-pub const MAX_COMPRESSED_INPUT: usize = 2 * PAGE_SIZE;
 
 /// Per-context settings.
 #[derive(Clone, Debug)]
@@ -71,32 +72,6 @@ impl Default for ContextConfig {
             drain_on_drop: Duration::from_millis(100),
         }
     }
-}
-
-/// Addresses of an idle slot, for building a raw descriptor ([`IaaContext::run_raw`]).
-#[derive(Clone, Copy, Debug)]
-pub struct SlotAddrs {
-    /// The 64-byte aligned completion record.
-    pub record: u64,
-    /// The source buffer (holds the input passed to `run_raw`).
-    pub src: u64,
-    /// Capacity of the source buffer.
-    pub src_cap: u32,
-    /// The destination buffer.
-    pub dst: u64,
-    /// Capacity of the destination buffer.
-    pub dst_cap: u32,
-    /// The context's fixed-mode AECS.
-    pub aecs: u64,
-}
-
-/// Result of compressing one page on the device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DeviceCompressed {
-    /// Compressed length, or `None` when the page did not fit under the limit.
-    pub len: Option<usize>,
-    /// CRC-32 of the page, from the completion record.
-    pub crc32: u32,
 }
 
 /// A context: eight slots on one work queue (real or emulated).
@@ -231,162 +206,46 @@ impl IaaContext {
             .collect()
     }
 
-    /// Compresses up to eight pages; page i's output limit is `out[i].len()` (at most a
-    /// page), and `out[i]` receives its compressed bytes. A page that does not fit is
-    /// `len: None` (incompressible), not an error.
-    pub fn compress_batch(
-        &mut self,
-        pages: &[&[u8]],
-        out: &mut [&mut [u8]],
-    ) -> Result<Vec<Result<DeviceCompressed, AccelError>>, AccelError> {
-        check_shape(pages.len(), out.len())?;
-        self.reclaim();
-        let idle = self.idle_slots();
-        let aecs = self.aecs_addr();
-        let mut results: Vec<Option<Result<DeviceCompressed, AccelError>>> =
-            (0..pages.len()).map(|_| None).collect();
-        let mut pending = Vec::with_capacity(pages.len());
-        let mut idle_iter = idle.into_iter();
-        for (i, page) in pages.iter().enumerate() {
-            if page.len() != PAGE_SIZE {
-                results[i] = Some(Err(AccelError::WrongPageSize { len: page.len() }));
-                continue;
-            }
-            let limit = out[i].len().min(PAGE_SIZE);
-            if limit == 0 {
-                results[i] = Some(Ok(DeviceCompressed {
-                    len: None,
-                    crc32: software_fallback::crc32(page),
-                }));
-                continue;
-            }
-            let Some(si) = idle_iter.next() else {
-                results[i] = Some(Err(self.no_slot()));
-                continue;
-            };
-            let slot = &mut self.slots[si];
-            slot.fill_src(page);
-            let desc = Descriptor::compress(&CompressJob {
-                src: slot.src_addr(),
-                src_len: PAGE_SIZE as u32,
-                dst: slot.dst_addr(),
-                max_dst: limit as u32,
-                aecs,
-                completion: slot.record().addr(),
-            });
-            pending.push((i, Pending::new(si, desc, Op::Compress)));
+    fn addrs(&self, slot: usize) -> SlotAddrs {
+        let s = &self.slots[slot];
+        SlotAddrs {
+            record: s.record().addr(),
+            src: s.src_addr(),
+            src_cap: MAX_COMPRESSED_INPUT as u32,
+            dst: s.dst_addr(),
+            dst_cap: PAGE_SIZE as u32,
+            aecs: self.aecs_addr(),
         }
-        self.run_round(&mut pending);
-        // Collect compress results; build verify jobs.
-        let mut verify = Vec::new();
-        for (i, p) in pending {
-            let r = match p.done {
-                Some(Ok(c)) => match c.status() {
-                    Status::Success => Ok(DeviceCompressed {
-                        len: Some(c.output_size as usize),
-                        crc32: c.crc,
-                    }),
-                    _ => Err(internal(
-                        "a non-success completion reached the success path",
-                    )),
-                },
-                Some(Err(AccelError::Analytics {
-                    op: Op::Compress,
-                    code: ERROR_COMP_BUF_OVERFLOW,
-                }))
-                | Some(Err(AccelError::OutputOverflow { op: Op::Compress })) => {
-                    self.stats.incompressible += 1;
-                    Ok(DeviceCompressed {
-                        len: None,
-                        crc32: software_fallback::crc32(pages[i]),
-                    })
-                }
-                Some(Err(e)) => Err(e),
-                None => Err(internal("a submission round left an entry unfinished")),
-            };
-            if let Ok(DeviceCompressed {
-                len: Some(len),
-                crc32,
-            }) = r
-            {
-                if len > out[i].len() || len > PAGE_SIZE {
-                    results[i] = Some(Err(AccelError::InvalidDescriptor {
-                        op: Op::Compress,
-                        status: Status::Success,
-                        invalid_flags: 0,
-                    }));
-                    continue;
-                }
-                if self.cfg.verify {
-                    let slot = &self.slots[p.slot];
-                    let desc = Descriptor::verify(&DecompressJob {
-                        src: slot.dst_addr(),
-                        src_len: len as u32,
-                        dst: slot.src_addr(),
-                        max_dst: PAGE_SIZE as u32,
-                        completion: slot.record().addr(),
-                    });
-                    verify.push((i, crc32, len, Pending::new(p.slot, desc, Op::Verify)));
-                    continue;
-                }
-                self.slots[p.slot].read_dst(&mut out[i][..len]);
-            }
-            results[i] = Some(r);
-        }
-        if !verify.is_empty() {
-            let mut round: Vec<(usize, Pending)> = verify
-                .iter_mut()
-                .map(|(i, _, _, p)| (*i, std::mem::replace(p, Pending::empty())))
-                .collect();
-            self.run_round(&mut round);
-            for ((i, crc, len, _), (_, p)) in verify.into_iter().zip(round) {
-                results[i] = Some(match p.done {
-                    Some(Ok(c)) if c.crc == crc => {
-                        self.slots[p.slot].read_dst(&mut out[i][..len]);
-                        Ok(DeviceCompressed {
-                            len: Some(len),
-                            crc32: crc,
-                        })
-                    }
-                    Some(Ok(c)) => {
-                        self.stats.verify_mismatches += 1;
-                        Err(AccelError::VerifyMismatch {
-                            compress_crc: crc,
-                            verify_crc: c.crc,
-                        })
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => Err(internal("a submission round left an entry unfinished")),
-                });
-            }
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(internal("a page was given no result"))))
-            .collect())
     }
 
-    /// Decompresses up to eight pages; `pages[i]` (one page each) receives page i.
-    /// Returns each page's CRC-32 from the completion record.
-    pub fn decompress_batch(
+    /// Runs up to eight jobs together, one slot each: the one batch path of this crate.
+    ///
+    /// Each job's input is copied into an idle slot and its descriptor — checked to name
+    /// only that slot and the AECS (rule 1) — submitted with the others in one round; the
+    /// round is polled to completion or the deadline (rule 3), page faults touched and
+    /// resubmitted, and each job finishes its own record. Jobs that ask for a next
+    /// descriptor (compress's verify pass) go again, together, on the same slots, at most
+    /// [`MAX_PASSES`] descriptors each. Returns one result per job, in order; more jobs
+    /// than slots is [`AccelError::BatchShape`], the one batch-shape check.
+    pub fn run<J: Job>(
         &mut self,
-        srcs: &[&[u8]],
-        pages: &mut [&mut [u8]],
-    ) -> Result<Vec<Result<u32, AccelError>>, AccelError> {
-        check_shape(srcs.len(), pages.len())?;
+        jobs: &mut [J],
+    ) -> Result<Vec<Result<J::Output, AccelError>>, AccelError> {
+        check_shape(jobs.len())?;
         self.reclaim();
-        let idle = self.idle_slots();
-        let mut results: Vec<Option<Result<u32, AccelError>>> =
-            (0..srcs.len()).map(|_| None).collect();
-        let mut pending = Vec::with_capacity(srcs.len());
-        let mut idle_iter = idle.into_iter();
-        for (i, src) in srcs.iter().enumerate() {
-            if pages[i].len() != PAGE_SIZE {
-                results[i] = Some(Err(AccelError::WrongPageSize {
-                    len: pages[i].len(),
-                }));
-                continue;
-            }
+        let mut results: Vec<Option<Result<J::Output, AccelError>>> =
+            (0..jobs.len()).map(|_| None).collect();
+        let mut round = Vec::with_capacity(jobs.len());
+        let mut unbacked = Vec::new();
+        let mut idle = self.idle_slots().into_iter();
+        for (i, job) in jobs.iter_mut().enumerate() {
+            let src = match job.input() {
+                Input::Ready(r) => {
+                    results[i] = Some(r);
+                    continue;
+                }
+                Input::Submit(src) => src,
+            };
             if src.len() > MAX_COMPRESSED_INPUT {
                 results[i] = Some(Err(AccelError::InputTooLarge {
                     len: src.len(),
@@ -394,46 +253,86 @@ impl IaaContext {
                 }));
                 continue;
             }
-            let Some(si) = idle_iter.next() else {
+            let Some(si) = idle.next() else {
                 results[i] = Some(Err(self.no_slot()));
                 continue;
             };
-            let slot = &mut self.slots[si];
-            slot.fill_src(src);
-            let desc = Descriptor::decompress(&DecompressJob {
-                src: slot.src_addr(),
-                src_len: src.len() as u32,
-                dst: slot.dst_addr(),
-                max_dst: PAGE_SIZE as u32,
-                completion: slot.record().addr(),
-            });
-            pending.push((i, Pending::new(si, desc, Op::Decompress)));
-        }
-        self.run_round(&mut pending);
-        for (i, p) in pending {
-            results[i] = Some(match p.done {
-                Some(Ok(c)) if c.output_size as usize == PAGE_SIZE => {
-                    self.slots[p.slot].read_dst(&mut pages[i][..]);
-                    Ok(c.crc)
+            self.slots[si].fill_src(src);
+            let desc = job.descriptor(&self.addrs(si));
+            if let Err(e) = check_descriptor(&desc, &self.slots[si], self.aecs_addr()) {
+                results[i] = Some(Err(e));
+                continue;
+            }
+            if let Some(region) = job.unbacked() {
+                match self.slots[si].drop_pages(region) {
+                    Ok(relock) => unbacked.push((si, relock)),
+                    Err(e) => {
+                        results[i] = Some(Err(AccelError::Rejected(e)));
+                        continue;
+                    }
                 }
-                Some(Ok(c)) => Err(AccelError::WrongOutputSize { got: c.output_size }),
-                Some(Err(e)) => Err(e),
-                None => Err(internal("a submission round left an entry unfinished")),
-            });
+            }
+            round.push((i, self.pending(si, desc, job)));
+        }
+        let mut passes = 1;
+        while !round.is_empty() {
+            self.run_round(&mut round);
+            let mut next = Vec::new();
+            for (i, p) in round {
+                let record = p.done.unwrap_or_else(|| {
+                    Err(internal("a submission round left an entry unfinished"))
+                });
+                let addrs = self.addrs(p.slot);
+                let mut done = SlotDone {
+                    slot: &self.slots[p.slot],
+                    addrs,
+                    stats: &mut self.stats,
+                };
+                match jobs[i].finish(record, &mut done) {
+                    Step::Done(r) => results[i] = Some(r),
+                    Step::Then(_) if passes >= MAX_PASSES => {
+                        results[i] = Some(Err(internal("a job asked for too many passes")));
+                    }
+                    Step::Then(_) if !self.slots[p.slot].is_idle() => {
+                        results[i] = Some(Err(internal("a job went on after its slot was lost")));
+                    }
+                    Step::Then(desc) => {
+                        match check_descriptor(&desc, &self.slots[p.slot], self.aecs_addr()) {
+                            Ok(()) => next.push((i, self.pending(p.slot, desc, &jobs[i]))),
+                            Err(e) => results[i] = Some(Err(e)),
+                        }
+                    }
+                }
+            }
+            round = next;
+            passes += 1;
+        }
+        for (si, relock) in unbacked {
+            if self.slots[si].is_idle() {
+                self.slots[si].restore(relock);
+            }
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(internal("a page was given no result"))))
+            .map(|r| r.unwrap_or_else(|| Err(internal("a job was given no result"))))
             .collect())
     }
 
-    /// Runs one hand-built descriptor on an idle slot and returns its raw completion and
-    /// the slot's destination bytes (up to `output_size`, at most one page). `input` is
-    /// copied into the slot's source buffer first. Page faults are not retried.
+    fn pending<J: Job>(&self, slot: usize, desc: Descriptor, job: &J) -> Pending {
+        let mut p = Pending::new(slot, desc, job.op());
+        if !job.retries_page_faults() {
+            p.attempts = self.cfg.page_fault_retries;
+        }
+        p
+    }
+
+    /// Runs one hand-built descriptor ([`RawJob`]) on an idle slot and returns its raw
+    /// completion and the slot's destination bytes (up to `output_size`, at most one page).
+    /// `input` is copied into the slot's source buffer first. Page faults are not retried.
     ///
-    /// Safe because the descriptor is checked before submission: its opcode must be one
-    /// whose memory effects are known (compress, decompress, no-op, or
-    /// [`crate::descriptor::opcode::UNDEFINED`]), it must not ask the device to write
+    /// Safe because every descriptor the runner submits is checked first (`slot.rs`): its
+    /// opcode must be one whose memory effects are known (compress, decompress, no-op, or
+    /// [`crate::raw::descriptor::opcode::UNDEFINED`]), it must not ask the device to write
     /// source 2 back, and every address it names must lie, for the full size its field
     /// gives, inside the slot (anything written) or the slot or the AECS (anything only
     /// read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without
@@ -443,7 +342,7 @@ impl IaaContext {
         input: &[u8],
         build: impl FnOnce(&SlotAddrs) -> Descriptor,
     ) -> Result<(Completion, Vec<u8>), AccelError> {
-        self.run_raw_inner(input, None, build)
+        self.run_one(RawJob::new(input, None, build))
     }
 
     /// [`IaaContext::run_raw`], with the pages of the slot's source or destination dropped
@@ -457,62 +356,14 @@ impl IaaContext {
         region: DroppedRegion,
         build: impl FnOnce(&SlotAddrs) -> Descriptor,
     ) -> Result<(Completion, Vec<u8>), AccelError> {
-        self.run_raw_inner(input, Some(region), build)
+        self.run_one(RawJob::new(input, Some(region), build))
     }
 
-    fn run_raw_inner(
-        &mut self,
-        input: &[u8],
-        drop_pages: Option<DroppedRegion>,
-        build: impl FnOnce(&SlotAddrs) -> Descriptor,
-    ) -> Result<(Completion, Vec<u8>), AccelError> {
-        self.reclaim();
-        let Some(si) = self.idle_slots().first().copied() else {
-            return Err(self.no_slot());
-        };
-        if input.len() > MAX_COMPRESSED_INPUT {
-            return Err(AccelError::InputTooLarge {
-                len: input.len(),
-                max: MAX_COMPRESSED_INPUT,
-            });
-        }
-        self.slots[si].fill_src(input);
-        let aecs = self.aecs_addr();
-        let slot = &self.slots[si];
-        let addrs = SlotAddrs {
-            record: slot.record().addr(),
-            src: slot.src_addr(),
-            src_cap: MAX_COMPRESSED_INPUT as u32,
-            dst: slot.dst_addr(),
-            dst_cap: PAGE_SIZE as u32,
-            aecs,
-        };
-        let desc = build(&addrs);
-        let op = check_raw(&desc, slot, aecs)?;
-        let relock = match drop_pages {
-            Some(region) => Some(
-                self.slots[si]
-                    .drop_pages(region)
-                    .map_err(AccelError::Rejected)?,
-            ),
-            None => None,
-        };
-        let mut round = vec![(0usize, Pending::new(si, desc, op))];
-        round[0].1.attempts = self.cfg.page_fault_retries; // no fault retries for raw runs
-        self.run_round_raw(&mut round);
-        if let Some(relock) = relock {
-            if self.slots[si].state == SlotState::Idle {
-                self.slots[si].restore(relock);
-            }
-        }
-        let (_, p) = round.remove(0);
-        let c = p
-            .done
-            .unwrap_or_else(|| Err(internal("raw run left unfinished")))?;
-        let n = (c.output_size as usize).min(PAGE_SIZE);
-        let mut out = vec![0u8; n];
-        self.slots[si].read_dst(&mut out);
-        Ok((c, out))
+    /// Runs one job alone; its result, or the runner's.
+    pub fn run_one<J: Job>(&mut self, job: J) -> Result<J::Output, AccelError> {
+        self.run(&mut [job])?
+            .pop()
+            .unwrap_or_else(|| Err(internal("a one-job run gave no result")))
     }
 
     fn no_slot(&mut self) -> AccelError {
@@ -532,9 +383,16 @@ fn internal(what: &'static str) -> AccelError {
     AccelError::Internal { what }
 }
 
-fn check_shape(pages: usize, buffers: usize) -> Result<(), AccelError> {
-    if pages > MAX_BATCH || pages != buffers {
-        return Err(AccelError::BatchShape { pages, buffers });
+/// Descriptors one job may give in one run (compress and its verify pass take two).
+pub const MAX_PASSES: u32 = 4;
+
+/// The batch-shape check: at most one job per slot.
+fn check_shape(jobs: usize) -> Result<(), AccelError> {
+    if jobs > MAX_BATCH {
+        return Err(AccelError::BatchShape {
+            pages: jobs,
+            buffers: jobs,
+        });
     }
     Ok(())
 }

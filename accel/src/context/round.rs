@@ -1,12 +1,12 @@
-//! One submission round of a context: submit, poll to completion or deadline, retry page
-//! faults. The slot rules it keeps are those of the parent module (rules 2 to 5).
+//! One submission round of the context's runner: submit, poll to completion or deadline,
+//! retry page faults. The slot rules it keeps are those of the parent module (rules 2 to 5).
 
 use std::time::Instant;
 
 use super::{deadline_after, IaaContext};
-use crate::completion::{Backoff, Completion, RecordPtr};
-use crate::descriptor::Descriptor;
 use crate::error::Op;
+use crate::raw::completion::{Backoff, Completion, RecordPtr};
+use crate::raw::descriptor::Descriptor;
 use crate::slot::SlotState;
 use crate::status::Status;
 use crate::AccelError;
@@ -22,23 +22,10 @@ pub(super) struct Pending {
 
 impl IaaContext {
     /// Submits every pending descriptor, polls until all complete or the deadline passes,
-    /// retries page faults. Every entry ends with `done` set; non-success statuses become
-    /// errors.
+    /// touches and resubmits page faults while attempts remain. Every entry ends with `done`
+    /// set: the record as the device wrote it (any status but an unresolved page fault), or
+    /// an error (fault unresolved, deadline passed, queue busy). Jobs read the status.
     pub(super) fn run_round(&mut self, round: &mut [(usize, Pending)]) {
-        self.run_round_raw(round);
-        for (_, p) in round.iter_mut() {
-            if let Some(Ok(c)) = &p.done {
-                if c.status() != Status::Success {
-                    let err = AccelError::from_completion(p.op, c);
-                    p.done = Some(Err(err));
-                }
-            }
-        }
-    }
-
-    /// Like `run_round`, but a completed descriptor's record is returned whatever its status
-    /// (page faults are still retried while attempts remain).
-    pub(super) fn run_round_raw(&mut self, round: &mut [(usize, Pending)]) {
         let mut to_submit: Vec<usize> = (0..round.len()).collect();
         let mut resubmits_left = self.cfg.page_fault_retries.saturating_add(1);
         while !to_submit.is_empty() && resubmits_left > 0 {
@@ -99,7 +86,7 @@ impl IaaContext {
     /// it holds for a write fault). Refuses addresses we do not own.
     fn touch(&mut self, slot: usize, addr: u64, write: bool) -> bool {
         let aecs = self.aecs_addr();
-        let in_aecs = addr >= aecs && addr < aecs + crate::aecs::AECS_COMP_SIZE as u64;
+        let in_aecs = addr >= aecs && addr < aecs + crate::raw::aecs::AECS_COMP_SIZE as u64;
         let readable_aecs = in_aecs && !write;
         if !self.slots[slot].contains(addr, 1) && !readable_aecs {
             tracing::warn!(
@@ -257,9 +244,6 @@ impl Pending {
             done: None,
         }
     }
-    pub(super) fn empty() -> Pending {
-        Pending::new(0, Descriptor::zeroed(), Op::Verify)
-    }
 }
 
 fn clone_err(e: &AccelError) -> AccelError {
@@ -285,9 +269,9 @@ mod tests {
 
     use super::Pending;
     use crate::context::{leaked_slots, ContextConfig, IaaContext};
-    use crate::descriptor::{CompressJob, Descriptor};
     use crate::emu::{Emulator, EmulatorConfig, Fault, Target};
     use crate::error::Op;
+    use crate::raw::descriptor::{CompressJob, Descriptor};
 
     /// A round that unwinds after submitting (here: the context is dropped right after
     /// `submit_some`, as unwinding through `poll` would) must leave its slot to the device:

@@ -19,8 +19,8 @@ pub use open_check::{open_usable, OpenCheck};
 pub use privilege::Privileges;
 pub use sysfs::OpCap;
 
-use crate::cpu::CpuFeatures;
-use crate::descriptor::opcode;
+use crate::raw::cpu::CpuFeatures;
+use crate::raw::descriptor::opcode;
 
 /// Where to look and with which CPU and credentials to judge.
 #[derive(Clone, Debug)]
@@ -554,7 +554,7 @@ pub fn submit_method(cfg: &DiscoveryConfig, mode: WqMode) -> SubmitMethod {
         WqMode::Dedicated => PortalInsn::Movdir64b,
         WqMode::Shared => PortalInsn::Enqcmd,
     };
-    // ENQCMD needs the kernel's enabling as well as CPUID (cpu.rs).
+    // ENQCMD needs the kernel's enabling as well as CPUID (raw/cpu.rs).
     let have = match insn {
         PortalInsn::Movdir64b => cfg.cpu.movdir64b,
         PortalInsn::Enqcmd => cfg.cpu.enqcmd && cfg.cpu.enqcmd_kernel,

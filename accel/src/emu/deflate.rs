@@ -3,8 +3,8 @@
 //! accumulator bits (the block header in fixed mode) — as the engine does. With the kernel's
 //! fixed-mode AECS this yields one final fixed-Huffman block, standard raw DEFLATE.
 
-use crate::aecs::CompressAecs;
-use crate::huffman::{
+use crate::raw::aecs::CompressAecs;
+use crate::raw::huffman::{
     distance_index, length_index, HuffCode, DIST_BASE, DIST_EXTRA, END_OF_BLOCK, LEN_BASE,
     LEN_EXTRA,
 };
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn codes_come_from_the_aecs() {
-        use crate::huffman::fixed_ll_code;
+        use crate::raw::huffman::fixed_ll_code;
         let page: Vec<u8> = (0..4096)
             .map(|i| {
                 if i % 7 < 3 {
@@ -270,7 +270,7 @@ mod tests {
         // The header comes from the output accumulator: BFINAL=0 here.
         let mut hdr = CompressAecs::fixed();
         let mut bytes = *hdr.as_bytes();
-        bytes[crate::aecs::OFF_OUTPUT_ACCUM] = 0b010;
+        bytes[crate::raw::aecs::OFF_OUTPUT_ACCUM] = 0b010;
         *hdr = CompressAecs::from_bytes(bytes);
         let e = compress(&page, &hdr, 4096, EndProc::Eob, true).unwrap();
         assert_eq!(e.bytes[0] & 0b111, 0b010);

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use super::faults::{Fault, Target};
 use super::{crc, deflate, inflate, mem, Shared};
-use crate::aecs::{CompressAecs, AECS_ALIGN, AECS_COMP_SIZE};
-use crate::completion::{Completion, COMPLETION_ALIGN};
-use crate::descriptor::{compr_flags, decompr_flags, flags, opcode, Descriptor};
+use crate::raw::aecs::{CompressAecs, AECS_ALIGN, AECS_COMP_SIZE};
+use crate::raw::completion::{Completion, COMPLETION_ALIGN};
+use crate::raw::descriptor::{compr_flags, decompr_flags, flags, opcode, Descriptor};
 use crate::status::{error_code as ec, Status, STATUS_FAULT_WRITE};
 
 /// Engine thread body: runs until the emulator stops.

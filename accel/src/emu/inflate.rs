@@ -2,7 +2,7 @@
 //! window of at most 4 KiB as IAA's, and the engine's stop/check-on-EOB behaviour. Errors
 //! carry the analytics error code the hardware reports for the same condition.
 
-use crate::huffman::{DIST_BASE, DIST_EXTRA, LEN_BASE, LEN_EXTRA};
+use crate::raw::huffman::{DIST_BASE, DIST_EXTRA, LEN_BASE, LEN_EXTRA};
 use crate::status::error_code as ec;
 
 /// IAA's decompression history window.
@@ -340,12 +340,12 @@ mod tests {
     #[test]
     fn stop_and_check_follow_qpl_names_and_select_bfinal() {
         let mode = |flags: u16| InflateMode {
-            stop_on_eob: flags & crate::descriptor::decompr_flags::STOP_ON_EOB != 0,
-            check_for_eob: flags & crate::descriptor::decompr_flags::CHECK_FOR_EOB != 0,
-            bfinal_only: flags & crate::descriptor::decompr_flags::SEL_BFINAL_EOB != 0,
+            stop_on_eob: flags & crate::raw::descriptor::decompr_flags::STOP_ON_EOB != 0,
+            check_for_eob: flags & crate::raw::descriptor::decompr_flags::CHECK_FOR_EOB != 0,
+            bfinal_only: flags & crate::raw::descriptor::decompr_flags::SEL_BFINAL_EOB != 0,
             ignore_end_bits: 0,
         };
-        use crate::descriptor::decompr_flags::{CHECK_FOR_EOB, SEL_BFINAL_EOB, STOP_ON_EOB};
+        use crate::raw::descriptor::decompr_flags::{CHECK_FOR_EOB, SEL_BFINAL_EOB, STOP_ON_EOB};
         // Bit 2 (STOP_ON_EOB in QPL): stops at the first block's end.
         assert_eq!(inflate(&TWO_BLOCKS, 64, mode(STOP_ON_EOB)).unwrap(), b"ab");
         // Bit 3 alone (CHECK_FOR_EOB in QPL) does not stop there.
@@ -367,7 +367,7 @@ mod tests {
             Err(InflateError::Analytics(ec::BAD_EOF))
         );
         // Every rule of QPL's table decodes a complete stream.
-        for rule in crate::descriptor::decompr_flags::QPL_STOP_CHECK_RULES {
+        for rule in crate::raw::descriptor::decompr_flags::QPL_STOP_CHECK_RULES {
             let got = inflate(&TWO_BLOCKS, 64, mode(rule)).unwrap();
             assert!(got == b"ab" || got == b"abcd", "rule {rule:#x}: {got:?}");
         }

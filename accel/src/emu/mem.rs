@@ -42,7 +42,7 @@ pub(crate) unsafe fn write(addr: u64, data: &[u8]) {
 /// # Safety
 /// `addr` must be non-zero, 64-byte aligned and name 64 writable bytes that nothing but the
 /// device writes until the status is set (submission contract).
-pub(crate) unsafe fn write_record(addr: u64, c: &crate::completion::Completion) {
+pub(crate) unsafe fn write_record(addr: u64, c: &crate::raw::completion::Completion) {
     // SAFETY: forwarded contract.
-    unsafe { crate::completion::device_write_record(addr as usize as *mut u8, c) }
+    unsafe { crate::raw::completion::device_write_record(addr as usize as *mut u8, c) }
 }

@@ -35,7 +35,10 @@ pub use inflate::{inflate, InflateError, InflateMode};
 /// The error a non-success completion record of `op` becomes, for the fuzz targets only.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub fn completion_error(op: crate::Op, c: &crate::completion::Completion) -> crate::AccelError {
+pub fn completion_error(
+    op: crate::Op,
+    c: &crate::raw::completion::Completion,
+) -> crate::AccelError {
     crate::AccelError::from_completion(op, c)
 }
 
@@ -46,9 +49,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::descriptor::{Descriptor, DESCRIPTOR_SIZE};
 use crate::discovery::{PortalInsn, SubmitMethod, WqMode, WritePathReason};
-use crate::portal::Doorbell;
+use crate::raw::descriptor::{Descriptor, DESCRIPTOR_SIZE};
+use crate::raw::portal::Doorbell;
 use crate::wq::{Health, Path, PathKind, WorkQueue};
 use crate::write_path::{CharDevWriter, DescriptorWriter};
 use crate::AccelError;
@@ -297,7 +300,7 @@ fn kernel_write_path(
             bytes.copy_from_slice(chunk);
             let mut d = Descriptor::from_bytes(&bytes);
             // "the completion address must be aligned to 32 or 64 bytes" (cdev.c): IAA 64.
-            if d.completion_addr() % crate::completion::COMPLETION_ALIGN as u64 != 0 {
+            if d.completion_addr() % crate::raw::completion::COMPLETION_ALIGN as u64 != 0 {
                 shared
                     .counters
                     .write_rejected

@@ -168,7 +168,7 @@ impl<'a> Run<'a> {
     }
 
     fn host_checks(&mut self) -> Result<(), HwciError> {
-        let checks = host::check(&self.roots, accel::cpu::CpuFeatures::detect());
+        let checks = host::check(&self.roots, accel::raw::cpu::CpuFeatures::detect());
         let mut text = String::new();
         for c in &checks {
             let line = format!(

@@ -8,7 +8,7 @@
 //! to them, so an SFENCE precedes every portal write (the kernel's `wmb()` before
 //! `iosubmit_cmds512`/`enqcmds`).
 
-use crate::descriptor::Descriptor;
+use crate::raw::descriptor::Descriptor;
 
 /// The lowest-level submission primitive of a queue: what one portal write does.
 pub(crate) trait Doorbell: Send + Sync {
@@ -29,7 +29,7 @@ pub(crate) use x86::MmioPortal;
 pub fn movdir64b_to_memory(dst: &mut Descriptor, src: &Descriptor) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if !crate::cpu::CpuFeatures::detect().movdir64b {
+        if !crate::raw::cpu::CpuFeatures::detect().movdir64b {
             return false;
         }
         // SAFETY: CPUID reports MOVDIR64B; both operands are 64-byte aligned 64-byte objects
@@ -58,7 +58,7 @@ mod x86 {
     use std::os::fd::AsRawFd;
 
     use super::Doorbell;
-    use crate::descriptor::Descriptor;
+    use crate::raw::descriptor::Descriptor;
 
     const PORTAL_SIZE: usize = 4096;
 

@@ -238,7 +238,7 @@ impl Descriptor {
         d.raw.dst_addr = job.dst;
         d.raw.max_dst_size = job.max_dst;
         d.raw.src2_addr = job.aecs;
-        d.raw.src2_size = crate::aecs::AECS_COMP_SIZE as u32;
+        d.raw.src2_size = crate::raw::aecs::AECS_COMP_SIZE as u32;
         d
     }
 

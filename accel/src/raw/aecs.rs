@@ -22,7 +22,7 @@
 //! distance 0. The "fixed" mode starts the output with the 3 header bits BFINAL=1, BTYPE=01
 //! (`FIXED_HDR | bfinal` = 0b011 with `num_output_accum_bits` = 3, `init_fixed_mode()`).
 
-use crate::huffman::{fixed_d_code, fixed_ll_code, HuffCode, D_SYMBOLS, LL_SYMBOLS};
+use crate::raw::huffman::{fixed_d_code, fixed_ll_code, HuffCode, D_SYMBOLS, LL_SYMBOLS};
 
 /// Size of the compress AECS in bytes.
 pub const AECS_COMP_SIZE: usize = 1568;
