@@ -9,6 +9,7 @@ use accel::discovery::{self, DiscoveryConfig};
 use accel::emu::{Emulator, EmulatorConfig};
 use accel::{ContextConfig, WorkQueue};
 use batching::DeviceBackend;
+use software_fallback::Causes;
 
 use crate::error::SwapaccelError;
 
@@ -118,9 +119,11 @@ pub(crate) fn open(device: &Device, probe_interval: Duration) -> Result<Opened, 
                 })
             }
             Err(e) => {
-                let reason = e.to_string();
-                tracing::warn!(%reason, "no usable IAA work queue; compressing in software");
-                Ok(software(reason))
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "no usable IAA work queue; compressing in software"
+                );
+                Ok(software(Causes(&e).to_string()))
             }
         },
         Device::Queue(name) => {

@@ -8,11 +8,11 @@ pub enum SwapaccelError {
     #[error(transparent)]
     Pool(#[from] pool::PoolError),
     /// The batching engine did not start.
-    #[error("engine: {0}")]
+    #[error("the batching engine did not start")]
     Engine(#[from] batching::EngineError),
     /// The device asked for by name (or the emulator) could not be opened. Never returned
     /// for [`crate::Device::Auto`], which falls back to software.
-    #[error("device {device}: {source}")]
+    #[error("device {device} cannot be opened")]
     Device {
         /// The queue's name, or `emulator`.
         device: String,
@@ -31,4 +31,39 @@ pub enum SwapaccelError {
     /// A configuration value out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each message of `e`'s chain, outermost first.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        let mut texts = vec![e.to_string()];
+        let mut s = e.source();
+        while let Some(c) = s {
+            texts.push(c.to_string());
+            s = c.source();
+        }
+        texts
+    }
+
+    #[test]
+    fn messages_leave_their_source_to_source() {
+        let spawn = || std::io::Error::new(std::io::ErrorKind::WouldBlock, "thread limit");
+        let errors = [
+            SwapaccelError::Engine(batching::EngineError::Spawn(spawn())),
+            SwapaccelError::Device {
+                device: "iax1/wq1.0".into(),
+                source: accel::AccelError::WrongOutputSize { got: 17 },
+            },
+        ];
+        for e in errors {
+            let texts = chain(&e);
+            assert!(texts.len() >= 2, "{texts:?}");
+            for w in texts.windows(2) {
+                assert!(!w[0].contains(&w[1]), "a cause printed twice: {texts:?}");
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
+use sa::codec::Causes;
 use sa::pool::{BackingProblem, PoolError};
 use sa::SwapaccelError;
 
@@ -52,12 +53,12 @@ pub(crate) fn of_pool(e: &PoolError) -> i32 {
     }
 }
 
-/// Records a pool error and returns its `-errno`.
+/// Records a pool error (with its causes) and returns its `-errno`.
 pub(crate) fn pool(e: PoolError) -> i32 {
-    fail(of_pool(&e), e)
+    fail(of_pool(&e), Causes(&e))
 }
 
-/// Records a start-up error and returns its `-errno`.
+/// Records a start-up error (with its causes) and returns its `-errno`.
 pub(crate) fn open(e: SwapaccelError) -> i32 {
     let errno = match &e {
         SwapaccelError::Pool(p) => of_pool(p),
@@ -65,7 +66,7 @@ pub(crate) fn open(e: SwapaccelError) -> i32 {
         SwapaccelError::InvalidConfig(_) => libc::EINVAL,
         _ => libc::EIO,
     };
-    fail(errno, e)
+    fail(errno, Causes(&e))
 }
 
 /// A fixed description of an errno value this library returns (negative or positive).
@@ -86,5 +87,30 @@ pub(crate) fn describe(err: i32) -> &'static [u8] {
         libc::EIO => b"I/O or internal error\0",
         libc::ENOTRECOVERABLE => b"internal panic caught at the C boundary\0",
         _ => b"unknown error\0",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    #[test]
+    fn last_error_keeps_the_os_error_the_message_leaves_to_source() {
+        let e = PoolError::Io {
+            ty: 0,
+            slot: 3,
+            op: "write",
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let errno = std::io::Error::from_raw_os_error(libc::ENOSPC).to_string();
+        let message = e.to_string();
+        assert!(!message.contains(&errno), "{message}");
+        assert_eq!(pool(e), -libc::ENOSPC);
+        // SAFETY: `last` returns this thread's NUL-terminated last error, unchanged until
+        // the next failure on this thread.
+        let text = unsafe { CStr::from_ptr(last()) }.to_str().unwrap();
+        assert_eq!(text, format!("{message}: {errno}"));
     }
 }

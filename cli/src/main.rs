@@ -1,4 +1,4 @@
-//! The `swapaccel` command: `bench`, `dump`, `probe`, `hwcheck` and `swapd-bench`.
+//! The `swapaccel` command: `bench`, `dump`, `probe`, `hwcheck`, `swapd-bench` and `hwci`.
 
 mod cli;
 

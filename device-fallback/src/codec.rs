@@ -128,7 +128,7 @@ impl FallbackCodec {
         }
         if reason == FallbackReason::DeviceGone {
             self.gone_in_call = true;
-            self.backend.mark_down(&err.to_string());
+            self.backend.mark_down(software_fallback::Causes(&err));
         } else {
             tracing::debug!(
                 error = &err as &dyn std::error::Error,

@@ -223,13 +223,14 @@ impl DeviceBackend {
         self.down.load(Ordering::Acquire)
     }
 
-    /// Marks the device down (as if it had been found gone). Never blocks.
-    pub fn mark_down(&self, why: &str) {
+    /// Marks the device down (as if it had been found gone). `why` is formatted only by the
+    /// call that marks it down, so a per-page caller builds no text. Never blocks.
+    pub fn mark_down(&self, why: impl std::fmt::Display) {
         if !self.down.swap(true, Ordering::AcqRel) {
             inc(&self.counters.marked_down, 1);
             tracing::warn!(
                 wq = self.wq.name(),
-                why,
+                why = %why,
                 "IAA device marked down; using software"
             );
         }

@@ -34,7 +34,7 @@ pub use args::{ConfigureWith, HwciArgs};
 #[derive(Debug, thiserror::Error)]
 pub enum HwciError {
     /// The output folder cannot be written.
-    #[error("output folder {path}: {source}")]
+    #[error("output folder {path}")]
     Out {
         /// Path.
         path: PathBuf,
@@ -87,5 +87,32 @@ fn run_step(step: &str, args: &HwciArgs) -> Result<(), HwciError> {
         }
         "heap" => child::hold_heap().map_err(HwciError::Step),
         other => Err(HwciError::Step(format!("unknown step `{other}`"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use software_fallback::Causes;
+
+    use super::*;
+
+    #[test]
+    fn io_errors_print_their_cause_once_and_keep_it_in_report_text() {
+        let enoent = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        let errno = enoent().to_string();
+        let errors: [Box<dyn std::error::Error>; 2] = [
+            Box::new(wqconf::WqConfError::Io {
+                what: "remove /run/hwci/record.json".into(),
+                source: enoent(),
+            }),
+            Box::new(HwciError::Out {
+                path: "/nonexistent/out".into(),
+                source: enoent(),
+            }),
+        ];
+        for e in errors {
+            assert!(!e.to_string().contains(&errno), "{e}");
+            assert_eq!(Causes(&*e).to_string(), format!("{e}: {errno}"));
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use accel::{ContextConfig, IaaCodec, PageError};
 use software_fallback::corpus::Corpus;
+use software_fallback::Causes;
 use software_fallback::{
     crc32, first_block_header, BlockType, CodecError, PageCodec, DEFAULT_COMPRESS_LIMIT, PAGE_SIZE,
 };
@@ -72,7 +73,7 @@ pub fn compress_pages(
         let mut refs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
         let res = codec
             .try_batch::<accel::Compress>(chunk, &mut refs)
-            .map_err(|e| format!("batch refused: {e}"))?;
+            .map_err(|e| format!("batch refused: {}", Causes(&e)))?;
         for (k, r) in res.into_iter().enumerate() {
             let c = r.map_err(|e| format!("compress failed: {e}"))?;
             out.push((c.len.map(|l| bufs[k][..l].to_vec()), c.crc32));
@@ -95,7 +96,7 @@ pub fn decompress_streams(
         let mut refs: Vec<&mut [u8]> = pages.iter_mut().map(|b| b.as_mut_slice()).collect();
         let res = codec
             .try_batch::<accel::Decompress>(chunk, &mut refs)
-            .map_err(|e| format!("batch refused: {e}"))?;
+            .map_err(|e| format!("batch refused: {}", Causes(&e)))?;
         for (k, r) in res.into_iter().enumerate() {
             out.push(r.map(|d| (pages[k].clone(), d.crc32)));
         }

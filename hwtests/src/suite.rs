@@ -20,6 +20,7 @@ use std::sync::Arc;
 use accel::discovery::{discover, DiscoveryConfig, WqMode};
 use accel::wq::PathKind;
 use accel::WorkQueue;
+use software_fallback::Causes;
 
 use crate::dut::Dut;
 use crate::harness::{with_deadline, DEFAULT_DEADLINE};
@@ -297,7 +298,7 @@ pub fn open_hardware(sel: &Selection) -> Result<Arc<WorkQueue>, String> {
                 .unwrap_or_else(|| "no usable IAA work queue".into())
         })?,
     };
-    WorkQueue::open_on(info, cfg.cpu, sel.path).map_err(|e| e.to_string())
+    WorkQueue::open_on(info, cfg.cpu, sel.path).map_err(|e| Causes(&e).to_string())
 }
 
 fn hardware(sel: &Selection, out: &mut Vec<Case>) {

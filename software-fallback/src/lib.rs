@@ -11,6 +11,7 @@
 //! * [`corpus`] provides the built-in synthetic page set and a reader for `*.pages.zst` files.
 
 mod bounded;
+mod causes;
 pub mod codec;
 pub mod corpus;
 mod crc;
@@ -20,6 +21,7 @@ mod lz4;
 mod software;
 mod zstd_codec;
 
+pub use causes::Causes;
 pub use codec::{
     BatchResults, CodecId, Compressed, Decompressed, PageCodec, DEFAULT_COMPRESS_LIMIT, MAX_BATCH,
     MAX_COMPRESS_ROOM, PAGE_SIZE,

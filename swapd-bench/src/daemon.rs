@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pool::{CpuTopology, Pool, PoolConfig, PoolStats, SysfsTopology};
 use serde::{Deserialize, Serialize};
-use software_fallback::CodecSpec;
+use software_fallback::{Causes, CodecSpec};
 
 use super::workload::{self, WorkloadConfig, WorkloadReport};
 use crate::error::{BenchError, Result};
@@ -102,7 +102,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
     let slots = w.footprint.div_ceil(software_fallback::PAGE_SIZE) as u64;
     let (store, name): (Arc<dyn PageStore>, &'static str) = if d.use_engine {
         let s = EngineStore::new(pool.clone(), topology, 0, slots.max(1), None)
-            .map_err(|e| BenchError::Daemon(format!("batching engine: {e}")))?;
+            .map_err(|e| BenchError::Daemon(format!("batching engine: {}", Causes(&e))))?;
         (Arc::new(s), "batching engine")
     } else {
         (

@@ -86,35 +86,3 @@ impl SwapdError {
         }
     }
 }
-
-/// `e` and its causes on one line (`"a: b: c"`), for the errors the daemon keeps as text
-/// (a background thread's failure in `Region::health`, a page's poison reason, a run's
-/// store failure): `to_string()` alone drops the `#[source]` chain, as messages no longer
-/// repeat their source. Log lines do not need it: they record the error as
-/// `&dyn Error`, whose chain the subscriber prints.
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn with_causes_keeps_the_errno_that_display_leaves_to_source() {
-        let e = SwapdError::Sys {
-            op: "UFFDIO_MOVE",
-            source: std::io::Error::from_raw_os_error(libc::EEXIST),
-        };
-        let errno = std::io::Error::from_raw_os_error(libc::EEXIST).to_string();
-        assert!(!e.to_string().contains(&errno), "{e}");
-        assert_eq!(with_causes(&e), format!("UFFDIO_MOVE failed: {errno}"));
-    }
-}

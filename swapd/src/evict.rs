@@ -2,9 +2,9 @@
 //! atomically with `UFFDIO_MOVE` into staging, stores them in runs, and drops the staging
 //! copies. The protocol and its locking are described once in `pages.rs`.
 
-use software_fallback::PAGE_SIZE;
+use software_fallback::{Causes, PAGE_SIZE};
 
-use crate::error::{with_causes, Result, SwapdError};
+use crate::error::{Result, SwapdError};
 use crate::pages::PageState;
 use crate::region::Shared;
 use crate::stats::bump;
@@ -182,7 +182,7 @@ impl Evictor {
                             Ok(()) => g.set(PageState::Resident { referenced: true }),
                             Err(e) => {
                                 // The data is gone from both places: never hand out zeros.
-                                sh.poison(p, &with_causes(&e));
+                                sh.poison(p, &Causes(&e).to_string());
                                 g.set(PageState::Poisoned);
                             }
                         }
@@ -213,8 +213,8 @@ impl Evictor {
                 sh.map.install(p, &copy).map(|_| ()).map_err(|e2| {
                     SwapdError::Daemon(format!(
                         "page {p} could not be put back: {}; {}",
-                        with_causes(&e),
-                        with_causes(&e2)
+                        Causes(&e),
+                        Causes(&e2)
                     ))
                 })
             }
@@ -275,7 +275,7 @@ fn checked_store(
                 }
                 r.into_iter()
                     .take(runs.len())
-                    .map(|x| x.map_err(|e| with_causes(&e)))
+                    .map(|x| x.map_err(|e| Causes(&e).to_string()))
                     .collect()
             }
             Err(msg) => {

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pool::{Generation, PoolError};
-use software_fallback::PAGE_SIZE;
+use software_fallback::{Causes, PAGE_SIZE};
 
-use crate::error::with_causes;
 use crate::pages::{PageGuard, PageState, STRIPES};
 use crate::region::Shared;
 use crate::stats::bump;
@@ -41,7 +40,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
             }
             Ok(None) => {}
             Err(e) => {
-                sh.fail(with_causes(&e));
+                sh.fail(Causes(&e).to_string());
                 return;
             }
         }
@@ -67,7 +66,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
             if e.raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
-            sh.fail(format!("poll(userfaultfd): {}", with_causes(&e)));
+            sh.fail(format!("poll(userfaultfd): {}", Causes(&e)));
             return;
         }
         if fds[1].revents != 0 {
@@ -80,7 +79,7 @@ pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
         let n = match sh.map.uffd().read_msgs(&mut msgs) {
             Ok(n) => n,
             Err(e) => {
-                sh.fail(with_causes(&e));
+                sh.fail(Causes(&e).to_string());
                 return;
             }
         };
@@ -128,7 +127,7 @@ fn handle_all(sh: &Shared, msgs: &[UffdMsg], buf: &mut [u8], watch: &mut RepeatW
         }
         let t0 = Instant::now();
         if let Err(e) = handle(sh, m, buf) {
-            sh.fail(with_causes(&e));
+            sh.fail(Causes(&e).to_string());
         }
         sh.hist.record(t0.elapsed().as_nanos() as u64);
         watch.observe(sh, m.pf_address as usize);
@@ -368,7 +367,7 @@ fn bring_in(
     drop(extra);
     let page = &mut buf[..PAGE_SIZE];
     let loaded = match guarded("load_keep", || sh.store.load_keep(p as u64, page)) {
-        Ok(r) => r.map_err(|e| with_causes(&e)),
+        Ok(r) => r.map_err(|e| Causes(&e).to_string()),
         Err(msg) => {
             sh.fail(msg.clone());
             Err(msg)

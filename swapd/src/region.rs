@@ -8,10 +8,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pool::{Pool, PoolStats};
-use software_fallback::PAGE_SIZE;
+use software_fallback::{Causes, PAGE_SIZE};
 
 use crate::around::{Prefetched, Stride};
-use crate::error::{with_causes, Result, SwapdError};
+use crate::error::{Result, SwapdError};
 use crate::evict::Evictor;
 use crate::pages::{PageGuard, PageState, PageTable};
 use crate::stats::{bump, Counters, Histogram, RegionStats};
@@ -143,7 +143,7 @@ impl Shared {
         if let Err(e) = self.map.poison(p) {
             self.fail(format!(
                 "page {p}: UFFDIO_POISON failed ({}) after: {why}",
-                with_causes(&e)
+                Causes(&e)
             ));
         }
         bump(&self.counters.poisoned, 1);
@@ -220,7 +220,7 @@ impl Shared {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    self.fail(format!("eviction: {}", with_causes(&e)));
+                    self.fail(format!("eviction: {}", Causes(&e)));
                     break;
                 }
             }
@@ -259,7 +259,7 @@ impl Shared {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) => {
-                        self.fail(format!("eviction: {}", with_causes(&e)));
+                        self.fail(format!("eviction: {}", Causes(&e)));
                         break;
                     }
                 }

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use software_fallback::Causes;
+
 use super::Report;
 use crate::{AccelError, WorkQueue};
 
@@ -41,7 +43,27 @@ impl fmt::Display for OpenCheck {
         match &self.outcome {
             None => write!(f, "  {}: not a character device; not opened", self.name),
             Some(Ok(path)) => write!(f, "  {}: opened: {path}", self.name),
-            Some(Err(e)) => write!(f, "  {}: cannot be used: {e}", self.name),
+            Some(Err(e)) => write!(f, "  {}: cannot be used: {}", self.name, Causes(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_open_names_the_os_error() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let check = OpenCheck {
+            name: "wq1.0".into(),
+            outcome: Some(Err(AccelError::Open {
+                path: "/dev/iax/wq1.0".into(),
+                source: denied(),
+            })),
+        };
+        let line = check.to_string();
+        assert!(line.contains("/dev/iax/wq1.0"), "{line}");
+        assert!(line.contains(&denied().to_string()), "{line}");
     }
 }

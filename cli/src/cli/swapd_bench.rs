@@ -2,7 +2,7 @@
 //! peer, in a memory cgroup with kernel zswap (the daemon and the peer live in the `swapd`
 //! crate; this file only parses arguments and prints).
 
-use software_fallback::CodecSpec;
+use software_fallback::{Causes, CodecSpec};
 use swapd_bench::daemon::{self, DaemonConfig};
 use swapd_bench::kernel::{self, KernelConfig};
 use swapd_bench::report::{self, KernelOutcome};
@@ -260,7 +260,9 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
                 match kernel::run(&w, &k) {
                     Ok(r) => KernelOutcome::Ran(Box::new(r)),
                     // With --both, our figures still print; the peer's failure is reported.
-                    Err(e) if ours.is_some() => KernelOutcome::Skipped(format!("failed: {e}")),
+                    Err(e) if ours.is_some() => {
+                        KernelOutcome::Skipped(format!("failed: {}", Causes(&e)))
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }

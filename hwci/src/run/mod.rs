@@ -9,6 +9,8 @@ mod suites;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use software_fallback::Causes;
+
 use crate::report::{CaseRecord, Results, Status};
 use crate::signals::Stop;
 use crate::wqconf::{self, Configurator, Journal, Plan, RootedSysfs, Session};
@@ -148,7 +150,7 @@ impl<'a> Run<'a> {
             restored = s.restore();
             let status = match &restored {
                 Ok(()) => Status::Passed,
-                Err(e) => Status::Failed(e.to_string()),
+                Err(e) => Status::Failed(Causes(&e).to_string()),
             };
             self.results.add(
                 "configure",
@@ -214,7 +216,7 @@ impl<'a> Run<'a> {
             let status = match &r {
                 Ok(true) => Status::Passed,
                 Ok(false) => Status::Skipped("no earlier run's record to restore".into()),
-                Err(e) => Status::Failed(e.to_string()),
+                Err(e) => Status::Failed(Causes(&e).to_string()),
             };
             self.results.add(
                 "configure",
@@ -231,7 +233,7 @@ impl<'a> Run<'a> {
             Err(e) => {
                 self.results.add(
                     "configure",
-                    CaseRecord::new("plan", Status::Failed(e.to_string())),
+                    CaseRecord::new("plan", Status::Failed(Causes(&e).to_string())),
                 );
                 return Err(e.into());
             }
@@ -242,7 +244,7 @@ impl<'a> Run<'a> {
             Err(e) => {
                 self.results.add(
                     "configure",
-                    CaseRecord::new("record", Status::Failed(e.to_string())),
+                    CaseRecord::new("record", Status::Failed(Causes(&e).to_string())),
                 );
                 return Err(e.into());
             }
@@ -287,7 +289,7 @@ impl<'a> Run<'a> {
             Err(e) => {
                 self.results.add(
                     "configure",
-                    CaseRecord::new("apply", Status::Failed(e.to_string())),
+                    CaseRecord::new("apply", Status::Failed(Causes(&e).to_string())),
                 );
                 let r = session.restore();
                 self.results.add(
@@ -296,7 +298,7 @@ impl<'a> Run<'a> {
                         "restore",
                         match &r {
                             Ok(()) => Status::Passed,
-                            Err(e) => Status::Failed(e.to_string()),
+                            Err(e) => Status::Failed(Causes(&e).to_string()),
                         },
                     ),
                 );

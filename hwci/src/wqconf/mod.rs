@@ -87,7 +87,7 @@ pub enum WqConfError {
         why: String,
     },
     /// File-system I/O.
-    #[error("cannot {what}: {source}")]
+    #[error("cannot {what}")]
     Io {
         /// What was being done.
         what: String,
