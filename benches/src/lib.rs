@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod direct;
+
 use software_fallback::corpus::{classify, Corpus, PageKind};
 
 /// Pages the benchmarks run on: an even sample of `n` pages of the real py-heap corpus

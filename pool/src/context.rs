@@ -17,12 +17,22 @@ use std::sync::{Arc, OnceLock, PoisonError};
 
 use crate::sync::{AtomicU64, Mutex, MutexGuard, RwLock};
 
-use software_fallback::{CodecId, CodecSpec, PageCodec, MAX_BATCH, PAGE_SIZE};
+use software_fallback::{CodecId, CodecSpec, PageCodec, MAX_BATCH, MAX_COMPRESS_ROOM, PAGE_SIZE};
 
 use crate::config::CodecFactory;
 use crate::error::{PoolError, Result};
 use crate::stats::Counters;
 use crate::topology::CpuTopology;
+
+/// Bytes of each of a context's destination buffers: a page, or the largest worst-case
+/// output a software codec declares ([`PageCodec::compress_room`]), so that every software
+/// codec compresses straight into them (no staging copy). A codec declaring more room than
+/// this gets the pool's cutoff as its destination and stages on its own.
+pub(crate) const DST_LEN: usize = if MAX_COMPRESS_ROOM > PAGE_SIZE {
+    MAX_COMPRESS_ROOM
+} else {
+    PAGE_SIZE
+};
 
 /// Highest CPU id + 1 the pool serves (the kernel's largest `NR_CPUS`). A hint beyond it maps
 /// onto an existing context.
@@ -34,7 +44,8 @@ pub(crate) struct CtxInner {
     pub codec: Box<dyn PageCodec>,
     /// Generation of the compressor setting `codec` was built for.
     pub codec_gen: u64,
-    /// Destination buffers, one per page of a batch (also used to stage objects for loads).
+    /// Destination buffers of [`DST_LEN`] bytes, one per page of a batch (also used to stage
+    /// objects for loads).
     pub dst: [Box<[u8]>; MAX_BATCH],
     /// Decoders for formats other than the compressor's, built on first need.
     pub decoders: Decoders,
@@ -140,7 +151,7 @@ impl Contexts {
             inner: Mutex::new(CtxInner {
                 codec,
                 codec_gen: gen,
-                dst: std::array::from_fn(|_| vec![0u8; PAGE_SIZE].into_boxed_slice()),
+                dst: std::array::from_fn(|_| vec![0u8; DST_LEN].into_boxed_slice()),
                 decoders: no_decoders(),
             }),
         }))
@@ -340,7 +351,7 @@ impl Contexts {
                 }
             } else if online.contains(&cpu) && torn_down && cpu == cpu_hint {
                 for d in g.dst.iter_mut() {
-                    *d = vec![0u8; PAGE_SIZE].into_boxed_slice();
+                    *d = vec![0u8; DST_LEN].into_boxed_slice();
                 }
                 self.created.fetch_add(1, Ordering::Relaxed);
             }

@@ -349,9 +349,8 @@ impl Index {
         let cell = self
             .dirs
             .get(c / DIR_CHUNKS)
-            .ok_or(PoolError::InvalidConfig(format!(
-                "slot {slot} beyond the index"
-            )))?;
+            // (Built only on the error: formatting it on every store cost one allocation each.)
+            .ok_or_else(|| PoolError::InvalidConfig(format!("slot {slot} beyond the index")))?;
         let dir = match cell.get() {
             Some(d) => d,
             None => {

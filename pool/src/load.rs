@@ -197,26 +197,29 @@ impl Pool {
                 *st = Some((len, e.crc(), e.gen()));
             }
             let CtxInner { codec, dst, .. } = inner;
-            let mut srcs: Vec<&[u8]> = Vec::with_capacity(k);
-            let mut outs: Vec<&mut [u8]> = Vec::with_capacity(k);
-            let mut which: Vec<(usize, u32, u32)> = Vec::with_capacity(k);
+            // The batch call's sources, pages and (index, crc, gen): the first `m` of each.
+            let mut srcs: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+            let mut outs: [&mut [u8]; MAX_BATCH] = Default::default();
+            let mut which = [(0usize, 0u32, 0u32); MAX_BATCH];
+            let mut m = 0;
             for ((i, page), (buf, st)) in pages
                 .chunks_exact_mut(PAGE_SIZE)
                 .enumerate()
                 .zip(dst.iter().zip(staged.iter()))
             {
                 if let Some((len, crc, gen)) = *st {
-                    srcs.push(&buf[..len]);
-                    outs.push(page);
-                    which.push((i, crc, gen));
+                    srcs[m] = &buf[..len];
+                    outs[m] = page;
+                    which[m] = (i, crc, gen);
+                    m += 1;
                 }
             }
-            if !srcs.is_empty() {
-                let results = codec.decompress_batch(&srcs, &mut outs)?;
-                attr.add_call(srcs.len(), results.on_device());
-                if results.len() != srcs.len() {
+            if m > 0 {
+                let results = codec.decompress_batch(&srcs[..m], &mut outs[..m])?;
+                attr.add_call(m, results.on_device());
+                if results.len() != m {
                     return Err(PoolError::Codec(CodecError::BatchMismatch {
-                        pages: srcs.len(),
+                        pages: m,
                         buffers: results.len(),
                     }));
                 }
@@ -304,17 +307,21 @@ impl Pool {
                         }
                     }
                     let inner: &mut CtxInner = &mut g;
-                    let read = self.alloc.read(handle, &mut inner.dst[0][..len]);
+                    // A page stored raw is read straight into the caller's page (a short
+                    // length leaves the rest as it was: the CRC check then fails); a
+                    // compressed one is staged in the context for the decoder.
+                    let to = match codec {
+                        None => &mut page[..len.min(PAGE_SIZE)],
+                        Some(_) => &mut inner.dst[0][..len],
+                    };
+                    let read = self.alloc.read(handle, to);
                     drop(chunk);
                     read.map_err(|err| {
                         self.counters.add(Ctr::DecompressFailures, 1);
                         alloc_err(err)
                     })?;
                     match codec {
-                        None => {
-                            page.copy_from_slice(&inner.dst[0][..PAGE_SIZE]);
-                            crc32(page)
-                        }
+                        None => crc32(page),
                         Some(id) => match decode(inner, id, len, page, attr) {
                             Ok(d) => d.crc32,
                             Err(source) => return Err(self.corrupt(ty, slot, id, source)),

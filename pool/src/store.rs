@@ -17,7 +17,7 @@ use software_fallback::{crc32, CodecError, MAX_BATCH, PAGE_SIZE};
 
 use crate::area::Area;
 use crate::attribution::Attribution;
-use crate::context::{Context, Contexts, CtxInner};
+use crate::context::{Context, Contexts, CtxInner, DST_LEN};
 use crate::error::{PoolError, Result};
 use crate::index::{Entry, Payload, CHUNK_SLOTS};
 use crate::pool::{alloc_err, whole_pages, zero_crc, Generation, Pool, MAX_FOLIO_PAGES};
@@ -186,17 +186,26 @@ impl Pool {
         let inner: &mut CtxInner = &mut g;
         let codec_id = inner.codec.id();
         let cutoff = self.cutoff;
+        // The codec's worst-case room when the buffers have it (the library then writes
+        // straight into them; a length at or past the cutoff is stored raw below), else
+        // the cutoff itself as the limit. Either way ≥ cutoff and ≤ DST_LEN.
+        let room = inner.codec.compress_room();
+        let dst_len = if room <= DST_LEN {
+            room.max(cutoff)
+        } else {
+            cutoff
+        };
         let results = if m > 0 {
             let [d0, d1, d2, d3, d4, d5, d6, d7] = &mut inner.dst;
             let mut dsts: [&mut [u8]; MAX_BATCH] = [
-                &mut d0[..cutoff],
-                &mut d1[..cutoff],
-                &mut d2[..cutoff],
-                &mut d3[..cutoff],
-                &mut d4[..cutoff],
-                &mut d5[..cutoff],
-                &mut d6[..cutoff],
-                &mut d7[..cutoff],
+                &mut d0[..dst_len],
+                &mut d1[..dst_len],
+                &mut d2[..dst_len],
+                &mut d3[..dst_len],
+                &mut d4[..dst_len],
+                &mut d5[..dst_len],
+                &mut d6[..dst_len],
+                &mut d7[..dst_len],
             ];
             match inner.codec.compress_batch(&srcs[..m], &mut dsts[..m]) {
                 Ok(r) => {
@@ -221,6 +230,7 @@ impl Pool {
                     let j = which[i];
                     match results.as_ref().and_then(|r| r.get(j)) {
                         Some(Ok(c)) => {
+                            // `l < cutoff ≤ dst_len`: in bounds whatever the codec says.
                             let (bytes, codec) = match c.len {
                                 Some(l) if l < cutoff => (&inner.dst[j][..l], Some(codec_id)),
                                 _ => (page(i), None),

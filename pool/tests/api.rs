@@ -723,3 +723,87 @@ fn fault_around_run_mixes_memory_file_and_same_filled() {
     assert_eq!((s.stored_pages, s.on_disk_pages), (0, 0));
     assert!(s.file_loads > 0);
 }
+
+/// The context buffers hold each codec's worst-case output, so lz4 and zstd compress straight
+/// into them; a page is still stored raw exactly when the codec's output is not under the
+/// cutoff (with the default cutoff and a low one): real pages, zero, same-filled and random
+/// pages all come back whole, and the counters say which were stored how.
+#[test]
+fn every_page_kind_is_stored_by_the_cutoff_rule_with_room_sized_buffers() {
+    let mut pages: Vec<Vec<u8>> = real_corpus(96).pages().map(<[u8]>::to_vec).collect();
+    pages.push(vec![0u8; PAGE_SIZE]);
+    pages.push(vec![0xc3; PAGE_SIZE]);
+    for seed in 1..4u64 {
+        let mut x = seed;
+        pages.push(
+            (0..PAGE_SIZE)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect(),
+        );
+    }
+    let cutoffs = [PoolConfig::default().incompressible_cutoff, 1024];
+    for spec in ["lz4", "zstd:-3", "zstd:1", "deflate:1"] {
+        let spec: CodecSpec = spec.parse().unwrap();
+        for cutoff in cutoffs {
+            let pool = Pool::new(PoolConfig {
+                codec: spec,
+                incompressible_cutoff: cutoff,
+                topology: Arc::new(TestTopology::new(&[0])),
+                ..PoolConfig::default()
+            })
+            .unwrap();
+            pool.swapon(0, pages.len() as u64, None).unwrap();
+            // What the pool should do, from the bare codec given the same destination.
+            let mut codec = spec.build().unwrap();
+            let room = codec.compress_room();
+            let mut dst = vec![0u8; if room > 0 { room.max(cutoff) } else { cutoff }];
+            let (mut same, mut raw, mut bytes) = (0u64, 0u64, 0u64);
+            for p in &pages {
+                if classify(p) != PageKind::Other {
+                    same += 1;
+                    continue;
+                }
+                match codec.compress(p, &mut dst).unwrap().len {
+                    Some(l) if l < cutoff => bytes += l as u64,
+                    _ => {
+                        raw += 1;
+                        bytes += PAGE_SIZE as u64;
+                    }
+                }
+            }
+            for (i, p) in pages.iter().enumerate() {
+                pool.store(0, i as u64, p).unwrap();
+            }
+            let s = pool.stats();
+            assert!(raw >= 3, "{spec}/{cutoff}: the random pages are raw");
+            assert_eq!(
+                (
+                    s.same_filled_pages,
+                    s.incompressible_pages,
+                    s.compressed_bytes
+                ),
+                (same, raw, bytes),
+                "{spec}, cutoff {cutoff}"
+            );
+            let mut out = vec![0u8; PAGE_SIZE];
+            for (i, p) in pages.iter().enumerate() {
+                pool.load(0, i as u64, &mut out, LoadMode::KeepCopy)
+                    .unwrap();
+                assert_eq!(&out, p, "{spec}, cutoff {cutoff}, page {i}");
+            }
+            let mut run = vec![0u8; 8 * PAGE_SIZE];
+            for first in (0..pages.len() - 8).step_by(8) {
+                pool.load_run(0, first as u64, &mut run, LoadMode::KeepCopy)
+                    .unwrap();
+                for (k, got) in run.chunks_exact(PAGE_SIZE).enumerate() {
+                    assert_eq!(got, &pages[first + k][..], "{spec}, run page {}", first + k);
+                }
+            }
+        }
+    }
+}

@@ -20,6 +20,18 @@ pub const MAX_BATCH: usize = 8;
 /// not compress below this is stored as it is.
 pub const DEFAULT_COMPRESS_LIMIT: usize = PAGE_SIZE - 1;
 
+/// The largest [`PageCodec::compress_room`] of the software codecs (lz4_flex's worst-case
+/// bound for a page, 4525 bytes; zstd's is 4174): a caller's destination buffers of at least
+/// this many bytes let every software codec compress straight into them.
+pub const MAX_COMPRESS_ROOM: usize = {
+    let (lz4, zstd) = (crate::lz4::COMPRESS_ROOM, crate::zstd_codec::COMPRESS_ROOM);
+    if lz4 > zstd {
+        lz4
+    } else {
+        zstd
+    }
+};
+
 /// Stable identifier of a compressed *format*, stored with every compressed page.
 ///
 /// The numeric values are part of the on-disk and in-memory format and never change.
@@ -210,6 +222,19 @@ pub trait PageCodec: Send {
     /// does not fit under the limit is `Ok` with [`Compressed::len`] `None`.
     fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError>;
 
+    /// The destination length from which this codec compresses straight into the
+    /// destination: its library's worst-case output for one page, for a library that
+    /// refuses or may fail a shorter destination (lz4_flex, zstd). 0 (the default) when the
+    /// codec writes straight into a destination of any length (libdeflate, a device).
+    ///
+    /// A caller that can afford it (the pool's per-CPU buffers) passes a destination at
+    /// least this long and applies its own size limit to the returned length, which may
+    /// then exceed [`PAGE_SIZE`]. A shorter destination is still the size limit, as always;
+    /// the codec then compresses into a buffer of its own and copies what fits.
+    fn compress_room(&self) -> usize {
+        0
+    }
+
     /// Decompresses `src` into `page`, which must be exactly [`PAGE_SIZE`] bytes and is
     /// filled completely on success. Corrupt, truncated or oversized input is an error.
     /// On error the contents of `page` are unspecified.
@@ -261,6 +286,9 @@ impl<C: PageCodec + ?Sized> PageCodec for Box<C> {
     }
     fn compress(&mut self, page: &[u8], dst: &mut [u8]) -> Result<Compressed, CodecError> {
         (**self).compress(page, dst)
+    }
+    fn compress_room(&self) -> usize {
+        (**self).compress_room()
     }
     fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
         (**self).decompress(src, page)

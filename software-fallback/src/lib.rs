@@ -24,7 +24,7 @@ mod zstd_codec;
 pub use causes::Causes;
 pub use codec::{
     BatchResults, CodecId, Compressed, Decompressed, PageCodec, DEFAULT_COMPRESS_LIMIT, MAX_BATCH,
-    PAGE_SIZE,
+    MAX_COMPRESS_ROOM, PAGE_SIZE,
 };
 pub use crc::crc32;
 pub use deflate::{first_block_header, BlockType, Deflate, DeflateBlockHeader};

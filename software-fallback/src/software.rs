@@ -133,6 +133,14 @@ impl PageCodec for SoftwareCodec {
         }
     }
 
+    fn compress_room(&self) -> usize {
+        match self {
+            SoftwareCodec::Deflate(c) => c.compress_room(),
+            SoftwareCodec::Zstd(c) => c.compress_room(),
+            SoftwareCodec::Lz4(c) => c.compress_room(),
+        }
+    }
+
     #[inline]
     fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
         match self {

@@ -1,6 +1,7 @@
 //! zstd, one frame per page, at a configurable level (negative "fast" levels included).
 
-use zstd::bulk::{Compressor, Decompressor};
+use zstd::bulk::Compressor;
+use zstd::zstd_safe::{self, zstd_sys::ZSTD_ErrorCode, DCtx};
 
 use crate::bounded::compress_limited;
 use crate::codec::check_page;
@@ -9,14 +10,25 @@ use crate::{crc32, CodecError, CodecId, Compressed, Decompressed, PageCodec, PAG
 /// Default level: 1, the reference the design figures use.
 pub const DEFAULT_LEVEL: i32 = 1;
 
+/// zstd's worst-case output for one page, `ZSTD_compressBound(4096)` = 4174 bytes (the
+/// `ZSTD_COMPRESSBOUND` formula, zstd 1.5.7 `lib/zstd.h:249`; a test checks it against the
+/// library). Only a destination this long is sure to be enough ("Providing `dstCapacity >=
+/// ZSTD_compressBound(srcSize)` guarantees that zstd will have enough space to successfully
+/// compress the data", `ZSTD_compress2`, zstd.h:618): with less, zstd may fail a page whose
+/// output would have fitted.
+pub(crate) const COMPRESS_ROOM: usize =
+    PAGE_SIZE + (PAGE_SIZE >> 8) + (((128 << 10) - PAGE_SIZE) >> 11);
+
 /// A zstd context: a compression context at one level and a decompression context, both
-/// reused for every page, and a scratch buffer of zstd's worst-case output size so that a
-/// page that fits under the limit is never refused for lack of working room.
+/// reused for every page. A destination of at least [`PageCodec::compress_room`] bytes is
+/// compressed into directly; for a shorter one the context keeps a scratch buffer of zstd's
+/// worst-case output size, so that a page that fits under the limit is never refused for
+/// lack of working room (it is compressed there and copied).
 pub struct Zstd {
     level: i32,
     scratch: Box<[u8]>,
     compressor: Compressor<'static>,
-    decompressor: Decompressor<'static>,
+    decompressor: DCtx<'static>,
 }
 
 impl Zstd {
@@ -40,10 +52,11 @@ impl Zstd {
             return Err(invalid(None));
         }
         let compressor = Compressor::new(level).map_err(|e| invalid(Some(e.to_string())))?;
-        let decompressor = Decompressor::new().map_err(|e| invalid(Some(e.to_string())))?;
+        let decompressor = DCtx::try_create()
+            .ok_or_else(|| invalid(Some("cannot allocate a zstd decompression context".into())))?;
         Ok(Zstd {
             level,
-            scratch: vec![0u8; zstd::zstd_safe::compress_bound(PAGE_SIZE)].into_boxed_slice(),
+            scratch: vec![0u8; COMPRESS_ROOM].into_boxed_slice(),
             compressor,
             decompressor,
         })
@@ -61,10 +74,11 @@ impl std::fmt::Debug for Zstd {
     }
 }
 
-/// zstd's error code for "destination buffer is too small".
-fn is_dst_too_small(err: &std::io::Error) -> bool {
-    // The bulk API maps every ZSTD error to io::Error with the library's message.
-    err.to_string().contains("Destination buffer is too small")
+/// True for zstd's "destination buffer is too small" (a frame that decodes to more than a
+/// page). zstd returns an error as `(size_t)-ZSTD_ErrorCode` (`ERROR()` in zstd 1.5.7
+/// `lib/common/error_private.h`), so the code is read, not the message.
+fn is_dst_too_small(code: zstd_safe::ErrorCode) -> bool {
+    code.wrapping_neg() == ZSTD_ErrorCode::ZSTD_error_dstSize_tooSmall as usize
 }
 
 impl PageCodec for Zstd {
@@ -86,6 +100,10 @@ impl PageCodec for Zstd {
         Ok(Compressed { len, crc32: crc })
     }
 
+    fn compress_room(&self) -> usize {
+        COMPRESS_ROOM
+    }
+
     fn decompress(&mut self, src: &[u8], page: &mut [u8]) -> Result<Decompressed, CodecError> {
         check_page(page.len())?;
         if src.is_empty() {
@@ -93,18 +111,18 @@ impl PageCodec for Zstd {
                 codec: CodecId::Zstd,
             });
         }
-        match self.decompressor.decompress_to_buffer(src, page) {
+        match self.decompressor.decompress(page, src) {
             Ok(PAGE_SIZE) => Ok(Decompressed { crc32: crc32(page) }),
             Ok(got) => Err(CodecError::WrongLength {
                 codec: CodecId::Zstd,
                 got,
             }),
-            Err(e) if is_dst_too_small(&e) => Err(CodecError::Oversized {
+            Err(code) if is_dst_too_small(code) => Err(CodecError::Oversized {
                 codec: CodecId::Zstd,
             }),
-            Err(e) => Err(CodecError::Corrupt {
+            Err(code) => Err(CodecError::Corrupt {
                 codec: CodecId::Zstd,
-                reason: e.to_string(),
+                reason: zstd_safe::get_error_name(code).to_string(),
             }),
         }
     }

@@ -328,3 +328,105 @@ fn all_lists_every_id_a_byte_decodes_to() {
         assert_eq!(CodecId::try_from(id.as_u8()).ok(), Some(id));
     }
 }
+
+/// Real heap pages where the corpus is present (else the built-in set), plus a zero page,
+/// a random (incompressible) one and a same-filled one.
+fn room_test_pages() -> Vec<Vec<u8>> {
+    let corpus = software_fallback::corpus::shared::sample_or_builtin("py-heap.pages.zst", 64);
+    let mut pages: Vec<Vec<u8>> = corpus.pages().map(<[u8]>::to_vec).collect();
+    pages.push(vec![0u8; PAGE_SIZE]);
+    pages.push(random_page(11));
+    pages.push(random_page(12));
+    pages.push(vec![0x5a; PAGE_SIZE]);
+    pages
+}
+
+/// The room a codec declares is its library's own worst-case bound for a page, and the
+/// largest of them is `MAX_COMPRESS_ROOM`.
+#[test]
+fn compress_room_is_the_library_bound() {
+    let room = |s: &str| {
+        s.parse::<CodecSpec>()
+            .unwrap()
+            .build()
+            .unwrap()
+            .compress_room()
+    };
+    assert_eq!(
+        room("lz4"),
+        lz4_flex::block::get_maximum_output_size(PAGE_SIZE)
+    );
+    for s in ["zstd:-5", "zstd:-1", "zstd:1", "zstd:19"] {
+        assert_eq!(room(s), zstd::zstd_safe::compress_bound(PAGE_SIZE), "{s}");
+    }
+    assert_eq!(
+        room("deflate:1"),
+        0,
+        "libdeflate writes into any destination"
+    );
+    let max = all_specs()
+        .iter()
+        .map(|s| s.build().unwrap().compress_room())
+        .max()
+        .unwrap();
+    assert_eq!(max, software_fallback::MAX_COMPRESS_ROOM);
+}
+
+/// A destination of the declared room (what the pool passes) takes the library's output
+/// directly: every page kind — real, zero, same-filled, random — comes back whole, nothing
+/// is written past the destination, the length may exceed the page only for pages that do
+/// not compress, and under the usual limit the same page is compressed or refused exactly
+/// as the room's length says.
+#[test]
+fn room_sized_destinations_hold_every_page_and_nothing_is_written_past_them() {
+    const CANARY: u8 = 0xA5;
+    for spec in all_specs() {
+        let mut codec = spec.build().unwrap();
+        let room = codec.compress_room().max(DEFAULT_COMPRESS_LIMIT);
+        let mut buf = vec![CANARY; room + 64];
+        let mut limited = vec![0u8; DEFAULT_COMPRESS_LIMIT];
+        let mut back = vec![0u8; PAGE_SIZE];
+        let randoms = [random_page(11), random_page(12)];
+        let (mut raw, mut random_raw) = (0, 0);
+        for (i, page) in room_test_pages().iter().enumerate() {
+            buf.fill(CANARY);
+            let c = codec.compress(page, &mut buf[..room]).unwrap();
+            assert!(buf[room..].iter().all(|&b| b == CANARY), "{spec} page {i}");
+            assert_eq!(c.crc32, crc32(page));
+            let Some(n) = c.len else {
+                // Only libdeflate (room = the limit) refuses here.
+                assert_eq!(spec.id, CodecId::RawDeflate, "{spec} page {i}");
+                assert!(codec
+                    .compress(page, &mut limited)
+                    .unwrap()
+                    .is_incompressible());
+                raw += 1;
+                random_raw += usize::from(randoms.contains(page));
+                continue;
+            };
+            assert!(n <= room, "{spec} page {i}: {n} > {room}");
+            let d = codec.decompress(&buf[..n], &mut back).unwrap();
+            assert_eq!((&back, d.crc32), (page, c.crc32), "{spec} page {i}");
+            let under = codec.compress(page, &mut limited).unwrap();
+            if n < DEFAULT_COMPRESS_LIMIT {
+                let m = under
+                    .len
+                    .unwrap_or_else(|| panic!("{spec} page {i}: {n} fits"));
+                codec.decompress(&limited[..m], &mut back).unwrap();
+                assert_eq!(&back, page);
+            } else {
+                raw += 1;
+                random_raw += usize::from(randoms.contains(page));
+                if spec.id == CodecId::Lz4 {
+                    // lz4's output does not depend on the room: it cannot fit the limit.
+                    assert!(under.is_incompressible(), "{spec} page {i}");
+                }
+            }
+        }
+        assert_eq!(
+            random_raw, 2,
+            "{spec}: both random pages are incompressible"
+        );
+        assert!(raw >= 2, "{spec}");
+    }
+}
