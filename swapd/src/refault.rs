@@ -7,9 +7,10 @@
 //! its own was evicted too early. It gets one extra lap (the clock spends it instead of
 //! evicting it, on its first lap of a batch only, so a batch always makes progress) — the
 //! kernel's workingset refault activation (mm/workingset.c, `workingset_refault`) in clock
-//! form. The region uses a window of half the budget, the best of those tried in a
-//! simulation of swapd-bench's workload (`swapd-bench/sim/replacement.py`: 77 958 faults
-//! against 79 205 without; a refault counter without the distance, 80 467); on the real
+//! form. The region uses a window of half the budget, the best of those tried (2 000,
+//! 4 096, 8 000 evictions at an 8 192-page budget) in a simulation of swapd-bench's workload
+//! (`swapd-bench/sim/replacement.py`: 78 017 faults against 79 205 without; an extra lap for
+//! every fault-in, without the distance, 80 467: worse); on the real
 //! reference run it took faults from 80.0–80.5 k to 78.5–78.8 k (six runs each). Relaxed
 //! atomics: hints, no lock.
 
