@@ -42,9 +42,11 @@ pub struct SwapdBenchArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Our compressor: deflate[:LEVEL], zstd[:LEVEL] (negative levels are zstd's fast
-    /// modes), lz4. Default zstd:-3: on these records and the heap corpora it stores 1.2-1.3×
-    /// what lz4 does with a decompressor (the fault path) as cheap as lz4's (swapd/README.md).
-    #[arg(long, default_value = "zstd:-3")]
+    /// modes), lz4. Default zstd:-1: on these records and the heap corpora it stores 1.7-2×
+    /// what lz4 does (more than lzo-rle) for 1.5-2.4× lz4's CPU per page, and no zstd level
+    /// below it is cheaper enough to matter (docs/codec-choice.md); lz4 where fault-path CPU
+    /// must be the least.
+    #[arg(long, default_value = "zstd:-1")]
     pub codec: String,
     /// Pages per eviction batch (our daemon; default 32).
     #[arg(long)]
