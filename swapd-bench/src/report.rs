@@ -294,7 +294,8 @@ pub fn render(
             "swapd: store via {}; waited-on-eviction {}, evict busy {}, store failures {}, \
              direct reclaims {}, fault-around pages {}, stale invalidates {}, resident {} / \
              budget {} pages, write tracking {} ({} second chances from writes), zero-run \
-             pages {}, phantom pages {}, moves reported EEXIST but done {}",
+             pages {}, phantom pages {}, moves reported EEXIST but done {}, eviction \
+             UFFDIO_MOVEs {} (pages per move {:.2})",
             d.store,
             r.faults_waited_eviction,
             r.evict_busy,
@@ -308,7 +309,9 @@ pub fn render(
             r.written_refs,
             r.zero_run_pages,
             r.phantom_pages,
-            r.move_eexist_moved
+            r.move_eexist_moved,
+            r.evict_moves,
+            r.evicted as f64 / r.evict_moves.max(1) as f64
         );
     }
     out

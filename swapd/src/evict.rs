@@ -5,7 +5,7 @@
 use software_fallback::{Causes, PAGE_SIZE};
 
 use crate::error::{Result, SwapdError};
-use crate::pages::PageState;
+use crate::pages::{PageGuard, PageState};
 use crate::shared::Shared;
 use crate::stats::bump;
 use crate::store::guarded;
@@ -105,40 +105,38 @@ impl Evictor {
                 PageState::Resident { referenced: false }
                     if scanned <= npages && sh.refault.spend(p) => {}
                 PageState::Resident { referenced: false } => {
-                    let k = taken.len();
-                    match self
-                        .staging
-                        .take(p, k)
-                        .or_else(|e| moved_anyway(sh, &self.staging, e, p, k))
-                    {
-                        Ok(()) => {
-                            g.set(PageState::Evicting);
-                            taken.push(p);
-                            if sh.prefetched.take(p) {
-                                bump(&sh.counters.useless_prefetches, 1);
-                            }
+                    // A run: the following pages that are victims too, their locks taken with
+                    // `try_lock` only (pages.rs), within this scan window (their written bits
+                    // are already collected) and the batch, moved with one `UFFDIO_MOVE`.
+                    let room = (n - taken.len()).min(RUN_PAGES);
+                    let mut run = vec![g];
+                    while run.len() < room {
+                        let q = p + run.len();
+                        if q >= npages || q == self.scan_at {
+                            break;
                         }
-                        Err(e) => match e.errno() {
-                            Some(libc::EBUSY) | Some(libc::EAGAIN) => {
-                                bump(&sh.counters.evict_busy, 1);
-                                g.set(PageState::Resident { referenced: true });
+                        if sh.pages.peek(q) != (PageState::Resident { referenced: false })
+                            || (scanned + run.len() <= npages && sh.refault.is_protected(q))
+                        {
+                            break;
+                        }
+                        match sh.pages.try_lock(q) {
+                            Some(gq)
+                                if gq.state() == (PageState::Resident { referenced: false }) =>
+                            {
+                                run.push(gq)
                             }
-                            Some(libc::EFAULT) => {
-                                // Not a page, not empty (see `Pagemap::take_written`).
-                                sh.lost_page(&mut g, p, "UFFDIO_MOVE out of it: EFAULT");
-                            }
-                            Some(libc::ENOENT) => {
-                                // The program dropped the page itself (MADV_DONTNEED): it
-                                // reads back as zeros, as it would without the daemon.
-                                tracing::debug!(page = p, "resident page was absent");
-                                g.set(PageState::Empty);
-                            }
-                            _ => {
-                                fatal = Some(e);
-                                break;
-                            }
-                        },
+                            _ => break,
+                        }
                     }
+                    // The hand has passed the run's pages.
+                    self.hand = (p + run.len()) % npages;
+                    scanned += run.len() - 1;
+                    if let Some(e) = self.take_run(sh, p, run, &mut taken) {
+                        fatal = Some(e);
+                        break;
+                    }
+                    continue;
                 }
                 _ => {}
             }
@@ -200,6 +198,64 @@ impl Evictor {
             Some(e) => Err(e),
             None => Ok(evicted),
         }
+    }
+
+    /// Takes out the run of victims `p..p + run.len()` (locked, resident, unreferenced) into
+    /// the next staging slots with one `UFFDIO_MOVE`; what the kernel did not move is settled
+    /// page by page, each as a run of one. Returns a fatal error (the pages it hit stay
+    /// resident).
+    fn take_run(
+        &mut self,
+        sh: &Shared,
+        p: usize,
+        mut run: Vec<PageGuard<'_>>,
+        taken: &mut Vec<usize>,
+    ) -> Option<SwapdError> {
+        let k0 = taken.len();
+        bump(&sh.counters.evict_moves, 1);
+        let moved = match self.staging.take_run(p, k0, run.len()) {
+            Ok(()) => run.len(),
+            Err((moved, _)) => moved,
+        };
+        for (i, g) in run.iter_mut().enumerate() {
+            let q = p + i;
+            let k = taken.len();
+            let res = if i < moved {
+                Ok(())
+            } else {
+                bump(&sh.counters.evict_moves, 1);
+                self.staging
+                    .take(q, k)
+                    .or_else(|e| moved_anyway(sh, &self.staging, e, q, k))
+            };
+            match res {
+                Ok(()) => {
+                    g.set(PageState::Evicting);
+                    taken.push(q);
+                    if sh.prefetched.take(q) {
+                        bump(&sh.counters.useless_prefetches, 1);
+                    }
+                }
+                Err(e) => match e.errno() {
+                    Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                        bump(&sh.counters.evict_busy, 1);
+                        g.set(PageState::Resident { referenced: true });
+                    }
+                    Some(libc::EFAULT) => {
+                        // Not a page, not empty (see `Pagemap::take_written`).
+                        sh.lost_page(g, q, "UFFDIO_MOVE out of it: EFAULT");
+                    }
+                    Some(libc::ENOENT) => {
+                        // The program dropped the page itself (MADV_DONTNEED): it reads
+                        // back as zeros, as it would without the daemon.
+                        tracing::debug!(page = q, "resident page was absent");
+                        g.set(PageState::Empty);
+                    }
+                    _ => return Some(e),
+                },
+            }
+        }
+        None
     }
 
     /// Returns staging page `k` to region page `p` (missing, locked by the caller).

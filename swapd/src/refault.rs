@@ -53,6 +53,12 @@ impl Refault {
         }
     }
 
+    /// Whether `p` holds an extra lap now (not using it up: the clock spends it when it gets
+    /// there).
+    pub(crate) fn is_protected(&self, p: usize) -> bool {
+        self.protected[p].load(Ordering::Relaxed)
+    }
+
     /// The clock found `p` unreferenced: true (and the protection used up) when protected.
     pub(crate) fn spend(&self, p: usize) -> bool {
         self.protected[p].swap(false, Ordering::Relaxed)

@@ -28,6 +28,7 @@ pub(crate) struct Counters {
     pub spin_misses: AtomicU64,
     pub zero_run_pages: AtomicU64,
     pub useless_prefetches: AtomicU64,
+    pub evict_moves: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -102,6 +103,9 @@ pub struct RegionStats {
     /// Pages brought in by fault-around and evicted again with no sign of use (no write
     /// seen: reads are invisible to user space, so this is an upper bound).
     pub useless_prefetches: u64,
+    /// `UFFDIO_MOVE` calls that took pages out for eviction (one per run of consecutive
+    /// victims, up to 8 pages; each costs one TLB shootdown where the program runs elsewhere).
+    pub evict_moves: u64,
     /// Whether writes are tracked.
     pub tracks_writes: bool,
     /// The nice value the daemon's threads run at, when `RegionConfig::daemon_nice` was
@@ -143,6 +147,7 @@ impl Counters {
             spin_misses: get(&self.spin_misses),
             zero_run_pages: get(&self.zero_run_pages),
             useless_prefetches: get(&self.useless_prefetches),
+            evict_moves: get(&self.evict_moves),
             fault_p50_ns: hist.quantile(0.50),
             fault_p99_ns: hist.quantile(0.99),
             daemon_nice: match self.daemon_nice.load(Ordering::Relaxed) {

@@ -402,6 +402,115 @@ fn first_touch_maps_runs() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Consecutive cold pages leave in runs: one `UFFDIO_MOVE` takes out several (one TLB
+/// shootdown per run instead of per page), and every value comes back.
+fn eviction_moves_runs() -> Result<(), Failed> {
+    let cfg = RegionConfig {
+        bytes: 8 << 20,
+        budget_bytes: 2 << 20,
+        ..RegionConfig::default()
+    };
+    let r = region(&cfg, CodecSpec::LZ4)?;
+    let pages = r.len() / PAGE_SIZE;
+    let words = r.words();
+    let version = vec![1u64; pages];
+    for p in 0..pages {
+        fill_page(words, p, 1);
+    }
+    check_all(words, &version)?;
+    r.health()?;
+    let st = r.stats();
+    // A sequential fill makes the clock's victims consecutive: runs of up to 8 pages.
+    if st.evicted < pages as u64 || st.evict_moves == 0 || st.evict_moves * 2 > st.evicted {
+        return Err(format!("pages not moved out in runs: {st:?}").into());
+    }
+    Ok(())
+}
+
+/// A page the program dropped itself (`MADV_DONTNEED`) in the middle of a run of victims:
+/// the run's move stops there, the rest is settled page by page; the dropped page reads
+/// zeros (or its value, if it had already left when dropped), every other page its value.
+fn dropped_page_inside_a_run() -> Result<(), Failed> {
+    let cfg = RegionConfig {
+        bytes: 8 << 20,
+        budget_bytes: 2 << 20,
+        ..RegionConfig::default()
+    };
+    let r = region(&cfg, CodecSpec::LZ4)?;
+    let pages = r.len() / PAGE_SIZE;
+    let words = r.words();
+    for p in 0..pages {
+        fill_page(words, p, 1);
+    }
+    let base = words.as_ptr() as usize;
+    let mut present = vec![0u8; pages];
+    // SAFETY: the region is mapped for `pages` pages; `present` has one byte per page.
+    if unsafe {
+        libc::mincore(
+            base as *mut libc::c_void,
+            pages * PAGE_SIZE,
+            present.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(format!("mincore: {}", std::io::Error::last_os_error()).into());
+    }
+    let dropped: Vec<usize> = (0..pages)
+        .filter(|&p| p % 3 == 1 && present[p] & 1 != 0)
+        .collect();
+    if dropped.len() < 16 {
+        return Err(format!("only {} resident pages to drop", dropped.len()).into());
+    }
+    for &p in &dropped {
+        // SAFETY: one page of the region, which no Rust reference reads while this runs;
+        // afterwards it reads as zeros (anonymous memory), which the test expects.
+        if unsafe {
+            libc::madvise(
+                (base + p * PAGE_SIZE) as *mut libc::c_void,
+                PAGE_SIZE,
+                libc::MADV_DONTNEED,
+            )
+        } != 0
+        {
+            return Err(format!("madvise: {}", std::io::Error::last_os_error()).into());
+        }
+    }
+    let is_dropped = |p: usize| dropped.binary_search(&p).is_ok();
+    // Bring the evicted pages back: the clock sweeps the resident ones, dropped pages among them.
+    let mut zeros = 0;
+    for round in 0..2 {
+        for p in (0..pages).filter(|&p| !is_dropped(p)) {
+            let first = p * WORDS_PER_PAGE;
+            for (i, w) in words[first..first + WORDS_PER_PAGE].iter().enumerate() {
+                let (got, want) = (w.load(Ordering::Relaxed), value(first + i, 1));
+                if got != want {
+                    return Err(
+                        format!("round {round}, page {p} word {i}: {got:#x} != {want:#x}").into(),
+                    );
+                }
+            }
+        }
+    }
+    for &p in &dropped {
+        let first = p * WORDS_PER_PAGE;
+        let page = &words[first..first + WORDS_PER_PAGE];
+        if page.iter().all(|w| w.load(Ordering::Relaxed) == 0) {
+            zeros += 1;
+        } else if page
+            .iter()
+            .enumerate()
+            .any(|(i, w)| w.load(Ordering::Relaxed) != value(first + i, 1))
+        {
+            return Err(format!("dropped page {p}: neither zeros nor its value").into());
+        }
+    }
+    r.health()?;
+    if zeros == 0 {
+        return Err("no dropped page read zeros".into());
+    }
+    Ok(())
+}
+
 /// Fault-around is adaptive: scattered faults bring no neighbours in, a scan does; pages
 /// brought in and evicted again untouched are counted as useless.
 fn fault_around_is_adaptive() -> Result<(), Failed> {
@@ -527,7 +636,9 @@ type TestFn = fn() -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, TestFn); 12] = [
+    let tests: [(&str, TestFn); 14] = [
+        ("eviction_moves_runs", eviction_moves_runs),
+        ("dropped_page_inside_a_run", dropped_page_inside_a_run),
         (
             "daemon_nice_is_applied_and_reported",
             daemon_nice_is_applied_and_reported,

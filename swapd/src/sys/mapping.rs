@@ -352,6 +352,47 @@ impl Staging {
         }
     }
 
+    /// Atomically moves region pages `p..p + n` to staging pages `k..k + n` with one
+    /// `UFFDIO_MOVE` (Linux 6.17+ flushes the TLB once per batch of present ptes instead of once
+    /// per page: one shootdown IPI per run, not per page). On failure, `Err((moved, e))`: the
+    /// first `moved` pages (by the kernel's count, which can undercount, see
+    /// `evict::moved_anyway`) are in staging, the rest are to be settled one by one.
+    #[cfg(not(swapaccel_unprotected = "eviction"))]
+    pub fn take_run(
+        &mut self,
+        p: usize,
+        k: usize,
+        n: usize,
+    ) -> std::result::Result<(), (usize, SwapdError)> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.map.check(p, n).map_err(|e| (0, e))?;
+        self.check(k + n - 1).map_err(|e| (0, e))?;
+        // SAFETY: as in `take`, for `n` pages: all ours, staging `k..k + n` empty, no borrow
+        // of staging exists (`&mut self`).
+        unsafe {
+            self.map
+                .uffd
+                .move_pages_counted(self.addr(k), self.map.page_addr(p), n * PAGE_SIZE)
+        }
+        .map_err(|(bytes, e)| (bytes / PAGE_SIZE, e))
+    }
+
+    /// Test-only build: one page at a time through the racy `take` (the race test's subject).
+    #[cfg(swapaccel_unprotected = "eviction")]
+    pub fn take_run(
+        &mut self,
+        p: usize,
+        k: usize,
+        n: usize,
+    ) -> std::result::Result<(), (usize, SwapdError)> {
+        for i in 0..n {
+            self.take(p + i, k + i).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
     /// Test-only (`--cfg swapaccel_unprotected="eviction"`): the racy way to take a page out — copy it
     /// to staging, then drop it from the region. A write landing between the copy and the
     /// drop is lost; the write-race test shows it.

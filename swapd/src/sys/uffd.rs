@@ -288,6 +288,34 @@ impl Uffd {
         unsafe { ioctl(self.raw(), UFFDIO_MOVE, &mut m, "UFFDIO_MOVE") }
     }
 
+    /// `UFFDIO_MOVE` of `len` bytes from `src` to `dst`, as [`Uffd::move_pages`], but a failure
+    /// also says how many bytes had moved before it: `Err((moved, e))`. The kernel reports a
+    /// partial move as `EAGAIN` with the count in `uffdio_move.move` (`userfaultfd_move` in
+    /// fs/userfaultfd.c: `put_user(ret, &user_uffdio_move->move)`, then `-EAGAIN` when
+    /// `range.len != uffdio_move.len`); a failure with nothing moved leaves `-errno` there.
+    ///
+    /// # Safety
+    /// As [`Uffd::move_pages`].
+    pub unsafe fn move_pages_counted(
+        &self,
+        dst: usize,
+        src: usize,
+        len: usize,
+    ) -> std::result::Result<(), (usize, SwapdError)> {
+        let mut m = UffdioMove {
+            dst: dst as u64,
+            src: src as u64,
+            len: len as u64,
+            mode: UFFDIO_MOVE_MODE_DONTWAKE,
+            moved: 0,
+        };
+        // SAFETY: the caller owns both ranges (see above).
+        match unsafe { ioctl(self.raw(), UFFDIO_MOVE, &mut m, "UFFDIO_MOVE") } {
+            Ok(()) => Ok(()),
+            Err(e) => Err(((m.moved.max(0) as usize).min(len), e)),
+        }
+    }
+
     /// `UFFDIO_POISON`: marks a missing page poisoned (accessing it raises `SIGBUS`, as a
     /// memory error would), and wakes the faulting threads.
     ///
