@@ -29,7 +29,7 @@
 //!   (so no application access is in flight); the fault and evictor threads are stopped and
 //!   joined, then the mapping is unregistered and unmapped, then the pool area is turned off.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use pool::Generation;
@@ -95,6 +95,12 @@ impl PageState {
 struct Stripe {
     lock: Mutex<()>,
     cv: Condvar,
+    /// Threads in `wait_while_evicting` on this stripe. Changed and read only under `lock`
+    /// (a waiter counts itself before `cv.wait` releases the lock; `set` reads it holding
+    /// the lock), so a waiter is never missed; leaving `Evicting` with nobody waiting costs
+    /// no `futex` wake (it was one syscall per evicted page: std's `notify_all` always
+    /// enters the kernel).
+    waiters: AtomicU32,
 }
 
 /// The state words, their stripe locks, and the count of resident pages.
@@ -122,6 +128,7 @@ impl PageTable {
                 .map(|_| Stripe {
                     lock: Mutex::new(()),
                     cv: Condvar::new(),
+                    waiters: AtomicU32::new(0),
                 })
                 .collect(),
             resident: AtomicUsize::new(0),
@@ -206,16 +213,24 @@ impl PageGuard<'_> {
             _ => {}
         }
         if old == PageState::Evicting && new != PageState::Evicting {
-            self.table.stripes[self.page % STRIPES].cv.notify_all();
+            let st = &self.table.stripes[self.page % STRIPES];
+            // Under the stripe lock (this guard holds it): see `Stripe::waiters`.
+            if st.waiters.load(Ordering::Relaxed) > 0 {
+                st.cv.notify_all();
+            }
         }
     }
 
     /// Waits (releasing the lock) until the page is not `Evicting`.
     pub fn wait_while_evicting(&mut self) {
-        let cv = &self.table.stripes[self.page % STRIPES].cv;
+        let st = &self.table.stripes[self.page % STRIPES];
         while self.state() == PageState::Evicting {
             if let Some(g) = self.guard.take() {
-                self.guard = Some(cv.wait(g).unwrap_or_else(PoisonError::into_inner));
+                // Counted while the lock is held, uncounted once it is held again.
+                st.waiters.fetch_add(1, Ordering::Relaxed);
+                let g = st.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+                st.waiters.fetch_sub(1, Ordering::Relaxed);
+                self.guard = Some(g);
             }
         }
     }
@@ -268,5 +283,54 @@ mod tests {
         std::thread::yield_now();
         t.lock(0).set(PageState::Evicted(Generation(3)));
         assert_eq!(h.join().ok(), Some(PageState::Evicted(Generation(3))));
+    }
+
+    /// Stress for the skipped wake (`Stripe::waiters`): in every round a waiter blocks on a
+    /// page while the evictor ends that page's eviction at an arbitrary moment, and pages of
+    /// the same stripe come and go around it; a missed wake-up leaves the waiter blocked for
+    /// ever, which the watchdog reports (a hang detector, not a speed limit). Fails within a
+    /// few rounds with the waiter count not taken (`fetch_add` removed).
+    #[test]
+    fn no_wake_is_missed_when_nobody_is_counted_waiting() {
+        use std::sync::mpsc;
+        use std::sync::Arc;
+        const ROUNDS: u64 = 2_000;
+        let t = Arc::new(PageTable::new(2 * STRIPES));
+        let (done_tx, done_rx) = mpsc::channel();
+        let t2 = t.clone();
+        std::thread::spawn(move || {
+            for round in 0..ROUNDS {
+                let (p, other) = if round % 2 == 0 {
+                    (0, STRIPES)
+                } else {
+                    (STRIPES, 0)
+                };
+                t2.lock(p).set(PageState::Evicting);
+                t2.lock(other).set(PageState::Evicting);
+                let t3 = t2.clone();
+                let waiter = std::thread::spawn(move || {
+                    let mut g = t3.lock(p);
+                    g.wait_while_evicting();
+                    g.state()
+                });
+                for _ in 0..(round % 7) {
+                    std::thread::yield_now();
+                }
+                // The other page of the stripe leaves `Evicting` first (it has no waiter of
+                // its own), then ours.
+                t2.lock(other).set(PageState::Evicted(Generation(round)));
+                t2.lock(p).set(PageState::Evicted(Generation(round)));
+                let got = waiter.join().ok();
+                if got != Some(PageState::Evicted(Generation(round))) {
+                    let _ = done_tx.send(Err(format!("round {round}: {got:?}")));
+                    return;
+                }
+            }
+            let _ = done_tx.send(Ok(()));
+        });
+        match done_rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(r) => r.unwrap(),
+            Err(_) => panic!("a waiter was never woken (hung for 60 s)"),
+        }
     }
 }
