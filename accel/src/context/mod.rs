@@ -332,8 +332,9 @@ impl IaaContext {
     ///
     /// Safe because every descriptor the runner submits is checked first (`slot.rs`): its
     /// opcode must be one whose memory effects are known (compress, decompress, no-op, or
-    /// [`crate::raw::descriptor::opcode::UNDEFINED`]), it must not ask the device to write
-    /// source 2 back, and every address it names must lie, for the full size its field
+    /// [`crate::raw::descriptor::opcode::UNDEFINED`]), it may set no IAA flag whose effect
+    /// is not modelled (writing source 2 back, AECS select), and every address it names
+    /// must lie, for the full size its field
     /// gives, inside the slot (anything written) or the slot or the AECS (anything only
     /// read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without
     /// submitting.
