@@ -9,8 +9,12 @@ use std::time::Duration;
 
 use crate::status::{error_code_name, Status};
 
-/// Which operation a descriptor performed.
+/// Which operation a descriptor performed, as errors name it.
+///
+/// Non-exhaustive: a new job type may bring its own name (a statistics pass, a CRC-only
+/// job) without breaking a crate that matches on the ones it routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Op {
     /// Compress.
     Compress,

@@ -9,9 +9,12 @@
 //! runner, [`IaaContext::run`](crate::IaaContext::run), under the slot rules at the top of
 //! `context/mod.rs`.
 //!
-//! Adding an operation is one file here (its job type) plus its case in the emulator
-//! (`emu/engine.rs`); an opcode the descriptor check (`slot.rs`) does not model yet needs its
-//! memory effects written there too, since that check is what keeps a job's descriptor
+//! Adding an operation is one file here (its job type, with its `mod` line and its row in
+//! the table below) plus its case in the emulator (`emu/engine.rs`); `tests/job_seam.rs`
+//! writes one outside the crate with nothing else. When errors should name it apart from
+//! compress, decompress and verify, it adds a variant to [`Op`] (non-exhaustive, so no
+//! other crate breaks); an opcode the descriptor check (`slot.rs`) does not model yet needs
+//! its memory effects written there too, since that check is what keeps a job's descriptor
 //! inside the slot whoever wrote the job.
 //!
 //! | job | file | does |
