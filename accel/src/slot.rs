@@ -236,7 +236,8 @@ const IAA_FLAGS: u32 = 0x00ff_0000;
 /// Checks that a descriptor (any job's, hand-built ones included) can touch no memory but
 /// `slot` (writes and reads) and the AECS at `aecs` (reads), for the whole size each field
 /// gives — a zero size counts as one byte, so a zero-sized field cannot name foreign memory
-/// either. This is what makes [`crate::job::Job`] safe to implement anywhere: the runner
+/// either — and that nothing but its completion record lands on the slot's record field
+/// (whose status byte the runner reads as "done"). This is what makes [`crate::job::Job`] safe to implement anywhere: the runner
 /// submits nothing this refuses (slot rule 1, `context/mod.rs`).
 pub(crate) fn check_descriptor(
     desc: &Descriptor,
@@ -259,13 +260,23 @@ pub(crate) fn check_descriptor(
     }
     let in_aecs = |a: u64, l: u64| a >= aecs && a.saturating_add(l) <= aecs + AECS_COMP_SIZE as u64;
     let ok_read = |a: u64, l: u64| slot.contains(a, l.max(1)) || in_aecs(a, l.max(1));
-    let ok_write = |a: u64, l: u64| slot.contains(a, l.max(1));
+    // The record field is written by the completion alone: the runner takes its status
+    // byte turning non-zero for "the device is done with the slot" (rule 2), so no output
+    // may land on it, and the record must be named there (aligned or not: a misaligned one
+    // is written nowhere, which the runner sees as a deadline passing).
+    let record = slot.record().addr();
+    let on_record = |a: u64, l: u64| a < record + 64 && a.saturating_add(l.max(1)) > record;
+    let ok_write = |a: u64, l: u64| slot.contains(a, l.max(1)) && !on_record(a, l);
+    let record_named = desc.completion_addr() >= record && desc.completion_addr() < record + 64;
     let src2_unused = desc.src2_addr() == 0 && desc.src2_size() == 0;
     // A NOOP writes only its completion record (QPL builds it from a zeroed descriptor,
     // `hw_descriptor.c:27-31`): its other fields name no memory.
     let noop = desc.opcode() == opcode::NOOP;
     let checks = [
-        ("completion record", ok_write(desc.completion_addr(), 64)),
+        (
+            "completion record",
+            record_named && slot.contains(desc.completion_addr(), 64),
+        ),
         (
             "destination",
             noop || ok_write(desc.dst_addr(), u64::from(desc.max_dst_size())),
@@ -280,7 +291,10 @@ pub(crate) fn check_descriptor(
         ),
     ];
     if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
-        return refuse(format!("{what} lies outside the context's memory"));
+        return refuse(format!(
+            "{what} lies outside the memory the context lets it name (its slot's buffers, \
+             the record field for the record, the AECS for reading)"
+        ));
     }
     Ok(())
 }
@@ -412,6 +426,60 @@ mod tests {
         for (what, d) in &cases {
             assert!(refused(d, &slot, aecs), "{what}: not refused");
         }
+    }
+
+    /// The slot's completion record is written only as a completion record: a descriptor
+    /// whose output could land on it (its status byte turning non-zero before the device is
+    /// done, so the runner would hand the slot back early), or whose record the device
+    /// would write where the runner never looks (the slot then stuck in quarantine for the
+    /// context's life), is refused. A misaligned record inside the record field — what the
+    /// fact checks submit on purpose — still passes: the device writes none.
+    #[test]
+    fn only_the_completion_lands_on_the_record() {
+        let (slot, aecs) = rig();
+        let record = slot.record().addr();
+        for (what, d) in [
+            ("destination over the record", {
+                Descriptor::compress(&CompressJob {
+                    src: slot.src_addr(),
+                    src_len: PAGE_SIZE as u32,
+                    dst: record,
+                    max_dst: 64,
+                    aecs,
+                    completion: record,
+                })
+            }),
+            ("destination running into the record's last byte", {
+                Descriptor::verify(&DecompressJob {
+                    src: slot.dst_addr(),
+                    src_len: 100,
+                    dst: record + 63,
+                    max_dst: 1,
+                    completion: record,
+                })
+            }),
+            ("record in the destination buffer", {
+                let mut d = compress(&slot, aecs);
+                d.set_completion_addr(slot.dst_addr());
+                d
+            }),
+            ("record in the padding after the record field", {
+                let mut d = compress(&slot, aecs);
+                d.set_completion_addr(record + 64);
+                d
+            }),
+        ] {
+            assert!(refused(&d, &slot, aecs), "{what}: not refused");
+        }
+        let mut d = compress(&slot, aecs);
+        d.set_completion_addr(record + 32);
+        assert!(
+            check_descriptor(&d, &slot, aecs).is_ok(),
+            "misaligned record"
+        );
+        let mut d = compress(&slot, aecs);
+        d.set_max_dst_size(PAGE_SIZE as u32);
+        assert!(check_descriptor(&d, &slot, aecs).is_ok(), "the page job");
     }
 
     /// Flags that move the device's accesses off the ranges the size fields give are

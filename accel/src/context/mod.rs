@@ -8,9 +8,11 @@
 //!    slot's own completion record, source copy and destination buffer, and the context's
 //!    AECS — never a caller's buffer. Jobs build descriptors, so the runner checks each one,
 //!    whichever job built it and before every submission (`check_descriptor`, slot.rs), and
-//!    refuses any that could reach other memory: a `Job` is safe to write anywhere. Caller
-//!    data is copied in before submission and copied out after completion (a job reads its
-//!    slot only through `SlotDone`, which refuses a slot that is not `Idle`). So no safe
+//!    refuses any that could reach other memory, or land anything but its completion on the
+//!    slot's record field (rule 2 reads that status byte as "done"): a `Job` is safe to
+//!    write anywhere. Caller data is copied in before submission and copied out after
+//!    completion (a job reads its slot only through `SlotDone`, which refuses a slot that is
+//!    not `Idle`). So no safe
 //!    code outside (not even `mem::forget` of anything) can free memory the device is still
 //!    using.
 //! 2. **A slot is `Idle`, `InFlight` or `Quarantined`.** Only an `Idle` slot's memory is read
@@ -333,10 +335,10 @@ impl IaaContext {
     /// Safe because every descriptor the runner submits is checked first (`slot.rs`): its
     /// opcode must be one whose memory effects are known (compress, decompress, no-op, or
     /// [`crate::raw::descriptor::opcode::UNDEFINED`]), it may set no IAA flag whose effect
-    /// is not modelled (writing source 2 back, AECS select), and every address it names
-    /// must lie, for the full size its field
-    /// gives, inside the slot (anything written) or the slot or the AECS (anything only
-    /// read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without
+    /// is not modelled (writing source 2 back, AECS select), its record must be named in
+    /// the slot's record field and its output must not overlap that field, and every address
+    /// it names must lie, for the full size its field gives, inside the slot (anything
+    /// written) or the slot or the AECS (anything only read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without
     /// submitting.
     pub fn run_raw(
         &mut self,
