@@ -202,12 +202,6 @@ impl IaaContext {
         n as usize
     }
 
-    fn idle_slots(&self) -> Vec<usize> {
-        (0..self.slots.len())
-            .filter(|&i| self.slots[i].state == SlotState::Idle)
-            .collect()
-    }
-
     fn addrs(&self, slot: usize) -> SlotAddrs {
         let s = &self.slots[slot];
         SlotAddrs {
@@ -239,7 +233,9 @@ impl IaaContext {
             (0..jobs.len()).map(|_| None).collect();
         let mut round = Vec::with_capacity(jobs.len());
         let mut unbacked = Vec::new();
-        let mut idle = self.idle_slots().into_iter();
+        // Slots are taken in order; one filled for a job stays Idle until submission, so
+        // the search for the next goes on after the last one taken.
+        let mut next_slot = 0;
         for (i, job) in jobs.iter_mut().enumerate() {
             let src = match job.input() {
                 Input::Ready(r) => {
@@ -255,10 +251,11 @@ impl IaaContext {
                 }));
                 continue;
             }
-            let Some(si) = idle.next() else {
+            let Some(si) = (next_slot..self.slots.len()).find(|&s| self.slots[s].is_idle()) else {
                 results[i] = Some(Err(self.no_slot()));
                 continue;
             };
+            next_slot = si + 1;
             self.slots[si].fill_src(src);
             let desc = job.descriptor(&self.addrs(si));
             if let Err(e) = check_descriptor(&desc, &self.slots[si], self.aecs_addr()) {
