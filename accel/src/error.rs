@@ -194,9 +194,11 @@ pub enum AccelError {
         /// Why.
         reason: String,
     },
-    /// A hand-built descriptor ([`crate::IaaContext::run_raw`]) was refused before
-    /// submission because it could make the device touch memory the context does not own.
-    #[error("hand-built IAA descriptor refused before submission: {reason}")]
+    /// A job's descriptor (any job's: the page jobs', one written outside the crate, or a
+    /// hand-built one, [`crate::IaaContext::run_raw`]) was refused before submission because
+    /// it could make the device touch memory the context does not own, or land output on a
+    /// slot's completion record.
+    #[error("IAA descriptor refused before submission: {reason}")]
     RawDescriptorRefused {
         /// What was wrong with it.
         reason: String,

@@ -325,7 +325,7 @@ impl IaaContext {
         p
     }
 
-    /// Runs one hand-built descriptor ([`RawJob`]) on an idle slot and returns its raw
+    /// Runs one hand-built descriptor (the crate's `RawJob`) on an idle slot and returns its raw
     /// completion and the slot's destination bytes (up to `output_size`, at most one page).
     /// `input` is copied into the slot's source buffer first. Page faults are not retried.
     ///

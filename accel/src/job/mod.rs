@@ -21,7 +21,7 @@
 //! | --- | --- | --- |
 //! | [`CompressPage`] | `compress.rs` | a page to raw DEFLATE (fixed Huffman), then the verify pass |
 //! | [`DecompressPage`] | `decompress.rs` | raw DEFLATE to one page |
-//! | [`RawJob`] | `raw.rs` | a hand-built descriptor, its record returned as it is |
+//! | `RawJob` (crate-private: [`IaaContext::run_raw`](crate::IaaContext::run_raw)) | `raw.rs` | a hand-built descriptor, its record returned as it is |
 
 use crate::error::Op;
 use crate::raw::completion::Completion;
@@ -38,7 +38,7 @@ mod raw;
 
 pub use compress::CompressPage;
 pub use decompress::DecompressPage;
-pub use raw::RawJob;
+pub(crate) use raw::RawJob;
 
 /// One IAA operation on one slot.
 ///
@@ -130,9 +130,9 @@ impl SlotDone<'_> {
         Ok(())
     }
 
-    /// The context's counters, for a job to count what it saw (incompressible pages,
-    /// verify mismatches).
-    pub fn stats(&mut self) -> &mut ContextStats {
+    /// The context's counters, for this crate's jobs to count what they saw (incompressible
+    /// pages, verify mismatches); a job from outside cannot rewrite them.
+    pub(crate) fn stats(&mut self) -> &mut ContextStats {
         self.stats
     }
 }
