@@ -45,7 +45,8 @@ pub(crate) use raw::RawJob;
 /// Implementing it is safe anywhere: the runner checks every descriptor a job gives against
 /// the slot's memory and the AECS before submitting it, and refuses (with
 /// [`AccelError::RawDescriptorRefused`], as the job's result) anything that could make the
-/// device touch other memory.
+/// device touch other memory, or write anything but the completion onto the slot's record
+/// (whose status byte tells the runner the slot is the host's again).
 pub trait Job {
     /// What the job yields.
     type Output;
