@@ -9,8 +9,12 @@ use std::time::Duration;
 
 use crate::status::{error_code_name, Status};
 
-/// Which operation a descriptor performed.
+/// Which operation a descriptor performed, as errors name it.
+///
+/// Non-exhaustive: a new job type may bring its own name (a statistics pass, a CRC-only
+/// job) without breaking a crate that matches on the ones it routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Op {
     /// Compress.
     Compress,
@@ -190,9 +194,11 @@ pub enum AccelError {
         /// Why.
         reason: String,
     },
-    /// A hand-built descriptor ([`crate::IaaContext::run_raw`]) was refused before
-    /// submission because it could make the device touch memory the context does not own.
-    #[error("hand-built IAA descriptor refused before submission: {reason}")]
+    /// A job's descriptor (any job's: the page jobs', one written outside the crate, or a
+    /// hand-built one, [`crate::IaaContext::run_raw`]) was refused before submission because
+    /// it could make the device touch memory the context does not own, or land output on a
+    /// slot's completion record.
+    #[error("IAA descriptor refused before submission: {reason}")]
     RawDescriptorRefused {
         /// What was wrong with it.
         reason: String,

@@ -220,14 +220,24 @@ const MODELLED_OPCODES: [u8; 4] = [
     opcode::UNDEFINED,
 ];
 
-/// Flags that make the device write source 2 back (stateful AECS output): refused, since
-/// source 2 may name the context's shared AECS, which the device must only read.
-const WRITEBACK_FLAGS: u32 = flags::WR_SRC2_AECS_COMP | flags::WR_SRC2_AECS_OVFL;
+/// The IAA-specific flag bits (16 to 23) the runner lets through: reading source 2 as an
+/// AECS (`src2_size` bytes at `src2_addr`, checked below) and the CRC-32C choice. Every
+/// other one is refused rather than reasoned about — the WR_SRC2 flags make the device write
+/// source 2 back (which may name the context's shared AECS, only ever read), AECS select
+/// ([`flags::AECS_SEL`]) makes it read (and write) the AECS at `src2_addr + src2_size`, past
+/// the range the size field gives, and the rest have no modelled effect. The generic bits
+/// (0 to 15: fence, block on fault, record valid/requested, cache and ordering hints) name
+/// no memory.
+const MODELLED_IAA_FLAGS: u32 = flags::RD_SRC2_AECS | flags::CRC_RFC3720;
+
+/// The IAA-specific bits of the 24-bit flags field.
+const IAA_FLAGS: u32 = 0x00ff_0000;
 
 /// Checks that a descriptor (any job's, hand-built ones included) can touch no memory but
 /// `slot` (writes and reads) and the AECS at `aecs` (reads), for the whole size each field
 /// gives — a zero size counts as one byte, so a zero-sized field cannot name foreign memory
-/// either. This is what makes [`crate::job::Job`] safe to implement anywhere: the runner
+/// either — and that nothing but its completion record lands on the slot's record field
+/// (whose status byte the runner reads as "done"). This is what makes [`crate::job::Job`] safe to implement anywhere: the runner
 /// submits nothing this refuses (slot rule 1, `context/mod.rs`).
 pub(crate) fn check_descriptor(
     desc: &Descriptor,
@@ -241,18 +251,32 @@ pub(crate) fn check_descriptor(
             desc.opcode()
         ));
     }
-    if desc.flags() & WRITEBACK_FLAGS != 0 {
-        return refuse("a WR_SRC2 flag would make the device write source 2".into());
+    let unmodelled = desc.flags() & IAA_FLAGS & !MODELLED_IAA_FLAGS;
+    if unmodelled != 0 {
+        return refuse(format!(
+            "flags 0x{unmodelled:06x} move the device's accesses off the ranges this check \
+             models (WR_SRC2 writes source 2, AECS_SEL reads past it)"
+        ));
     }
     let in_aecs = |a: u64, l: u64| a >= aecs && a.saturating_add(l) <= aecs + AECS_COMP_SIZE as u64;
     let ok_read = |a: u64, l: u64| slot.contains(a, l.max(1)) || in_aecs(a, l.max(1));
-    let ok_write = |a: u64, l: u64| slot.contains(a, l.max(1));
+    // The record field is written by the completion alone: the runner takes its status
+    // byte turning non-zero for "the device is done with the slot" (rule 2), so no output
+    // may land on it, and the record must be named there (aligned or not: a misaligned one
+    // is written nowhere, which the runner sees as a deadline passing).
+    let record = slot.record().addr();
+    let on_record = |a: u64, l: u64| a < record + 64 && a.saturating_add(l.max(1)) > record;
+    let ok_write = |a: u64, l: u64| slot.contains(a, l.max(1)) && !on_record(a, l);
+    let record_named = desc.completion_addr() >= record && desc.completion_addr() < record + 64;
     let src2_unused = desc.src2_addr() == 0 && desc.src2_size() == 0;
     // A NOOP writes only its completion record (QPL builds it from a zeroed descriptor,
     // `hw_descriptor.c:27-31`): its other fields name no memory.
     let noop = desc.opcode() == opcode::NOOP;
     let checks = [
-        ("completion record", ok_write(desc.completion_addr(), 64)),
+        (
+            "completion record",
+            record_named && slot.contains(desc.completion_addr(), 64),
+        ),
         (
             "destination",
             noop || ok_write(desc.dst_addr(), u64::from(desc.max_dst_size())),
@@ -267,7 +291,221 @@ pub(crate) fn check_descriptor(
         ),
     ];
     if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
-        return refuse(format!("{what} lies outside the context's memory"));
+        return refuse(format!(
+            "{what} lies outside the memory the context lets it name (its slot's buffers, \
+             the record field for the record, the AECS for reading)"
+        ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use software_fallback::PAGE_SIZE;
+
+    use super::{check_descriptor, Slot, MAX_COMPRESSED_INPUT};
+    use crate::raw::aecs::AECS_COMP_SIZE;
+    use crate::raw::descriptor::{flags, CompressJob, DecompressJob, Descriptor};
+    use crate::AccelError;
+
+    /// A slot and an AECS address just past it (a separate allocation in the context; here
+    /// any range outside the slot will do, since the check only compares addresses).
+    fn rig() -> (Slot, u64) {
+        let (slot, _) = Slot::new();
+        let aecs = slot.base() + 0x10_0000;
+        (slot, aecs)
+    }
+
+    fn compress(slot: &Slot, aecs: u64) -> Descriptor {
+        Descriptor::compress(&CompressJob {
+            src: slot.src_addr(),
+            src_len: PAGE_SIZE as u32,
+            dst: slot.dst_addr(),
+            max_dst: PAGE_SIZE as u32,
+            aecs,
+            completion: slot.record().addr(),
+        })
+    }
+
+    fn verify(slot: &Slot) -> Descriptor {
+        Descriptor::verify(&DecompressJob {
+            src: slot.dst_addr(),
+            src_len: 100,
+            dst: slot.src_addr(),
+            max_dst: PAGE_SIZE as u32,
+            completion: slot.record().addr(),
+        })
+    }
+
+    fn refused(d: &Descriptor, slot: &Slot, aecs: u64) -> bool {
+        matches!(
+            check_descriptor(d, slot, aecs),
+            Err(AccelError::RawDescriptorRefused { .. })
+        )
+    }
+
+    /// Every address field of the modelled opcodes is checked for the whole size its size
+    /// field gives (one byte past the slot or the AECS is enough to refuse), for the first
+    /// pass and the verify pass alike, and a zero size does not let a field name foreign
+    /// memory.
+    #[test]
+    fn every_address_field_is_checked_for_its_whole_size() {
+        let (slot, aecs) = rig();
+        let end = slot.base() + std::mem::size_of::<super::SlotMem>() as u64;
+        assert!(check_descriptor(&compress(&slot, aecs), &slot, aecs).is_ok());
+        assert!(check_descriptor(&verify(&slot), &slot, aecs).is_ok());
+        let cases: [(&str, Descriptor); 9] = [
+            ("record straddling the slot's end", {
+                let mut d = compress(&slot, aecs);
+                d.set_completion_addr(end - 32);
+                d
+            }),
+            ("destination one byte too long", {
+                let mut d = compress(&slot, aecs);
+                d.set_max_dst_size(PAGE_SIZE as u32 + 1);
+                d
+            }),
+            ("source 1 one byte too long", {
+                Descriptor::compress(&CompressJob {
+                    src: slot.src_addr(),
+                    src_len: MAX_COMPRESSED_INPUT as u32 + PAGE_SIZE as u32 + 1,
+                    dst: slot.dst_addr(),
+                    max_dst: PAGE_SIZE as u32,
+                    aecs,
+                    completion: slot.record().addr(),
+                })
+            }),
+            ("AECS one byte too long", {
+                let mut d = compress(&slot, aecs);
+                d.set_src2(aecs, AECS_COMP_SIZE as u32 + 1);
+                d
+            }),
+            ("source 2 foreign with size 0", {
+                let mut d = compress(&slot, aecs);
+                d.set_src2(0x1000, 0);
+                d
+            }),
+            ("destination foreign with size 0", {
+                Descriptor::compress(&CompressJob {
+                    src: slot.src_addr(),
+                    src_len: PAGE_SIZE as u32,
+                    dst: 0x1000,
+                    max_dst: 0,
+                    aecs,
+                    completion: slot.record().addr(),
+                })
+            }),
+            ("verify pass reading past the slot", {
+                Descriptor::verify(&DecompressJob {
+                    src: end - 10,
+                    src_len: 100,
+                    dst: slot.src_addr(),
+                    max_dst: PAGE_SIZE as u32,
+                    completion: slot.record().addr(),
+                })
+            }),
+            ("verify pass whose (suppressed) destination is foreign", {
+                Descriptor::verify(&DecompressJob {
+                    src: slot.dst_addr(),
+                    src_len: 100,
+                    dst: 0x1000,
+                    max_dst: PAGE_SIZE as u32,
+                    completion: slot.record().addr(),
+                })
+            }),
+            ("verify pass with its record outside", {
+                Descriptor::verify(&DecompressJob {
+                    src: slot.dst_addr(),
+                    src_len: 100,
+                    dst: slot.src_addr(),
+                    max_dst: PAGE_SIZE as u32,
+                    completion: 0x1000,
+                })
+            }),
+        ];
+        for (what, d) in &cases {
+            assert!(refused(d, &slot, aecs), "{what}: not refused");
+        }
+    }
+
+    /// The slot's completion record is written only as a completion record: a descriptor
+    /// whose output could land on it (its status byte turning non-zero before the device is
+    /// done, so the runner would hand the slot back early), or whose record the device
+    /// would write where the runner never looks (the slot then stuck in quarantine for the
+    /// context's life), is refused. A misaligned record inside the record field — what the
+    /// fact checks submit on purpose — still passes: the device writes none.
+    #[test]
+    fn only_the_completion_lands_on_the_record() {
+        let (slot, aecs) = rig();
+        let record = slot.record().addr();
+        for (what, d) in [
+            ("destination over the record", {
+                Descriptor::compress(&CompressJob {
+                    src: slot.src_addr(),
+                    src_len: PAGE_SIZE as u32,
+                    dst: record,
+                    max_dst: 64,
+                    aecs,
+                    completion: record,
+                })
+            }),
+            ("destination running into the record's last byte", {
+                Descriptor::verify(&DecompressJob {
+                    src: slot.dst_addr(),
+                    src_len: 100,
+                    dst: record + 63,
+                    max_dst: 1,
+                    completion: record,
+                })
+            }),
+            ("record in the destination buffer", {
+                let mut d = compress(&slot, aecs);
+                d.set_completion_addr(slot.dst_addr());
+                d
+            }),
+            ("record in the padding after the record field", {
+                let mut d = compress(&slot, aecs);
+                d.set_completion_addr(record + 64);
+                d
+            }),
+        ] {
+            assert!(refused(&d, &slot, aecs), "{what}: not refused");
+        }
+        let mut d = compress(&slot, aecs);
+        d.set_completion_addr(record + 32);
+        assert!(
+            check_descriptor(&d, &slot, aecs).is_ok(),
+            "misaligned record"
+        );
+        let mut d = compress(&slot, aecs);
+        d.set_max_dst_size(PAGE_SIZE as u32);
+        assert!(check_descriptor(&d, &slot, aecs).is_ok(), "the page job");
+    }
+
+    /// Flags that move the device's accesses off the ranges the size fields give are
+    /// refused: writing source 2 back, and AECS select, which reads the AECS at
+    /// `src2_addr + src2_size` (so an AECS at the end of the slot or of the context's AECS
+    /// would be read past it). So is any IAA flag bit whose effect is not modelled.
+    #[test]
+    fn flags_that_move_accesses_off_the_checked_ranges_are_refused() {
+        let (slot, aecs) = rig();
+        for (what, bit) in [
+            ("WR_SRC2_AECS_COMP", flags::WR_SRC2_AECS_COMP),
+            ("WR_SRC2_AECS_OVFL", flags::WR_SRC2_AECS_OVFL),
+            ("AECS_SEL", flags::AECS_SEL),
+            ("an IAA flag bit nothing defines (23)", 1 << 23),
+        ] {
+            for (pass, mut d) in [
+                ("compress", compress(&slot, aecs)),
+                ("verify", verify(&slot)),
+            ] {
+                d.set_flags(d.flags() | bit);
+                assert!(refused(&d, &slot, aecs), "{pass} with {what}: not refused");
+            }
+        }
+        // Flags that only change how the named ranges are used stay allowed.
+        let mut d = compress(&slot, aecs);
+        d.set_flags(d.flags() | flags::BOF | flags::CRC_RFC3720);
+        assert!(check_descriptor(&d, &slot, aecs).is_ok());
+    }
 }

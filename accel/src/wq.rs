@@ -284,13 +284,21 @@ impl WorkQueue {
 
     /// Gives back `n` entries whose descriptors are known to be complete.
     pub(crate) fn release(&self, n: u32) {
+        let consistent = self.release_quiet(n);
+        debug_assert!(consistent, "released more queue entries than reserved");
+    }
+
+    /// [`WorkQueue::release`] that never panics, for the context's `Drop` (slot rule 4:
+    /// nothing there may panic before stuck memory is leaked). Returns whether at least `n`
+    /// entries were reserved; never takes the count below zero.
+    pub(crate) fn release_quiet(&self, n: u32) -> bool {
         let prev = self
             .reserved
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 Some(cur.saturating_sub(n))
             })
             .unwrap_or(0);
-        debug_assert!(prev >= n, "released more queue entries than reserved");
+        prev >= n
     }
 
     /// Whether the device is still there (`Err` says what changed).

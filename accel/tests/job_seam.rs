@@ -176,6 +176,61 @@ fn a_job_cannot_make_the_device_touch_memory_outside_its_slot() {
     assert_eq!(ctx.stats().submitted, 0, "nothing reached the device");
 }
 
+/// A job whose first descriptor is good and whose second pass (as compress's verify pass
+/// is) names a buffer of the caller's.
+struct EscapesOnItsSecondPass<'a> {
+    target: &'a mut [u8],
+    passes: u32,
+}
+
+impl Job for EscapesOnItsSecondPass<'_> {
+    type Output = ();
+    fn op(&self) -> Op {
+        Op::Verify
+    }
+    fn input(&self) -> Input<'_, ()> {
+        Input::Submit(&[])
+    }
+    fn descriptor(&mut self, a: &SlotAddrs) -> Descriptor {
+        Descriptor::noop(a.record)
+    }
+    fn finish(
+        &mut self,
+        record: Result<accel::raw::completion::Completion, AccelError>,
+        slot: &mut SlotDone<'_>,
+    ) -> Step<()> {
+        self.passes += 1;
+        if self.passes > 1 {
+            return Step::Done(record.map(|_| ()));
+        }
+        let a = slot.addrs();
+        Step::Then(Descriptor::verify(&DecompressJob {
+            src: self.target.as_ptr() as u64,
+            src_len: self.target.len() as u32,
+            dst: a.dst,
+            max_dst: a.dst_cap,
+            completion: a.record,
+        }))
+    }
+}
+
+#[test]
+fn a_jobs_later_pass_is_checked_like_its_first() {
+    let emu = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let mut ctx = IaaContext::new(emu.work_queue(), ContextConfig::default());
+    let mut target = vec![0u8; PAGE_SIZE];
+    let r = ctx.run_one(EscapesOnItsSecondPass {
+        target: &mut target,
+        passes: 0,
+    });
+    assert!(
+        matches!(r, Err(AccelError::RawDescriptorRefused { .. })),
+        "{r:?}"
+    );
+    assert_eq!(ctx.stats().submitted, 1, "only the first, good pass ran");
+    assert_eq!(ctx.quarantined(), 0);
+}
+
 /// A job that never stops asking for another pass.
 struct Endless;
 

@@ -115,4 +115,32 @@ mod tests {
         let names: std::collections::HashSet<_> = Backend::ALL.map(Backend::name).into();
         assert_eq!(names.len(), Backend::COUNT);
     }
+
+    /// Every variant is in `ALL` (so `COUNT` counts it). The matches are exhaustive on
+    /// purpose: a new variant does not compile here (nor under `clippy --all-targets`) until
+    /// it is listed, and then this fails until `ALL` and `COUNT` have it.
+    #[test]
+    fn every_variant_is_counted() {
+        let ops = [Op::Store, Op::Load, Op::Invalidate];
+        for op in ops {
+            match op {
+                Op::Store | Op::Load | Op::Invalidate => {
+                    assert!(Op::ALL.contains(&op), "{op:?} missing from Op::ALL")
+                }
+            }
+        }
+        let backends = [
+            Backend::Device,
+            Backend::Software,
+            Backend::Mixed,
+            Backend::NoCodec,
+        ];
+        for b in backends {
+            match b {
+                Backend::Device | Backend::Software | Backend::Mixed | Backend::NoCodec => {
+                    assert!(Backend::ALL.contains(&b), "{b:?} missing from Backend::ALL")
+                }
+            }
+        }
+    }
 }

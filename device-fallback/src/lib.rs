@@ -125,11 +125,14 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// The direction of a batch that goes through the device as `D`.
+    /// The direction of a batch that goes through the device as `D`: a page batch either
+    /// compresses (accel's `Compress`) or decompresses (`Decompress`); other operations
+    /// (the verify pass, a CRC-only job) run inside a page's job, never as a direction.
     fn of<D: accel::PageDirection>() -> Direction {
-        match D::OP {
-            accel::Op::Compress => Direction::Compress,
-            accel::Op::Decompress | accel::Op::Verify => Direction::Decompress,
+        if D::OP == accel::Op::Compress {
+            Direction::Compress
+        } else {
+            Direction::Decompress
         }
     }
     /// Lower-case name.

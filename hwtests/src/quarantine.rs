@@ -4,7 +4,10 @@
 //! that check for wrong data (`late_write_…`, `stress_…`) fail when accel is built with
 //! the test-only switch `--cfg swapaccel_unprotected="quarantine"`
 //! (`RUSTFLAGS='--cfg swapaccel_unprotected="quarantine"' CARGO_TARGET_DIR=target/unprotected
-//! cargo test -p hwtests --test conformance -- quarantine`).
+//! cargo test -p hwtests --test conformance -- quarantine::late_write`, and `…::stress`).
+//! Run one case per process there: unprotected, a late write lands in slot memory that was
+//! handed back or freed, so running the cases together ends in the allocator aborting the
+//! process (heap corruption) rather than in each case's own failure.
 
 use std::sync::Arc;
 use std::time::Duration;

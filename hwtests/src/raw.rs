@@ -74,7 +74,7 @@ pub(crate) fn bad_descriptors(dut: &Dut) -> CaseResult {
     );
     // Descriptors that could make the device write outside the context are refused before
     // submission (so these are safe to try on hardware too).
-    let foreign: [(&str, DescriptorEdit); 5] = [
+    let foreign: [(&str, DescriptorEdit); 8] = [
         ("foreign destination", |_, d| {
             *d = Descriptor::compress(&CompressJob {
                 dst: 0x1000,
@@ -97,6 +97,24 @@ pub(crate) fn bad_descriptors(dut: &Dut) -> CaseResult {
         ("WR_SRC2_AECS_COMP onto the shared AECS", |_, d| {
             d.set_flags(d.flags() | flags::WR_SRC2_AECS_COMP)
         }),
+        (
+            "AECS_SEL (reads the AECS at src2 + src2_size, past the checked range)",
+            |_, d| d.set_flags(d.flags() | flags::AECS_SEL),
+        ),
+        (
+            "destination over the completion record (output would read as done)",
+            |a, d| {
+                *d = Descriptor::compress(&CompressJob {
+                    dst: a.record,
+                    max_dst: 64,
+                    ..job_of(d)
+                })
+            },
+        ),
+        (
+            "completion record in the destination (never polled)",
+            |a, d| d.set_completion_addr(a.dst),
+        ),
     ];
     for (what, edit) in foreign {
         let r = ctx.run_raw(&page, |a| {

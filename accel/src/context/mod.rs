@@ -8,9 +8,11 @@
 //!    slot's own completion record, source copy and destination buffer, and the context's
 //!    AECS — never a caller's buffer. Jobs build descriptors, so the runner checks each one,
 //!    whichever job built it and before every submission (`check_descriptor`, slot.rs), and
-//!    refuses any that could reach other memory: a `Job` is safe to write anywhere. Caller
-//!    data is copied in before submission and copied out after completion (a job reads its
-//!    slot only through `SlotDone`, which refuses a slot that is not `Idle`). So no safe
+//!    refuses any that could reach other memory, or land anything but its completion on the
+//!    slot's record field (rule 2 reads that status byte as "done"): a `Job` is safe to
+//!    write anywhere. Caller data is copied in before submission and copied out after
+//!    completion (a job reads its slot only through `SlotDone`, which refuses a slot that is
+//!    not `Idle`). So no safe
 //!    code outside (not even `mem::forget` of anything) can free memory the device is still
 //!    using.
 //! 2. **A slot is `Idle`, `InFlight` or `Quarantined`.** Only an `Idle` slot's memory is read
@@ -190,7 +192,8 @@ impl IaaContext {
             }
             if s.record().status_acquire() != 0 {
                 s.state = SlotState::Idle;
-                self.wq.release(1);
+                // Not `release`, whose debug assertion could panic here (rule 4).
+                self.wq.release_quiet(1);
                 n += 1;
             } else {
                 s.state = SlotState::Quarantined;
@@ -198,12 +201,6 @@ impl IaaContext {
         }
         self.stats.quarantine_released = self.stats.quarantine_released.saturating_add(n);
         n as usize
-    }
-
-    fn idle_slots(&self) -> Vec<usize> {
-        (0..self.slots.len())
-            .filter(|&i| self.slots[i].state == SlotState::Idle)
-            .collect()
     }
 
     fn addrs(&self, slot: usize) -> SlotAddrs {
@@ -237,7 +234,9 @@ impl IaaContext {
             (0..jobs.len()).map(|_| None).collect();
         let mut round = Vec::with_capacity(jobs.len());
         let mut unbacked = Vec::new();
-        let mut idle = self.idle_slots().into_iter();
+        // Slots are taken in order; one filled for a job stays Idle until submission, so
+        // the search for the next goes on after the last one taken.
+        let mut next_slot = 0;
         for (i, job) in jobs.iter_mut().enumerate() {
             let src = match job.input() {
                 Input::Ready(r) => {
@@ -253,10 +252,11 @@ impl IaaContext {
                 }));
                 continue;
             }
-            let Some(si) = idle.next() else {
+            let Some(si) = (next_slot..self.slots.len()).find(|&s| self.slots[s].is_idle()) else {
                 results[i] = Some(Err(self.no_slot()));
                 continue;
             };
+            next_slot = si + 1;
             self.slots[si].fill_src(src);
             let desc = job.descriptor(&self.addrs(si));
             if let Err(e) = check_descriptor(&desc, &self.slots[si], self.aecs_addr()) {
@@ -326,16 +326,17 @@ impl IaaContext {
         p
     }
 
-    /// Runs one hand-built descriptor ([`RawJob`]) on an idle slot and returns its raw
+    /// Runs one hand-built descriptor (the crate's `RawJob`) on an idle slot and returns its raw
     /// completion and the slot's destination bytes (up to `output_size`, at most one page).
     /// `input` is copied into the slot's source buffer first. Page faults are not retried.
     ///
     /// Safe because every descriptor the runner submits is checked first (`slot.rs`): its
     /// opcode must be one whose memory effects are known (compress, decompress, no-op, or
-    /// [`crate::raw::descriptor::opcode::UNDEFINED`]), it must not ask the device to write
-    /// source 2 back, and every address it names must lie, for the full size its field
-    /// gives, inside the slot (anything written) or the slot or the AECS (anything only
-    /// read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without
+    /// [`crate::raw::descriptor::opcode::UNDEFINED`]), it may set no IAA flag whose effect
+    /// is not modelled (writing source 2 back, AECS select), its record must be named in
+    /// the slot's record field and its output must not overlap that field, and every address
+    /// it names must lie, for the full size its field gives, inside the slot (anything
+    /// written) or the slot or the AECS (anything only read). Anything else is refused with [`AccelError::RawDescriptorRefused`] without
     /// submitting.
     pub fn run_raw(
         &mut self,

@@ -9,16 +9,19 @@
 //! runner, [`IaaContext::run`](crate::IaaContext::run), under the slot rules at the top of
 //! `context/mod.rs`.
 //!
-//! Adding an operation is one file here (its job type) plus its case in the emulator
-//! (`emu/engine.rs`); an opcode the descriptor check (`slot.rs`) does not model yet needs its
-//! memory effects written there too, since that check is what keeps a job's descriptor
+//! Adding an operation is one file here (its job type, with its `mod` line and its row in
+//! the table below) plus its case in the emulator (`emu/engine.rs`); `tests/job_seam.rs`
+//! writes one outside the crate with nothing else. When errors should name it apart from
+//! compress, decompress and verify, it adds a variant to [`Op`] (non-exhaustive, so no
+//! other crate breaks); an opcode the descriptor check (`slot.rs`) does not model yet needs
+//! its memory effects written there too, since that check is what keeps a job's descriptor
 //! inside the slot whoever wrote the job.
 //!
 //! | job | file | does |
 //! | --- | --- | --- |
 //! | [`CompressPage`] | `compress.rs` | a page to raw DEFLATE (fixed Huffman), then the verify pass |
 //! | [`DecompressPage`] | `decompress.rs` | raw DEFLATE to one page |
-//! | [`RawJob`] | `raw.rs` | a hand-built descriptor, its record returned as it is |
+//! | `RawJob` (crate-private: [`IaaContext::run_raw`](crate::IaaContext::run_raw)) | `raw.rs` | a hand-built descriptor, its record returned as it is |
 
 use crate::error::Op;
 use crate::raw::completion::Completion;
@@ -35,14 +38,15 @@ mod raw;
 
 pub use compress::CompressPage;
 pub use decompress::DecompressPage;
-pub use raw::RawJob;
+pub(crate) use raw::RawJob;
 
 /// One IAA operation on one slot.
 ///
 /// Implementing it is safe anywhere: the runner checks every descriptor a job gives against
 /// the slot's memory and the AECS before submitting it, and refuses (with
 /// [`AccelError::RawDescriptorRefused`], as the job's result) anything that could make the
-/// device touch other memory.
+/// device touch other memory, or write anything but the completion onto the slot's record
+/// (whose status byte tells the runner the slot is the host's again).
 pub trait Job {
     /// What the job yields.
     type Output;
@@ -127,9 +131,9 @@ impl SlotDone<'_> {
         Ok(())
     }
 
-    /// The context's counters, for a job to count what it saw (incompressible pages,
-    /// verify mismatches).
-    pub fn stats(&mut self) -> &mut ContextStats {
+    /// The context's counters, for this crate's jobs to count what they saw (incompressible
+    /// pages, verify mismatches); a job from outside cannot rewrite them.
+    pub(crate) fn stats(&mut self) -> &mut ContextStats {
         self.stats
     }
 }

@@ -1,4 +1,4 @@
-//! [`RawJob`]: one hand-built descriptor (the conformance suite's and the fact check's), its
+//! `RawJob`: one hand-built descriptor (the conformance suite's and the fact check's), its
 //! record returned whatever its status. [`crate::IaaContext::run_raw`] runs one.
 
 use software_fallback::PAGE_SIZE;
@@ -14,7 +14,7 @@ use crate::AccelError;
 /// the slot's source. Its result is the record as the device wrote it (any status) and the
 /// slot's destination bytes up to `output_size` (at most a page). Page faults are not
 /// retried: the first is the result ([`AccelError::PageFault`]).
-pub struct RawJob<'a, F> {
+pub(crate) struct RawJob<'a, F> {
     input: &'a [u8],
     build: Option<F>,
     op: Op,
@@ -34,7 +34,7 @@ impl<F> std::fmt::Debug for RawJob<'_, F> {
 impl<'a, F: FnOnce(&SlotAddrs) -> Descriptor> RawJob<'a, F> {
     /// A job for the descriptor `build` makes; `unbacked` names a slot buffer to drop
     /// before submission, so that the device faults on it.
-    pub fn new(input: &'a [u8], unbacked: Option<DroppedRegion>, build: F) -> Self {
+    pub(crate) fn new(input: &'a [u8], unbacked: Option<DroppedRegion>, build: F) -> Self {
         RawJob {
             input,
             build: Some(build),

@@ -75,6 +75,13 @@ pub mod flags {
     pub const WR_SRC2_AECS_OVFL: u32 = idxd_sys::IDXD_OP_FLAG_WR_SRC2_AECS_OVFL;
     /// IAA: compute CRC-32C (RFC 3720) instead of the default CRC.
     pub const CRC_RFC3720: u32 = idxd_sys::IDXD_OP_FLAG_CRC_RFC3720;
+    /// IAA: AECS select (bit 22; `linux/idxd.h` has no name for it). Source 2 then holds two
+    /// AECSs of `src2_size` bytes each, and the device reads the one at
+    /// `src2_addr + src2_size` — past the range the size field gives. QPL 1.6.0
+    /// `sources/core-iaa/sources/include/own_hw_definitions.h:69` (`ADOF_AECS_SEL`);
+    /// `hw_aecs_api.h:381-393` (`hw_iaa_aecs_compress_get_aecs_ptr`: the second AECS at
+    /// `base + aecs_size`).
+    pub const AECS_SEL: u32 = 1 << 22;
 }
 
 /// IAA compression flags (the 16-bit `compr_flags` field), named as Intel's user-space code
