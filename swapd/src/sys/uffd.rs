@@ -296,6 +296,8 @@ impl Uffd {
     ///
     /// # Safety
     /// As [`Uffd::move_pages`].
+    // The racy test-only eviction (`swapaccel_unprotected = "eviction"`) moves nothing.
+    #[cfg_attr(swapaccel_unprotected = "eviction", allow(dead_code))]
     pub unsafe fn move_pages_counted(
         &self,
         dst: usize,
