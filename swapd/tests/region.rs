@@ -25,6 +25,21 @@ fn region(cfg: &RegionConfig, codec: CodecSpec) -> Result<Region, Failed> {
     Ok(Region::with_pool(cfg, pool(codec, u64::MAX)?, 0)?)
 }
 
+/// A region with every page written once at `version` (a sequential fill: past the budget
+/// the clock's victims leave in order). Returns it with its page count.
+fn filled_region(
+    cfg: &RegionConfig,
+    codec: CodecSpec,
+    version: u64,
+) -> Result<(Region, usize), Failed> {
+    let r = region(cfg, codec)?;
+    let pages = r.len() / PAGE_SIZE;
+    for p in 0..pages {
+        fill_page(r.words(), p, version);
+    }
+    Ok((r, pages))
+}
+
 /// A compressible value for (word, version): half the words of a page are a counter.
 fn value(word: usize, version: u64) -> u64 {
     if word % 2 == 0 {
@@ -279,12 +294,8 @@ fn fault_around() -> Result<(), Failed> {
         fault_around: 7,
         ..RegionConfig::default()
     };
-    let r = region(&cfg, CodecSpec::DEFLATE)?;
-    let pages = r.len() / PAGE_SIZE;
+    let (r, pages) = filled_region(&cfg, CodecSpec::DEFLATE, 5)?;
     let words = r.words();
-    for p in 0..pages {
-        fill_page(words, p, 5);
-    }
     r.reclaim(pages * 2)?;
     check_all(words, &vec![5; pages])?;
     let st = r.stats();
@@ -410,13 +421,9 @@ fn eviction_moves_runs() -> Result<(), Failed> {
         budget_bytes: 2 << 20,
         ..RegionConfig::default()
     };
-    let r = region(&cfg, CodecSpec::LZ4)?;
-    let pages = r.len() / PAGE_SIZE;
+    let (r, pages) = filled_region(&cfg, CodecSpec::LZ4, 1)?;
     let words = r.words();
     let version = vec![1u64; pages];
-    for p in 0..pages {
-        fill_page(words, p, 1);
-    }
     check_all(words, &version)?;
     r.health()?;
     let st = r.stats();
@@ -436,12 +443,8 @@ fn dropped_page_inside_a_run() -> Result<(), Failed> {
         budget_bytes: 2 << 20,
         ..RegionConfig::default()
     };
-    let r = region(&cfg, CodecSpec::LZ4)?;
-    let pages = r.len() / PAGE_SIZE;
+    let (r, pages) = filled_region(&cfg, CodecSpec::LZ4, 1)?;
     let words = r.words();
-    for p in 0..pages {
-        fill_page(words, p, 1);
-    }
     let base = words.as_ptr() as usize;
     let mut present = vec![0u8; pages];
     // SAFETY: the region is mapped for `pages` pages; `present` has one byte per page.
@@ -520,12 +523,8 @@ fn fault_around_is_adaptive() -> Result<(), Failed> {
         fault_around: 7,
         ..RegionConfig::default()
     };
-    let r = region(&cfg, CodecSpec::LZ4)?;
-    let pages = r.len() / PAGE_SIZE;
+    let (r, pages) = filled_region(&cfg, CodecSpec::LZ4, 3)?;
     let words = r.words();
-    for p in 0..pages {
-        fill_page(words, p, 3);
-    }
     r.reclaim(pages * 2)?;
     let base = r.stats();
     // Scattered: page i·97 mod pages (never the one after the previous).
