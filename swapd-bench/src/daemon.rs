@@ -10,9 +10,9 @@ use software_fallback::{Causes, CodecSpec};
 use super::workload::{self, WorkloadConfig, WorkloadReport};
 use crate::error::{BenchError, Result};
 use swapd::floor::Floor;
-use swapd::{EngineStore, PageStore, PoolStore, Region, RegionConfig, RegionStats};
+use swapd::{EngineStore, FaultDelivery, PageStore, PoolStore, Region, RegionConfig, RegionStats};
 
-/// Faults timed for each floor (poll and spin): a few ms each.
+/// Faults timed for each floor (poll, spin and signal): a few ms each.
 const FLOOR_FAULTS: usize = 2000;
 
 /// How the daemon side is set up.
@@ -36,6 +36,8 @@ pub struct DaemonConfig {
     pub spin_us: u32,
     /// Nice value of the fault threads (`None`: inherited).
     pub daemon_nice: Option<i32>,
+    /// Which thread serves a fault.
+    pub fault_delivery: FaultDelivery,
 }
 
 /// Pool figures worth printing (a subset of [`PoolStats`], serialisable).
@@ -92,6 +94,8 @@ pub struct DaemonReport {
     pub store: &'static str,
     /// The bare userfaultfd round trip, measured just before the workload.
     pub floor: Floor,
+    /// Which thread served the faults.
+    pub delivery: FaultDelivery,
 }
 
 /// Runs the workload on a fresh region.
@@ -125,6 +129,7 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
             track_writes: d.track_writes,
             spin_us: d.spin_us,
             daemon_nice: d.daemon_nice,
+            fault_delivery: d.fault_delivery,
         },
         store,
     )?;
@@ -155,5 +160,6 @@ pub fn run(w: &WorkloadConfig, d: &DaemonConfig) -> Result<DaemonReport> {
         pool,
         store: name,
         floor,
+        delivery: d.fault_delivery,
     })
 }

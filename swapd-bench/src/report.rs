@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::daemon::DaemonReport;
 use super::kernel::KernelReport;
 use super::workload::{Pattern, WorkloadConfig};
+use swapd::FaultDelivery;
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
@@ -113,26 +114,37 @@ pub fn render(
         k.map(|_| "n/a (no per-access view)".into()),
     );
     row(
-        "uffd floor p50 / p99: poll | spin (µs)",
+        "fault delivery",
+        ours.map(|d| match d.delivery {
+            FaultDelivery::InThread => "in-thread (SIGBUS in the faulting thread)".into(),
+            FaultDelivery::Threads => "fault threads (userfaultfd messages)".into(),
+        }),
+        k.map(|_| "in the faulting task".into()),
+    );
+    row(
+        "uffd floor p50 / p99: poll | spin | signal (µs)",
         ours.map(|d| {
             format!(
-                "{} / {} | {} / {}",
+                "{} / {} | {} / {} | {} / {}",
                 us(d.floor.poll.p50_ns),
                 us(d.floor.poll.p99_ns),
                 us(d.floor.spin.p50_ns),
-                us(d.floor.spin.p99_ns)
+                us(d.floor.spin.p99_ns),
+                us(d.floor.signal.p50_ns),
+                us(d.floor.signal.p99_ns)
             )
         }),
         None,
     );
     row(
-        "program fault p50 / floor p50: poll | spin",
+        "program fault p50 / floor p50: poll | spin | signal",
         ours.map(|d| {
             let r = |f: u64| d.workload.fault_p50_ns as f64 / f.max(1) as f64;
             format!(
-                "{:.2}× | {:.2}×",
+                "{:.2}× | {:.2}× | {:.2}×",
                 r(d.floor.poll.p50_ns),
-                r(d.floor.spin.p50_ns)
+                r(d.floor.spin.p50_ns),
+                r(d.floor.signal.p50_ns)
             )
         }),
         None,

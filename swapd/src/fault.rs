@@ -127,7 +127,8 @@ fn handle_all(sh: &Shared, msgs: &[UffdMsg], buf: &mut [u8], watch: &mut RepeatW
             continue;
         }
         let t0 = Instant::now();
-        if let Err(e) = handle(sh, m, buf) {
+        let write = m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0;
+        if let Err(e) = serve(sh, m.pf_address as usize, write, buf) {
             sh.fail(Causes(&e).to_string());
         }
         sh.hist.record(t0.elapsed().as_nanos() as u64);
@@ -167,8 +168,15 @@ impl RepeatWatch {
     }
 }
 
-fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> {
-    let addr = m.pf_address as usize;
+/// Resolves one missing-page fault at `addr` (`write`: the access was a write), whether it
+/// came as a message to a fault thread or as a `SIGBUS` in the faulting thread (in_thread.rs).
+/// `buf` holds at least `1 + fault_around` pages.
+pub(crate) fn serve(
+    sh: &Shared,
+    addr: usize,
+    write: bool,
+    buf: &mut [u8],
+) -> crate::error::Result<()> {
     let p = match sh.map.locate(addr) {
         Where::Region(p) => p,
         Where::Staging(k) => {
@@ -202,7 +210,7 @@ fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> 
                     // The program dropped the page itself (MADV_DONTNEED): zeros, as without
                     // the daemon (and as the evictor treats it).
                     tracing::debug!(page = p, "resident page was dropped by the program");
-                    install_zeros(sh, &mut g, p, m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0)
+                    install_zeros(sh, &mut g, p, write)
                 }
                 Some(PteKind::None) => sh.map.poison(p),
                 Some(PteKind::NotPresent) => {
@@ -211,9 +219,7 @@ fn handle(sh: &Shared, m: &UffdMsg, buf: &mut [u8]) -> crate::error::Result<()> 
                 }
             }
         }
-        PageState::Empty => {
-            install_zeros(sh, &mut g, p, m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0)
-        }
+        PageState::Empty => install_zeros(sh, &mut g, p, write),
         PageState::Evicted(gen) => {
             let installed = bring_in(sh, g, p, gen, buf)?;
             for (q, gen) in installed {

@@ -18,9 +18,12 @@ use crate::refault::Refault;
 use crate::shared::{Shared, Watermarks};
 use crate::stats::{Counters, Histogram, RegionStats};
 use crate::store::{PageStore, PoolStore};
-use crate::sys::abi::{UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON, UFFD_FEATURE_WP_ASYNC};
+use crate::sys::abi::{
+    UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_WP_ASYNC,
+};
 use crate::sys::mapping::Mapping;
 use crate::sys::pagemap::Pagemap;
+use crate::sys::sigbus::{self, Registration};
 use crate::sys::uffd::{Uffd, UffdSource};
 
 /// How a [`Region`] is set up.
@@ -58,6 +61,43 @@ pub struct RegionConfig {
     /// (at a lower one, fault threads that outrank it end up evicting themselves). Applied
     /// value: `RegionStats::daemon_nice`.
     pub daemon_nice: Option<i32>,
+    /// Which thread serves a missing-page fault: the region's fault threads (the default) or
+    /// the thread that faulted, in a `SIGBUS` handler, as kernel zswap does.
+    pub fault_delivery: FaultDelivery,
+}
+
+/// Which thread serves a region's missing-page faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FaultDelivery {
+    /// The region's fault threads read the userfaultfd and resolve each fault while the
+    /// faulting thread sleeps in the kernel. Every access works, from the program or from a
+    /// system call (a `read(2)` into the region waits for its page like the program does).
+    /// Each fault costs the faulting thread a wake-up of a fault thread and its own wake-up
+    /// afterwards: on a VM, tens of µs when the fault thread was asleep
+    /// ([`floor`](crate::floor)).
+    #[default]
+    Threads,
+    /// The faulting thread serves its own fault: the kernel raises `SIGBUS` in it
+    /// (`UFFD_FEATURE_SIGBUS`, Linux 4.14), the process-wide handler swapd installs finds the
+    /// region and brings the page in, and the access re-executes. No other thread is woken,
+    /// so a fault costs a signal delivery (a few µs) instead of a round trip. No fault
+    /// threads are started (`fault_threads` and `spin_us` are unused). What it asks of the
+    /// program:
+    ///
+    /// * **No system call may touch evicted region memory**: the kernel cannot raise a
+    ///   signal inside a system call, so `read(2)` into an evicted page, `write(2)` from one,
+    ///   `process_vm_readv` and the like fail with `EFAULT` instead of waiting for the page.
+    /// * **swapd's `SIGBUS` handler stays installed**: a handler the program installs later
+    ///   replaces it (and the next fault is the program's to handle). One installed before
+    ///   the first in-thread region is kept and called for every `SIGBUS` that is not an
+    ///   in-thread fault.
+    /// * **Stack:** the fault runs on the faulting thread's stack (a page buffer, or
+    ///   `1 + fault_around` pages with fault-around, at most 7, plus the codec's frames).
+    /// * A fault that cannot be resolved (an ioctl failing; a failed load still poisons the
+    ///   page as with fault threads) is reported through `health()` and the `SIGBUS` goes on
+    ///   to the program's own disposition: by default the process dies of it, where fault
+    ///   threads would leave the thread waiting.
+    InThread,
 }
 
 impl Default for RegionConfig {
@@ -71,6 +111,7 @@ impl Default for RegionConfig {
             track_writes: true,
             spin_us: 0,
             daemon_nice: None,
+            fault_delivery: FaultDelivery::Threads,
         }
     }
 }
@@ -111,6 +152,16 @@ impl RegionConfig {
         if self.spin_us > 1000 {
             return bad(format!("spin_us {} > 1000", self.spin_us));
         }
+        if self.fault_delivery == FaultDelivery::InThread
+            && self.fault_around > crate::in_thread::MAX_AROUND
+        {
+            return bad(format!(
+                "fault_around {} > {} with in-thread faults (its buffer is on the faulting \
+                 thread's stack)",
+                self.fault_around,
+                crate::in_thread::MAX_AROUND
+            ));
+        }
         if self.fault_around > 64 {
             return bad(format!("fault_around {} > 64", self.fault_around));
         }
@@ -126,6 +177,9 @@ impl RegionConfig {
 pub struct Region {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// In-thread faults: the region's place in the `SIGBUS` handler's table (dropped after
+    /// the threads are joined; no access is in flight by then).
+    in_thread: Option<Registration>,
     stop_fd: OwnedFd,
     source: UffdSource,
 }
@@ -151,12 +205,18 @@ impl Region {
         } else {
             0
         };
+        let in_thread = config.fault_delivery == FaultDelivery::InThread;
+        let mut need = vec![
+            (UFFD_FEATURE_MOVE, "UFFD_FEATURE_MOVE", "6.8"),
+            (UFFD_FEATURE_POISON, "UFFD_FEATURE_POISON", "6.6"),
+        ];
+        if in_thread {
+            need.push((UFFD_FEATURE_SIGBUS, "UFFD_FEATURE_SIGBUS", "4.14"));
+        }
+        let want_sigbus = if in_thread { UFFD_FEATURE_SIGBUS } else { 0 };
         let uffd = Uffd::open(
-            UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON | want_wp,
-            &[
-                (UFFD_FEATURE_MOVE, "UFFD_FEATURE_MOVE", "6.8"),
-                (UFFD_FEATURE_POISON, "UFFD_FEATURE_POISON", "6.6"),
-            ],
+            UFFD_FEATURE_MOVE | UFFD_FEATURE_POISON | want_wp | want_sigbus,
+            &need,
         )?;
         let source = uffd.source();
         let track = config.track_writes && uffd.features() & UFFD_FEATURE_WP_ASYNC != 0;
@@ -212,6 +272,7 @@ impl Region {
         let mut region = Region {
             shared: shared.clone(),
             threads: Vec::new(),
+            in_thread: None,
             stop_fd,
             source,
         };
@@ -224,7 +285,13 @@ impl Region {
                     source: e,
                 })
         };
-        for i in 0..config.fault_threads {
+        if in_thread {
+            region.in_thread = Some(sigbus::register(Arc::new(crate::in_thread::Faults(
+                shared.clone(),
+            )))?);
+        }
+        let fault_threads = if in_thread { 0 } else { config.fault_threads };
+        for i in 0..fault_threads {
             let sh = shared.clone();
             let fd = region.stop_fd.as_raw_fd();
             region.threads.push(spawn(
@@ -237,7 +304,7 @@ impl Region {
             "swapd-evict".into(),
             Box::new(move || sh.background_evictor()),
         )?);
-        tracing::info!(pages, budget, ?source, "region up");
+        tracing::info!(pages, budget, ?source, delivery = ?config.fault_delivery, "region up");
         Ok(region)
     }
 
@@ -397,5 +464,6 @@ impl Drop for Region {
                 tracing::error!("a swapd thread panicked");
             }
         }
+        drop(self.in_thread.take());
     }
 }

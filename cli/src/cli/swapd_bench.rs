@@ -3,6 +3,7 @@
 //! crate; this file only parses arguments and prints).
 
 use software_fallback::{Causes, CodecSpec};
+use swapd::FaultDelivery;
 use swapd_bench::daemon::{self, DaemonConfig};
 use swapd_bench::kernel::{self, KernelConfig};
 use swapd_bench::report::{self, KernelOutcome};
@@ -72,6 +73,12 @@ pub struct SwapdBenchArgs {
     /// root for a negative value, else the threads keep their priority and the table says so).
     #[arg(long, allow_hyphen_values = true)]
     pub daemon_nice: Option<i32>,
+    /// Which thread serves a fault (our daemon): `in-thread` (the default: the faulting
+    /// thread, in a SIGBUS handler, as kernel zswap serves it in the faulting task; no
+    /// system call may touch evicted memory) or `threads` (the daemon's fault threads read
+    /// the userfaultfd; every access works, each fault waits for a thread wake-up).
+    #[arg(long, value_enum)]
+    pub fault_delivery: Option<Delivery>,
     /// Store evicted pages through the batching engine (its workers compress the runs of a
     /// batch in parallel) instead of calling the pool directly.
     #[arg(long)]
@@ -137,6 +144,7 @@ fn check_modes(args: &SwapdBenchArgs) -> Result<(), CliError> {
         ("no-write-tracking", args.no_write_tracking),
         ("spin-us", args.spin_us.is_some()),
         ("daemon-nice", args.daemon_nice.is_some()),
+        ("fault-delivery", args.fault_delivery.is_some()),
         ("engine", args.engine),
     ];
     if args.restore {
@@ -233,6 +241,10 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
             track_writes: !args.no_write_tracking,
             spin_us: args.spin_us.unwrap_or(0),
             daemon_nice: Some(args.daemon_nice.unwrap_or(-10)),
+            fault_delivery: match args.fault_delivery.unwrap_or(Delivery::InThread) {
+                Delivery::InThread => FaultDelivery::InThread,
+                Delivery::Threads => FaultDelivery::Threads,
+            },
         };
         Some(daemon::run(&w, &d)?)
     };
@@ -288,4 +300,13 @@ pub fn run(args: &SwapdBenchArgs) -> Result<(), CliError> {
         return Err(format!("the kernel peer did not run: {why}").into());
     }
     Ok(())
+}
+
+/// `--fault-delivery`: which thread serves our daemon's faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Delivery {
+    /// The faulting thread, in a SIGBUS handler.
+    InThread,
+    /// The daemon's fault threads.
+    Threads,
 }

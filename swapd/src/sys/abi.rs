@@ -47,6 +47,9 @@ pub const UFFD_PAGEFAULT_FLAG_WRITE: u64 = 1 << 0;
 /// `UFFD_PAGEFAULT_FLAG_WP`: the fault was a write-protect fault.
 pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 1 << 1;
 
+/// `UFFD_FEATURE_SIGBUS`: a missing-page fault raises `SIGBUS` in the faulting thread
+/// instead of queueing a message (4.14).
+pub const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
 /// `UFFD_FEATURE_WP_UNPOPULATED`.
 pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 /// `UFFD_FEATURE_POISON`: `UFFDIO_POISON` exists (6.6).

@@ -129,6 +129,14 @@ impl Mapping {
         self.base + p * PAGE_SIZE
     }
 
+    /// `[start, end)` of the whole mapping (region and staging area).
+    pub fn span(&self) -> (usize, usize) {
+        (
+            self.base,
+            self.base + (self.region_pages + self.staging_pages) * PAGE_SIZE,
+        )
+    }
+
     /// Start of the region.
     pub fn base(&self) -> usize {
         self.base

@@ -6,4 +6,5 @@
 pub mod abi;
 pub mod mapping;
 pub mod pagemap;
+pub mod sigbus;
 pub mod uffd;
