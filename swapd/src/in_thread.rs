@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use software_fallback::{Causes, PAGE_SIZE};
 
+use crate::pages::PageState;
 use crate::shared::Shared;
 use crate::sys::mapping::Where;
 use crate::sys::sigbus::{InThread, Served};
@@ -33,8 +34,14 @@ impl InThread for Faults {
 
     fn serve(&self, addr: usize, write: bool) -> Served {
         let sh = &*self.0;
-        if matches!(sh.map.locate(addr), Where::Outside) {
-            return Served::Declined;
+        match sh.map.locate(addr) {
+            Where::Outside => return Served::Declined,
+            // A poisoned page's access must raise SIGBUS in the program, as with fault
+            // threads (where the kernel raises it from the poison marker without asking us).
+            // Kernels without CONFIG_MEMORY_FAILURE report that SIGBUS as `BUS_ADRERR`, like
+            // an in-thread fault (arch/x86/mm/fault.c, do_sigbus), so it arrives here.
+            Where::Region(p) if sh.pages.peek(p) == PageState::Poisoned => return Served::Declined,
+            _ => {}
         }
         let t0 = Instant::now();
         let r = if sh.fault_around == 0 {

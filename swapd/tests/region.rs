@@ -9,7 +9,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use pool::{Pool, PoolConfig};
 use software_fallback::{CodecSpec, PAGE_SIZE};
-use swapd::{Region, RegionConfig, SwapdError};
+use swapd::{FaultDelivery, Region, RegionConfig, SwapdError};
 
 const WORDS_PER_PAGE: usize = PAGE_SIZE / 8;
 
@@ -69,10 +69,11 @@ fn fill_page(words: &[AtomicU64], page: usize, version: u64) {
 
 /// 32 MiB, budget 8 MiB: fill every page from two threads, check all, rewrite a pseudo-random
 /// half, check all again; the budget holds, pages went out and came back, nothing was lost.
-fn eviction_and_faults() -> Result<(), Failed> {
+fn eviction_and_faults(d: FaultDelivery) -> Result<(), Failed> {
     let cfg = RegionConfig {
         bytes: 32 << 20,
         budget_bytes: 8 << 20,
+        fault_delivery: d,
         ..RegionConfig::default()
     };
     let r = region(&cfg, CodecSpec::LZ4)?;
@@ -118,7 +119,7 @@ fn eviction_and_faults() -> Result<(), Failed> {
 
 /// The same through the batching engine: eviction batches are queued as runs and compressed
 /// by the engine's workers; every word checked after a rewrite.
-fn eviction_through_engine() -> Result<(), Failed> {
+fn eviction_through_engine(d: FaultDelivery) -> Result<(), Failed> {
     let topology: Arc<dyn pool::CpuTopology> = Arc::new(pool::SysfsTopology);
     let pool = Arc::new(Pool::new(PoolConfig {
         codec: CodecSpec::DEFLATE,
@@ -128,6 +129,7 @@ fn eviction_through_engine() -> Result<(), Failed> {
     let cfg = RegionConfig {
         bytes: 16 << 20,
         budget_bytes: 4 << 20,
+        fault_delivery: d,
         ..RegionConfig::default()
     };
     let pages = cfg.bytes / PAGE_SIZE;
@@ -155,7 +157,7 @@ fn eviction_through_engine() -> Result<(), Failed> {
 /// Writers hammer their own words on a few pages while another thread evicts those very
 /// pages over and over (until it has evicted `EVICTIONS` pages); every write is read back at
 /// once, and the last value of every word is checked at the end, after one more eviction.
-fn write_race() -> Result<(), Failed> {
+fn write_race(d: FaultDelivery) -> Result<(), Failed> {
     let cfg = RegionConfig {
         bytes: 4 << 20,
         budget_bytes: 2 << 20,
@@ -164,6 +166,7 @@ fn write_race() -> Result<(), Failed> {
         // which is what exposed the kernel's EEXIST-after-retry (see `moved_anyway` in
         // evict.rs); SWAPD_TEST_TRACK_WRITES=0 runs the race without it.
         track_writes: !std::env::var("SWAPD_TEST_TRACK_WRITES").is_ok_and(|v| v == "0"),
+        fault_delivery: d,
         ..RegionConfig::default()
     };
     let r = region(&cfg, CodecSpec::LZ4)?;
@@ -261,8 +264,14 @@ fn write_race() -> Result<(), Failed> {
 }
 
 /// Untouched pages read as zeros (zero page on read, zero-filled copy on write).
-fn zero_pages() -> Result<(), Failed> {
-    let r = region(&RegionConfig::default(), CodecSpec::LZ4)?;
+fn zero_pages(d: FaultDelivery) -> Result<(), Failed> {
+    let r = region(
+        &RegionConfig {
+            fault_delivery: d,
+            ..RegionConfig::default()
+        },
+        CodecSpec::LZ4,
+    )?;
     let words = r.words();
     for p in (0..r.len() / PAGE_SIZE).step_by(97) {
         let w = &words[p * WORDS_PER_PAGE + 3];
@@ -287,11 +296,12 @@ fn zero_pages() -> Result<(), Failed> {
 
 /// With fault-around, touching the first of a run of evicted pages brings the run in with
 /// one load, and every page of it holds its data.
-fn fault_around() -> Result<(), Failed> {
+fn fault_around(d: FaultDelivery) -> Result<(), Failed> {
     let cfg = RegionConfig {
         bytes: 8 << 20,
         budget_bytes: 4 << 20,
         fault_around: 7,
+        fault_delivery: d,
         ..RegionConfig::default()
     };
     let (r, pages) = filled_region(&cfg, CodecSpec::DEFLATE, 5)?;
@@ -307,10 +317,11 @@ fn fault_around() -> Result<(), Failed> {
 }
 
 /// A pool at its limit refuses stores: the pages are put back, resident, data intact.
-fn store_failures_put_pages_back() -> Result<(), Failed> {
+fn store_failures_put_pages_back(d: FaultDelivery) -> Result<(), Failed> {
     let cfg = RegionConfig {
         bytes: 8 << 20,
         budget_bytes: 2 << 20,
+        fault_delivery: d,
         ..RegionConfig::default()
     };
     // Random-looking pages do not compress; the limit fits a few hundred of them.
@@ -339,10 +350,10 @@ fn store_failures_put_pages_back() -> Result<(), Failed> {
     Ok(())
 }
 
-/// The bare round trip is measured (every fault timed) for both handler kinds.
+/// The bare round trip is measured (every fault timed) for the three handler kinds.
 fn floor_is_measured() -> Result<(), Failed> {
     let f = swapd::floor::measure(300)?;
-    for (name, l) in [("poll", f.poll), ("spin", f.spin)] {
+    for (name, l) in [("poll", f.poll), ("spin", f.spin), ("signal", f.signal)] {
         if l.samples != 300 || l.p50_ns == 0 || l.p99_ns < l.p50_ns {
             return Err(format!("{name} floor: {l:?}").into());
         }
@@ -632,10 +643,12 @@ fn daemon_nice_is_applied_and_reported() -> Result<(), Failed> {
 }
 
 type TestFn = fn() -> Result<(), Failed>;
+type DeliveryTestFn = fn(FaultDelivery) -> Result<(), Failed>;
+type BoxedTest = Box<dyn FnOnce() -> Result<(), Failed> + Send>;
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, TestFn); 14] = [
+    let plain: [(&str, TestFn); 8] = [
         ("eviction_moves_runs", eviction_moves_runs),
         ("dropped_page_inside_a_run", dropped_page_inside_a_run),
         (
@@ -650,6 +663,10 @@ fn main() {
         ("first_touch_maps_runs", first_touch_maps_runs),
         ("floor_is_measured", floor_is_measured),
         ("spin_is_bounded_and_counted", spin_is_bounded_and_counted),
+    ];
+    // Data-path tests run with both fault deliveries: fault threads (`name`) and the
+    // faulting thread itself (`name_in_thread`).
+    let both: [(&str, DeliveryTestFn); 6] = [
         ("eviction_and_faults", eviction_and_faults),
         ("eviction_through_engine", eviction_through_engine),
         ("write_race", write_race),
@@ -660,6 +677,17 @@ fn main() {
             store_failures_put_pages_back,
         ),
     ];
+    let mut tests: Vec<(String, BoxedTest)> = plain
+        .into_iter()
+        .map(|(n, f)| (n.to_string(), Box::new(f) as Box<_>))
+        .collect();
+    for (n, f) in both {
+        tests.push((n.to_string(), Box::new(move || f(FaultDelivery::Threads))));
+        tests.push((
+            format!("{n}_in_thread"),
+            Box::new(move || f(FaultDelivery::InThread)),
+        ));
+    }
     // Can this process have a userfaultfd with UFFDIO_MOVE?
     let unavailable = match Region::new(
         &RegionConfig {
