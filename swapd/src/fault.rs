@@ -362,7 +362,8 @@ fn bring_in(
         if filled == Filled::Exists {
             tracing::warn!(page = p, "fault-around run partly present");
         }
-        g.set(PageState::Resident { referenced: true });
+        // Not referenced: a fault-in earns an extra lap only as an early refault (laps.rs).
+        g.set(PageState::Resident { referenced: false });
         sh.refault.faulted_in(p);
         sh.stride.ended_at(p + n);
         let mut out = vec![(p, gen)];
@@ -396,7 +397,8 @@ fn bring_in(
                 tracing::warn!(page = p, "evicted page was present at fault time");
                 sh.map.wake(p)?;
             }
-            g.set(PageState::Resident { referenced: true });
+            // Not referenced: a fault-in earns an extra lap only as an early refault (laps.rs).
+            g.set(PageState::Resident { referenced: false });
             sh.refault.faulted_in(p);
             sh.stride.ended_at(p + 1);
             bump(&sh.counters.faults_loaded, 1);
