@@ -128,7 +128,7 @@ fn handle_all(sh: &Shared, msgs: &[UffdMsg], buf: &mut [u8], watch: &mut RepeatW
         }
         let t0 = Instant::now();
         let write = m.pf_flags & UFFD_PAGEFAULT_FLAG_WRITE != 0;
-        if let Err(e) = serve(sh, m.pf_address as usize, write, buf) {
+        if let Err(e) = serve(sh, m.pf_address as usize, write, buf, false) {
             sh.fail(Causes(&e).to_string());
         }
         sh.hist.record(t0.elapsed().as_nanos() as u64);
@@ -168,24 +168,40 @@ impl RepeatWatch {
     }
 }
 
+/// How a fault ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// The page is in (or was already): the access can go on.
+    Resolved,
+    /// The page is poisoned: the access must raise `SIGBUS` in the program (with fault
+    /// threads the kernel does that from the poison marker; in-thread, the handler declines).
+    Poisoned,
+}
+
 /// Resolves one missing-page fault at `addr` (`write`: the access was a write), whether it
-/// came as a message to a fault thread or as a `SIGBUS` in the faulting thread (in_thread.rs).
-/// `buf` holds at least `1 + fault_around` pages.
+/// came as a message to a fault thread or as a `SIGBUS` in the faulting thread (`in_thread`;
+/// in_thread.rs). `buf` holds at least `1 + fault_around` pages.
+///
+/// The staging branch comes before `make_room` and takes no lock: a staging fault can only
+/// happen on the evictor's own path (it reads staging holding the evictor lock), which
+/// direct reclaim would lock again.
 pub(crate) fn serve(
     sh: &Shared,
     addr: usize,
     write: bool,
     buf: &mut [u8],
-) -> crate::error::Result<()> {
+    in_thread: bool,
+) -> crate::error::Result<Served> {
     let p = match sh.map.locate(addr) {
         Where::Region(p) => p,
         Where::Staging(k) => {
             tracing::warn!(k, "fault in the staging area");
-            return sh.map.install_zero_staging(k);
+            sh.map.install_zero_staging(k)?;
+            return Ok(Served::Resolved);
         }
         Where::Outside => {
             tracing::warn!(addr, "fault outside the region");
-            return Ok(());
+            return Ok(Served::Resolved);
         }
     };
     bump(&sh.counters.faults, 1);
@@ -196,6 +212,12 @@ pub(crate) fn serve(
         bump(&sh.counters.faults_waited_eviction, 1);
         g.wait_while_evicting();
     }
+    if in_thread && g.state() == PageState::Poisoned {
+        // The poison marker's own SIGBUS (`BUS_ADRERR` where the kernel has no
+        // CONFIG_MEMORY_FAILURE), or an access after the program dropped the page: either way
+        // the access must fail. Decided under the lock, so never before the page is marked.
+        return Ok(Served::Poisoned);
+    }
     match g.state() {
         PageState::Resident { .. } | PageState::Poisoned => {
             // Normally another fault on the same page got there first. Ask the kernel when
@@ -204,25 +226,27 @@ pub(crate) fn serve(
             match sh.pte_kind(p) {
                 Some(PteKind::Present) | None => {
                     bump(&sh.counters.faults_already_present, 1);
-                    sh.map.wake(p)
+                    sh.map.wake(p).map(|()| Served::Resolved)
                 }
                 Some(PteKind::None) if g.state() != PageState::Poisoned => {
                     // The program dropped the page itself (MADV_DONTNEED): zeros, as without
                     // the daemon (and as the evictor treats it).
                     tracing::debug!(page = p, "resident page was dropped by the program");
-                    install_zeros(sh, &mut g, p, write)
+                    install_zeros(sh, &mut g, p, write).map(|()| Served::Resolved)
                 }
-                Some(PteKind::None) => sh.map.poison(p),
+                Some(PteKind::None) => sh.map.poison(p).map(|()| Served::Poisoned),
                 Some(PteKind::NotPresent) => {
                     sh.lost_page(&mut g, p, "fault on it");
-                    Ok(())
+                    Ok(Served::Poisoned)
                 }
             }
         }
-        PageState::Empty => install_zeros(sh, &mut g, p, write),
+        PageState::Empty => install_zeros(sh, &mut g, p, write).map(|()| Served::Resolved),
         PageState::Evicted(gen) => {
-            let installed = bring_in(sh, g, p, gen, buf)?;
-            for (q, gen) in installed {
+            let Some(installed) = bring_in(sh, g, p, gen, buf)? else {
+                return Ok(Served::Poisoned);
+            };
+            for (q, gen) in std::iter::once(installed.first).chain(installed.around) {
                 match guarded("invalidate_if", || sh.store.invalidate_if(q as u64, gen)) {
                     Ok(Ok(())) => {}
                     Ok(Err(PoolError::GenerationMismatch { .. }))
@@ -239,10 +263,17 @@ pub(crate) fn serve(
                     Err(msg) => sh.fail(msg),
                 }
             }
-            Ok(())
+            Ok(Served::Resolved)
         }
-        PageState::Evicting => Ok(()), // unreachable: waited above
+        PageState::Evicting => Ok(Served::Resolved), // unreachable: waited above
     }
+}
+
+/// Pages a fault brought in, to invalidate once their locks are dropped: the faulting one,
+/// and those of its fault-around (none, and no allocation, without fault-around).
+struct Installed {
+    first: (usize, Generation),
+    around: Vec<(usize, Generation)>,
 }
 
 /// Maps zeros at missing page `p` (locked: `g`): the zero page on a read, a zero-filled copy
@@ -319,14 +350,15 @@ fn zero_run_after(sh: &Shared, p: usize) -> crate::error::Result<()> {
 }
 
 /// Loads `p` (and, with fault-around, the evicted pages after it whose locks are free),
-/// installs them, marks them resident and unlocks; returns what to invalidate.
+/// installs them, marks them resident and unlocks; returns what to invalidate (`None`: the
+/// load failed and `p` is poisoned).
 fn bring_in(
     sh: &Shared,
     mut g: PageGuard<'_>,
     p: usize,
     gen: Generation,
     buf: &mut [u8],
-) -> crate::error::Result<Vec<(usize, Generation)>> {
+) -> crate::error::Result<Option<Installed>> {
     let mut extra: Vec<(PageGuard<'_>, Generation)> = Vec::new();
     // Adaptive: only where the faults follow each other (this one is where the previous
     // fault's run ended); random faults bring their neighbours in for nothing.
@@ -366,16 +398,19 @@ fn bring_in(
         g.set(PageState::Resident { referenced: false });
         sh.refault.faulted_in(p);
         sh.stride.ended_at(p + n);
-        let mut out = vec![(p, gen)];
+        let mut around = Vec::with_capacity(n - 1);
         for (mut gq, genq) in extra {
             let q = gq.page();
             gq.set(PageState::Resident { referenced: false });
             sh.prefetched.set(q);
-            out.push((q, genq));
+            around.push((q, genq));
         }
         bump(&sh.counters.faults_loaded, 1);
         bump(&sh.counters.fault_around_pages, (n - 1) as u64);
-        return Ok(out);
+        return Ok(Some(Installed {
+            first: (p, gen),
+            around,
+        }));
     }
     drop(extra);
     let page = &mut buf[..PAGE_SIZE];
@@ -402,7 +437,10 @@ fn bring_in(
             sh.refault.faulted_in(p);
             sh.stride.ended_at(p + 1);
             bump(&sh.counters.faults_loaded, 1);
-            Ok(vec![(p, gen)])
+            Ok(Some(Installed {
+                first: (p, gen),
+                around: Vec::new(),
+            }))
         }
         Err(e) => {
             // Never hand out wrong data: the faulting thread gets SIGBUS, as on a memory error.
@@ -413,7 +451,7 @@ fn bring_in(
             );
             sh.poison(p, &e);
             g.set(PageState::Poisoned);
-            Ok(Vec::new())
+            Ok(None)
         }
     }
 }

@@ -13,7 +13,9 @@
 //!   page is stored; then, under the lock again, it becomes `Evicted(gen)`, or, if the store
 //!   failed, is moved back and becomes `Resident`. Leaving `Evicting` wakes the stripe's
 //!   waiters.
-//! * **Faults** (fault.rs), under the page lock: wait while `Evicting` (the store is in flight;
+//! * **Faults** (fault.rs; served by a fault thread, or in-thread by the faulting thread in
+//!   its `SIGBUS` handler, in_thread.rs — the same code under the same locks), under the
+//!   page lock: wait while `Evicting` (the store is in flight;
 //!   the pool does not have the page yet and the region must not get it twice); `Evicted(gen)`:
 //!   keep-copy load, `UFFDIO_COPY`, `Resident`; then, after the lock, invalidate the entry only
 //!   if it is still `gen` (a later eviction to the same slot stores a newer generation, which
@@ -27,7 +29,8 @@
 //!   with `try_lock` only.
 //! * **Teardown** (region.rs): the region is dropped only when no borrow of its memory is left
 //!   (so no application access is in flight); the fault and evictor threads are stopped and
-//!   joined, then the mapping is unregistered and unmapped, then the pool area is turned off.
+//!   joined, the region leaves the `SIGBUS` handler's table (waiting for any handler inside
+//!   it), then the mapping is unregistered and unmapped, then the pool area is turned off.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};

@@ -88,15 +88,25 @@ pub enum FaultDelivery {
     ///   signal inside a system call, so `read(2)` into an evicted page, `write(2)` from one,
     ///   `process_vm_readv` and the like fail with `EFAULT` instead of waiting for the page.
     /// * **swapd's `SIGBUS` handler stays installed**: a handler the program installs later
-    ///   replaces it (and the next fault is the program's to handle). One installed before
-    ///   the first in-thread region is kept and called for every `SIGBUS` that is not an
-    ///   in-thread fault.
-    /// * **Stack:** the fault runs on the faulting thread's stack (a page buffer, or
-    ///   `1 + fault_around` pages with fault-around, at most 7, plus the codec's frames).
+    ///   replaces it (and the next fault of every in-thread region is the program's to
+    ///   handle) until another in-thread region is created, which puts ours back. One
+    ///   installed before is kept and called, with its own mask, for every `SIGBUS` that is
+    ///   not an in-thread fault — including the `SIGBUS` of a poisoned region page (a failed
+    ///   load) or of a fault the daemon could not resolve, at a region address: such a
+    ///   handler must not repair the address by mapping over it.
+    /// * **No thread that touches the region may block `SIGBUS`** (a fault raises it anyway,
+    ///   and with it blocked the kernel kills the process), and **no signal handler of the
+    ///   program may touch the region** (the fault path takes locks that the interrupted
+    ///   code may hold). Thread stacks and allocator arenas must not live in the region.
+    /// * **Stack:** the fault runs on the faulting thread's stack: a page buffer, zeroed on
+    ///   every fault (with fault-around, which in-thread is at most 7: up to 32 KiB), the
+    ///   codec's frames, the signal frame, and, when the region is at its budget, an
+    ///   eviction batch (direct reclaim compresses on this stack too).
     /// * A fault that cannot be resolved (an ioctl failing; a failed load still poisons the
     ///   page as with fault threads) is reported through `health()` and the `SIGBUS` goes on
     ///   to the program's own disposition: by default the process dies of it, where fault
     ///   threads would leave the thread waiting.
+    /// * Its rare paths (a repair, an error) write a log line from inside the handler.
     InThread,
 }
 

@@ -12,15 +12,25 @@
 //!   goes to the disposition found when the handler was installed: a previous handler is
 //!   called, the default action is restored and the fault re-executes (so the process dies
 //!   of that `SIGBUS`, exactly as without us).
+//!   A sent `SIGBUS` (`kill`, `raise`: `si_code` ≤ 0) is forwarded the same way, and with the
+//!   default disposition re-raised so that the process dies of it. A previous handler that
+//!   resets the disposition to the default (std's stack-overflow handler does, for any
+//!   address outside a guard page) does not take in-thread faults down with it: ours is put
+//!   back and the previous disposition is the default from then on. Registering a region
+//!   checks that ours is still installed and puts it back (the program's newer handler
+//!   becoming the previous one) if the program replaced it.
 //! * Targets live in a fixed table of [`SLOTS`] slots: a pointer to a boxed entry and a count
 //!   of handlers inside it. A handler counts itself in before it reads the pointer and out
-//!   when done; unregistering clears the pointer, then waits until the count is zero, then
-//!   frees the entry. Both sides use `SeqCst`: either the handler read the pointer before it
-//!   was cleared, and the unregisterer then sees its count, or it reads null.
-//! * The handler runs on the faulting thread's own stack with `SIGBUS` blocked, and keeps
-//!   `errno`. What a target may do inside it is written at [`InThread`].
+//!   when done (also when the target panics); unregistering swaps the pointer for a
+//!   tombstone, waits until the count is zero, frees the entry, then frees the slot (so a
+//!   new target cannot keep the count up while the old one drains). Both sides use `SeqCst`:
+//!   either the handler read the pointer before it was replaced, and the unregisterer then
+//!   sees its count, or it reads the tombstone.
+//! * The handler runs on the faulting thread's own stack with every signal blocked (no other
+//!   handler can run inside it while it holds a page lock), and keeps `errno`. What a target
+//!   may do inside it is written at [`InThread`].
 
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Registered targets at most at once (regions and floor measurements of the process).
@@ -60,6 +70,15 @@ struct Entry {
 struct Slot {
     entry: AtomicPtr<Entry>,
     inside: AtomicUsize,
+}
+
+/// Where an entry was while it drains: not null (the slot is not free), never dereferenced.
+fn tombstone() -> *mut Entry {
+    std::ptr::NonNull::<Entry>::dangling().as_ptr()
+}
+
+fn is_live(e: *mut Entry) -> bool {
+    !e.is_null() && e != tombstone()
 }
 
 impl Slot {
@@ -112,8 +131,9 @@ impl Table {
         let Some(slot) = self.slots.get(i) else {
             return;
         };
-        let e = slot.entry.swap(std::ptr::null_mut(), Ordering::SeqCst);
-        if e.is_null() {
+        let e = slot.entry.swap(tombstone(), Ordering::SeqCst);
+        if !is_live(e) {
+            slot.entry.store(e, Ordering::SeqCst);
             return;
         }
         #[cfg(not(swapaccel_unprotected = "sigbus_table"))]
@@ -121,24 +141,34 @@ impl Table {
             std::thread::yield_now();
         }
         // SAFETY: `e` came from `Box::into_raw` in `insert`; it is no longer published, and
-        // every handler that read it before it was cleared has counted itself out (rules
+        // every handler that read it before it was replaced has counted itself out (rules
         // above), so this is the last reference.
         drop(unsafe { Box::from_raw(e) });
+        slot.entry.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 
     /// Calls the target whose range holds `addr`; `Declined` when none does.
     pub fn serve(&self, addr: usize, write: bool) -> Served {
         for slot in &self.slots {
-            if slot.entry.load(Ordering::Relaxed).is_null() {
+            if !is_live(slot.entry.load(Ordering::Relaxed)) {
                 continue;
             }
             slot.inside.fetch_add(1, Ordering::SeqCst);
             let e = slot.entry.load(Ordering::SeqCst);
-            // SAFETY: non-null, read after counting ourselves in: the entry is not freed
-            // before we count ourselves out (rules above).
-            let served = match unsafe { e.as_ref() } {
-                Some(e) if (e.start..e.end).contains(&addr) => Some(e.target.serve(addr, write)),
-                _ => None,
+            let served = if is_live(e) {
+                // SAFETY: live, read after counting ourselves in: the entry is not freed
+                // before we count ourselves out (rules above).
+                let e = unsafe { &*e };
+                (e.start..e.end).contains(&addr).then(|| {
+                    // A target that panics declines (the count must go down whatever
+                    // happens, or its region's drop would wait for ever).
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        e.target.serve(addr, write)
+                    }))
+                    .unwrap_or(Served::Declined)
+                })
+            } else {
+                None
             };
             slot.inside.fetch_sub(1, Ordering::SeqCst);
             if let Some(s) = served {
@@ -151,10 +181,13 @@ impl Table {
 
 static TABLE: Table = Table::new();
 
-/// The disposition found when the handler was installed (written once, before the handler
-/// can run: `sigaction` is called after it is stored).
+/// The disposition found when the handler was installed (leaked, never freed: a handler may
+/// be reading it; replaced only by [`install`], outside any handler).
 static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut());
-static INSTALL: Mutex<bool> = Mutex::new(false);
+/// Set when the previous handler reset `SIGBUS` to the default: from then on the previous
+/// disposition is the default (see the rules above).
+static PREVIOUS_RESET: AtomicBool = AtomicBool::new(false);
+static INSTALL: Mutex<()> = Mutex::new(());
 
 /// A target's place in the process's table; unregisters on drop (waiting for handlers
 /// inside it to leave).
@@ -169,7 +202,8 @@ impl Drop for Registration {
     }
 }
 
-/// Installs the process's `SIGBUS` handler (once) and publishes `target`.
+/// Installs the process's `SIGBUS` handler (or puts it back, if the program replaced it) and
+/// publishes `target`.
 pub fn register(target: Arc<dyn InThread>) -> crate::error::Result<Registration> {
     install()?;
     let slot = TABLE.insert(target).ok_or_else(|| {
@@ -180,40 +214,48 @@ pub fn register(target: Arc<dyn InThread>) -> crate::error::Result<Registration>
     Ok(Registration { slot })
 }
 
-fn install() -> crate::error::Result<()> {
-    let mut done = INSTALL.lock().unwrap_or_else(PoisonError::into_inner);
-    if *done {
-        return Ok(());
-    }
-    // SAFETY: zeroed sigaction is a valid "no handler, empty mask" value to fill in.
-    let mut prev: Box<libc::sigaction> = Box::new(unsafe { std::mem::zeroed() });
-    // SAFETY: reads the current disposition into a valid sigaction.
-    if unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut *prev) } != 0 {
-        return Err(crate::error::SwapdError::last_os("sigaction(SIGBUS) read"));
-    }
-    PREVIOUS.store(Box::into_raw(prev), Ordering::SeqCst);
-    // SAFETY: zeroed sigaction, filled in below.
+fn handler_address() -> usize {
+    on_sigbus as *const () as usize
+}
+
+/// Our disposition: every signal blocked while it runs, no alternate stack (the fault path
+/// needs more stack than an alternate signal stack has; std's is a few pages).
+fn ours() -> libc::sigaction {
+    // SAFETY: a zeroed sigaction is a valid value to fill in.
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-    sa.sa_sigaction = on_sigbus as *const () as usize;
-    // No SA_ONSTACK: the fault path needs more stack than an alternate signal stack has
-    // (std's is a few pages); it runs on the faulting thread's own stack.
+    sa.sa_sigaction = handler_address();
     sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
     // SAFETY: `sa.sa_mask` is a valid sigset_t.
-    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-    // SAFETY: installs a handler with the signature SA_SIGINFO expects.
-    if unsafe { libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()) } != 0 {
-        return Err(crate::error::SwapdError::last_os(
-            "sigaction(SIGBUS) install",
-        ));
+    unsafe { libc::sigfillset(&mut sa.sa_mask) };
+    sa
+}
+
+fn install() -> crate::error::Result<()> {
+    let _g = INSTALL.lock().unwrap_or_else(PoisonError::into_inner);
+    let sa = ours();
+    // SAFETY: zeroed sigaction, filled in by the kernel.
+    let mut prev: libc::sigaction = unsafe { std::mem::zeroed() };
+    // One call swaps ours in and reads what was there, so no concurrent change is lost
+    // between a read and a write.
+    // SAFETY: installs a handler with the signature SA_SIGINFO expects; `prev` is valid.
+    if unsafe { libc::sigaction(libc::SIGBUS, &sa, &mut prev) } != 0 {
+        return Err(crate::error::SwapdError::last_os("sigaction(SIGBUS)"));
     }
-    *done = true;
+    if prev.sa_sigaction == handler_address() {
+        return Ok(());
+    }
+    // First install, or the program replaced ours since: what it installed is now the
+    // disposition to forward to. The old record is leaked: a handler may still read it.
+    PREVIOUS.store(Box::into_raw(Box::new(prev)), Ordering::SeqCst);
+    PREVIOUS_RESET.store(false, Ordering::SeqCst);
     tracing::debug!("in-thread SIGBUS handler installed");
     Ok(())
 }
 
 /// Whether the access that faulted was a write, from the saved context where the
 /// architecture has it (x86-64: bit 1, `X86_PF_WRITE`, of the page-fault error code the
-/// kernel stores as `REG_ERR`); `true` where it cannot tell.
+/// kernel stores as `REG_ERR`: `set_signal_archinfo` in arch/x86/mm/fault.c); `true` where it
+/// cannot tell.
 fn was_write(ctx: *mut libc::c_void) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -234,37 +276,56 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
     let served = if code == libc::BUS_ADRERR {
-        let write = was_write(ctx);
-        // A panic must not unwind out of a signal handler; a target that panics declines
-        // (the process then dies of the SIGBUS, with no wrong data handed out).
-        std::panic::catch_unwind(|| TABLE.serve(addr, write)).unwrap_or(Served::Declined)
+        TABLE.serve(addr, was_write(ctx))
     } else {
         Served::Declined
     };
     if served == Served::Declined {
-        forward(sig, info, ctx);
+        forward(sig, info, ctx, code <= 0);
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// Hands a `SIGBUS` that is not ours to the disposition found at install time.
-fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let prev = PREVIOUS.load(Ordering::SeqCst);
+/// Sets `SIGBUS` to its default action.
+fn set_default() {
+    // SAFETY: a zeroed sigaction is SIG_DFL with an empty mask.
+    let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: sigaction is async-signal-safe.
+    unsafe { libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut()) };
+}
+
+/// Hands a `SIGBUS` that is not ours to the disposition found at install time. `sent`: it
+/// came from `kill`/`raise`/`sigqueue`, not from a fault (nothing re-executes after it).
+fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, sent: bool) {
     // SAFETY: stored (leaked, never freed) before the handler was installed.
-    let Some(prev) = (unsafe { prev.as_ref() }) else {
-        return;
+    let prev = unsafe { PREVIOUS.load(Ordering::SeqCst).as_ref() };
+    let h = match prev {
+        Some(p) if !PREVIOUS_RESET.load(Ordering::SeqCst) => p.sa_sigaction,
+        _ => libc::SIG_DFL,
     };
-    let h = prev.sa_sigaction;
-    if h == libc::SIG_DFL || h == libc::SIG_IGN {
-        // A fault's SIGBUS cannot be ignored: restore the default and let the access
-        // re-execute, so the process dies of it as it would have without us.
-        // SAFETY: zeroed sigaction with SIG_DFL (0) is the default disposition.
-        let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: sigaction is async-signal-safe.
-        unsafe { libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut()) };
+    if h == libc::SIG_IGN && sent {
         return;
     }
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        // The default action (a fault's SIGBUS cannot be ignored: the kernel would force
+        // the default too, force_sig_info_to_task). A fault re-executes and the process dies
+        // of it; a sent signal is raised again, pending until this handler returns.
+        set_default();
+        if sent {
+            // SAFETY: raise(3) is async-signal-safe.
+            unsafe { libc::raise(libc::SIGBUS) };
+        }
+        return;
+    }
+    let Some(prev) = prev else {
+        return;
+    };
+    // Run it as the kernel would have: its mask added to what is blocked now.
+    // SAFETY: an empty sigset to fill in.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pthread_sigmask with valid sets (async-signal-safe).
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &prev.sa_mask, &mut old) };
     if prev.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this type.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -274,6 +335,26 @@ fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void)
         // SAFETY: a handler installed without SA_SIGINFO takes the signal number only.
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
         f(sig);
+    }
+    // SAFETY: as above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if prev.sa_flags & libc::SA_RESETHAND as libc::c_int != 0 {
+        PREVIOUS_RESET.store(true, Ordering::SeqCst);
+    }
+    // SAFETY: zeroed sigaction, filled in by the kernel.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: reads the disposition (async-signal-safe).
+    unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut now) };
+    if now.sa_sigaction == libc::SIG_DFL {
+        // The previous handler reset SIGBUS to the default (std's does). For a fault that
+        // means "die when it re-executes": leave it. For a sent signal the process lives
+        // on: put ours back, with the default as the previous disposition from now on.
+        PREVIOUS_RESET.store(true, Ordering::SeqCst);
+        if sent {
+            let sa = ours();
+            // SAFETY: as in `install`.
+            unsafe { libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()) };
+        }
     }
 }
 
