@@ -7,7 +7,8 @@
 # 16-page regions (what DAMON's per-region nr_accesses could give at 1 000 regions, even
 # with perfect sampling), our clock (second chance from faults and writes), the clock from
 # faults only (no write tracking), and our clock with refault distance (refault.rs).
-# Run: python3 swapd-bench/sim/replacement.py (~2 min).
+# Run: python3 swapd-bench/sim/replacement.py (~2 min). clock_variants.py imports the trace
+# and the clocks from here.
 # Measured on the same workload (swapd/README.md, "Same budget on both sides"): kernel
 # zswpin 72-82 k, ours 80 k with write tracking, ~85 k without.
 import bisect, random, itertools
@@ -82,12 +83,13 @@ def clock_refault(window, counter_only=False):
             if counter_only or evs-evat[p] < window: prot[p]=True
         elif wr: ref[p]=True
     return miss
-print("accesses", len(trace))
-print("LRU per page (accessed bits):", lru(1))
-print("LRU per 16-page region (DAMON-like, ideal):", lru(16))
-print("clock, refs from faults + writes (ours):", clock(True))
-print("clock, refs from faults only:", clock(False))
-print("clock + one extra lap per fault-in (no distance):", clock_refault(0, True))
-for wdw in (2000, 4096, 8000):
-    ours = " (ours: half the budget)" if wdw == 4096 else ""
-    print(f"clock + refault distance < {wdw} evictions{ours}:", clock_refault(wdw))
+if __name__ == "__main__":
+  print("accesses", len(trace))
+  print("LRU per page (accessed bits):", lru(1))
+  print("LRU per 16-page region (DAMON-like, ideal):", lru(16))
+  print("clock, refs from faults + writes (ours):", clock(True))
+  print("clock, refs from faults only:", clock(False))
+  print("clock + one extra lap per fault-in (no distance):", clock_refault(0, True))
+  for wdw in (2000, 4096, 8000):
+      ours = " (ours: half the budget)" if wdw == 4096 else ""
+      print(f"clock + refault distance < {wdw} evictions{ours}:", clock_refault(wdw))

@@ -41,7 +41,8 @@ impl Evictor {
     }
 
     /// Marks resident pages written since the last scan of `[p, p + SCAN_WINDOW)` referenced
-    /// (and re-arms their write protection): writes count as accesses for the clock.
+    /// and gives each one extra lap (laps.rs), and re-arms their write protection: writes
+    /// count as accesses for the clock, and a page written lap after lap builds up laps.
     fn mark_written(&mut self, sh: &Shared, p: usize) -> Result<()> {
         let npages = sh.pages.len();
         let n = SCAN_WINDOW.min(npages - p);
@@ -52,8 +53,14 @@ impl Evictor {
         let mut marked = 0u64;
         for (q, len) in sh.map.take_written(pm, p, n)? {
             for r in q..q + len {
-                if sh.pages.peek(r) != (PageState::Resident { referenced: false }) {
-                    continue;
+                match sh.pages.peek(r) {
+                    PageState::Resident { referenced } => {
+                        sh.refault.written(r);
+                        if referenced {
+                            continue;
+                        }
+                    }
+                    _ => continue,
                 }
                 let mut g = sh.pages.lock(r);
                 if g.state() == (PageState::Resident { referenced: false }) {
@@ -101,7 +108,8 @@ impl Evictor {
                     sh.prefetched.take(p);
                     g.set(PageState::Resident { referenced: false })
                 }
-                // An early refault's extra lap (first lap only: a batch makes progress).
+                // An extra lap (laps.rs: early refault, writes; first lap only: a batch makes
+                // progress).
                 PageState::Resident { referenced: false }
                     if scanned <= npages && sh.refault.spend(p) => {}
                 PageState::Resident { referenced: false } => {

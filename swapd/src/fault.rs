@@ -394,7 +394,8 @@ fn bring_in(
         if filled == Filled::Exists {
             tracing::warn!(page = p, "fault-around run partly present");
         }
-        g.set(PageState::Resident { referenced: true });
+        // Not referenced: a fault-in earns an extra lap only as an early refault (laps.rs).
+        g.set(PageState::Resident { referenced: false });
         sh.refault.faulted_in(p);
         sh.stride.ended_at(p + n);
         let mut around = Vec::with_capacity(n - 1);
@@ -431,7 +432,8 @@ fn bring_in(
                 tracing::warn!(page = p, "evicted page was present at fault time");
                 sh.map.wake(p)?;
             }
-            g.set(PageState::Resident { referenced: true });
+            // Not referenced: a fault-in earns an extra lap only as an early refault (laps.rs).
+            g.set(PageState::Resident { referenced: false });
             sh.refault.faulted_in(p);
             sh.stride.ended_at(p + 1);
             bump(&sh.counters.faults_loaded, 1);

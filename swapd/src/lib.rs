@@ -20,6 +20,7 @@ mod evict;
 mod fault;
 pub mod floor;
 mod in_thread;
+mod laps;
 mod pages;
 mod refault;
 mod region;

@@ -90,7 +90,7 @@ pub(crate) struct Shared {
     pub stride: Stride,
     /// Pages brought in by fault-around, not known to be used since.
     pub prefetched: Prefetched,
-    /// Refault distance: an extra lap for pages that came back soon after eviction.
+    /// Refault distance and the extra laps it and written bits earn (refault.rs, laps.rs).
     pub refault: Refault,
     /// Spin before sleeping (fault threads).
     pub spin: Duration,
