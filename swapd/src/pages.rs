@@ -56,7 +56,8 @@ pub enum PageState {
     Empty,
     /// Present in the region.
     Resident {
-        /// Touched since the clock last passed (faulted in recently).
+        /// Seen used since the clock last passed: written (by the write scan), or installed
+        /// as zeros by a fault. Pages loaded back by a fault come in unreferenced (laps.rs).
         referenced: bool,
     },
     /// Moved to staging; its store is in flight.
