@@ -18,29 +18,22 @@
 //! Needs userfaultfd (root here): where it cannot be had every test is reported ignored with
 //! the reason, unless `SWAPACCEL_REQUIRE_UFFD=1` makes that a failure.
 
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use libtest_mimic::{Arguments, Failed, Trial};
-use pool::{Generation, Pool, PoolConfig, PoolError, PoolStats};
-use software_fallback::{CodecError, CodecId, CodecSpec, PAGE_SIZE};
-use swapd::{FaultDelivery, PageStore, PoolStore, Region, RegionConfig, StoreError, SwapdError};
+use libtest_mimic::{Arguments, Failed};
+
+use pool::{Generation, PoolError, PoolStats};
+use software_fallback::{CodecError, CodecId, PAGE_SIZE};
+use swapd::{FaultDelivery, PageStore, PoolStore, Region, RegionConfig, StoreError};
+
+mod common;
 
 const WORDS_PER_PAGE: usize = PAGE_SIZE / 8;
 const SCENARIO_FLAG: &str = "--swapd-scenario";
 const HANG_DEADLINE: Duration = Duration::from_secs(60);
-
-fn pool_store(pages: usize) -> Result<PoolStore, Failed> {
-    let pool = Arc::new(Pool::new(PoolConfig {
-        codec: CodecSpec::LZ4,
-        ..PoolConfig::default()
-    })?);
-    Ok(PoolStore::new(pool, 0, pages as u64)?)
-}
 
 fn config(delivery: FaultDelivery) -> RegionConfig {
     RegionConfig {
@@ -52,21 +45,34 @@ fn config(delivery: FaultDelivery) -> RegionConfig {
     }
 }
 
+/// A region served in-thread, on a pool store of its own.
+fn in_thread_region() -> Result<Region, Failed> {
+    Ok(Region::new(
+        &config(FaultDelivery::InThread),
+        Arc::new(common::pool_store(1024)?),
+    )?)
+}
+
 fn value(page: usize, word: usize) -> u64 {
     (page as u64) << 32 | word as u64 | 0x5A00_0000
 }
 
-/// Writes every page, evicts everything, reads every word back.
-fn round_trip(r: &Region) -> Result<(), Failed> {
-    let words = r.words();
-    let pages = r.len() / PAGE_SIZE;
-    for (i, w) in words.iter().enumerate() {
+/// Writes every word of `r` (its `value`) and evicts every page.
+fn fill_and_evict(r: &Region) -> Result<(), Failed> {
+    for (i, w) in r.words().iter().enumerate() {
         w.store(
             value(i / WORDS_PER_PAGE, i % WORDS_PER_PAGE),
             Ordering::Relaxed,
         );
     }
-    r.reclaim(pages * 2)?;
+    r.reclaim(r.len() / PAGE_SIZE * 2)?;
+    Ok(())
+}
+
+/// Writes every page, evicts everything, reads every word back.
+fn round_trip(r: &Region) -> Result<(), Failed> {
+    let words = r.words();
+    fill_and_evict(r)?;
     for (i, w) in words.iter().enumerate() {
         let want = value(i / WORDS_PER_PAGE, i % WORDS_PER_PAGE);
         let got = w.load(Ordering::Relaxed);
@@ -103,6 +109,19 @@ extern "C" fn program_handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _: 
             )
         };
     }
+}
+
+/// `raise(SIGBUS)`; the program's handler must have been called `calls` times after it.
+fn raise_reaches_the_program(calls: usize) -> Result<(), Failed> {
+    // SAFETY: raise(3) of SIGBUS; the program's handler counts it.
+    unsafe { libc::raise(libc::SIGBUS) };
+    let got = PROGRAM_HANDLER_CALLS.load(Ordering::SeqCst);
+    if got != calls {
+        return Err(
+            format!("raise(SIGBUS): the program's handler ran {got} times, not {calls}").into(),
+        );
+    }
+    Ok(())
 }
 
 fn install_program_handler() -> Result<(), Failed> {
@@ -157,16 +176,9 @@ fn tempfile() -> Result<std::fs::File, Failed> {
 /// in-thread fault; the region works before and after.
 fn foreign_sigbus_goes_to_the_program() -> Result<(), Failed> {
     install_program_handler()?;
-    let r = Region::new(
-        &config(FaultDelivery::InThread),
-        Arc::new(pool_store(1024)?),
-    )?;
+    let r = in_thread_region()?;
     round_trip(&r)?;
-    // SAFETY: raise(3) of SIGBUS; our handler counts it.
-    unsafe { libc::raise(libc::SIGBUS) };
-    if PROGRAM_HANDLER_CALLS.load(Ordering::SeqCst) != 1 {
-        return Err("raise(SIGBUS) did not reach the program's handler".into());
-    }
+    raise_reaches_the_program(1)?;
     let p = truncated_mapping()?;
     // SAFETY: the page faults (past EOF); the program's handler maps a fresh page there.
     let got = unsafe { std::ptr::read_volatile(p) };
@@ -184,16 +196,9 @@ fn foreign_sigbus_goes_to_the_program() -> Result<(), Failed> {
 /// `read(2)` from a pipe into an evicted page: `EFAULT` in-thread, and the page keeps its
 /// data; with fault threads the same call succeeds.
 fn syscall_into_evicted_page(delivery: FaultDelivery) -> Result<(), Failed> {
-    let r = Region::new(&config(delivery), Arc::new(pool_store(1024)?))?;
-    let words = r.words();
-    let pages = r.len() / PAGE_SIZE;
-    for (i, w) in words.iter().enumerate() {
-        w.store(
-            value(i / WORDS_PER_PAGE, i % WORDS_PER_PAGE),
-            Ordering::Relaxed,
-        );
-    }
-    r.reclaim(pages * 2)?;
+    let r = Region::new(&config(delivery), Arc::new(common::pool_store(1024)?))?;
+    let (words, pages) = (r.words(), r.len() / PAGE_SIZE);
+    fill_and_evict(&r)?;
     let target = pages - 1;
     if !r.page_absent(target) {
         return Err(format!("page {target} was not evicted").into());
@@ -294,19 +299,12 @@ impl PageStore for FailingLoads {
 /// parent checks the signal). Exits 0 (a failure) if the access returns.
 fn failed_load_kills_with_sigbus() -> Result<(), Failed> {
     let store = Arc::new(FailingLoads {
-        inner: pool_store(1024)?,
+        inner: common::pool_store(1024)?,
         fail: AtomicBool::new(false),
     });
     let r = Region::new(&config(FaultDelivery::InThread), store.clone())?;
-    let words = r.words();
-    let pages = r.len() / PAGE_SIZE;
-    for (i, w) in words.iter().enumerate() {
-        w.store(
-            value(i / WORDS_PER_PAGE, i % WORDS_PER_PAGE),
-            Ordering::Relaxed,
-        );
-    }
-    r.reclaim(pages * 2)?;
+    let (words, pages) = (r.words(), r.len() / PAGE_SIZE);
+    fill_and_evict(&r)?;
     store.fail.store(true, Ordering::SeqCst);
     let got = words[(pages - 1) * WORDS_PER_PAGE].load(Ordering::Relaxed);
     Err(format!("the access to a page whose load failed returned {got:#x}").into())
@@ -314,10 +312,7 @@ fn failed_load_kills_with_sigbus() -> Result<(), Failed> {
 
 /// No program handler: a foreign fault still kills the process with SIGBUS.
 fn foreign_fault_without_a_handler_kills() -> Result<(), Failed> {
-    let r = Region::new(
-        &config(FaultDelivery::InThread),
-        Arc::new(pool_store(1024)?),
-    )?;
+    let r = in_thread_region()?;
     round_trip(&r)?;
     let p = truncated_mapping()?;
     // SAFETY: faults past EOF: the process must die of SIGBUS here.
@@ -330,10 +325,7 @@ fn foreign_fault_without_a_handler_kills() -> Result<(), Failed> {
 /// in-thread faults down: the region works after it. The second one kills (the disposition
 /// is the default by then), after the marker line the parent looks for.
 fn sent_sigbus_keeps_in_thread_faults() -> Result<(), Failed> {
-    let r = Region::new(
-        &config(FaultDelivery::InThread),
-        Arc::new(pool_store(1024)?),
-    )?;
+    let r = in_thread_region()?;
     round_trip(&r)?;
     // SAFETY: raise(3) of SIGBUS.
     unsafe { libc::raise(libc::SIGBUS) };
@@ -347,21 +339,11 @@ fn sent_sigbus_keeps_in_thread_faults() -> Result<(), Failed> {
 /// A handler the program installs after a region was created replaces ours; the next region
 /// puts ours back, with the program's as the one to forward to.
 fn a_later_region_reinstalls_the_handler() -> Result<(), Failed> {
-    drop(Region::new(
-        &config(FaultDelivery::InThread),
-        Arc::new(pool_store(1024)?),
-    )?);
+    drop(in_thread_region()?);
     install_program_handler()?;
-    let r = Region::new(
-        &config(FaultDelivery::InThread),
-        Arc::new(pool_store(1024)?),
-    )?;
+    let r = in_thread_region()?;
     round_trip(&r)?;
-    // SAFETY: raise(3) of SIGBUS; the program's handler counts it.
-    unsafe { libc::raise(libc::SIGBUS) };
-    if PROGRAM_HANDLER_CALLS.load(Ordering::SeqCst) != 1 {
-        return Err("raise(SIGBUS) did not reach the program's handler".into());
-    }
+    raise_reaches_the_program(1)?;
     round_trip(&r)?;
     Ok(())
 }
@@ -411,30 +393,7 @@ const SCENARIOS: [(&str, TestFn, Option<i32>); 7] = [
 ];
 
 fn in_child(name: &'static str, dies_of: Option<i32>) -> Result<(), Failed> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([SCENARIO_FLAG, name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if t0.elapsed() > HANG_DEADLINE {
-            child.kill()?;
-            child.wait()?;
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = reader.join().unwrap_or_default();
+    let (status, out) = common::run_child(&[SCENARIO_FLAG, name], HANG_DEADLINE)?;
     match (status, dies_of) {
         (Some(st), None) if st.success() => Ok(()),
         (Some(st), Some(sig))
@@ -465,35 +424,17 @@ fn main() {
         }
     }
     let args = Arguments::from_args();
-    let unavailable = pool_store(256)
-        .map_err(|e| format!("pool: {e:?}"))
-        .and_then(|s| {
-            Region::new(&config(FaultDelivery::InThread), Arc::new(s))
-                .map(drop)
-                .map_err(|e| match e {
-                    e @ (SwapdError::NoUserfaultfd { .. } | SwapdError::MissingFeature { .. }) => {
-                        e.to_string()
-                    }
-                    e => format!("region setup failed: {e}"),
-                })
-        })
-        .err();
-    let require = std::env::var("SWAPACCEL_REQUIRE_UFFD").is_ok_and(|v| v == "1");
-    let trials = SCENARIOS
+    let unavailable = match common::pool_store(256) {
+        Ok(s) => common::unavailable(Region::new(&config(FaultDelivery::InThread), Arc::new(s))),
+        Err(e) => Some(format!("pool: {e:?}")),
+    };
+    let tests = SCENARIOS
         .iter()
-        .map(|&(name, _, dies_of)| match &unavailable {
-            None => Trial::test(name, move || in_child(name, dies_of)),
-            Some(why) if require => {
-                let why = why.clone();
-                Trial::test(name, move || {
-                    Err(format!("SWAPACCEL_REQUIRE_UFFD=1 but {why}").into())
-                })
-            }
-            Some(why) => {
-                eprintln!("skipped {name}: {why}");
-                Trial::test(name, || Ok(())).with_ignored_flag(true)
-            }
+        .map(|&(name, _, dies_of)| {
+            let body: common::Body = Box::new(move || in_child(name, dies_of));
+            (name.to_string(), body)
         })
         .collect();
+    let trials = common::trials(tests, unavailable);
     libtest_mimic::run(&args, trials).exit();
 }

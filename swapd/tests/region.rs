@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
+
+mod common;
 use pool::{Pool, PoolConfig};
 use software_fallback::{CodecSpec, PAGE_SIZE};
 use swapd::{FaultDelivery, Region, RegionConfig, SwapdError};
@@ -644,7 +646,6 @@ fn daemon_nice_is_applied_and_reported() -> Result<(), Failed> {
 
 type TestFn = fn() -> Result<(), Failed>;
 type DeliveryTestFn = fn(FaultDelivery) -> Result<(), Failed>;
-type BoxedTest = Box<dyn FnOnce() -> Result<(), Failed> + Send>;
 
 fn main() {
     let args = Arguments::from_args();
@@ -677,7 +678,7 @@ fn main() {
             store_failures_put_pages_back,
         ),
     ];
-    let mut tests: Vec<(String, BoxedTest)> = plain
+    let mut tests: Vec<(String, common::Body)> = plain
         .into_iter()
         .map(|(n, f)| (n.to_string(), Box::new(f) as Box<_>))
         .collect();
@@ -689,7 +690,7 @@ fn main() {
         ));
     }
     // Can this process have a userfaultfd with UFFDIO_MOVE?
-    let unavailable = match Region::new(
+    let unavailable = common::unavailable(Region::new(
         &RegionConfig {
             bytes: 1 << 20,
             budget_bytes: 1 << 20,
@@ -697,30 +698,8 @@ fn main() {
             ..RegionConfig::default()
         },
         Arc::new(NullStore),
-    ) {
-        Ok(_) => None,
-        Err(e @ (SwapdError::NoUserfaultfd { .. } | SwapdError::MissingFeature { .. })) => {
-            Some(e.to_string())
-        }
-        Err(e) => Some(format!("region setup failed: {e}")),
-    };
-    let require = std::env::var("SWAPACCEL_REQUIRE_UFFD").is_ok_and(|v| v == "1");
-    let trials: Vec<Trial> = tests
-        .into_iter()
-        .map(|(name, f)| match &unavailable {
-            None => Trial::test(name, f),
-            Some(why) if require => {
-                let why = why.clone();
-                Trial::test(name, move || {
-                    Err(format!("SWAPACCEL_REQUIRE_UFFD=1 but {why}").into())
-                })
-            }
-            Some(why) => {
-                eprintln!("skipped {name}: {why}");
-                Trial::test(name, || Ok(())).with_ignored_flag(true)
-            }
-        })
-        .collect();
+    ));
+    let trials = common::trials(tests, unavailable);
     libtest_mimic::run(&args, trials).exit();
 }
 

@@ -7,29 +7,22 @@
 //! Needs userfaultfd (root here): where it cannot be had every test is reported ignored with
 //! the reason, unless `SWAPACCEL_REQUIRE_UFFD=1` makes that a failure.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use libtest_mimic::{Arguments, Failed, Trial};
-use pool::{Generation, Pool, PoolConfig, PoolError, PoolStats};
-use software_fallback::{CodecSpec, PAGE_SIZE};
+use libtest_mimic::{Arguments, Failed};
+
+use pool::{Generation, PoolError, PoolStats};
+use software_fallback::PAGE_SIZE;
 use swapd::{PageStore, PoolStore, Region, RegionConfig, SwapdError};
+
+mod common;
 
 const WORDS_PER_PAGE: usize = PAGE_SIZE / 8;
 const SCENARIO_FLAG: &str = "--swapd-scenario";
 /// A scenario takes well under a second here; a child still running after this is hung.
 const HANG_DEADLINE: Duration = Duration::from_secs(60);
-
-fn pool_store(pages: usize) -> Result<PoolStore, Failed> {
-    let pool = Arc::new(Pool::new(PoolConfig {
-        codec: CodecSpec::LZ4,
-        ..PoolConfig::default()
-    })?);
-    Ok(PoolStore::new(pool, 0, pages as u64)?)
-}
 
 fn value(page: usize, word: usize, round: u64) -> u64 {
     (page as u64) << 32 | (word as u64) << 8 | round
@@ -41,7 +34,7 @@ fn value(page: usize, word: usize, round: u64) -> u64 {
 /// refused them with `EEXIST`, and the handler took the page for present.
 fn read_then_write(cfg: &RegionConfig) -> Result<(), Failed> {
     let pages = cfg.bytes / PAGE_SIZE;
-    let r = Region::new(cfg, Arc::new(pool_store(pages)?))?;
+    let r = Region::new(cfg, Arc::new(common::pool_store(pages)?))?;
     let words = r.words();
     for round in 1..=2u64 {
         for p in 0..pages {
@@ -153,7 +146,7 @@ fn misbehaving_store(how: Misbehaviour, expect: &str) -> Result<(), Failed> {
     };
     let pages = cfg.bytes / PAGE_SIZE;
     let store = FaultyStore {
-        inner: pool_store(pages)?,
+        inner: common::pool_store(pages)?,
         how,
         calls: AtomicUsize::new(0),
     };
@@ -212,30 +205,7 @@ const SCENARIOS: [(&str, TestFn); 4] = [
 /// Runs scenario `name` in a child process; a child still running at the deadline is killed
 /// and the test fails with what it printed.
 fn in_child(name: &'static str) -> Result<(), Failed> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([SCENARIO_FLAG, name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if t0.elapsed() > HANG_DEADLINE {
-            child.kill()?;
-            child.wait()?;
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = reader.join().unwrap_or_default();
+    let (status, out) = common::run_child(&[SCENARIO_FLAG, name], HANG_DEADLINE)?;
     let tail: String = {
         let lines: Vec<&str> = out.lines().collect();
         lines[lines.len().saturating_sub(12)..].join("\n")
@@ -268,43 +238,28 @@ fn main() {
         }
     }
     let args = Arguments::from_args();
-    let unavailable = match Region::new(
+    let unavailable = common::unavailable(Region::new(
         &RegionConfig {
             bytes: 1 << 20,
             budget_bytes: 1 << 20,
             evict_batch: 8,
             ..RegionConfig::default()
         },
-        Arc::new(match pool_store(256) {
+        Arc::new(match common::pool_store(256) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("pool: {e:?}");
                 std::process::exit(1);
             }
         }),
-    ) {
-        Ok(_) => None,
-        Err(e @ (SwapdError::NoUserfaultfd { .. } | SwapdError::MissingFeature { .. })) => {
-            Some(e.to_string())
-        }
-        Err(e) => Some(format!("region setup failed: {e}")),
-    };
-    let require = std::env::var("SWAPACCEL_REQUIRE_UFFD").is_ok_and(|v| v == "1");
-    let trials = SCENARIOS
+    ));
+    let tests = SCENARIOS
         .iter()
-        .map(|&(name, _)| match &unavailable {
-            None => Trial::test(name, move || in_child(name)),
-            Some(why) if require => {
-                let why = why.clone();
-                Trial::test(name, move || {
-                    Err(format!("SWAPACCEL_REQUIRE_UFFD=1 but {why}").into())
-                })
-            }
-            Some(why) => {
-                eprintln!("skipped {name}: {why}");
-                Trial::test(name, || Ok(())).with_ignored_flag(true)
-            }
+        .map(|&(name, _)| {
+            let body: common::Body = Box::new(move || in_child(name));
+            (name.to_string(), body)
         })
         .collect();
+    let trials = common::trials(tests, unavailable);
     libtest_mimic::run(&args, trials).exit();
 }
